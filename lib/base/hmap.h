@@ -1,0 +1,28 @@
+/* String-keyed hash map (open addressing) used for the model's indexes. */
+#ifndef PILLION_BASE_HMAP_H
+#define PILLION_BASE_HMAP_H
+
+#include <stddef.h>
+
+typedef struct pl_hmap_slot {
+	const char *key;   /* borrowed: must outlive the map */
+	void *value;
+	size_t hash;
+} pl_hmap_slot;
+
+typedef struct pl_hmap {
+	pl_hmap_slot *_slots;
+	size_t _cap;       /* power of two or 0 */
+	size_t count;
+} pl_hmap;
+
+#define PL_HMAP_INIT {NULL, 0, 0}
+
+void pl_hmap_free(pl_hmap *m);
+void *pl_hmap_get(const pl_hmap *m, const char *key);
+/* Inserts or replaces; returns the previous value or NULL. Aborts on out-of-memory. */
+void *pl_hmap_put(pl_hmap *m, const char *key, void *value);
+/* Iteration: start with *it = 0; returns NULL at the end. Order is unspecified. */
+pl_hmap_slot *pl_hmap_next(const pl_hmap *m, size_t *it);
+
+#endif

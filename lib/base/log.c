@@ -1,0 +1,53 @@
+/* Structured logging to stderr, one JSON object per line. */
+#include "base/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "base/buf.h"
+
+static pl_log_level min_level = PL_LOG_INFO;
+
+void pl_log_set_level(pl_log_level level)
+{
+	min_level = level;
+}
+
+static void json_escape(pl_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			pl_buf_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			pl_buf_printf(b, "\\u%04x", c);
+		else
+			pl_buf_append(b, s, 1);
+	}
+}
+
+void pl_log(pl_log_level level, const char *fmt, ...)
+{
+	static const char *names[] = {"debug", "info", "warn", "error"};
+	char msg[2048], ts[40];
+	struct timespec now;
+	struct tm tm;
+	pl_buf b = PL_BUF_INIT;
+	va_list ap;
+
+	if (level < min_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	pl_buf_printf(&b, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"msg\":\"", names[level], ts,
+		      now.tv_nsec / 1000000);
+	json_escape(&b, msg);
+	pl_buf_puts(&b, "\"}\n");
+	fwrite(b.data, 1, b.len, stderr);
+	pl_buf_free(&b);
+}

@@ -1,0 +1,389 @@
+/* Typed JSON field reads with field paths and collected errors. */
+#include "model/decode.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/duration.h"
+#include "json/json.h"
+
+void dec_init(pl_dec *d, pl_arena *a, pl_errors *errs)
+{
+	d->arena = a;
+	d->errs = errs;
+	d->path[0] = '\0';
+	d->len = 0;
+}
+
+static void path_append(pl_dec *d, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (d->len + n >= sizeof(d->path))
+		n = sizeof(d->path) - 1 - d->len;
+	memcpy(d->path + d->len, s, n);
+	d->len += n;
+	d->path[d->len] = '\0';
+}
+
+size_t dec_enter(pl_dec *d, const char *key)
+{
+	size_t saved = d->len;
+
+	if (d->len > 0)
+		path_append(d, ".");
+	path_append(d, key);
+	return saved;
+}
+
+size_t dec_enter_index(pl_dec *d, size_t i)
+{
+	char idx[32];
+	size_t saved = d->len;
+
+	snprintf(idx, sizeof(idx), "[%zu]", i);
+	path_append(d, idx);
+	return saved;
+}
+
+void dec_leave(pl_dec *d, size_t saved)
+{
+	d->len = saved;
+	d->path[saved] = '\0';
+}
+
+static void add_error(pl_dec *d, const char *path, const char *msg)
+{
+	pl_errors *e = d->errs;
+
+	if (e->n == e->_cap) {
+		size_t cap = e->_cap ? e->_cap * 2 : 8;
+		pl_error *v = pl_arena_calloc(d->arena, cap, sizeof(*v));
+		if (e->n)
+			memcpy(v, e->v, e->n * sizeof(*v));
+		e->v = v;
+		e->_cap = cap;
+	}
+	e->v[e->n].path = pl_arena_strdup(d->arena, path);
+	e->v[e->n].msg = pl_arena_strdup(d->arena, msg);
+	e->n++;
+}
+
+void dec_error(pl_dec *d, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	add_error(d, d->path, msg);
+}
+
+void dec_error_at(pl_dec *d, const char *key, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	size_t saved = dec_enter(d, key);
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	add_error(d, d->path, msg);
+	dec_leave(d, saved);
+}
+
+void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		const char *const *k = known;
+		while (*k && strcmp(*k, key) != 0)
+			k++;
+		if (!*k)
+			dec_error_at(d, key, "unknown field");
+	}
+}
+
+static const char *type_word(json_type t)
+{
+	switch (t) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "a list";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	default: return "a boolean";
+	}
+}
+
+/* Fetches key; false when absent/null (error if required) or of another type (error). */
+static bool get_typed(pl_dec *d, const json_t *obj, const char *key, bool required, json_type t,
+		      json_t **out)
+{
+	json_t *v = json_object_get(obj, key);
+	char got[96];
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			dec_error_at(d, key, "is required");
+		return false;
+	}
+	bool ok = t == JSON_TRUE ? json_is_boolean(v) : json_typeof(v) == t;
+	if (!ok) {
+		pl_json_describe(v, got, sizeof(got));
+		dec_error_at(d, key, "must be %s, got %s", type_word(t), got);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool dec_object(pl_dec *d, const json_t *obj, const char *key, bool required, json_t **out)
+{
+	return get_typed(d, obj, key, required, JSON_OBJECT, out);
+}
+
+bool dec_list(pl_dec *d, const json_t *obj, const char *key, bool required, size_t min, size_t max,
+	      json_t **out)
+{
+	json_t *v;
+
+	if (!get_typed(d, obj, key, required, JSON_ARRAY, &v))
+		return false;
+	size_t n = json_array_size(v);
+	if (n < min) {
+		dec_error_at(d, key, "must have at least %zu item%s", min, min == 1 ? "" : "s");
+		return false;
+	}
+	if (max && n > max) {
+		dec_error_at(d, key, "must have at most %zu items, got %zu", max, n);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool dec_string_value(pl_dec *d, const json_t *v, size_t maxlen, pl_str_check check, const char *what,
+		      const char **out)
+{
+	char got[96];
+
+	if (!json_is_string(v)) {
+		pl_json_describe(v, got, sizeof(got));
+		dec_error(d, "must be a string, got %s", got);
+		return false;
+	}
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (memchr(s, '\0', n)) {
+		dec_error(d, "must not contain NUL characters");
+		return false;
+	}
+	if (maxlen && n > maxlen) {
+		dec_error(d, "must be at most %zu characters, got %zu", maxlen, n);
+		return false;
+	}
+	if (check && !check(s)) {
+		pl_json_describe(v, got, sizeof(got));
+		dec_error(d, "must match %s, got %s", what, got);
+		return false;
+	}
+	*out = pl_arena_strndup(d->arena, s, n);
+	return true;
+}
+
+bool dec_string(pl_dec *d, const json_t *obj, const char *key, bool required, size_t maxlen,
+		pl_str_check check, const char *what, const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			dec_error_at(d, key, "is required");
+		return false;
+	}
+	size_t saved = dec_enter(d, key);
+	bool ok = dec_string_value(d, v, maxlen, check, what, out);
+	dec_leave(d, saved);
+	return ok;
+}
+
+bool dec_int(pl_dec *d, const json_t *obj, const char *key, bool required, int min, int max, int *out)
+{
+	json_t *v;
+
+	if (!get_typed(d, obj, key, required, JSON_INTEGER, &v))
+		return false;
+	json_int_t n = json_integer_value(v);
+	if (n < min || n > max) {
+		dec_error_at(d, key, "must be between %d and %d, got %" JSON_INTEGER_FORMAT, min, max, n);
+		return false;
+	}
+	*out = (int)n;
+	return true;
+}
+
+bool dec_bool(pl_dec *d, const json_t *obj, const char *key, bool required, bool *out)
+{
+	json_t *v;
+
+	if (!get_typed(d, obj, key, required, JSON_TRUE, &v))
+		return false;
+	*out = json_is_true(v);
+	return true;
+}
+
+bool dec_duration(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min_ns,
+		  int64_t max_ns, int64_t *out)
+{
+	const char *s;
+	int64_t ns;
+	char lo[32], hi[32];
+
+	if (!dec_string(d, obj, key, required, 64, NULL, NULL, &s))
+		return false;
+	int rc = pl_duration_parse(s, &ns);
+	if (rc != 0) {
+		char got[96];
+		pl_json_describe(json_object_get(obj, key), got, sizeof(got));
+		if (rc == -ERANGE)
+			dec_error_at(d, key, "must be a duration of at most 2562047h, got %s", got);
+		else
+			dec_error_at(d, key, "must be a duration such as 250ms or 1m30s, got %s", got);
+		return false;
+	}
+	if (max_ns && (ns < min_ns || ns > max_ns)) {
+		pl_duration_format(min_ns, lo, sizeof(lo));
+		pl_duration_format(max_ns, hi, sizeof(hi));
+		dec_error_at(d, key, "must be between %s and %s, got %s", lo, hi, s);
+		return false;
+	}
+	*out = ns;
+	return true;
+}
+
+bool dec_enum_value(pl_dec *d, const json_t *v, const char *const *names, int *out)
+{
+	char got[96], list[256];
+	size_t off = 0;
+
+	if (json_is_string(v)) {
+		for (int i = 0; names[i]; i++) {
+			if (strcmp(names[i], json_string_value(v)) == 0) {
+				*out = i;
+				return true;
+			}
+		}
+	}
+	list[0] = '\0';
+	for (int i = 0; names[i] && off < sizeof(list); i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", names[i]);
+	pl_json_describe(v, got, sizeof(got));
+	dec_error(d, "must be one of %s, got %s", list, got);
+	return false;
+}
+
+bool dec_enum(pl_dec *d, const json_t *obj, const char *key, bool required, const char *const *names,
+	      int *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			dec_error_at(d, key, "is required");
+		return false;
+	}
+	size_t saved = dec_enter(d, key);
+	bool ok = dec_enum_value(d, v, names, out);
+	dec_leave(d, saved);
+	return ok;
+}
+
+/* ---- pattern twins of the CRD ---- */
+
+static bool is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* [a-z0-9]([-a-z0-9]*[a-z0-9])? over s[0..n) */
+static bool label_span(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	}
+	return true;
+}
+
+bool pl_is_dns1123_label(const char *s)
+{
+	return label_span(s, strlen(s));
+}
+
+bool pl_is_dns1035_label(const char *s)
+{
+	return pl_is_dns1123_label(s) && s[0] >= 'a' && s[0] <= 'z';
+}
+
+bool pl_is_dns1123_subdomain(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253)
+		return false;
+	for (const char *p = s;;) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
+		if (!label_span(p, len))
+			return false;
+		if (!dot)
+			return true;
+		p = dot + 1;
+	}
+}
+
+/* ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], at most 63 */
+static bool qualified_name(const char *s, size_t n, bool allow_empty)
+{
+	if (n == 0)
+		return allow_empty;
+	if (n > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) || c > 0x7f) {
+			if (c != '-' && c != '_' && c != '.')
+				return false;
+		}
+	}
+	return true;
+}
+
+bool pl_is_label_key(const char *s)
+{
+	const char *slash = strchr(s, '/');
+
+	if (!slash)
+		return qualified_name(s, strlen(s), false);
+	char prefix[254];
+	size_t plen = (size_t)(slash - s);
+	if (plen == 0 || plen >= sizeof(prefix))
+		return false;
+	memcpy(prefix, s, plen);
+	prefix[plen] = '\0';
+	return pl_is_dns1123_subdomain(prefix) && qualified_name(slash + 1, strlen(slash + 1), false);
+}
+
+bool pl_is_label_value(const char *s)
+{
+	return qualified_name(s, strlen(s), true);
+}

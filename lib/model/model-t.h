@@ -1,0 +1,239 @@
+/* Types of the policy model: TrafficPolicy, MeshIdentity, the Kubernetes objects they refer to, and a pod's proxy config. */
+#ifndef PILLION_MODEL_MODEL_T_H
+#define PILLION_MODEL_MODEL_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PL_API_VERSION "pillion.dev/v1alpha1"
+#define PL_DEFAULT_NAMESPACE "default"
+#define PL_DEFAULT_SERVICE_ACCOUNT "default"
+#define PL_ANNOTATION_ID "pillion.dev/id"
+
+/* Every string below is owned by the pl_objset arena that holds the object. */
+typedef struct pl_strv {
+	size_t n;
+	const char **v;
+} pl_strv;
+
+typedef struct pl_label {
+	const char *key;
+	const char *value;
+} pl_label;
+
+typedef struct pl_labels {
+	size_t n;
+	pl_label *v;     /* sorted by key, keys unique */
+} pl_labels;
+
+typedef enum pl_sel_op {
+	PL_SEL_IN,
+	PL_SEL_NOT_IN,
+	PL_SEL_EXISTS,
+	PL_SEL_DOES_NOT_EXIST,
+} pl_sel_op;
+
+typedef struct pl_sel_expr {
+	const char *key;
+	pl_sel_op op;
+	pl_strv values;
+} pl_sel_expr;
+
+/* A metav1.LabelSelector; with no labels and no expressions it selects everything. */
+typedef struct pl_selector {
+	pl_labels match_labels;
+	size_t nexpr;
+	pl_sel_expr *expr;
+} pl_selector;
+
+typedef struct pl_meta {
+	const char *name;
+	const char *namespace;
+	int64_t generation;
+	int64_t created;         /* creationTimestamp, Unix seconds; INT64_MAX when unknown */
+	pl_labels labels;
+	pl_labels annotations;
+} pl_meta;
+
+typedef enum pl_mtls_mode {
+	PL_MTLS_STRICT,
+	PL_MTLS_PERMISSIVE,      /* the default */
+	PL_MTLS_DISABLED,
+} pl_mtls_mode;
+
+typedef struct pl_mesh_identity {
+	pl_meta meta;
+	pl_selector selector;
+	const char *trust_domain;
+	int64_t ttl_ns;
+	int64_t renew_before_ns;
+	pl_mtls_mode mtls_mode;
+} pl_mesh_identity;
+
+/* HTTP methods as bits, so a set of methods is one integer. */
+enum {
+	PL_METHOD_GET = 1 << 0,
+	PL_METHOD_HEAD = 1 << 1,
+	PL_METHOD_POST = 1 << 2,
+	PL_METHOD_PUT = 1 << 3,
+	PL_METHOD_DELETE = 1 << 4,
+	PL_METHOD_CONNECT = 1 << 5,
+	PL_METHOD_OPTIONS = 1 << 6,
+	PL_METHOD_TRACE = 1 << 7,
+	PL_METHOD_PATCH = 1 << 8,
+	PL_METHOD_COUNT = 9,
+};
+
+typedef enum pl_path_kind { PL_PATH_ANY, PL_PATH_EXACT, PL_PATH_PREFIX } pl_path_kind;
+typedef enum pl_header_kind { PL_HEADER_EXACT, PL_HEADER_PRESENT, PL_HEADER_ABSENT } pl_header_kind;
+
+typedef struct pl_header_match {
+	const char *name;
+	pl_header_kind kind;
+	const char *value;       /* PL_HEADER_EXACT only */
+} pl_header_match;
+
+typedef struct pl_route_match {
+	pl_path_kind path_kind;
+	const char *path;
+	unsigned method;         /* one PL_METHOD_ bit, 0 = any */
+	size_t nheaders;
+	pl_header_match *headers;
+} pl_route_match;
+
+typedef struct pl_backend {
+	const char *name;        /* a Service in the policy's namespace */
+	int port;                /* 0: the port the caller dialed */
+	int weight;
+} pl_backend;
+
+enum {
+	PL_RETRY_5XX = 1 << 0,
+	PL_RETRY_GATEWAY_ERROR = 1 << 1,
+	PL_RETRY_CONNECT_FAILURE = 1 << 2,
+	PL_RETRY_RESET = 1 << 3,
+};
+
+typedef struct pl_retries {
+	bool set;
+	int attempts;
+	int64_t per_try_timeout_ns;  /* 0: none */
+	unsigned retry_on;           /* PL_RETRY_ bits */
+	int budget_percent;
+	int budget_min_per_second;
+	int64_t budget_window_ns;
+} pl_retries;
+
+typedef struct pl_fault {
+	bool delay_set;
+	int delay_percent;
+	int64_t delay_ns;
+	bool abort_set;
+	int abort_percent;
+	int abort_status;
+} pl_fault;
+
+typedef struct pl_route {
+	const char *name;
+	pl_route_match match;
+	size_t nbackends;
+	pl_backend *backends;
+	int64_t timeout_ns;          /* 0: none */
+	pl_retries retries;
+	pl_fault fault;
+} pl_route;
+
+typedef struct pl_circuit_breaker {
+	bool set;
+	int consecutive_failures;
+	int64_t base_ejection_ns;
+	int64_t max_ejection_ns;
+	int max_pending;             /* 0: unlimited */
+	int max_connections;         /* 0: unlimited */
+} pl_circuit_breaker;
+
+typedef struct pl_authz_rule {
+	const char *name;
+	pl_strv identities;
+	pl_strv namespaces;
+	pl_strv paths;
+	unsigned methods;            /* PL_METHOD_ bits, 0 = any */
+} pl_authz_rule;
+
+typedef struct pl_authorization {
+	bool set;
+	size_t nrules;
+	pl_authz_rule *rules;
+} pl_authorization;
+
+typedef struct pl_rate_limit {
+	bool set;
+	int requests_per_second;
+	int burst;
+} pl_rate_limit;
+
+typedef struct pl_traffic_policy {
+	pl_meta meta;
+	const char *target_name;     /* a Service in the policy's namespace */
+	int target_port;             /* 0: every port */
+	pl_strv export_to;           /* "*", "." or namespaces */
+	size_t nroutes;              /* at least 1 after defaulting */
+	pl_route *routes;
+	pl_circuit_breaker circuit_breaker;
+	pl_authorization authorization;
+	pl_rate_limit rate_limit;
+} pl_traffic_policy;
+
+/* The parts of a v1 Service the model needs. */
+typedef struct pl_service_port {
+	const char *name;
+	int port;
+	int target_port;             /* 0 when named */
+	const char *target_port_name;
+	const char *protocol;
+} pl_service_port;
+
+typedef struct pl_service {
+	pl_meta meta;
+	bool has_selector;           /* a Service without a selector selects no pod */
+	pl_labels selector;
+	size_t nports;
+	pl_service_port *ports;
+	pl_strv cluster_ips;
+} pl_service;
+
+typedef struct pl_container_port {
+	const char *name;
+	int port;
+} pl_container_port;
+
+/* The parts of a v1 Pod the model needs. */
+typedef struct pl_pod {
+	pl_meta meta;
+	const char *id;              /* annotation pillion.dev/id, "" when absent */
+	const char *service_account;
+	size_t nports;
+	pl_container_port *ports;
+} pl_pod;
+
+typedef enum pl_kind {
+	PL_KIND_OTHER,
+	PL_KIND_TRAFFIC_POLICY,
+	PL_KIND_MESH_IDENTITY,
+	PL_KIND_SERVICE,
+	PL_KIND_POD,
+} pl_kind;
+
+/* One validation error: a field path and a message, both arena strings. */
+typedef struct pl_error {
+	const char *path;
+	const char *msg;
+} pl_error;
+
+typedef struct pl_errors {
+	size_t n, _cap;
+	pl_error *v;
+} pl_errors;
+
+#endif

@@ -1,0 +1,70 @@
+/* The policy model's API: decode and validate objects, index them, render a pod's proxy config. No I/O. */
+#ifndef PILLION_MODEL_MODEL_H
+#define PILLION_MODEL_MODEL_H
+
+#include <jansson.h>
+
+#include "base/arena.h"
+#include "model/model-t.h"
+
+/* One decoded Kubernetes object. Everything it points to lives in the arena given to pl_object_decode. */
+typedef struct pl_object {
+	pl_kind kind;
+	const char *kind_name;       /* as written, "" when absent */
+	const char *name;            /* best effort, for messages, even when invalid */
+	const char *namespace;
+	bool valid;
+	pl_errors errors;
+	union {
+		pl_traffic_policy *policy;
+		pl_mesh_identity *identity;
+		pl_service *service;
+		pl_pod *pod;
+	} u;
+} pl_object;
+
+/* The kind of a document by apiVersion and kind; Pillion kinds are recognised by group or kind. */
+pl_kind pl_object_kind(const json_t *doc);
+/*
+ * Decodes doc into obj, validating Pillion kinds strictly (every rule of the
+ * reference, every error collected with its field path) and reading Services and
+ * Pods leniently (only the fields the model uses, type-checked). Defaults are
+ * applied. Returns obj->valid.
+ */
+bool pl_object_decode(pl_arena *a, const json_t *doc, pl_object *obj);
+
+/* Label selector helpers. */
+bool pl_selector_empty(const pl_selector *s);
+bool pl_selector_matches(const pl_selector *s, const pl_labels *labels);
+/* Service-style selector: every pair in sel is in labels; an empty sel matches nothing. */
+bool pl_labels_subset(const pl_labels *sel, const pl_labels *labels);
+const char *pl_labels_get(const pl_labels *l, const char *key);
+
+const char *pl_mtls_mode_name(pl_mtls_mode m);
+const char *pl_method_name(unsigned bit);
+
+/*
+ * An index over policies, identities and Services so that rendering one pod costs
+ * what applies to it, not the size of the cluster. Objects are borrowed and must
+ * outlive the index; only valid objects may be added.
+ */
+typedef struct pl_index pl_index;
+
+pl_index *pl_index_new(void);
+void pl_index_free(pl_index *ix);
+void pl_index_add_policy(pl_index *ix, const pl_traffic_policy *p);
+void pl_index_add_identity(pl_index *ix, const pl_mesh_identity *m);
+void pl_index_add_service(pl_index *ix, const pl_service *s);
+/* The policy that governs service ns/name on port (0 = the whole Service), or NULL. */
+const pl_traffic_policy *pl_index_policy_for(const pl_index *ix, const char *ns, const char *name, int port);
+/* The MeshIdentity that applies to pod, or NULL when the defaults apply. */
+const pl_mesh_identity *pl_index_identity_for(const pl_index *ix, const pl_pod *pod);
+
+/*
+ * Renders pod's proxy config: deterministic (same inputs, same bytes through
+ * pl_json_dump_canonical), with "hash" = "sha256:" + hex of the canonical bytes of
+ * everything else. Caller owns the returned reference.
+ */
+json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod);
+
+#endif

@@ -1,0 +1,222 @@
+/* Kinds of documents, the lenient Service and Pod readers, and label selectors. */
+#include <string.h>
+
+#include "json/json.h"
+#include "model/model.h"
+#include "model/objects.h"
+
+#define PL_GROUP_PREFIX "pillion.dev/"
+
+pl_kind pl_object_kind(const json_t *doc)
+{
+	const char *api = pl_json_get_str(doc, "apiVersion");
+	const char *kind = pl_json_get_str(doc, "kind");
+
+	if (!json_is_object(doc) || !kind)
+		return PL_KIND_OTHER;
+	bool ours = !api || strncmp(api, PL_GROUP_PREFIX, strlen(PL_GROUP_PREFIX)) == 0;
+	if (ours && strcmp(kind, "TrafficPolicy") == 0)
+		return PL_KIND_TRAFFIC_POLICY;
+	if (ours && strcmp(kind, "MeshIdentity") == 0)
+		return PL_KIND_MESH_IDENTITY;
+	if (api && strcmp(api, "v1") == 0 && strcmp(kind, "Service") == 0)
+		return PL_KIND_SERVICE;
+	if (api && strcmp(api, "v1") == 0 && strcmp(kind, "Pod") == 0)
+		return PL_KIND_POD;
+	return PL_KIND_OTHER;
+}
+
+static void check_top(pl_dec *d, const json_t *doc)
+{
+	static const char *const known[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
+	const char *api = NULL;
+
+	dec_known_keys(d, doc, known);
+	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
+		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
+}
+
+static int int_or_string(const json_t *v, const char **name)
+{
+	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 65535)
+		return (int)json_integer_value(v);
+	if (json_is_string(v))
+		*name = json_string_value(v);
+	return 0;
+}
+
+static void dec_service(pl_dec *d, const json_t *doc, pl_service *s)
+{
+	json_t *spec, *ports, *p, *ips;
+	size_t i;
+
+	dec_meta(d, doc, false, &s->meta);
+	if (!dec_object(d, doc, "spec", false, &spec))
+		return;
+	size_t saved = dec_enter(d, "spec");
+	dec_labels(d, spec, "selector", false, &s->selector);
+	s->has_selector = s->selector.n > 0;
+	if (dec_list(d, spec, "ports", false, 0, 0, &ports)) {
+		s->ports = pl_arena_calloc(d->arena, json_array_size(ports), sizeof(*s->ports));
+		json_array_foreach(ports, i, p) {
+			pl_service_port *sp = &s->ports[s->nports];
+			const char *tname = NULL;
+			if (!json_is_object(p))
+				continue;
+			sp->name = pl_json_get_str(p, "name");
+			sp->name = pl_arena_strdup(d->arena, sp->name ? sp->name : "");
+			sp->protocol = pl_json_get_str(p, "protocol");
+			sp->protocol = pl_arena_strdup(d->arena, sp->protocol ? sp->protocol : "TCP");
+			sp->port = int_or_string(json_object_get(p, "port"), &tname);
+			if (sp->port == 0)
+				continue;
+			json_t *tp = json_object_get(p, "targetPort");
+			tname = NULL;
+			sp->target_port = tp ? int_or_string(tp, &tname) : sp->port;
+			if (tname)
+				sp->target_port_name = pl_arena_strdup(d->arena, tname);
+			s->nports++;
+		}
+	}
+	ips = json_object_get(spec, "clusterIPs");
+	if (json_is_array(ips)) {
+		s->cluster_ips.v = pl_arena_calloc(d->arena, json_array_size(ips), sizeof(char *));
+		json_array_foreach(ips, i, p) {
+			if (json_is_string(p))
+				s->cluster_ips.v[s->cluster_ips.n++] = pl_arena_strdup(d->arena, json_string_value(p));
+		}
+	} else if (pl_json_get_str(spec, "clusterIP")) {
+		s->cluster_ips.v = pl_arena_calloc(d->arena, 1, sizeof(char *));
+		s->cluster_ips.v[s->cluster_ips.n++] = pl_arena_strdup(d->arena, pl_json_get_str(spec, "clusterIP"));
+	}
+	dec_leave(d, saved);
+}
+
+static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
+{
+	json_t *spec, *list, *c, *ports, *p;
+	size_t i, j;
+
+	dec_meta(d, doc, false, &pod->meta);
+	pod->id = pl_labels_get(&pod->meta.annotations, PL_ANNOTATION_ID);
+	if (!pod->id)
+		pod->id = "";
+	pod->service_account = PL_DEFAULT_SERVICE_ACCOUNT;
+	if (!dec_object(d, doc, "spec", false, &spec))
+		return;
+	size_t saved = dec_enter(d, "spec");
+	dec_string(d, spec, "serviceAccountName", false, 253, pl_is_dns1123_subdomain,
+		   "a DNS-1123 subdomain", &pod->service_account);
+	/* Named container ports, for Services whose targetPort is a name. */
+	size_t total = 0;
+	static const char *const lists[] = {"containers", "initContainers"};
+	for (int l = 0; l < 2; l++) {
+		list = json_object_get(spec, lists[l]);
+		json_array_foreach(list, i, c) total += json_array_size(json_object_get(c, "ports"));
+	}
+	pod->ports = pl_arena_calloc(d->arena, total, sizeof(*pod->ports));
+	for (int l = 0; l < 2; l++) {
+		list = json_object_get(spec, lists[l]);
+		json_array_foreach(list, i, c) {
+			ports = json_object_get(c, "ports");
+			json_array_foreach(ports, j, p) {
+				json_t *cp = json_object_get(p, "containerPort");
+				if (!json_is_integer(cp) || json_integer_value(cp) < 1 || json_integer_value(cp) > 65535)
+					continue;
+				const char *n = pl_json_get_str(p, "name");
+				pod->ports[pod->nports].name = pl_arena_strdup(d->arena, n ? n : "");
+				pod->ports[pod->nports].port = (int)json_integer_value(cp);
+				pod->nports++;
+			}
+		}
+	}
+	dec_leave(d, saved);
+}
+
+bool pl_object_decode(pl_arena *a, const json_t *doc, pl_object *obj)
+{
+	pl_dec d;
+	const json_t *meta = json_object_get(doc, "metadata");
+
+	memset(obj, 0, sizeof(*obj));
+	dec_init(&d, a, &obj->errors);
+	obj->kind = pl_object_kind(doc);
+	const char *kind = pl_json_get_str(doc, "kind");
+	const char *name = pl_json_get_str(meta, "name");
+	const char *ns = pl_json_get_str(meta, "namespace");
+	obj->kind_name = pl_arena_strdup(a, kind ? kind : "");
+	obj->name = pl_arena_strdup(a, name ? name : "");
+	obj->namespace = pl_arena_strdup(a, ns ? ns : PL_DEFAULT_NAMESPACE);
+	switch (obj->kind) {
+	case PL_KIND_TRAFFIC_POLICY:
+		check_top(&d, doc);
+		obj->u.policy = pl_arena_alloc(a, sizeof(*obj->u.policy));
+		dec_traffic_policy(&d, doc, obj->u.policy);
+		break;
+	case PL_KIND_MESH_IDENTITY:
+		check_top(&d, doc);
+		obj->u.identity = pl_arena_alloc(a, sizeof(*obj->u.identity));
+		dec_mesh_identity(&d, doc, obj->u.identity);
+		break;
+	case PL_KIND_SERVICE:
+		obj->u.service = pl_arena_alloc(a, sizeof(*obj->u.service));
+		dec_service(&d, doc, obj->u.service);
+		break;
+	case PL_KIND_POD:
+		obj->u.pod = pl_arena_alloc(a, sizeof(*obj->u.pod));
+		dec_pod(&d, doc, obj->u.pod);
+		break;
+	default:
+		break;
+	}
+	obj->valid = obj->errors.n == 0;
+	return obj->valid;
+}
+
+const char *pl_labels_get(const pl_labels *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i].key, key) == 0)
+			return l->v[i].value;
+	}
+	return NULL;
+}
+
+bool pl_labels_subset(const pl_labels *sel, const pl_labels *labels)
+{
+	if (sel->n == 0)
+		return false;
+	for (size_t i = 0; i < sel->n; i++) {
+		const char *v = pl_labels_get(labels, sel->v[i].key);
+		if (!v || strcmp(v, sel->v[i].value) != 0)
+			return false;
+	}
+	return true;
+}
+
+bool pl_selector_empty(const pl_selector *s)
+{
+	return s->match_labels.n == 0 && s->nexpr == 0;
+}
+
+bool pl_selector_matches(const pl_selector *s, const pl_labels *labels)
+{
+	if (pl_selector_empty(s))
+		return true;
+	if (s->match_labels.n && !pl_labels_subset(&s->match_labels, labels))
+		return false;
+	for (size_t i = 0; i < s->nexpr; i++) {
+		const pl_sel_expr *e = &s->expr[i];
+		const char *v = pl_labels_get(labels, e->key);
+		bool in = false;
+		for (size_t j = 0; v && j < e->values.n && !in; j++)
+			in = strcmp(e->values.v[j], v) == 0;
+		switch (e->op) {
+		case PL_SEL_IN: if (!in) return false; break;
+		case PL_SEL_NOT_IN: if (in) return false; break;
+		case PL_SEL_EXISTS: if (!v) return false; break;
+		case PL_SEL_DOES_NOT_EXIST: if (v) return false; break;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,12 @@
+/* Model-internal decoders shared by policy.c and objects.c. */
+#ifndef PILLION_MODEL_OBJECTS_H
+#define PILLION_MODEL_OBJECTS_H
+
+#include "model/decode.h"
+
+void dec_meta(pl_dec *d, const json_t *doc, bool strict, pl_meta *m);
+void dec_labels(pl_dec *d, const json_t *obj, const char *key, bool validate, pl_labels *out);
+void dec_mesh_identity(pl_dec *d, const json_t *doc, pl_mesh_identity *mi);
+void dec_traffic_policy(pl_dec *d, const json_t *doc, pl_traffic_policy *tp);
+
+#endif

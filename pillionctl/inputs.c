@@ -1,0 +1,172 @@
+/* Loads files, directories and stdin into decoded objects, remembering where each came from. */
+#include "inputs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/buf.h"
+#include "json/json.h"
+
+void pl_inputs_init(pl_inputs *in)
+{
+	memset(in, 0, sizeof(*in));
+	pl_arena_init(&in->arena);
+}
+
+void pl_inputs_free(pl_inputs *in)
+{
+	free(in->v);
+	pl_arena_free(&in->arena);
+	memset(in, 0, sizeof(*in));
+}
+
+static pl_entry *new_entry(pl_inputs *in, pl_entry_type t, const char *path, int doc)
+{
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 32;
+		pl_entry *v = realloc(in->v, cap * sizeof(*v));
+		if (!v)
+			abort();
+		in->v = v;
+		in->cap = cap;
+	}
+	pl_entry *e = &in->v[in->n++];
+	memset(e, 0, sizeof(*e));
+	e->type = t;
+	e->path = path;
+	e->doc = doc;
+	e->api_version = "";
+	return e;
+}
+
+static void add_object(pl_inputs *in, const char *path, int doc, const json_t *v)
+{
+	if (!json_is_object(v)) {
+		new_entry(in, PL_ENTRY_NOT_OBJECT, path, doc);
+		return;
+	}
+	/* A List (kubectl get -o yaml) holds its objects under items. */
+	const char *kind = pl_json_get_str(v, "kind");
+	json_t *items = json_object_get(v, "items");
+	if (kind && json_is_array(items) && strlen(kind) >= 4 && strcmp(kind + strlen(kind) - 4, "List") == 0) {
+		size_t i;
+		json_t *it;
+		json_array_foreach(items, i, it) add_object(in, path, doc, it);
+		return;
+	}
+	pl_entry *e = new_entry(in, PL_ENTRY_OBJECT, path, doc);
+	const char *api = pl_json_get_str(v, "apiVersion");
+	e->api_version = pl_arena_strdup(&in->arena, api ? api : "");
+	pl_object_decode(&in->arena, v, &e->obj);
+}
+
+static bool has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+	return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static bool looks_json(const pl_buf *b)
+{
+	for (size_t i = 0; i < b->len; i++) {
+		char c = b->data[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		return c == '{' || c == '[';
+	}
+	return false;
+}
+
+static void add_file(pl_inputs *in, const char *path, FILE *err)
+{
+	pl_buf b = PL_BUF_INIT;
+	pl_docs docs;
+	const char *p = pl_arena_strdup(&in->arena, path);
+
+	int rc = pl_buf_read_file(&b, path, PL_INPUT_MAX_BYTES);
+	if (rc < 0) {
+		fprintf(err, "%s: %s\n", path, rc == -EFBIG ? "file larger than 64 MiB" : strerror(-rc));
+		in->io_errors++;
+		pl_buf_free(&b);
+		return;
+	}
+	bool json = has_suffix(path, ".json") || (strcmp(path, "-") == 0 && looks_json(&b));
+	if (json)
+		pl_json_load(b.data, b.len, &docs);
+	else
+		pl_yaml_load(b.data, b.len, &docs);
+	for (size_t i = 0; i < docs.n; i++) {
+		if (docs.v[i].root)
+			add_object(in, p, docs.v[i].index, docs.v[i].root);
+	}
+	if (docs.failed) {
+		pl_entry *e = new_entry(in, PL_ENTRY_SYNTAX, p, docs.error_doc);
+		e->syntax = pl_arena_printf(&in->arena, "%s: %s", json ? "json" : "yaml", docs.error);
+	}
+	pl_docs_free(&docs);
+	pl_buf_free(&b);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d) {
+		fprintf(err, "%s: %s\n", path, strerror(errno));
+		in->io_errors++;
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;   /* ., .., and hidden entries such as .git */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			names = realloc(names, cap * sizeof(*names));
+			if (!names)
+				abort();
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n])
+			abort();
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		pl_buf full = PL_BUF_INIT;
+		struct stat st;
+		pl_buf_printf(&full, "%s%s%s", path, has_suffix(path, "/") ? "" : "/", names[i]);
+		if (stat(full.data, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (depth < 32)
+				add_dir(in, full.data, err, depth + 1);
+		} else if (has_suffix(names[i], ".yaml") || has_suffix(names[i], ".yml") ||
+			   has_suffix(names[i], ".json")) {
+			add_file(in, full.data, err);
+		}
+		pl_buf_free(&full);
+		free(names[i]);
+	}
+	free(names);
+}
+
+void pl_inputs_add(pl_inputs *in, const char *path, FILE *err)
+{
+	struct stat st;
+
+	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		add_dir(in, path, err, 0);
+	else
+		add_file(in, path, err);
+}

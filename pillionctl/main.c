@@ -1,0 +1,35 @@
+/* pillionctl: validate policy files and show the proxy config a pod would get. */
+#include <stdio.h>
+#include <string.h>
+
+#include "inputs.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pillionctl COMMAND [flags]\n"
+		   "\n"
+		   "commands:\n"
+		   "  validate -f PATH...             check TrafficPolicy and MeshIdentity files\n"
+		   "  render --pod POD -f PATH...     print the proxy config a pod would get\n"
+		   "\n"
+		   "Run pillionctl COMMAND --help for a command's flags.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "validate") == 0)
+		return cmd_validate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "render") == 0)
+		return cmd_render(argc - 1, argv + 1);
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "pillionctl: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

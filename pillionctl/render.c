@@ -1,0 +1,101 @@
+/* pillionctl render: the proxy config one pod would get from the given policies, identities and Services. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inputs.h"
+#include "json/json.h"
+
+static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...\n";
+
+int cmd_render(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"pod", required_argument, NULL, 'p'},
+		{"filename", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	pl_inputs in, podin;
+	const char *podpath = NULL;
+	int c, rc = 0;
+
+	pl_inputs_init(&in);
+	pl_inputs_init(&podin);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			podpath = optarg;
+			break;
+		case 'f':
+			pl_inputs_add(&in, optarg, stderr);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			goto out;
+		default:
+			rc = 2;
+			goto out;
+		}
+	}
+	if (!podpath || optind < argc) {
+		fputs(usage, stderr);
+		rc = 2;
+		goto out;
+	}
+	pl_inputs_add(&podin, podpath, stderr);
+	if (in.io_errors || podin.io_errors) {
+		rc = 2;
+		goto out;
+	}
+	const pl_pod *pod = NULL;
+	for (size_t i = 0; i < podin.n && !pod; i++) {
+		if (podin.v[i].type == PL_ENTRY_OBJECT && podin.v[i].obj.kind == PL_KIND_POD && podin.v[i].obj.valid)
+			pod = podin.v[i].obj.u.pod;
+	}
+	if (!pod) {
+		fprintf(stderr, "%s: no valid v1 Pod found\n", podpath);
+		rc = 1;
+		goto out;
+	}
+	if (!pod->id[0])
+		fprintf(stderr, "%s: note: the pod has no %s annotation (the webhook sets it)\n", podpath,
+			PL_ANNOTATION_ID);
+	pl_index *ix = pl_index_new();
+	for (size_t i = 0; i < in.n; i++) {
+		const pl_entry *e = &in.v[i];
+		if (e->type == PL_ENTRY_SYNTAX) {
+			fprintf(stderr, "%s:%d: note: ignoring a document that did not parse: %s\n", e->path, e->doc,
+				e->syntax);
+			continue;
+		}
+		if (e->type != PL_ENTRY_OBJECT)
+			continue;
+		const pl_object *o = &e->obj;
+		if (!o->valid && o->kind != PL_KIND_OTHER && o->kind != PL_KIND_POD) {
+			fprintf(stderr, "%s:%d: note: ignoring invalid %s %s/%s (see pillionctl validate)\n", e->path,
+				e->doc, o->kind_name, o->namespace, o->name);
+			continue;
+		}
+		if (o->kind == PL_KIND_TRAFFIC_POLICY)
+			pl_index_add_policy(ix, o->u.policy);
+		else if (o->kind == PL_KIND_MESH_IDENTITY)
+			pl_index_add_identity(ix, o->u.identity);
+		else if (o->kind == PL_KIND_SERVICE)
+			pl_index_add_service(ix, o->u.service);
+	}
+	json_t *cfg = pl_render_pod(ix, pod);
+	char *out = pl_json_dump_pretty(cfg);
+	if (!out)
+		abort();
+	fputs(out, stdout);
+	free(out);
+	json_decref(cfg);
+	pl_index_free(ix);
+out:
+	pl_inputs_free(&in);
+	pl_inputs_free(&podin);
+	return rc;
+}

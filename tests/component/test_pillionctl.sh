@@ -1,0 +1,90 @@
+#!/bin/sh
+# Component test of pillionctl: exit codes, error line format, stdin, directories, skipped kinds, render determinism.
+set -u
+bin=${1:?usage: test_pillionctl.sh BIN_DIR SOURCE_DIR}
+src=${2:?}
+ctl="$bin/pillionctl"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+check() { # description, expected, actual
+	if [ "$2" = "$3" ]; then echo "ok   $1"; else echo "FAIL $1: want [$2], got [$3]"; fails=$((fails + 1)); fi
+}
+contains() { # description, needle, file
+	if grep -qF -- "$2" "$3"; then echo "ok   $1"; else echo "FAIL $1: [$2] not in:"; sed 's/^/     /' "$3"; fails=$((fails + 1)); fi
+}
+
+"$ctl" >/dev/null 2>&1; check "no command exits 2" 2 $?
+"$ctl" frobnicate >/dev/null 2>&1; check "unknown command exits 2" 2 $?
+"$ctl" validate >/dev/null 2>&1; check "validate without -f exits 2" 2 $?
+"$ctl" validate -f "$tmp/missing.yaml" >/dev/null 2>"$tmp/err"; check "missing file exits 2" 2 $?
+contains "missing file is named" "missing.yaml" "$tmp/err"
+"$ctl" validate -f "$src/examples/valid" >/dev/null 2>&1; check "valid directory exits 0" 0 $?
+"$ctl" validate -f "$src/examples/valid" -f "$tmp/missing.yaml" >/dev/null 2>&1
+check "an I/O error wins over valid input (2)" 2 $?
+
+# Error line format PATH:DOC: Kind namespace/name: field.path: message, every error of a document reported.
+cat > "$tmp/multi.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unrelated}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  targetRef: {name: web}
+  routes:
+  - backends:
+    - {name: web, weight: 1500}
+    timeout: 5 sec
+YAML
+"$ctl" validate -f "$tmp/multi.yaml" >"$tmp/out" 2>"$tmp/err"; check "invalid exits 1" 1 $?
+contains "weight error line" "$tmp/multi.yaml:2: TrafficPolicy shop/web: spec.routes[0].backends[0].weight: must be between 0 and 1000, got 1500" "$tmp/out"
+contains "timeout error line" "$tmp/multi.yaml:2: TrafficPolicy shop/web: spec.routes[0].timeout: must be a duration such as 250ms or 1m30s, got \"5 sec\"" "$tmp/out"
+check "exactly two errors" 2 "$(wc -l <"$tmp/out" | tr -d ' ')"
+contains "other kinds are skipped with a note" "$tmp/multi.yaml:1: note: skipping v1 ConfigMap default/unrelated" "$tmp/err"
+
+# stdin, as YAML and as JSON.
+"$ctl" validate -f - <"$tmp/multi.yaml" >"$tmp/out" 2>/dev/null; check "stdin YAML invalid exits 1" 1 $?
+contains "stdin is named -" "-:2: TrafficPolicy shop/web" "$tmp/out"
+printf '{"apiVersion":"pillion.dev/v1alpha1","kind":"MeshIdentity","metadata":{"name":"m"},"spec":{"mtls":{"mode":"STRICT"}}}' |
+	"$ctl" validate -f - >/dev/null 2>&1; check "stdin JSON valid exits 0" 0 $?
+
+# A directory is searched recursively for *.yaml, *.yml and *.json only.
+mkdir -p "$tmp/repo/apps/shop" "$tmp/repo/.git"
+cp "$tmp/multi.yaml" "$tmp/repo/apps/shop/policy.yml"
+echo "not: [yaml" >"$tmp/repo/apps/README.md"
+echo "not: [yaml" >"$tmp/repo/.git/config.yaml"
+"$ctl" validate -f "$tmp/repo" >"$tmp/out" 2>/dev/null; check "nested .yml found, hidden dirs and other files ignored (exit 1)" 1 $?
+contains "nested file reported" "$tmp/repo/apps/shop/policy.yml:2:" "$tmp/out"
+
+# YAML syntax errors name the line and count as invalid.
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata:\n  name: "web\n' >"$tmp/broken.yaml"
+"$ctl" validate -f "$tmp/broken.yaml" >"$tmp/out" 2>/dev/null; check "syntax error exits 1" 1 $?
+contains "syntax error has a line" "$tmp/broken.yaml:1: yaml: line" "$tmp/out"
+
+# render: byte-identical across runs and whatever the order of the inputs.
+ex="$src/examples/valid"
+"$ctl" render --pod "$src/examples/pods/web-pod.yaml" -f "$ex" >"$tmp/r1" 2>/dev/null; check "render exits 0" 0 $?
+"$ctl" render --pod "$src/examples/pods/web-pod.yaml" -f "$ex" >"$tmp/r2" 2>/dev/null
+cmp -s "$tmp/r1" "$tmp/r2"; check "render is byte-identical across runs" 0 $?
+set --
+for f in $(ls "$ex" | sort -r); do set -- "$@" -f "$ex/$f"; done
+"$ctl" render --pod "$src/examples/pods/web-pod.yaml" "$@" >"$tmp/r3" 2>/dev/null
+cmp -s "$tmp/r1" "$tmp/r3"; check "render does not depend on input order" 0 $?
+contains "render has a content hash" '"hash": "sha256:' "$tmp/r1"
+contains "render names the pod's SPIFFE ID" '"spiffeId": "spiffe://' "$tmp/r1"
+"$ctl" render --pod "$src/examples/pods/frontend-pod.yaml" -f "$ex" >"$tmp/r4" 2>/dev/null
+cmp -s "$tmp/r1" "$tmp/r4"; check "different pods get different configs" 1 $?
+"$ctl" render -f "$ex" >/dev/null 2>&1; check "render without --pod exits 2" 2 $?
+"$ctl" render --pod "$tmp/multi.yaml" -f "$ex" >/dev/null 2>&1; check "render with no Pod in --pod exits 1" 1 $?
+
+# Stub binaries say so and exit 2; they must never pretend to work.
+for b in pillion-operator pillion-webhook pillion-proxy pillion-init; do
+	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?
+done
+
+[ "$fails" -eq 0 ] && echo "pillionctl: all checks passed" || echo "pillionctl: $fails checks failed"
+[ "$fails" -eq 0 ]

@@ -215,6 +215,10 @@ static bool parse_int(const char *s, json_int_t *out)
 	} else if (p[0] == '0' && p[1] == 'b') {
 		base = 2;
 		p += 2;
+	} else if (p[0] == '0' && p[1] >= '0' && p[1] <= '9') {
+		/* YAML 1.1 (and kubectl): 017 is octal; 08 is not an integer at all. */
+		base = 8;
+		p += 1;
 	}
 	if (neg)
 		clean[n++] = '-';

@@ -1,0 +1,264 @@
+/* Unit tests of rendering: what applies to a pod, precedence, exportTo, determinism and the content hash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/sha256.h"
+#include "fixture.h"
+
+#define TP "apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\n"
+#define MI "apiVersion: pillion.dev/v1alpha1\nkind: MeshIdentity\n"
+
+static const char pod_web[] =
+	"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  namespace: shop\n"
+	"  labels: {app: web, version: v2}\n  annotations: {pillion.dev/id: 0123456789abcdef0123456789abcdef}\n"
+	"spec:\n  serviceAccountName: web\n  containers:\n  - name: app\n    ports: [{name: http, containerPort: 8080}]\n";
+
+static const char svc_web[] =
+	"apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+	"spec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: http}\n"
+	"  - {name: admin, port: 9000, targetPort: 9001}\n";
+
+static json_t *render(fixture *f, const char *yaml)
+{
+	fixture_load(f, yaml);
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->obj[i].valid)
+			fail_msg("object %zu (%s) is invalid: %s: %s", i, f->obj[i].name, f->obj[i].errors.v[0].path,
+				 f->obj[i].errors.v[0].msg);
+	}
+	assert_non_null(f->pod);
+	return pl_render_pod(f->ix, f->pod);
+}
+
+static void test_identity_defaults_and_spiffe_id(void **state)
+{
+	(void)state;
+	fixture f;
+	json_t *cfg = render(&f, pod_web);
+	json_t *id = json_object_get(cfg, "identity");
+	assert_string_equal(json_string_value(json_object_get(id, "spiffeId")), "spiffe://cluster.local/ns/shop/sa/web");
+	assert_string_equal(json_string_value(json_object_get(id, "mtlsMode")), "PERMISSIVE");
+	assert_string_equal(json_string_value(json_object_get(id, "source")), "");
+	json_t *pod = json_object_get(cfg, "pod");
+	assert_string_equal(json_string_value(json_object_get(pod, "id")), "0123456789abcdef0123456789abcdef");
+	assert_int_equal(json_array_size(json_object_get(cfg, "inbound")), 0);
+	assert_int_equal(json_array_size(json_object_get(cfg, "outbound")), 0);
+	json_decref(cfg);
+	fixture_free(&f);
+}
+
+static void test_specific_identity_beats_namespace_wide(void **state)
+{
+	(void)state;
+	char yaml[4096];
+	fixture f;
+	snprintf(yaml, sizeof(yaml), "%s---\n"
+		 MI "metadata: {name: all, namespace: shop, creationTimestamp: '2020-01-01T00:00:00Z'}\n"
+		 "spec: {mtls: {mode: PERMISSIVE}}\n---\n"
+		 MI "metadata: {name: web, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z'}\n"
+		 "spec: {selector: {matchLabels: {app: web}}, trustDomain: prod.example, mtls: {mode: STRICT}}\n---\n"
+		 MI "metadata: {name: web-old, namespace: other}\nspec: {mtls: {mode: DISABLED}}\n---\n"
+		 MI "metadata: {name: api, namespace: shop}\nspec: {selector: {matchLabels: {app: api}}}\n",
+		 pod_web);
+	json_t *cfg = render(&f, yaml);
+	json_t *id = json_object_get(cfg, "identity");
+	assert_string_equal(json_string_value(json_object_get(id, "source")), "shop/web");
+	assert_string_equal(json_string_value(json_object_get(id, "mtlsMode")), "STRICT");
+	assert_string_equal(json_string_value(json_object_get(id, "spiffeId")), "spiffe://prod.example/ns/shop/sa/web");
+	json_decref(cfg);
+	fixture_free(&f);
+}
+
+static void test_inbound_resolves_named_ports_and_precedence(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f;
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n"
+		 "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\n"
+		 "spec: {selector: {app: api}, ports: [{port: 80, targetPort: 8080}]}\n---\n"
+		 TP "metadata: {name: newer, namespace: shop, creationTimestamp: '2026-05-01T00:00:00Z'}\n"
+		 "spec: {targetRef: {name: web}, rateLimit: {requestsPerSecond: 1}}\n---\n"
+		 TP "metadata: {name: older, namespace: shop, creationTimestamp: '2025-05-01T00:00:00Z'}\n"
+		 "spec: {targetRef: {name: web}, rateLimit: {requestsPerSecond: 2}}\n---\n"
+		 TP "metadata: {name: admin-only, namespace: shop, creationTimestamp: '2027-01-01T00:00:00Z'}\n"
+		 "spec: {targetRef: {name: web, port: 9000}, authorization: {rules: [{from: {namespaces: [ops]}}]}}\n---\n"
+		 TP "metadata: {name: api, namespace: shop}\n"
+		 "spec: {targetRef: {name: api}, rateLimit: {requestsPerSecond: 3}}\n",
+		 pod_web, svc_web);
+	json_t *cfg = render(&f, yaml);
+	json_t *in = json_object_get(cfg, "inbound");
+	assert_int_equal(json_array_size(in), 2);
+	json_t *e0 = json_array_get(in, 0), *e1 = json_array_get(in, 1);
+	/* Port 80 -> targetPort "http" -> containerPort 8080; the older of two whole-Service policies wins. */
+	assert_int_equal(json_integer_value(json_object_get(e0, "port")), 8080);
+	assert_int_equal(json_integer_value(json_object_get(e0, "servicePort")), 80);
+	assert_string_equal(json_string_value(json_object_get(e0, "policy")), "shop/older");
+	/* Port 9000 -> 9001: the port-specific policy wins over the whole-Service one, however new. */
+	assert_int_equal(json_integer_value(json_object_get(e1, "port")), 9001);
+	assert_string_equal(json_string_value(json_object_get(e1, "policy")), "shop/admin-only");
+	assert_null(json_object_get(e1, "rateLimit"));
+	assert_non_null(json_object_get(e1, "authorization"));
+	json_decref(cfg);
+	fixture_free(&f);
+}
+
+static void test_outbound_follows_export_to(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f;
+	snprintf(yaml, sizeof(yaml), "%s---\n"
+		 TP "metadata: {name: everyone, namespace: payments}\nspec: {targetRef: {name: pay}}\n---\n"
+		 TP "metadata: {name: own-ns, namespace: shop}\nspec: {targetRef: {name: cart}, exportTo: [.]}\n---\n"
+		 TP "metadata: {name: private, namespace: payments}\nspec: {targetRef: {name: ledger}, exportTo: [.]}\n---\n"
+		 TP "metadata: {name: to-shop, namespace: payments}\nspec: {targetRef: {name: refunds}, exportTo: [shop, ops]}\n---\n"
+		 TP "metadata: {name: to-ops, namespace: payments}\nspec: {targetRef: {name: audit}, exportTo: [ops]}\n---\n"
+		 TP "metadata: {name: nowhere, namespace: shop}\nspec: {targetRef: {name: quiet}, exportTo: []}\n",
+		 pod_web);
+	json_t *cfg = render(&f, yaml);
+	json_t *out = json_object_get(cfg, "outbound");
+	const char *want[] = {"payments/pay", "payments/refunds", "shop/cart"};
+	assert_int_equal(json_array_size(out), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(json_string_value(json_object_get(json_array_get(out, i), "service")), want[i]);
+	json_t *route = json_array_get(json_object_get(json_array_get(out, 0), "routes"), 0);
+	assert_string_equal(json_string_value(json_object_get(route, "name")), "default");
+	json_t *backend = json_array_get(json_object_get(route, "backends"), 0);
+	assert_string_equal(json_string_value(json_object_get(backend, "service")), "payments/pay");
+	json_decref(cfg);
+	fixture_free(&f);
+}
+
+static void test_outbound_conflict_keeps_the_oldest(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f;
+	snprintf(yaml, sizeof(yaml), "%s---\n"
+		 TP "metadata: {name: b, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z'}\n"
+		 "spec: {targetRef: {name: web}, routes: [{timeout: 1s}]}\n---\n"
+		 TP "metadata: {name: a, namespace: shop, creationTimestamp: '2026-01-01T00:00:00Z'}\n"
+		 "spec: {targetRef: {name: web}, routes: [{timeout: 2s}]}\n---\n"
+		 TP "metadata: {name: c, namespace: shop, creationTimestamp: '2026-01-01T00:00:00+01:00'}\n"
+		 "spec: {targetRef: {name: web}, exportTo: [ops], routes: [{timeout: 3s}]}\n---\n"
+		 TP "metadata: {name: p80, namespace: shop}\n"
+		 "spec: {targetRef: {name: web, port: 80}, routes: [{timeout: 4s, retries: {attempts: 3, perTryTimeout: 1500us}}]}\n",
+		 pod_web);
+	json_t *cfg = render(&f, yaml);
+	json_t *out = json_object_get(cfg, "outbound");
+	/*
+	 * c is the oldest (an hour earlier through its offset) and wins web's whole-Service slot, but it
+	 * is exported only to ops: a shop pod gets no whole-Service policy rather than the loser's.
+	 */
+	assert_int_equal(json_array_size(out), 1);
+	json_t *e = json_array_get(out, 0);
+	assert_string_equal(json_string_value(json_object_get(e, "policy")), "shop/p80");
+	assert_int_equal(json_integer_value(json_object_get(e, "port")), 80);
+	json_t *route = json_array_get(json_object_get(e, "routes"), 0);
+	assert_int_equal(json_integer_value(json_object_get(route, "timeoutMs")), 4000);
+	json_t *retries = json_object_get(route, "retries");
+	assert_int_equal(json_integer_value(json_object_get(retries, "attempts")), 3);
+	assert_int_equal(json_integer_value(json_object_get(retries, "perTryTimeoutMs")), 2);
+	json_decref(cfg);
+	fixture_free(&f);
+}
+
+static void test_deterministic_and_hashed(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f1, f2;
+	const char *policies =
+		TP "metadata: {name: web, namespace: shop}\n"
+		"spec:\n  targetRef: {name: web}\n  routes:\n  - name: api\n    match: {path: {prefix: /api}, headers: [{name: x-a, exact: b}, {name: x-c, present: false}]}\n"
+		"    backends: [{name: web, weight: 9}, {name: web-v2, weight: 1}]\n"
+		"    faultInjection: {delay: {percent: 1, duration: 10ms}, abort: {percent: 2, httpStatus: 503}}\n"
+		"  circuitBreaker: {maxConnections: 10}\n"
+		"  authorization: {rules: [{to: {methods: [POST, GET]}}]}\n";
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n%s", pod_web, svc_web, policies);
+	json_t *a = render(&f1, yaml);
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n%s", pod_web, policies, svc_web);
+	json_t *b = render(&f2, yaml);
+	char *ca = pl_json_dump_canonical(a), *cb = pl_json_dump_canonical(b);
+	assert_string_equal(ca, cb);
+	/* The hash is sha256 over the canonical bytes of everything but the hash itself. */
+	char want[80], hex[65];
+	json_t *copy = json_deep_copy(a);
+	json_object_del(copy, "hash");
+	char *body = pl_json_dump_canonical(copy);
+	pl_sha256_hex(body, strlen(body), hex);
+	snprintf(want, sizeof(want), "sha256:%s", hex);
+	assert_string_equal(json_string_value(json_object_get(a, "hash")), want);
+	/* Methods are rendered in a fixed order whatever order the policy lists them in. */
+	json_t *rule = json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(a, "inbound"), 0),
+								       "authorization"), "rules"), 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(rule, "methods"), 0)), "GET");
+	free(body);
+	free(ca);
+	free(cb);
+	json_decref(copy);
+	json_decref(a);
+	json_decref(b);
+	fixture_free(&f1);
+	fixture_free(&f2);
+}
+
+/* A pod's render touches its own namespace's policies, not every namespace's. */
+static void test_scale_only_what_applies(void **state)
+{
+	(void)state;
+	pl_buf yaml = PL_BUF_INIT;
+	pl_docs docs;
+	pl_arena arena;
+	pl_object obj;
+	pl_index *ix = pl_index_new();
+
+	pl_arena_init(&arena);
+	for (int i = 0; i < 3000; i++)
+		pl_buf_printf(&yaml, TP "metadata: {name: p, namespace: ns-%d}\n"
+			      "spec: {targetRef: {name: svc}, exportTo: [.], rateLimit: {requestsPerSecond: 5}}\n---\n", i);
+	pl_buf_puts(&yaml, pod_web);
+	assert_int_equal(pl_yaml_load(yaml.data, yaml.len, &docs), 0);
+	assert_int_equal(docs.n, 3001);
+	const pl_pod *pod = NULL;
+	for (size_t i = 0; i < docs.n; i++) {
+		assert_true(pl_object_decode(&arena, docs.v[i].root, &obj));
+		if (obj.kind == PL_KIND_TRAFFIC_POLICY)
+			pl_index_add_policy(ix, obj.u.policy);
+		else
+			pod = obj.u.pod;
+	}
+	json_t *cfg = pl_render_pod(ix, pod);
+	assert_int_equal(json_array_size(json_object_get(cfg, "outbound")), 0);
+	pl_pod in_ns7 = *pod;
+	in_ns7.meta.namespace = "ns-7";
+	json_t *cfg7 = pl_render_pod(ix, &in_ns7);
+	json_t *out = json_object_get(cfg7, "outbound");
+	assert_int_equal(json_array_size(out), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "service")), "ns-7/svc");
+	json_decref(cfg);
+	json_decref(cfg7);
+	pl_index_free(ix);
+	pl_docs_free(&docs);
+	pl_arena_free(&arena);
+	pl_buf_free(&yaml);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_identity_defaults_and_spiffe_id),
+		cmocka_unit_test(test_specific_identity_beats_namespace_wide),
+		cmocka_unit_test(test_inbound_resolves_named_ports_and_precedence),
+		cmocka_unit_test(test_outbound_follows_export_to),
+		cmocka_unit_test(test_outbound_conflict_keeps_the_oldest),
+		cmocka_unit_test(test_deterministic_and_hashed),
+		cmocka_unit_test(test_scale_only_what_applies),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,6 +1,7 @@
-/* libFuzzer target: bytes -> YAML (or JSON) documents -> decoded, validated objects -> index -> a rendered pod. */
+/* libFuzzer target: bytes -> YAML (or JSON) documents -> decoded, validated objects -> index -> a rendered pod -> read back. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/arena.h"
@@ -43,10 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.service_account = "default",
 	};
 	json_t *cfg = pl_render_pod(ix, pod ? pod : &fallback);
-	char *canon = pl_json_dump_canonical(cfg);
-	if (!canon)
+	/* Property: whatever the input, the rendered config reads back without an error. */
+	pl_proxy_config pc;
+	pl_errors errs = {0};
+	if (!pl_proxy_config_decode(&arena, cfg, &pc, &errs)) {
+		fprintf(stderr, "rendered config does not decode: %s: %s\n", errs.v[0].path, errs.v[0].msg);
 		abort();
-	free(canon);
+	}
 	json_decref(cfg);
 	pl_index_free(ix);
 	pl_arena_free(&arena);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,23 @@ bool dec_int(pl_dec *d, const json_t *obj, const char *key, bool required, int m
 		return false;
 	}
 	*out = (int)n;
+	return true;
+}
+
+bool dec_int64(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
+	       int64_t *out)
+{
+	json_t *v;
+
+	if (!get_typed(d, obj, key, required, JSON_INTEGER, &v))
+		return false;
+	json_int_t n = json_integer_value(v);
+	if (n < min || n > max) {
+		dec_error_at(d, key, "must be between %" PRId64 " and %" PRId64 ", got %" JSON_INTEGER_FORMAT, min,
+			     max, n);
+		return false;
+	}
+	*out = n;
 	return true;
 }
 

@@ -37,6 +37,8 @@ bool dec_list(pl_dec *d, const json_t *obj, const char *key, bool required, size
 bool dec_string(pl_dec *d, const json_t *obj, const char *key, bool required, size_t maxlen,
 		pl_str_check check, const char *what, const char **out);
 bool dec_int(pl_dec *d, const json_t *obj, const char *key, bool required, int min, int max, int *out);
+bool dec_int64(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
+	       int64_t *out);
 bool dec_bool(pl_dec *d, const json_t *obj, const char *key, bool required, bool *out);
 /* min/max of 0 mean unchecked (the range rules marked "operator" in the reference). */
 bool dec_duration(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min_ns,

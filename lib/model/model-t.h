@@ -217,6 +217,43 @@ typedef struct pl_pod {
 	pl_container_port *ports;
 } pl_pod;
 
+/* The rendered per-pod proxy config (docs/policy-model.md), as the proxy reads it. */
+typedef struct pl_inbound_policy {
+	int port;                    /* container port */
+	const char *service;         /* "namespace/name" */
+	int service_port;
+	const char *policy;          /* "namespace/name" */
+	pl_authorization authorization;
+	pl_rate_limit rate_limit;
+} pl_inbound_policy;
+
+typedef struct pl_outbound_policy {
+	const char *service;         /* "namespace/name" */
+	int port;                    /* 0: every port */
+	const char *policy;
+	size_t nroutes;
+	pl_route *routes;            /* backends[].name is "namespace/name" here */
+	pl_circuit_breaker circuit_breaker;
+} pl_outbound_policy;
+
+typedef struct pl_proxy_config {
+	const char *pod_namespace;
+	const char *pod_name;
+	const char *pod_id;
+	const char *service_account;
+	const char *spiffe_id;
+	const char *trust_domain;
+	pl_mtls_mode mtls_mode;
+	int64_t ttl_ns;
+	int64_t renew_before_ns;
+	const char *identity_source; /* "" when the defaults apply */
+	size_t ninbound;
+	pl_inbound_policy *inbound;
+	size_t noutbound;
+	pl_outbound_policy *outbound;
+	const char *hash;
+} pl_proxy_config;
+
 typedef enum pl_kind {
 	PL_KIND_OTHER,
 	PL_KIND_TRAFFIC_POLICY,

@@ -67,4 +67,14 @@ const pl_mesh_identity *pl_index_identity_for(const pl_index *ix, const pl_pod *
  */
 json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod);
 
+/*
+ * Reads a rendered proxy config (as pl_render_pod writes it) strictly: every field
+ * type-checked, unknown fields refused, and "hash" checked against the content so a
+ * truncated or hand-edited file is refused. Errors go to errs with field paths.
+ * Everything cfg points to lives in a. Returns true when valid.
+ */
+bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs);
+/* sha256 content hash of a rendered config: "sha256:" + hex over the canonical bytes without "hash". */
+void pl_proxy_config_hash(const json_t *doc, char out[80]);
+
 #endif

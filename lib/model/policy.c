@@ -9,22 +9,22 @@
 #include "model/model.h"
 #include "model/objects.h"
 
-static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
+const char *const pl_method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
 					   "OPTIONS", "TRACE", "PATCH", NULL};
-static const char *const retry_on_names[] = {"5xx", "gateway-error", "connect-failure", "reset", NULL};
-static const char *const mtls_names[] = {"STRICT", "PERMISSIVE", "DISABLED", NULL};
+const char *const pl_retry_on_names[] = {"5xx", "gateway-error", "connect-failure", "reset", NULL};
+const char *const pl_mtls_names[] = {"STRICT", "PERMISSIVE", "DISABLED", NULL};
 static const char *const selector_op_names[] = {"In", "NotIn", "Exists", "DoesNotExist", NULL};
 
 const char *pl_mtls_mode_name(pl_mtls_mode m)
 {
-	return mtls_names[m];
+	return pl_mtls_names[m];
 }
 
 const char *pl_method_name(unsigned bit)
 {
 	for (int i = 0; i < PL_METHOD_COUNT; i++) {
 		if (bit == (1u << i))
-			return method_names[i];
+			return pl_method_names[i];
 	}
 	return "";
 }
@@ -372,7 +372,7 @@ void dec_mesh_identity(pl_dec *d, const json_t *doc, pl_mesh_identity *mi)
 	if (dec_object(d, spec, "mtls", false, &o)) {
 		size_t s1 = dec_enter(d, "mtls");
 		dec_known_keys(d, o, mtls_known);
-		if (dec_enum(d, o, "mode", false, mtls_names, &mode))
+		if (dec_enum(d, o, "mode", false, pl_mtls_names, &mode))
 			mi->mtls_mode = (pl_mtls_mode)mode;
 		dec_leave(d, s1);
 	}
@@ -410,7 +410,7 @@ static void dec_match(pl_dec *d, const json_t *route, pl_route_match *m)
 			m->path_kind = PL_PATH_PREFIX;
 		dec_leave(d, s1);
 	}
-	if (dec_enum(d, o, "method", false, method_names, &method))
+	if (dec_enum(d, o, "method", false, pl_method_names, &method))
 		m->method = 1u << method;
 	if (dec_list(d, o, "headers", false, 0, 16, &arr)) {
 		size_t s1 = dec_enter(d, "headers");
@@ -533,7 +533,7 @@ static void dec_retries(pl_dec *d, const json_t *route, pl_route *r)
 		dec_error_at(d, "perTryTimeout", "must not be longer than the route's timeout (%s), got %s", t,
 			     json_string_value(json_object_get(o, "perTryTimeout")));
 	}
-	dec_enum_set(d, o, "retryOn", 1, retry_on_names, &rt->retry_on);
+	dec_enum_set(d, o, "retryOn", 1, pl_retry_on_names, &rt->retry_on);
 	if (dec_object(d, o, "budget", false, &b)) {
 		size_t s1 = dec_enter(d, "budget");
 		dec_known_keys(d, b, budget_known);
@@ -697,7 +697,7 @@ static void dec_authorization(pl_dec *d, const json_t *spec, pl_authorization *a
 				dec_string_list(d, x, "paths", 64, 1024, authz_path_ok,
 						"an HTTP path starting with /, optionally ending in *", false,
 						&ru->paths);
-				dec_enum_set(d, x, "methods", 0, method_names, &ru->methods);
+				dec_enum_set(d, x, "methods", 0, pl_method_names, &ru->methods);
 				dec_leave(d, s3);
 			}
 			az->nrules++;

@@ -8,6 +8,7 @@
 #include "json/json.h"
 #include "model/index-t.h"
 #include "model/model.h"
+#include "model/objects.h"
 
 static json_int_t ms(int64_t ns)
 {
@@ -80,12 +81,11 @@ static json_t *match_json(const pl_route_match *m)
 
 static json_t *retries_json(const pl_retries *r)
 {
-	static const char *const names[] = {"5xx", "gateway-error", "connect-failure", "reset"};
 	json_t *on = json_array();
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; pl_retry_on_names[i]; i++) {
 		if (r->retry_on & (1u << i))
-			json_array_append_new(on, json_string(names[i]));
+			json_array_append_new(on, json_string(pl_retry_on_names[i]));
 	}
 	json_t *o = json_pack("{sisosO}", "attempts", r->attempts, "retryOn", on, "budget",
 			      json_pack("{sisisI}", "percent", r->budget_percent, "minPerSecond",
@@ -322,7 +322,6 @@ static json_t *render_identity(const pl_index *ix, const pl_pod *pod)
 json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 {
 	json_t *cfg = json_object();
-	char hex[65];
 
 	json_object_set_new(cfg, "apiVersion", json_string(PL_API_VERSION));
 	json_object_set_new(cfg, "kind", json_string("ProxyConfig"));
@@ -332,13 +331,8 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 	json_object_set_new(cfg, "identity", render_identity(ix, pod));
 	json_object_set_new(cfg, "inbound", render_inbound(ix, pod));
 	json_object_set_new(cfg, "outbound", render_outbound(ix, pod));
-	char *canon = pl_json_dump_canonical(cfg);
-	if (!canon)
-		abort();
-	pl_sha256_hex(canon, strlen(canon), hex);
-	free(canon);
 	char hash[80];
-	snprintf(hash, sizeof(hash), "sha256:%s", hex);
+	pl_proxy_config_hash(cfg, hash);
 	json_object_set_new(cfg, "hash", json_string(hash));
 	return cfg;
 }

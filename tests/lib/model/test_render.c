@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "base/buf.h"
+#include "base/duration.h"
 #include "base/sha256.h"
 #include "fixture.h"
 
@@ -249,6 +250,99 @@ static void test_scale_only_what_applies(void **state)
 	pl_buf_free(&yaml);
 }
 
+static const pl_error *error_at(const pl_errors *e, const char *path)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		if (strcmp(e->v[i].path, path) == 0)
+			return &e->v[i];
+	}
+	return NULL;
+}
+
+/* The rendered JSON reads back into the same facts, and a tampered file is refused. */
+static void test_proxy_config_round_trip(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f;
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_proxy_config cfg;
+
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n"
+		 MI "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: STRICT}, certificate: {ttl: 8760h}}\n---\n"
+		 TP "metadata: {name: web, namespace: shop}\n"
+		 "spec:\n  targetRef: {name: web, port: 80}\n  routes:\n  - name: api\n"
+		 "    match: {path: {exact: /api}, method: PUT, headers: [{name: x-a, exact: b}, {name: x-c, present: false}]}\n"
+		 "    backends: [{name: web, weight: 9}, {name: web-v2, port: 8080, weight: 1}]\n"
+		 "    timeout: 2s\n    retries: {retryOn: [5xx, reset], perTryTimeout: 500ms}\n"
+		 "    faultInjection: {abort: {percent: 2, httpStatus: 503}}\n"
+		 "  circuitBreaker: {maxPendingRequests: 7}\n"
+		 "  authorization: {rules: [{name: r, from: {identities: ['*']}, to: {methods: [GET], paths: [/a*]}}]}\n"
+		 "  rateLimit: {requestsPerSecond: 5, burst: 9}\n",
+		 pod_web, svc_web);
+	json_t *doc = render(&f, yaml);
+	/* Through text, as the proxy will read it from the mounted file. */
+	char *text = pl_json_dump_pretty(doc);
+	json_t *back = json_loads(text, 0, NULL);
+	assert_non_null(back);
+	pl_arena_init(&a);
+	if (!pl_proxy_config_decode(&a, back, &cfg, &errs))
+		fail_msg("decode: %s: %s", errs.v[0].path, errs.v[0].msg);
+	assert_string_equal(cfg.pod_id, "0123456789abcdef0123456789abcdef");
+	assert_string_equal(cfg.spiffe_id, "spiffe://cluster.local/ns/shop/sa/web");
+	assert_int_equal(cfg.mtls_mode, PL_MTLS_STRICT);
+	assert_true(cfg.ttl_ns == 8760 * PL_NS_PER_H);
+	assert_true(cfg.renew_before_ns == 8760 * PL_NS_PER_H / 3);
+	assert_int_equal(cfg.ninbound, 1);
+	assert_int_equal(cfg.inbound[0].port, 8080);
+	assert_int_equal(cfg.inbound[0].rate_limit.burst, 9);
+	assert_int_equal(cfg.inbound[0].authorization.nrules, 1);
+	assert_int_equal(cfg.inbound[0].authorization.rules[0].methods, PL_METHOD_GET);
+	assert_string_equal(cfg.inbound[0].authorization.rules[0].paths.v[0], "/a*");
+	assert_int_equal(cfg.noutbound, 1);
+	const pl_outbound_policy *o = &cfg.outbound[0];
+	assert_string_equal(o->service, "shop/web");
+	assert_int_equal(o->port, 80);
+	assert_int_equal(o->circuit_breaker.max_pending, 7);
+	assert_int_equal(o->circuit_breaker.max_connections, 0);
+	assert_true(o->circuit_breaker.base_ejection_ns == 30 * PL_NS_PER_S);
+	const pl_route *r = &o->routes[0];
+	assert_string_equal(r->name, "api");
+	assert_int_equal(r->match.path_kind, PL_PATH_EXACT);
+	assert_int_equal(r->match.method, PL_METHOD_PUT);
+	assert_int_equal(r->match.nheaders, 2);
+	assert_int_equal(r->match.headers[1].kind, PL_HEADER_ABSENT);
+	assert_int_equal(r->nbackends, 2);
+	assert_string_equal(r->backends[1].name, "shop/web-v2");
+	assert_int_equal(r->backends[1].port, 8080);
+	assert_true(r->timeout_ns == 2 * PL_NS_PER_S);
+	assert_int_equal(r->retries.retry_on, PL_RETRY_5XX | PL_RETRY_RESET);
+	assert_true(r->retries.per_try_timeout_ns == 500 * PL_NS_PER_MS);
+	assert_true(r->fault.abort_set);
+	assert_false(r->fault.delay_set);
+
+	/* An edited value no longer matches the hash. */
+	json_t *route = json_array_get(json_object_get(json_array_get(json_object_get(back, "outbound"), 0), "routes"), 0);
+	json_object_set_new(route, "timeoutMs", json_integer(1));
+	errs.n = 0;
+	assert_false(pl_proxy_config_decode(&a, back, &cfg, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_non_null(error_at(&errs, "hash"));
+	/* Unknown fields and wrong types are named by path. */
+	json_object_set_new(route, "timeoutMs", json_string("2s"));
+	json_object_set_new(json_object_get(back, "identity"), "mode", json_string("STRICT"));
+	errs.n = 0;
+	assert_false(pl_proxy_config_decode(&a, back, &cfg, &errs));
+	assert_non_null(error_at(&errs, "outbound[0].routes[0].timeoutMs"));
+	assert_non_null(error_at(&errs, "identity.mode"));
+	pl_arena_free(&a);
+	free(text);
+	json_decref(back);
+	json_decref(doc);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_outbound_conflict_keeps_the_oldest),
 		cmocka_unit_test(test_deterministic_and_hashed),
 		cmocka_unit_test(test_scale_only_what_applies),
+		cmocka_unit_test(test_proxy_config_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

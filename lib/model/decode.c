@@ -145,6 +145,17 @@ static bool get_typed(pl_dec *d, const json_t *obj, const char *key, bool requir
 	return true;
 }
 
+bool dec_is_object(pl_dec *d, const json_t *v)
+{
+	char got[96];
+
+	if (json_is_object(v))
+		return true;
+	pl_json_describe(v, got, sizeof(got));
+	dec_error(d, "must be an object, got %s", got);
+	return false;
+}
+
 bool dec_object(pl_dec *d, const json_t *obj, const char *key, bool required, json_t **out)
 {
 	return get_typed(d, obj, key, required, JSON_OBJECT, out);

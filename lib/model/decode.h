@@ -45,6 +45,8 @@ bool dec_duration(pl_dec *d, const json_t *obj, const char *key, bool required, 
 		  int64_t max_ns, int64_t *out);
 bool dec_enum(pl_dec *d, const json_t *obj, const char *key, bool required, const char *const *names,
 	      int *out);
+/* For list items already entered: true when v is an object, else records "must be an object, got ...". */
+bool dec_is_object(pl_dec *d, const json_t *v);
 /* Same checks on a string list element already entered with dec_enter_index. */
 bool dec_string_value(pl_dec *d, const json_t *v, size_t maxlen, pl_str_check check, const char *what,
 		      const char **out);

@@ -302,10 +302,7 @@ static void dec_selector(pl_dec *d, const json_t *spec, pl_selector *sel)
 			pl_sel_expr *x = &sel->expr[sel->nexpr];
 			int op = -1;
 			size_t s2 = dec_enter_index(d, i);
-			if (!json_is_object(e)) {
-				char got[96];
-				pl_json_describe(e, got, sizeof(got));
-				dec_error(d, "must be an object, got %s", got);
+			if (!dec_is_object(d, e)) {
 				dec_leave(d, s2);
 				continue;
 			}
@@ -418,10 +415,7 @@ static void dec_match(pl_dec *d, const json_t *route, pl_route_match *m)
 		json_array_foreach(arr, i, h) {
 			pl_header_match *hm = &m->headers[m->nheaders];
 			size_t s2 = dec_enter_index(d, i);
-			if (!json_is_object(h)) {
-				char got[96];
-				pl_json_describe(h, got, sizeof(got));
-				dec_error(d, "must be an object, got %s", got);
+			if (!dec_is_object(d, h)) {
 				dec_leave(d, s2);
 				continue;
 			}
@@ -470,10 +464,7 @@ static void dec_backends(pl_dec *d, const json_t *route, const pl_traffic_policy
 	json_array_foreach(arr, i, b) {
 		pl_backend *be = &r->backends[r->nbackends];
 		size_t s2 = dec_enter_index(d, i);
-		if (!json_is_object(b)) {
-			char got[96];
-			pl_json_describe(b, got, sizeof(got));
-			dec_error(d, "must be an object, got %s", got);
+		if (!dec_is_object(d, b)) {
 			dec_leave(d, s2);
 			all_ok = false;
 			continue;
@@ -602,10 +593,7 @@ static void dec_routes(pl_dec *d, const json_t *spec, pl_traffic_policy *tp)
 	json_array_foreach(arr, i, r) {
 		pl_route *rt = &tp->routes[tp->nroutes];
 		size_t s2 = dec_enter_index(d, i);
-		if (!json_is_object(r)) {
-			char got[96];
-			pl_json_describe(r, got, sizeof(got));
-			dec_error(d, "must be an object, got %s", got);
+		if (!dec_is_object(d, r)) {
 			dec_leave(d, s2);
 			continue;
 		}
@@ -672,10 +660,7 @@ static void dec_authorization(pl_dec *d, const json_t *spec, pl_authorization *a
 		json_array_foreach(arr, i, r) {
 			pl_authz_rule *ru = &az->rules[az->nrules];
 			size_t s2 = dec_enter_index(d, i);
-			if (!json_is_object(r)) {
-				char got[96];
-				pl_json_describe(r, got, sizeof(got));
-				dec_error(d, "must be an object, got %s", got);
+			if (!dec_is_object(d, r)) {
 				dec_leave(d, s2);
 				continue;
 			}

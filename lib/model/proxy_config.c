@@ -66,10 +66,8 @@ static size_t dec_items(pl_dec *d, const json_t *obj, const char *key, bool requ
 	char *v = pl_arena_calloc(d->arena, json_array_size(arr), elem);
 	json_array_foreach(arr, i, it) {
 		size_t s2 = dec_enter_index(d, i);
-		if (json_is_object(it))
+		if (dec_is_object(d, it))
 			fn(d, it, v + i * elem, i);
-		else
-			dec_error(d, "must be an object");
 		dec_leave(d, s2);
 	}
 	dec_leave(d, saved);

@@ -81,6 +81,12 @@ cmp -s "$tmp/r1" "$tmp/r4"; check "different pods get different configs" 1 $?
 "$ctl" render -f "$ex" >/dev/null 2>&1; check "render without --pod exits 2" 2 $?
 "$ctl" render --pod "$tmp/multi.yaml" -f "$ex" >/dev/null 2>&1; check "render with no Pod in --pod exits 1" 1 $?
 
+# The README's examples are valid as written.
+awk '/^```yaml$/{on=1; print "---"; next} /^```$/{on=0} on' "$src/README.md" >"$tmp/readme.yaml"
+check "README has YAML examples" 1 "$([ "$(grep -c '^kind:' "$tmp/readme.yaml")" -ge 2 ] && echo 1 || echo 0)"
+"$ctl" validate -f "$tmp/readme.yaml" >"$tmp/out" 2>&1; check "README examples validate" 0 $?
+[ -s "$tmp/out" ] && grep -v 'valid,' "$tmp/out"
+
 # Stub binaries say so and exit 2; they must never pretend to work.
 for b in pillion-operator pillion-webhook pillion-proxy pillion-init; do
 	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?

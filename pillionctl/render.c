@@ -51,11 +51,20 @@ int cmd_render(int argc, char **argv)
 		goto out;
 	}
 	const pl_pod *pod = NULL;
+	const pl_entry *bad = NULL;
 	for (size_t i = 0; i < podin.n && !pod; i++) {
-		if (podin.v[i].type == PL_ENTRY_OBJECT && podin.v[i].obj.kind == PL_KIND_POD && podin.v[i].obj.valid)
-			pod = podin.v[i].obj.u.pod;
+		const pl_entry *e = &podin.v[i];
+		if (e->type != PL_ENTRY_OBJECT || e->obj.kind != PL_KIND_POD)
+			continue;
+		if (e->obj.valid)
+			pod = e->obj.u.pod;
+		else if (!bad)
+			bad = e;
 	}
 	if (!pod) {
+		for (size_t j = 0; bad && j < bad->obj.errors.n; j++)
+			fprintf(stderr, "%s:%d: Pod %s/%s: %s: %s\n", bad->path, bad->doc, bad->obj.namespace,
+				bad->obj.name, bad->obj.errors.v[j].path, bad->obj.errors.v[j].msg);
 		fprintf(stderr, "%s: no valid v1 Pod found\n", podpath);
 		rc = 1;
 		goto out;

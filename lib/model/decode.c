@@ -51,6 +51,16 @@ size_t dec_enter_index(pl_dec *d, size_t i)
 	return saved;
 }
 
+size_t dec_enter_key(pl_dec *d, const char *key)
+{
+	size_t saved = d->len;
+
+	path_append(d, "[");
+	path_append(d, key);
+	path_append(d, "]");
+	return saved;
+}
+
 void dec_leave(pl_dec *d, size_t saved)
 {
 	d->len = saved;
@@ -410,6 +420,11 @@ bool pl_is_label_key(const char *s)
 	memcpy(prefix, s, plen);
 	prefix[plen] = '\0';
 	return pl_is_dns1123_subdomain(prefix) && qualified_name(slash + 1, strlen(slash + 1), false);
+}
+
+bool pl_is_pod_id(const char *s)
+{
+	return *s == '\0' || (strlen(s) <= PL_POD_ID_MAX && pl_is_dns1123_label(s));
 }
 
 bool pl_is_label_value(const char *s)

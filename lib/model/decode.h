@@ -21,6 +21,8 @@ typedef bool (*pl_str_check)(const char *s);
 void dec_init(pl_dec *d, pl_arena *a, pl_errors *errs);
 size_t dec_enter(pl_dec *d, const char *key);
 size_t dec_enter_index(pl_dec *d, size_t i);
+/* A map key, written as Kubernetes does: labels[app.kubernetes.io/name]. */
+size_t dec_enter_key(pl_dec *d, const char *key);
 void dec_leave(pl_dec *d, size_t saved);
 void dec_error(pl_dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dec_error_at(pl_dec *d, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -58,5 +60,8 @@ bool pl_is_dns1035_label(const char *s);
 bool pl_is_dns1123_subdomain(const char *s);
 bool pl_is_label_key(const char *s);
 bool pl_is_label_value(const char *s);
+/* A pod id (annotation pillion.dev/id): a DNS-1123 label of at most PL_POD_ID_MAX, or "" before injection. */
+#define PL_POD_ID_MAX 48
+bool pl_is_pod_id(const char *s);
 
 #endif

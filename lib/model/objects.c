@@ -101,6 +101,14 @@ static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 	pod->id = pl_labels_get(&pod->meta.annotations, PL_ANNOTATION_ID);
 	if (!pod->id)
 		pod->id = "";
+	/* The id becomes part of object names (pillion-<id>-tls), so it must be a name part. */
+	if (!pl_is_pod_id(pod->id)) {
+		size_t saved = dec_enter(d, "metadata.annotations");
+		dec_enter_key(d, PL_ANNOTATION_ID);
+		dec_error(d, "must match a DNS-1123 label of at most %d characters (the webhook sets 32 hex digits), got \"%.64s\"",
+			  PL_POD_ID_MAX, pod->id);
+		dec_leave(d, saved);
+	}
 	pod->service_account = PL_DEFAULT_SERVICE_ACCOUNT;
 	if (!dec_object(d, doc, "spec", false, &spec))
 		return;

@@ -166,7 +166,7 @@ void dec_labels(pl_dec *d, const json_t *obj, const char *key, bool validate, pl
 	out->n = 0;
 	json_object_foreach(m, k, v) {
 		const char *val;
-		size_t s2 = dec_enter(d, k);
+		size_t s2 = dec_enter_key(d, k);
 		if (validate && !pl_is_label_key(k))
 			dec_error(d, "must be a label key (optional DNS prefix and /, then at most 63 of "
 				     "[A-Za-z0-9_.-] starting and ending alphanumeric)");

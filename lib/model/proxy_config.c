@@ -308,7 +308,7 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 		dec_known_keys(d, x, pod_known);
 		dec_string(d, x, "namespace", true, 63, pl_is_dns1123_label, "a DNS-1123 label", &cfg->pod_namespace);
 		dec_string(d, x, "name", true, 253, NULL, NULL, &cfg->pod_name);
-		dec_string(d, x, "id", true, 64, NULL, NULL, &cfg->pod_id);
+		dec_string(d, x, "id", true, PL_POD_ID_MAX, pl_is_pod_id, "a pod id (DNS-1123 label)", &cfg->pod_id);
 		dec_string(d, x, "serviceAccount", true, 253, NULL, NULL, &cfg->service_account);
 		dec_leave(d, saved);
 	}

@@ -87,6 +87,11 @@ check "README has YAML examples" 1 "$([ "$(grep -c '^kind:' "$tmp/readme.yaml")"
 "$ctl" validate -f "$tmp/readme.yaml" >"$tmp/out" 2>&1; check "README examples validate" 0 $?
 [ -s "$tmp/out" ] && grep -v 'valid,' "$tmp/out"
 
+# A Pod whose id annotation cannot be part of an object name is refused, and the reason named.
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  annotations: {pillion.dev/id: Not_An-ID}\n' >"$tmp/badpod.yaml"
+"$ctl" render --pod "$tmp/badpod.yaml" -f "$ex" >/dev/null 2>"$tmp/err"; check "render refuses a bad pod id (1)" 1 $?
+contains "bad pod id is named" "metadata.annotations[pillion.dev/id]: must match" "$tmp/err"
+
 # Stub binaries say so and exit 2; they must never pretend to work.
 for b in pillion-operator pillion-webhook pillion-proxy pillion-init; do
 	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?

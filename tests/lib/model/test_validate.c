@@ -308,6 +308,28 @@ static void test_kinds(void **state)
 	fixture_free(&f);
 }
 
+static void test_pod_id_must_be_a_name_part(void **state)
+{
+	(void)state;
+	fixture f;
+	/* The id becomes part of object names (pillion-<id>-tls): a DNS label of at most 48 characters. */
+	fixture_load(&f, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  annotations: {pillion.dev/id: 0123456789abcdef0123456789abcdef}\n---\n"
+			 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: b\n  annotations: {pillion.dev/id: Not_An-ID}\n---\n"
+			 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  annotations: {pillion.dev/id: '0123456789012345678901234567890123456789012345678'}\n---\n"
+			 "apiVersion: v1\nkind: Pod\nmetadata: {generateName: web-}\n");
+	assert_true(f.obj[0].valid);
+	assert_string_equal(f.obj[0].u.pod->id, "0123456789abcdef0123456789abcdef");
+	const pl_error *e = find_error(&f.obj[1], "metadata.annotations[pillion.dev/id]");
+	assert_non_null(e);
+	assert_non_null(strstr(e->msg, "must match"));
+	assert_non_null(find_error(&f.obj[2], "metadata.annotations[pillion.dev/id]"));
+	/* No id yet (the webhook has not run) and no name yet (generateName) is fine. */
+	assert_true(f.obj[3].valid);
+	assert_string_equal(f.obj[3].u.pod->id, "");
+	fixture_free(&f);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_name_patterns),
 		cmocka_unit_test(test_selector_matching),
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_pod_id_must_be_a_name_part),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

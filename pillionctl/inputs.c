@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "base/buf.h"
+#include "base/hmap.h"
 #include "json/json.h"
 
 void pl_inputs_init(pl_inputs *in)
@@ -148,8 +149,12 @@ static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
 		pl_buf full = PL_BUF_INIT;
 		struct stat st;
 		pl_buf_printf(&full, "%s%s%s", path, has_suffix(path, "/") ? "" : "/", names[i]);
+		bool link = lstat(full.data, &st) == 0 && S_ISLNK(st.st_mode);
 		if (stat(full.data, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if (depth < 32)
+			/* A symlinked directory could loop back up the tree: not followed (git does not either). */
+			if (link)
+				fprintf(err, "%s: note: not following a symlinked directory\n", full.data);
+			else if (depth < 32)
 				add_dir(in, full.data, err, depth + 1);
 		} else if (has_suffix(names[i], ".yaml") || has_suffix(names[i], ".yml") ||
 			   has_suffix(names[i], ".json")) {
@@ -159,6 +164,25 @@ static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
 		free(names[i]);
 	}
 	free(names);
+}
+
+void pl_inputs_link_duplicates(pl_inputs *in)
+{
+	pl_hmap seen = PL_HMAP_INIT;
+
+	for (size_t i = 0; i < in->n; i++) {
+		pl_entry *e = &in->v[i];
+		if (e->type != PL_ENTRY_OBJECT || e->obj.kind == PL_KIND_OTHER || !e->obj.name[0])
+			continue;
+		const char *key = pl_arena_printf(&in->arena, "%d/%s/%s", (int)e->obj.kind, e->obj.namespace,
+						  e->obj.name);
+		pl_entry *prev = pl_hmap_put(&seen, key, e);
+		if (prev) {
+			e->earlier = prev;
+			prev->superseded = true;
+		}
+	}
+	pl_hmap_free(&seen);
 }
 
 void pl_inputs_add(pl_inputs *in, const char *path, FILE *err)

@@ -22,6 +22,8 @@ typedef struct pl_entry {
 	const char *api_version;  /* as written, "" when absent */
 	const char *syntax;       /* PL_ENTRY_SYNTAX: "yaml: line L column C: ..." */
 	pl_object obj;
+	const struct pl_entry *earlier;  /* the same kind/namespace/name seen before, or NULL */
+	bool superseded;          /* a later entry has the same kind/namespace/name */
 } pl_entry;
 
 typedef struct pl_inputs {
@@ -35,6 +37,8 @@ void pl_inputs_init(pl_inputs *in);
 void pl_inputs_free(pl_inputs *in);
 /* Adds a file, a directory (recursively: *.yaml, *.yml, *.json, sorted) or "-". I/O errors are printed to err. */
 void pl_inputs_add(pl_inputs *in, const char *path, FILE *err);
+/* Links objects that appear more than once (same kind, namespace and name), as kubectl apply keeps the last. */
+void pl_inputs_link_duplicates(pl_inputs *in);
 
 int cmd_validate(int argc, char **argv);
 int cmd_render(int argc, char **argv);

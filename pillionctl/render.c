@@ -73,8 +73,14 @@ int cmd_render(int argc, char **argv)
 		fprintf(stderr, "%s: note: the pod has no %s annotation (the webhook sets it)\n", podpath,
 			PL_ANNOTATION_ID);
 	pl_index *ix = pl_index_new();
+	pl_inputs_link_duplicates(&in);
 	for (size_t i = 0; i < in.n; i++) {
 		const pl_entry *e = &in.v[i];
+		if (e->superseded) {
+			fprintf(stderr, "%s:%d: note: %s %s/%s is defined again later; the later one is used\n", e->path,
+				e->doc, e->obj.kind_name, e->obj.namespace, e->obj.name);
+			continue;
+		}
 		if (e->type == PL_ENTRY_SYNTAX) {
 			fprintf(stderr, "%s:%d: note: ignoring a document that did not parse: %s\n", e->path, e->doc,
 				e->syntax);

@@ -49,6 +49,7 @@ int cmd_validate(int argc, char **argv)
 		pl_inputs_free(&in);
 		return 2;
 	}
+	pl_inputs_link_duplicates(&in);
 	for (size_t i = 0; i < in.n; i++) {
 		const pl_entry *e = &in.v[i];
 		switch (e->type) {
@@ -62,12 +63,20 @@ int cmd_validate(int argc, char **argv)
 			skipped++;
 			break;
 		case PL_ENTRY_OBJECT:
-			if (e->obj.kind != PL_KIND_TRAFFIC_POLICY && e->obj.kind != PL_KIND_MESH_IDENTITY) {
+			if (e->obj.kind != PL_KIND_TRAFFIC_POLICY && e->obj.kind != PL_KIND_MESH_IDENTITY &&
+			    e->obj.kind != PL_KIND_PILLION_UNKNOWN) {
 				if (!quiet)
 					fprintf(stderr, "%s:%d: note: skipping %s %s %s/%s (not a Pillion kind)\n",
 						e->path, e->doc, e->api_version[0] ? e->api_version : "(no apiVersion)",
 						kind_label(e), e->obj.namespace, e->obj.name);
 				skipped++;
+				break;
+			}
+			if (e->earlier) {
+				/* kubectl apply would silently keep only the last of the two. */
+				printf("%s:%d: %s %s/%s: metadata.name: duplicate object, also at %s:%d\n", e->path, e->doc,
+				       kind_label(e), e->obj.namespace, e->obj.name, e->earlier->path, e->earlier->doc);
+				invalid++;
 				break;
 			}
 			if (e->obj.valid) {

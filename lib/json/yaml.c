@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "base/hmap.h"
 #include "json/json.h"
 
 typedef struct frame {
@@ -31,6 +33,7 @@ typedef struct conv {
 	int depth;
 	anchor *anchors;
 	size_t nanchors, capanchors;
+	pl_hmap anchor_index;    /* name -> 1 + index of its latest definition in anchors */
 	size_t doc_nodes;
 	json_t *root;
 	bool have_root;
@@ -69,6 +72,7 @@ static void reset_doc(conv *c)
 		json_decref(c->anchors[i].node);
 	}
 	c->nanchors = 0;
+	pl_hmap_free(&c->anchor_index);
 	c->doc_nodes = 0;
 	json_decref(c->root);
 	c->root = NULL;
@@ -91,16 +95,15 @@ static void add_anchor(conv *c, const char *name, json_t *node, size_t nodes)
 		abort();
 	a->node = json_incref(node);
 	a->nodes = nodes;
+	/* A redefined name points at its latest definition, as YAML requires. */
+	pl_hmap_put(&c->anchor_index, a->name, (void *)(uintptr_t)c->nanchors);
 }
 
 static const anchor *find_anchor(const conv *c, const char *name)
 {
-	/* The latest definition wins: YAML allows an anchor name to be redefined. */
-	for (size_t i = c->nanchors; i > 0; i--) {
-		if (strcmp(c->anchors[i - 1].name, name) == 0)
-			return &c->anchors[i - 1];
-	}
-	return NULL;
+	uintptr_t i = (uintptr_t)pl_hmap_get(&c->anchor_index, name);
+
+	return i ? &c->anchors[i - 1] : NULL;
 }
 
 static int count_nodes(conv *c, size_t n, const yaml_mark_t *m)
@@ -466,6 +469,15 @@ int pl_yaml_load(const char *buf, size_t len, pl_docs *out)
 	while (!done && rc == 0) {
 		if (!yaml_parser_parse(&parser, &ev)) {
 			yaml_mark_t m = parser.problem_mark;
+			if (parser.error == YAML_READER_ERROR) {
+				/* Encoding errors carry a byte offset, not a line. */
+				c->out->failed = true;
+				c->out->error_doc = in_doc ? c->docno : c->docno + 1;
+				snprintf(c->out->error, sizeof(c->out->error), "byte offset %zu: %s", parser.problem_offset,
+					 parser.problem ? parser.problem : "invalid input");
+				rc = -EINVAL;
+				break;
+			}
 			/* Between documents the error belongs to the next one. */
 			if (!in_doc)
 				c->docno++;

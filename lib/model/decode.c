@@ -79,8 +79,14 @@ static void add_error(pl_dec *d, const char *path, const char *msg)
 		e->v = v;
 		e->_cap = cap;
 	}
-	e->v[e->n].path = pl_arena_strdup(d->arena, path);
-	e->v[e->n].msg = pl_arena_strdup(d->arena, msg);
+	/* One error, one line: control characters from hostile keys or values cannot forge output lines. */
+	char *p = pl_arena_strdup(d->arena, path), *m = pl_arena_strdup(d->arena, msg);
+	for (char *c = p; *c; c++)
+		*c = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
+	for (char *c = m; *c; c++)
+		*c = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
+	e->v[e->n].path = p;
+	e->v[e->n].msg = m;
 	e->n++;
 }
 
@@ -106,6 +112,12 @@ void dec_error_at(pl_dec *d, const char *key, const char *fmt, ...)
 	va_end(ap);
 	add_error(d, d->path, msg);
 	dec_leave(d, saved);
+}
+
+bool dec_has(const json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return v && !json_is_null(v);
 }
 
 void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known)
@@ -285,7 +297,7 @@ bool dec_duration(pl_dec *d, const json_t *obj, const char *key, bool required, 
 	int64_t ns;
 	char lo[32], hi[32];
 
-	if (!dec_string(d, obj, key, required, 64, NULL, NULL, &s))
+	if (!dec_string(d, obj, key, required, 0, NULL, NULL, &s))
 		return false;
 	int rc = pl_duration_parse(s, &ns);
 	if (rc != 0) {
@@ -351,10 +363,10 @@ static bool is_lower_alnum(char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* [a-z0-9]([-a-z0-9]*[a-z0-9])? over s[0..n) */
+/* [a-z0-9]([-a-z0-9]*[a-z0-9])? over s[0..n), no length cap */
 static bool label_span(const char *s, size_t n)
 {
-	if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
+	if (n == 0 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (!is_lower_alnum(s[i]) && s[i] != '-')
@@ -365,7 +377,8 @@ static bool label_span(const char *s, size_t n)
 
 bool pl_is_dns1123_label(const char *s)
 {
-	return label_span(s, strlen(s));
+	size_t n = strlen(s);
+	return n <= 63 && label_span(s, n);
 }
 
 bool pl_is_dns1035_label(const char *s)

@@ -27,6 +27,8 @@ void dec_leave(pl_dec *d, size_t saved);
 void dec_error(pl_dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dec_error_at(pl_dec *d, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* True when key is present and not null (the API server treats a null optional field as absent). */
+bool dec_has(const json_t *obj, const char *key);
 /* Reports every key of obj not in known (NULL-terminated) as an unknown field. */
 void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known);
 /*

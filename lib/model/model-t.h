@@ -260,6 +260,7 @@ typedef enum pl_kind {
 	PL_KIND_MESH_IDENTITY,
 	PL_KIND_SERVICE,
 	PL_KIND_POD,
+	PL_KIND_PILLION_UNKNOWN,     /* group pillion.dev, a kind we do not have (a typo) */
 } pl_kind;
 
 /* One validation error: a field path and a message, both arena strings. */

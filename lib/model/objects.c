@@ -19,6 +19,8 @@ pl_kind pl_object_kind(const json_t *doc)
 		return PL_KIND_TRAFFIC_POLICY;
 	if (ours && strcmp(kind, "MeshIdentity") == 0)
 		return PL_KIND_MESH_IDENTITY;
+	if (api && strncmp(api, PL_GROUP_PREFIX, strlen(PL_GROUP_PREFIX)) == 0)
+		return PL_KIND_PILLION_UNKNOWN;
 	if (api && strcmp(api, "v1") == 0 && strcmp(kind, "Service") == 0)
 		return PL_KIND_SERVICE;
 	if (api && strcmp(api, "v1") == 0 && strcmp(kind, "Pod") == 0)
@@ -173,6 +175,9 @@ bool pl_object_decode(pl_arena *a, const json_t *doc, pl_object *obj)
 	case PL_KIND_POD:
 		obj->u.pod = pl_arena_alloc(a, sizeof(*obj->u.pod));
 		dec_pod(&d, doc, obj->u.pod);
+		break;
+	case PL_KIND_PILLION_UNKNOWN:
+		dec_error_at(&d, "kind", "must be TrafficPolicy or MeshIdentity in group pillion.dev, got \"%s\"", kind);
 		break;
 	default:
 		break;

@@ -136,7 +136,13 @@ static bool parse_rfc3339(const char *s, int64_t *out)
 	if (*end == 'Z') {
 		end++;
 	} else if ((*end == '+' || *end == '-') && strlen(end) == 6 && end[3] == ':') {
-		int hh = atoi(end + 1), mm = atoi(end + 4);
+		for (int i = 1; i < 6; i++) {
+			if (i != 3 && (end[i] < '0' || end[i] > '9'))
+				return false;
+		}
+		int hh = (end[1] - '0') * 10 + (end[2] - '0'), mm = (end[4] - '0') * 10 + (end[5] - '0');
+		if (hh > 23 || mm > 59)
+			return false;
 		off = (hh * 60 + mm) * 60 * (*end == '-' ? -1 : 1);
 		end += 6;
 	} else {
@@ -144,7 +150,13 @@ static bool parse_rfc3339(const char *s, int64_t *out)
 	}
 	if (*end)
 		return false;
-	*out = (int64_t)timegm(&tm) - off;
+	/* timegm normalises 31 February into March: refuse dates that do not survive a round trip. */
+	struct tm want = tm, back;
+	time_t t = timegm(&tm);
+	if (!gmtime_r(&t, &back) || back.tm_mday != want.tm_mday || back.tm_mon != want.tm_mon ||
+	    back.tm_hour != want.tm_hour || back.tm_min != want.tm_min || back.tm_sec != want.tm_sec)
+		return false;
+	*out = (int64_t)t - off;
 	return true;
 }
 
@@ -268,13 +280,20 @@ static const char *entry_name(pl_dec *d, const json_t *obj, const char *prefix, 
 			      const char **seen, size_t nseen)
 {
 	const char *name = NULL;
+	bool given = dec_has(obj, "name");
 
 	if (!dec_string(d, obj, "name", false, 63, pl_is_dns1123_label,
-			"a DNS-1123 label (lowercase letters, digits and '-')", &name))
+			"a DNS-1123 label (lowercase letters, digits and '-')", &name)) {
+		if (given)
+			return pl_arena_printf(d->arena, "%s-%zu", prefix, i);
 		name = pl_arena_printf(d->arena, "%s-%zu", prefix, i);
+	}
 	for (size_t j = 0; j < nseen; j++) {
 		if (seen[j] && strcmp(seen[j], name) == 0) {
-			dec_error_at(d, "name", "duplicate value \"%s\"", name);
+			if (given)
+				dec_error_at(d, "name", "duplicate value \"%s\"", name);
+			else
+				dec_error_at(d, "name", "is required here: the default name \"%s\" is already taken", name);
 			break;
 		}
 	}
@@ -315,7 +334,7 @@ static void dec_selector(pl_dec *d, const json_t *spec, pl_selector *sel)
 				if (x->values.n == 0)
 					dec_error_at(d, "values", "must have at least 1 item for operator %s",
 						     selector_op_names[op]);
-			} else if (op >= 0 && json_array_size(json_object_get(e, "values")) > 0) {
+			} else if (op >= 0 && x->values.n > 0) {
 				dec_error_at(d, "values", "must be empty for operator %s", selector_op_names[op]);
 			}
 			if (ok) {
@@ -397,8 +416,8 @@ static void dec_match(pl_dec *d, const json_t *route, pl_route_match *m)
 	if (dec_object(d, o, "path", false, &p)) {
 		size_t s1 = dec_enter(d, "path");
 		dec_known_keys(d, p, path_known);
-		bool has_exact = json_object_get(p, "exact") != NULL;
-		bool has_prefix = json_object_get(p, "prefix") != NULL;
+		bool has_exact = dec_has(p, "exact");
+		bool has_prefix = dec_has(p, "prefix");
 		if (has_exact == has_prefix)
 			dec_error(d, "must set exactly one of exact or prefix");
 		else if (has_exact && dec_string(d, p, "exact", true, 1024, http_path_ok, path_what, &m->path))
@@ -419,23 +438,22 @@ static void dec_match(pl_dec *d, const json_t *route, pl_route_match *m)
 				dec_leave(d, s2);
 				continue;
 			}
+			size_t before = d->errs->n;
 			dec_known_keys(d, h, hdr_known);
-			bool ok = dec_string(d, h, "name", true, 256, header_name_ok,
-					     "an HTTP header name (token characters)", &hm->name);
-			bool has_exact = json_object_get(h, "exact") != NULL;
-			bool has_present = json_object_get(h, "present") != NULL;
+			dec_string(d, h, "name", true, 256, header_name_ok, "an HTTP header name (token characters)",
+				   &hm->name);
+			bool has_exact = dec_has(h, "exact");
+			bool has_present = dec_has(h, "present");
 			bool present = true;
 			if (has_exact == has_present) {
 				dec_error(d, "must set exactly one of exact or present");
-				ok = false;
 			} else if (has_exact) {
-				ok = dec_string(d, h, "exact", true, 4096, NULL, NULL, &hm->value) && ok;
+				dec_string(d, h, "exact", true, 4096, NULL, NULL, &hm->value);
 				hm->kind = PL_HEADER_EXACT;
-			} else {
-				ok = dec_bool(d, h, "present", true, &present) && ok;
+			} else if (dec_bool(d, h, "present", true, &present)) {
 				hm->kind = present ? PL_HEADER_PRESENT : PL_HEADER_ABSENT;
 			}
-			if (ok)
+			if (d->errs->n == before)
 				m->nheaders++;
 			dec_leave(d, s2);
 		}
@@ -469,13 +487,14 @@ static void dec_backends(pl_dec *d, const json_t *route, const pl_traffic_policy
 			all_ok = false;
 			continue;
 		}
+		size_t before = d->errs->n;
 		dec_known_keys(d, b, known);
+		memset(be, 0, sizeof(*be));
 		be->weight = 1;
-		bool ok = dec_string(d, b, "name", true, 63, pl_is_dns1035_label, dns1035_what, &be->name);
-		if (json_object_get(b, "port"))
-			ok = dec_int(d, b, "port", false, 1, 65535, &be->port) && ok;
-		if (json_object_get(b, "weight"))
-			ok = dec_int(d, b, "weight", false, 0, 1000, &be->weight) && ok;
+		dec_string(d, b, "name", true, 63, pl_is_dns1035_label, dns1035_what, &be->name);
+		dec_int(d, b, "port", false, 1, 65535, &be->port);
+		dec_int(d, b, "weight", false, 0, 1000, &be->weight);
+		bool ok = d->errs->n == before;
 		if (ok) {
 			for (size_t j = 0; j < r->nbackends; j++) {
 				if (strcmp(r->backends[j].name, be->name) == 0 && r->backends[j].port == be->port) {
@@ -547,7 +566,7 @@ static void dec_fault(pl_dec *d, const json_t *route, pl_fault *f)
 		return;
 	size_t saved = dec_enter(d, "faultInjection");
 	dec_known_keys(d, o, known);
-	if (!json_object_get(o, "delay") && !json_object_get(o, "abort"))
+	if (!dec_has(o, "delay") && !dec_has(o, "abort"))
 		dec_error(d, "must set at least one of delay or abort");
 	if (dec_object(d, o, "delay", false, &x)) {
 		size_t s1 = dec_enter(d, "delay");
@@ -625,13 +644,17 @@ static void dec_circuit_breaker(pl_dec *d, const json_t *spec, pl_circuit_breake
 	cb->base_ejection_ns = 30 * PL_NS_PER_S;
 	cb->max_ejection_ns = 5 * PL_NS_PER_M;
 	dec_int(d, o, "consecutiveFailures", false, 1, 1000, &cb->consecutive_failures);
+	size_t before = d->errs->n;
 	dec_duration(d, o, "baseEjectionTime", false, PL_NS_PER_S, PL_NS_PER_H, &cb->base_ejection_ns);
-	if (dec_duration(d, o, "maxEjectionTime", false, PL_NS_PER_S, 24 * PL_NS_PER_H, &cb->max_ejection_ns) &&
-	    cb->max_ejection_ns < cb->base_ejection_ns) {
-		char b[32];
+	bool max_given = dec_duration(d, o, "maxEjectionTime", false, PL_NS_PER_S, 24 * PL_NS_PER_H,
+				      &cb->max_ejection_ns);
+	/* Checked against the default too: the API server fills in maxEjectionTime 5m. */
+	if (d->errs->n == before && cb->max_ejection_ns < cb->base_ejection_ns) {
+		char b[32], m[32];
 		pl_duration_format(cb->base_ejection_ns, b, sizeof(b));
-		dec_error_at(d, "maxEjectionTime", "must not be less than baseEjectionTime (%s), got %s", b,
-			     json_string_value(json_object_get(o, "maxEjectionTime")));
+		pl_duration_format(cb->max_ejection_ns, m, sizeof(m));
+		dec_error_at(d, "maxEjectionTime", "must not be less than baseEjectionTime (%s), got %s%s", b, m,
+			     max_given ? "" : " (the default)");
 	}
 	dec_int(d, o, "maxPendingRequests", false, 1, 1000000, &cb->max_pending);
 	dec_int(d, o, "maxConnections", false, 1, 1000000, &cb->max_connections);

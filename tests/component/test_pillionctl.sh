@@ -60,6 +60,33 @@ echo "not: [yaml" >"$tmp/repo/.git/config.yaml"
 "$ctl" validate -f "$tmp/repo" >"$tmp/out" 2>/dev/null; check "nested .yml found, hidden dirs and other files ignored (exit 1)" 1 $?
 contains "nested file reported" "$tmp/repo/apps/shop/policy.yml:2:" "$tmp/out"
 
+# A symlink back up the tree is not followed (it would loop), and nothing is read twice.
+ln -s .. "$tmp/repo/apps/shop/up"
+"$ctl" validate -f "$tmp/repo" >"$tmp/out" 2>"$tmp/err"; check "symlink loop: exit 1 as before" 1 $?
+check "symlink loop: each error once" 2 "$(wc -l <"$tmp/out" | tr -d ' ')"
+contains "symlinked directory noted" "not following a symlinked directory" "$tmp/err"
+rm "$tmp/repo/apps/shop/up"
+
+# The same object twice is an error (kubectl apply would keep only the last); render uses the last.
+"$ctl" validate -f "$src/examples/valid/minimal.yaml" -f "$src/examples/valid/minimal.yaml" >"$tmp/out" 2>/dev/null
+check "duplicate objects exit 1" 1 $?
+contains "duplicate object named" "TrafficPolicy default/minimal: metadata.name: duplicate object, also at $src/examples/valid/minimal.yaml:1" "$tmp/out"
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w, namespace: shop}\nspec: {targetRef: {name: web}, routes: [{timeout: 1s}]}\n' >"$tmp/d1.yaml"
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w, namespace: shop}\nspec: {targetRef: {name: web}, routes: [{timeout: 9s}]}\n' >"$tmp/d2.yaml"
+"$ctl" render --pod "$src/examples/pods/web-pod.yaml" -f "$tmp/d1.yaml" -f "$tmp/d2.yaml" >"$tmp/out" 2>"$tmp/err"
+contains "render: the later duplicate is used" '"timeoutMs": 9000' "$tmp/out"
+contains "render: the earlier duplicate is noted" "is defined again later" "$tmp/err"
+
+# A typo in a Pillion kind is an error, not a skipped object.
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TraficPolicy\nmetadata: {name: w}\n' >"$tmp/typo.yaml"
+"$ctl" validate -f "$tmp/typo.yaml" >"$tmp/out" 2>/dev/null; check "kind typo in pillion.dev exits 1" 1 $?
+contains "kind typo named" 'kind: must be TrafficPolicy or MeshIdentity in group pillion.dev, got "TraficPolicy"' "$tmp/out"
+
+# Bytes that are not UTF-8 are reported by byte offset.
+printf 'a: 1\nb: "\377\376"\n' >"$tmp/enc.yaml"
+"$ctl" validate -f "$tmp/enc.yaml" >"$tmp/out" 2>/dev/null; check "bad encoding exits 1" 1 $?
+contains "bad encoding names the byte offset" "yaml: byte offset 9:" "$tmp/out"
+
 # YAML syntax errors name the line and count as invalid.
 printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata:\n  name: "web\n' >"$tmp/broken.yaml"
 "$ctl" validate -f "$tmp/broken.yaml" >"$tmp/out" 2>/dev/null; check "syntax error exits 1" 1 $?

@@ -247,6 +247,9 @@ static void test_name_patterns(void **state)
 	assert_true(pl_is_dns1123_subdomain("a.b-c.d"));
 	assert_false(pl_is_dns1123_subdomain("a..b"));
 	assert_false(pl_is_dns1123_subdomain("a.b."));
+	/* Kubernetes caps a subdomain at 253 in all, not each label at 63. */
+	assert_true(pl_is_dns1123_subdomain("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b"));
+	assert_false(pl_is_dns1123_label("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	assert_true(pl_is_label_key("app"));
 	assert_true(pl_is_label_key("app.kubernetes.io/name"));
 	assert_false(pl_is_label_key("/name"));
@@ -298,13 +301,17 @@ static void test_kinds(void **state)
 	fixture_load(&f, "apiVersion: pillion.dev/v1beta1\nkind: TrafficPolicy\nmetadata: {name: w}\n"
 			 "spec: {targetRef: {name: web}}\n---\n"
 			 "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n---\n"
-			 "apiVersion: example.com/v1\nkind: TrafficPolicy\nmetadata: {name: other}\n");
+			 "apiVersion: example.com/v1\nkind: TrafficPolicy\nmetadata: {name: other}\n---\n"
+			 "apiVersion: pillion.dev/v1alpha1\nkind: TraficPolicy\nmetadata: {name: typo}\n");
 	assert_int_equal(f.obj[0].kind, PL_KIND_TRAFFIC_POLICY);
 	const pl_error *e = find_error(&f.obj[0], "apiVersion");
 	assert_non_null(e);
 	assert_string_equal(e->msg, "must be pillion.dev/v1alpha1, got \"pillion.dev/v1beta1\"");
 	assert_int_equal(f.obj[1].kind, PL_KIND_OTHER);
 	assert_int_equal(f.obj[2].kind, PL_KIND_OTHER);
+	assert_int_equal(f.obj[3].kind, PL_KIND_PILLION_UNKNOWN);
+	assert_non_null(e = find_error(&f.obj[3], "kind"));
+	assert_string_equal(e->msg, "must be TrafficPolicy or MeshIdentity in group pillion.dev, got \"TraficPolicy\"");
 	fixture_free(&f);
 }
 
@@ -330,6 +337,96 @@ static void test_pod_id_must_be_a_name_part(void **state)
 }
 
 
+static void test_null_means_absent_everywhere(void **state)
+{
+	(void)state;
+	fixture f;
+	fixture_load(&f, "apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w}\n"
+			 "spec:\n  targetRef: {name: web}\n  routes:\n"
+			 "  - backends: [{name: a, port: 8080, weight: null}, {name: b, port: null}]\n"
+			 "    match: {path: {exact: null, prefix: /a}, headers: [{name: x, exact: null, present: true}]}\n"
+			 "  - faultInjection: {delay: null}\n");
+	const pl_object *o = &f.obj[0];
+	const pl_error *e;
+	assert_int_equal(o->errors.n, 1);
+	assert_non_null(e = find_error(o, "spec.routes[1].faultInjection"));
+	assert_string_equal(e->msg, "must set at least one of delay or abort");
+	const pl_route *r = &o->u.policy->routes[0];
+	assert_int_equal(r->nbackends, 2);
+	assert_string_equal(r->backends[0].name, "a");
+	assert_int_equal(r->backends[0].port, 8080);
+	assert_int_equal(r->backends[0].weight, 1);
+	assert_string_equal(r->backends[1].name, "b");
+	assert_int_equal(r->backends[1].port, 0);
+	assert_int_equal(r->match.path_kind, PL_PATH_PREFIX);
+	assert_int_equal(r->match.nheaders, 1);
+	assert_int_equal(r->match.headers[0].kind, PL_HEADER_PRESENT);
+	fixture_free(&f);
+}
+
+static void test_two_field_rules_use_defaults(void **state)
+{
+	(void)state;
+	fixture f;
+	/* maxEjectionTime defaults to 5m, which a 10m baseEjectionTime exceeds. */
+	fixture_load(&f, "apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w}\n"
+			 "spec: {targetRef: {name: web}, circuitBreaker: {baseEjectionTime: 10m}}\n");
+	const pl_error *e = find_error(&f.obj[0], "spec.circuitBreaker.maxEjectionTime");
+	assert_non_null(e);
+	assert_string_equal(e->msg, "must not be less than baseEjectionTime (10m), got 5m (the default)");
+	fixture_free(&f);
+}
+
+static void test_default_names_do_not_blame_the_user(void **state)
+{
+	(void)state;
+	fixture f;
+	fixture_load(&f, "apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w}\n"
+			 "spec: {targetRef: {name: web}, routes: [{name: route-1}, {timeout: 1s}]}\n");
+	const pl_error *e = find_error(&f.obj[0], "spec.routes[1].name");
+	assert_non_null(e);
+	assert_string_equal(e->msg, "is required here: the default name \"route-1\" is already taken");
+	fixture_free(&f);
+}
+
+static void test_timestamps_are_strict(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"2026-02-31T03:04:05Z", "2026-01-02T03:04:05+ab:cd",
+					  "2026-01-02T03:04:05+24:00", "2026-01-02 03:04:05Z", "2026-01-02T03:04:05"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[256];
+		fixture f;
+		snprintf(yaml, sizeof(yaml), "apiVersion: pillion.dev/v1alpha1\nkind: MeshIdentity\n"
+			 "metadata: {name: m, creationTimestamp: '%s'}\n", bad[i]);
+		fixture_load(&f, yaml);
+		if (!find_error(&f.obj[0], "metadata.creationTimestamp"))
+			fail_msg("timestamp %s was accepted", bad[i]);
+		fixture_free(&f);
+	}
+	fixture f;
+	fixture_load(&f, "apiVersion: pillion.dev/v1alpha1\nkind: MeshIdentity\n"
+			 "metadata: {name: m, creationTimestamp: '2026-01-02T04:04:05.123+01:00'}\n");
+	assert_true(f.obj[0].valid);
+	assert_int_equal(f.obj[0].u.identity->meta.created, 1767323045);
+	fixture_free(&f);
+}
+
+static void test_errors_stay_on_one_line(void **state)
+{
+	(void)state;
+	fixture f;
+	fixture_load(&f, "apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w}\n"
+			 "spec: {targetRef: {name: web}, \"rou\\ntes\": 1, exportTo: [\"a\\nb\"]}\n");
+	assert_int_equal(f.obj[0].errors.n, 2);
+	for (size_t i = 0; i < f.obj[0].errors.n; i++) {
+		assert_null(strchr(f.obj[0].errors.v[i].path, '\n'));
+		assert_null(strchr(f.obj[0].errors.v[i].msg, '\n'));
+	}
+	assert_non_null(find_error(&f.obj[0], "spec.rou?tes"));
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +441,11 @@ int main(void)
 		cmocka_unit_test(test_selector_matching),
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_pod_id_must_be_a_name_part),
+		cmocka_unit_test(test_null_means_absent_everywhere),
+		cmocka_unit_test(test_two_field_rules_use_defaults),
+		cmocka_unit_test(test_default_names_do_not_blame_the_user),
+		cmocka_unit_test(test_timestamps_are_strict),
+		cmocka_unit_test(test_errors_stay_on_one_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,9 +41,11 @@ typedef struct conv {
 	int docno;
 } conv;
 
-static int fail(conv *c, const yaml_mark_t *m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(conv *c, const yaml_mark_t *m, size_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static int fail(conv *c, const yaml_mark_t *m, const char *fmt, ...)
+/* Records the error of the current document; m names its line and column, or NULL for a byte offset. */
+static int fail(conv *c, const yaml_mark_t *m, size_t offset, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -53,8 +55,11 @@ static int fail(conv *c, const yaml_mark_t *m, const char *fmt, ...)
 	va_end(ap);
 	c->out->failed = true;
 	c->out->error_doc = c->docno;
-	snprintf(c->out->error, sizeof(c->out->error), "line %zu column %zu: %s", m->line + 1,
-		 m->column + 1, msg);
+	if (m)
+		snprintf(c->out->error, sizeof(c->out->error), "line %zu column %zu: %s", m->line + 1,
+			 m->column + 1, msg);
+	else
+		snprintf(c->out->error, sizeof(c->out->error), "byte offset %zu: %s", offset, msg);
 	return -EINVAL;
 }
 
@@ -109,7 +114,7 @@ static const anchor *find_anchor(const conv *c, const char *name)
 static int count_nodes(conv *c, size_t n, const yaml_mark_t *m)
 {
 	if (n > PL_YAML_MAX_NODES - c->doc_nodes)
-		return fail(c, m, "document expands to more than %d nodes (aliases?)", PL_YAML_MAX_NODES);
+		return fail(c, m, 0, "document expands to more than %d nodes (aliases?)", PL_YAML_MAX_NODES);
 	c->doc_nodes += n;
 	return 0;
 }
@@ -132,14 +137,14 @@ static int add_value(conv *c, json_t *v, size_t nodes, const yaml_mark_t *m)
 		/* Only scalar keys reach here as strings; containers as keys are refused. */
 		if (!json_is_string(v)) {
 			json_decref(v);
-			return fail(c, m, "mapping keys must be scalars");
+			return fail(c, m, 0, "mapping keys must be scalars");
 		}
 		f->key = strdup(json_string_value(v));
 		json_decref(v);
 		if (!f->key)
 			abort();
 		if (json_object_get(f->node, f->key))
-			return fail(c, m, "duplicate key \"%s\"", f->key);
+			return fail(c, m, 0, "duplicate key \"%s\"", f->key);
 		return 0;
 	}
 	if (f->key_is_merge) {
@@ -152,7 +157,7 @@ static int add_value(conv *c, json_t *v, size_t nodes, const yaml_mark_t *m)
 		}
 		if (!ok) {
 			json_decref(v);
-			return fail(c, m, "merge key << needs a mapping or a list of mappings");
+			return fail(c, m, 0, "merge key << needs a mapping or a list of mappings");
 		}
 		if (!f->merges)
 			f->merges = json_array();
@@ -346,7 +351,7 @@ static int on_scalar(conv *c, yaml_event_t *ev)
 	int rc;
 
 	if (memchr(val, '\0', len))
-		return fail(c, &ev->start_mark, "NUL character in a scalar");
+		return fail(c, &ev->start_mark, 0, "NUL character in a scalar");
 	if ((rc = count_nodes(c, 1, &ev->start_mark)) < 0)
 		return rc;
 	if (f && f->is_map && !f->key) {
@@ -360,7 +365,7 @@ static int on_scalar(conv *c, yaml_event_t *ev)
 		}
 		json_t *k = json_stringn(val, len);
 		if (!k)
-			return fail(c, &ev->start_mark, "key is not valid UTF-8");
+			return fail(c, &ev->start_mark, 0, "key is not valid UTF-8");
 		if (ev->data.scalar.anchor)
 			add_anchor(c, (const char *)ev->data.scalar.anchor, k, 1);
 		return add_value(c, k, 1, &ev->start_mark);
@@ -370,7 +375,7 @@ static int on_scalar(conv *c, yaml_event_t *ev)
 		want = R_STR;
 	json_t *v = resolve(val, len, want, &why);
 	if (!v)
-		return fail(c, &ev->start_mark, "%s", why);
+		return fail(c, &ev->start_mark, 0, "%s", why);
 	if (ev->data.scalar.anchor)
 		add_anchor(c, (const char *)ev->data.scalar.anchor, v, 1);
 	return add_value(c, v, 1, &ev->start_mark);
@@ -383,7 +388,7 @@ static int on_alias(conv *c, yaml_event_t *ev)
 	int rc;
 
 	if (!a)
-		return fail(c, &ev->start_mark, "unknown anchor \"%s\"", name);
+		return fail(c, &ev->start_mark, 0, "unknown anchor \"%s\"", name);
 	if ((rc = count_nodes(c, a->nodes, &ev->start_mark)) < 0)
 		return rc;
 	return add_value(c, json_incref(a->node), a->nodes, &ev->start_mark);
@@ -395,11 +400,11 @@ static int on_start(conv *c, yaml_event_t *ev, bool is_map)
 	int rc;
 
 	if (c->depth >= PL_YAML_MAX_DEPTH)
-		return fail(c, &ev->start_mark, "nesting deeper than %d levels", PL_YAML_MAX_DEPTH);
+		return fail(c, &ev->start_mark, 0, "nesting deeper than %d levels", PL_YAML_MAX_DEPTH);
 	if (c->depth > 0) {
 		frame *p = &c->stack[c->depth - 1];
 		if (p->is_map && !p->key)
-			return fail(c, &ev->start_mark, "mapping keys must be scalars");
+			return fail(c, &ev->start_mark, 0, "mapping keys must be scalars");
 	}
 	if ((rc = count_nodes(c, 1, &ev->start_mark)) < 0)
 		return rc;
@@ -469,20 +474,13 @@ int pl_yaml_load(const char *buf, size_t len, pl_docs *out)
 	while (!done && rc == 0) {
 		if (!yaml_parser_parse(&parser, &ev)) {
 			yaml_mark_t m = parser.problem_mark;
-			if (parser.error == YAML_READER_ERROR) {
-				/* Encoding errors carry a byte offset, not a line. */
-				c->out->failed = true;
-				c->out->error_doc = in_doc ? c->docno : c->docno + 1;
-				snprintf(c->out->error, sizeof(c->out->error), "byte offset %zu: %s", parser.problem_offset,
-					 parser.problem ? parser.problem : "invalid input");
-				rc = -EINVAL;
-				break;
-			}
 			/* Between documents the error belongs to the next one. */
 			if (!in_doc)
 				c->docno++;
-			rc = fail(c, &m, "%s%s%s", parser.problem ? parser.problem : "syntax error",
-				  parser.context ? " " : "", parser.context ? parser.context : "");
+			/* Encoding errors carry a byte offset, not a line. */
+			rc = fail(c, parser.error == YAML_READER_ERROR ? NULL : &m, parser.problem_offset, "%s%s%s",
+				  parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+				  parser.context ? parser.context : "");
 			break;
 		}
 		switch (ev.type) {

@@ -67,6 +67,16 @@ void dec_leave(pl_dec *d, size_t saved)
 	d->path[saved] = '\0';
 }
 
+/* One error, one line: control characters from hostile keys or values cannot forge output lines. */
+static const char *one_line(pl_arena *a, const char *s)
+{
+	char *p = pl_arena_strdup(a, s);
+
+	for (char *c = p; *c; c++)
+		*c = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
+	return p;
+}
+
 static void add_error(pl_dec *d, const char *path, const char *msg)
 {
 	pl_errors *e = d->errs;
@@ -79,14 +89,8 @@ static void add_error(pl_dec *d, const char *path, const char *msg)
 		e->v = v;
 		e->_cap = cap;
 	}
-	/* One error, one line: control characters from hostile keys or values cannot forge output lines. */
-	char *p = pl_arena_strdup(d->arena, path), *m = pl_arena_strdup(d->arena, msg);
-	for (char *c = p; *c; c++)
-		*c = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
-	for (char *c = m; *c; c++)
-		*c = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
-	e->v[e->n].path = p;
-	e->v[e->n].msg = m;
+	e->v[e->n].path = one_line(d->arena, path);
+	e->v[e->n].msg = one_line(d->arena, msg);
 	e->n++;
 }
 

@@ -284,9 +284,9 @@ static const char *entry_name(pl_dec *d, const json_t *obj, const char *prefix, 
 
 	if (!dec_string(d, obj, "name", false, 63, pl_is_dns1123_label,
 			"a DNS-1123 label (lowercase letters, digits and '-')", &name)) {
-		if (given)
-			return pl_arena_printf(d->arena, "%s-%zu", prefix, i);
 		name = pl_arena_printf(d->arena, "%s-%zu", prefix, i);
+		if (given)
+			return name;   /* the bad name itself is already reported */
 	}
 	for (size_t j = 0; j < nseen; j++) {
 		if (seen[j] && strcmp(seen[j], name) == 0) {

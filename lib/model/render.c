@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "base/duration.h"
-#include "base/sha256.h"
 #include "json/json.h"
 #include "model/index-t.h"
 #include "model/model.h"

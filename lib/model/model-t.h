@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hmap.h"
+
 #define PL_API_VERSION "pillion.dev/v1alpha1"
 #define PL_DEFAULT_NAMESPACE "default"
 #define PL_DEFAULT_SERVICE_ACCOUNT "default"
@@ -253,6 +255,41 @@ typedef struct pl_proxy_config {
 	pl_outbound_policy *outbound;
 	const char *hash;
 } pl_proxy_config;
+
+/*
+ * The mesh directory (ConfigMap pillion-mesh, one per meshed namespace): where the
+ * mesh is and who answers there. An outbound connection is sent with mTLS when its
+ * original destination is a listed Service address and port, or a listed pod address.
+ */
+typedef struct pl_mesh_service {
+	const char *namespace;
+	const char *name;
+	pl_strv addresses;   /* cluster IPs, canonical text (inet_ntop) */
+	size_t nports;
+	int *ports;
+	pl_strv identities;  /* SPIFFE IDs its pods may present */
+} pl_mesh_service;
+
+typedef struct pl_mesh_pod {
+	const char *namespace;
+	const char *name;
+	pl_strv addresses;
+	const char *identity;
+} pl_mesh_pod;
+
+typedef struct pl_mesh_dir {
+	const char *namespace;
+	size_t nservices;
+	pl_mesh_service *services;
+	size_t npods;
+	pl_mesh_pod *pods;
+	size_t nopaque;
+	int *opaque_ports;
+	const char *hash;    /* "" when the file has none */
+	/* Lookup tables built by pl_mesh_dir_decode: "addr|port" -> service, "addr" -> pod. */
+	pl_hmap _by_addr_port;
+	pl_hmap _by_addr;
+} pl_mesh_dir;
 
 typedef enum pl_kind {
 	PL_KIND_OTHER,

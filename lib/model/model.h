@@ -77,4 +77,25 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 /* sha256 content hash of a rendered config: "sha256:" + hex over the canonical bytes without "hash". */
 void pl_proxy_config_hash(const json_t *doc, char out[80]);
 
+/*
+ * Reads a mesh directory (kind MeshDirectory) strictly, like pl_proxy_config_decode:
+ * addresses must be IPv4 or IPv6 literals (stored in canonical form), ports 1..65535,
+ * and an optional "hash" must match. Builds the lookup tables; free them with
+ * pl_mesh_dir_free (everything else lives in a).
+ */
+bool pl_mesh_dir_decode(pl_arena *a, const json_t *doc, pl_mesh_dir *dir, pl_errors *errs);
+void pl_mesh_dir_free(pl_mesh_dir *dir);
+/*
+ * The identities expected at addr:port (addr in any textual form inet_pton takes):
+ * a Service's list, else the pod's single identity. NULL when the destination is
+ * not in the mesh (plain passthrough). *n gets the count.
+ */
+const char *const *pl_mesh_dir_lookup(const pl_mesh_dir *dir, const char *addr, int port, size_t *n);
+/* The default opaque ports (server-speaks-first protocols), used when the file lists none. */
+extern const int pl_default_opaque_ports[];
+extern const size_t pl_default_opaque_nports;
+
+/* "STRICT", "PERMISSIVE", "DISABLED", indexed by pl_mtls_mode. */
+extern const char *const pl_mtls_names[];
+
 #endif

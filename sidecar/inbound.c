@@ -1,0 +1,164 @@
+/* Inbound: accept a redirected connection, detect mesh mTLS or plaintext, apply the mTLS mode, forward to the app on loopback. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "pki/tls.h"
+#include "orig.h"
+#include "proxy.h"
+
+#define PEEK_MAX (16384 + 5)
+
+static int mtls_mode(const proxy *px) { return px->config ? (int)px->config->cfg.mtls_mode : PL_MTLS_STRICT; }
+
+void px_inbound_accept(proxy *px, int fd)
+{
+	px_conn *c = px_conn_new(px, PX_IN, fd);
+
+	if (px_original_dst(fd, &c->orig, &c->origlen) < 0) {
+		px_conn_refuse(c, PX_REFUSE_NO_ORIGINAL_DST);
+		return;
+	}
+	int port = px_addr_port(&c->orig);
+	if (port == px->set.inbound_port || port == px->set.outbound_port || port == px->set.admin_port) {
+		px_conn_refuse(c, PX_REFUSE_LOOP);
+		return;
+	}
+	if (px->set.max_conns && px->nconns > px->set.max_conns) {
+		px_conn_refuse(c, PX_REFUSE_MAX_CONNECTIONS);
+		return;
+	}
+	if (!px->config || !px->creds) {
+		px_conn_refuse(c, PX_REFUSE_NOT_READY);
+		return;
+	}
+	c->state = PX_ST_DETECT;
+	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN);
+	px_conn_timeout(c, mtls_mode(px) == PL_MTLS_STRICT ? px->set.handshake_timeout_ns : px->set.detect_timeout_ns);
+}
+
+static void dial_app(px_conn *c)
+{
+	struct sockaddr_storage app;
+	socklen_t len;
+
+	memset(&app, 0, sizeof(app));
+	if (c->orig.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&app;
+		s->sin6_family = AF_INET6;
+		s->sin6_addr = in6addr_loopback;
+		s->sin6_port = htons((uint16_t)px_addr_port(&c->orig));
+		len = sizeof(*s);
+	} else {
+		struct sockaddr_in *s = (struct sockaddr_in *)&app;
+		s->sin_family = AF_INET;
+		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s->sin_port = htons((uint16_t)px_addr_port(&c->orig));
+		len = sizeof(*s);
+	}
+	int r = px_conn_dial(c, (const struct sockaddr *)&app, len);
+	if (r < 0) {
+		log_info("inbound dial failed: %s", strerror(-r));
+		px_conn_close(c, true);
+	}
+}
+
+static void plaintext(px_conn *c)
+{
+	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
+		px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
+		return;
+	}
+	pl_ev_timer_stop(c->px->loop, &c->timer);
+	dial_app(c);
+}
+
+void px_inbound_detect(px_conn *c)
+{
+	proxy *px = c->px;
+	unsigned char *buf = malloc(PEEK_MAX);
+	size_t need;
+
+	if (!buf)
+		abort();
+	ssize_t n = recv(c->down.fd, buf, PEEK_MAX, MSG_PEEK);
+	if (n <= 0) {
+		free(buf);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		/* Closed or reset before saying anything. */
+		px_conn_close(c, n < 0);
+		return;
+	}
+	enum px_detect d = px_detect(buf, (size_t)n, &need);
+	free(buf);
+	switch (d) {
+	case PX_DETECT_MORE: {
+		/* Wake up only when the whole record is here, instead of spinning on a partial one. */
+		int lowat = (int)need;
+		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		return;
+	}
+	case PX_DETECT_PLAIN:
+	case PX_DETECT_TLS_OTHER:
+		plaintext(c);
+		return;
+	case PX_DETECT_TLS_MESH:
+		break;
+	}
+	int one = 1;
+	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	if (!px->creds) {
+		px_conn_refuse(c, PX_REFUSE_NOT_READY);
+		return;
+	}
+	c->down.tls = pl_tls_server_new(px->creds, c->down.fd);
+	if (!c->down.tls) {
+		px_conn_tls_failed(c, PX_TLSF_OTHER, "cannot create a TLS session");
+		return;
+	}
+	c->tls = true;
+	pl_ev_timer_stop(px->loop, &c->timer);
+	px_conn_handshake(c);
+}
+
+void px_inbound_detect_timeout(px_conn *c)
+{
+	/* Nothing was said: a server-speaks-first client in plaintext, allowed unless STRICT. */
+	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
+		px_conn_refuse(c, PX_REFUSE_DETECT_TIMEOUT);
+		return;
+	}
+	plaintext(c);
+}
+
+void px_inbound_handshake_done(px_conn *c)
+{
+	proxy *px = c->px;
+	char id[2048];
+
+	if (!pl_tls_peer_spiffe_id(c->down.tls, id, sizeof(id))) {
+		px_conn_tls_failed(c, PX_TLSF_PEER_IDENTITY, "the client certificate has no single spiffe:// URI SAN");
+		return;
+	}
+	if (!px->config || !pl_spiffe_in_domain(id, px->config->cfg.trust_domain)) {
+		char msg[2300];
+		snprintf(msg, sizeof(msg), "the caller %s is not in trust domain %s", id,
+			 px->config ? px->config->cfg.trust_domain : "?");
+		px_conn_tls_failed(c, PX_TLSF_PEER_IDENTITY, msg);
+		return;
+	}
+	c->peer_id = strdup(id);
+	dial_app(c);
+}
+
+void px_inbound_connected(px_conn *c)
+{
+	px_conn_relay(c);
+}

@@ -1,0 +1,157 @@
+/* pillion-proxy's types: settings, the loaded state, metrics, listeners and relayed connections. */
+#ifndef PILLION_SIDECAR_PROXY_T_H
+#define PILLION_SIDECAR_PROXY_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <jansson.h>
+
+#include "base/arena.h"
+#include "ev/ev.h"
+#include "model/model-t.h"
+
+typedef struct pl_tls pl_tls;
+typedef struct pl_tls_creds pl_tls_creds;
+
+enum px_dir { PX_OUT = 0, PX_IN = 1 };
+
+/* What the command line and the environment said (flat, as relayd keeps it). */
+typedef struct px_settings {
+	const char *config_path;
+	const char *mesh_path;     /* NULL: no directory, every destination is passthrough */
+	const char *tls_dir;
+	const char *admin_addr;
+	int outbound_port, inbound_port, admin_port;
+	size_t buf_size;
+	size_t max_conns;
+	int64_t connect_timeout_ns;
+	int64_t detect_timeout_ns;     /* PERMISSIVE: wait this long for a first byte, then relay as plaintext */
+	int64_t handshake_timeout_ns;
+	int64_t drain_ns;
+	int64_t reload_debounce_ns;
+	int64_t resync_ns;             /* periodic re-read of the files, a safety net for lost events */
+	bool splice;
+	bool check_only;
+} px_settings;
+
+/* A file-backed piece of state and what became of its last reading. */
+typedef struct px_file {
+	const char *what;          /* "config", "mesh", "tls" */
+	char seen[80];             /* hash of the bytes last tried, good or bad */
+	char good[80];             /* hash of the bytes in use */
+	char error[512];           /* why the last different bytes were refused; "" when they were taken */
+	int64_t loaded_at;         /* unix seconds of the last good load */
+} px_file;
+
+typedef struct px_config {
+	pl_arena arena;
+	pl_proxy_config cfg;
+	json_t *doc;               /* as read, for /config */
+} px_config;
+
+typedef struct px_mesh {
+	pl_arena arena;
+	pl_mesh_dir dir;
+	int refs;                  /* connections in their handshake hold one */
+} px_mesh;
+
+enum px_refuse {
+	PX_REFUSE_NOT_READY, PX_REFUSE_STRICT_PLAINTEXT, PX_REFUSE_LOOP, PX_REFUSE_NO_ORIGINAL_DST,
+	PX_REFUSE_MAX_CONNECTIONS, PX_REFUSE_DRAINING, PX_REFUSE_DETECT_TIMEOUT, PX_REFUSE_UNTRUSTED_PEER,
+	PX_REFUSE__N
+};
+
+enum px_tls_fail {
+	PX_TLSF_CERTIFICATE_VERIFY, PX_TLSF_PEER_IDENTITY, PX_TLSF_NO_ALPN, PX_TLSF_NO_CLIENT_CERT,
+	PX_TLSF_CERT_REQUIRED, PX_TLSF_REJECTED_BY_PEER, PX_TLSF_PROTOCOL, PX_TLSF_EOF, PX_TLSF_RESET,
+	PX_TLSF_TIMEOUT, PX_TLSF_OTHER, PX_TLSF__N
+};
+
+typedef struct px_metrics {
+	/* [direction][tls] */
+	uint64_t conns_total[2][2];
+	int64_t conns_open[2][2];
+	/* [direction][0: downstream->upstream, 1: upstream->downstream] */
+	uint64_t bytes[2][2];
+	uint64_t refused[2][PX_REFUSE__N];
+	uint64_t tls_fail[2][PX_TLSF__N];
+	uint64_t connect_fail[2];
+	uint64_t resets[2];
+	uint64_t reloads_ok[3], reloads_err[3];   /* config, mesh, tls */
+	uint64_t spliced_bytes;
+} px_metrics;
+
+typedef struct proxy proxy;
+typedef struct px_conn px_conn;
+
+typedef struct px_listener {
+	proxy *px;
+	int dir;                    /* enum px_dir, or -1 for admin */
+	int fds[2];                 /* IPv4, IPv6 (-1 when not bound) */
+	pl_ev_io io[2];
+} px_listener;
+
+/* One socket of a relayed connection, with its transport (raw or TLS). */
+typedef struct px_side {
+	int fd;
+	pl_ev_io io;
+	pl_tls *tls;
+	int want_r, want_w;         /* PL_IO_WANT_* the last blocked read/write asked for, or 0 */
+} px_side;
+
+/* One direction of a relay: bytes read from one side, waiting to be written to the other. */
+typedef struct px_flow {
+	char *buf;                  /* pooled, held only while bytes wait */
+	uint32_t off, len;
+	int pipe[2];                /* splice relays: a pipe instead of buf */
+	uint32_t piped;
+	bool eof;                   /* the source ended */
+	int shut;                   /* 0 no, 1 pending, 2 done: the end passed on to the destination */
+	uint64_t bytes;
+} px_flow;
+
+enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY };
+
+struct px_conn {
+	proxy *px;
+	int dir;
+	int state;
+	bool tls;                   /* the mesh hop of this connection is mTLS */
+	bool splice;
+	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
+	px_flow d2u, u2d;
+	pl_ev_timer timer;
+	struct sockaddr_storage orig; /* original destination */
+	socklen_t origlen;
+	px_mesh *mesh;              /* outbound TLS: held until the peer's identity is checked */
+	const char *const *expect;  /* identities in mesh */
+	size_t nexpect;
+	char *peer_id;              /* inbound TLS: the caller's SPIFFE ID */
+	px_conn *prev, *next;
+};
+
+struct proxy {
+	px_settings set;
+	pl_ev_loop *loop;
+	px_listener lst[2], admin;
+	px_config *config;          /* NULL until a valid one was read */
+	px_mesh *mesh;
+	pl_tls_creds *creds;
+	px_file files[3];
+	int inotify_fd;
+	pl_ev_io inotify_io;
+	int watches[3];
+	pl_ev_timer reload_timer, resync_timer, drain_timer;
+	px_metrics m;
+	px_conn *conns;             /* every open relayed connection */
+	size_t nconns;
+	char **pool;                /* free relay buffers */
+	size_t npool;
+	bool draining;
+	bool stop;
+	int exit_code;
+	int64_t started_at;
+};
+
+#endif

@@ -1,0 +1,63 @@
+/* pillion-proxy's internal interfaces: one stage per file (accept, detect, handshake, relay, admin, state). */
+#ifndef PILLION_SIDECAR_PROXY_H
+#define PILLION_SIDECAR_PROXY_H
+
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "proxy-t.h"
+
+/* state.c: the mounted files, their validation, hot swap and readiness. */
+void px_state_init(proxy *px);
+void px_state_close(proxy *px);
+/* Re-reads every file; a changed, valid file is swapped in; a bad one is refused and logged. */
+void px_state_reload(proxy *px);
+/* True with a valid config and a valid, unexpired certificate for the config's identity. */
+bool px_ready(const proxy *px, const char **why);
+void px_mesh_unref(px_mesh *m);
+/* Validates a config file for --check: 0 and "configuration OK", or 1 and the errors, on stdout. */
+int px_check_config(const char *path);
+
+/* relay.c: connections, the byte pumps, buffers. */
+px_conn *px_conn_new(proxy *px, int dir, int fd);
+/* Closes both sides; reset sends RST to both peers instead of FIN. */
+void px_conn_close(px_conn *c, bool reset);
+/* Starts a non-blocking connect of c->up to addr; on completion on_connected runs. */
+int px_conn_dial(px_conn *c, const struct sockaddr *addr, socklen_t len);
+/* Both sides are ready: move bytes until both directions ended. */
+void px_conn_relay(px_conn *c);
+/* Arms c's single timer: on expiry, the state's timeout handler runs. */
+void px_conn_timeout(px_conn *c, int64_t ns);
+void px_conn_refuse(px_conn *c, int reason);
+/* Runs the TLS handshake on the mesh side (upstream for outbound, downstream for inbound). */
+void px_conn_handshake(px_conn *c);
+void px_conn_tls_failed(px_conn *c, int fail, const char *detail);
+void px_pool_free(proxy *px);
+int px_tls_fail_index(const char *reason);
+const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t outlen);
+
+/* outbound.c and inbound.c: accept -> (detect) -> (handshake) -> dial -> relay. */
+void px_outbound_accept(proxy *px, int fd);
+void px_outbound_connected(px_conn *c);
+void px_outbound_handshake_done(px_conn *c);
+void px_inbound_accept(proxy *px, int fd);
+void px_inbound_detect(px_conn *c);
+void px_inbound_detect_timeout(px_conn *c);
+void px_inbound_handshake_done(px_conn *c);
+void px_inbound_connected(px_conn *c);
+
+/* detect.c: a pure look at the first bytes of an inbound connection. */
+enum px_detect { PX_DETECT_MORE, PX_DETECT_PLAIN, PX_DETECT_TLS_MESH, PX_DETECT_TLS_OTHER };
+/* *need gets how many bytes a complete ClientHello record takes when the answer is MORE. */
+enum px_detect px_detect(const unsigned char *p, size_t len, size_t *need);
+
+/* admin.c: /live, /ready, /metrics, /config, POST /shutdown. */
+void px_admin_accept(proxy *px, int fd);
+void px_metrics_render(const proxy *px, pl_buf *b);
+/* main.c: stop accepting, let open connections finish (bounded), then exit. */
+void px_drain(proxy *px, const char *why);
+
+extern const char *const px_refuse_names[PX_REFUSE__N];
+extern const char *const px_tls_fail_names[PX_TLSF__N];
+
+#endif

@@ -1,0 +1,599 @@
+/* Relayed connections: dialling, the TLS handshake step, and the byte pumps with half-close and back-pressure. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "pki/tls.h"
+#include "proxy.h"
+
+#define POOL_MAX 256
+#define SPLICE_CHUNK (64 * 1024)
+
+const char *const px_refuse_names[PX_REFUSE__N] = {
+	"not_ready", "strict_plaintext", "loop", "no_original_dst", "max_connections", "draining",
+	"detect_timeout", "untrusted_peer",
+};
+
+const char *const px_tls_fail_names[PX_TLSF__N] = {
+	"certificate_verify", "peer_identity", "no_alpn", "no_client_certificate", "certificate_required",
+	"certificate_rejected_by_peer", "protocol", "eof", "reset", "timeout", "other",
+};
+
+int px_tls_fail_index(const char *reason)
+{
+	static const char *const lib_names[] = {"certificate_verify", NULL, "no_alpn", "no_client_certificate",
+						"certificate_required", "certificate_rejected_by_peer", "protocol",
+						"eof", "reset"};
+	for (size_t i = 0; i < sizeof(lib_names) / sizeof(lib_names[0]); i++)
+		if (lib_names[i] && strcmp(lib_names[i], reason) == 0)
+			return (int)i;
+	return PX_TLSF_OTHER;
+}
+
+const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
+		port = ntohs(s->sin_port);
+		snprintf(out, outlen, "%s:%d", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof(ip));
+		port = ntohs(s->sin6_port);
+		snprintf(out, outlen, "[%s]:%d", ip, port);
+	} else {
+		snprintf(out, outlen, "?");
+	}
+	return out;
+}
+
+/* Per-connection failures are counted; their log lines are limited to a few a second. */
+static bool log_allowed(proxy *px)
+{
+	static int64_t window;
+	static int n;
+	int64_t now = pl_ev_now(px->loop) / 1000000000;
+
+	if (now != window) {
+		window = now;
+		n = 0;
+	}
+	return ++n <= 5;
+}
+
+static char *buf_get(proxy *px)
+{
+	if (px->npool)
+		return px->pool[--px->npool];
+	char *b = malloc(px->set.buf_size);
+	if (!b)
+		abort();
+	return b;
+}
+
+static void buf_put(proxy *px, char *b)
+{
+	if (!b)
+		return;
+	if (px->npool < POOL_MAX) {
+		if (!px->pool) {
+			px->pool = malloc(POOL_MAX * sizeof(char *));
+			if (!px->pool)
+				abort();
+		}
+		px->pool[px->npool++] = b;
+		return;
+	}
+	free(b);
+}
+
+void px_pool_free(proxy *px)
+{
+	while (px->npool)
+		free(px->pool[--px->npool]);
+	free(px->pool);
+	px->pool = NULL;
+}
+
+static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
+static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);
+static void timer_cb(pl_ev_loop *loop, void *data);
+
+static void side_init(px_conn *c, px_side *s, pl_ev_io_cb cb)
+{
+	s->fd = -1;
+	pl_ev_io_init(&s->io, cb, c);
+}
+
+static void flow_init(px_flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->pipe[0] = f->pipe[1] = -1;
+}
+
+static void nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+px_conn *px_conn_new(proxy *px, int dir, int fd)
+{
+	px_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->px = px;
+	c->dir = dir;
+	side_init(c, &c->down, down_cb);
+	side_init(c, &c->up, up_cb);
+	flow_init(&c->d2u);
+	flow_init(&c->u2d);
+	pl_ev_timer_init(&c->timer, timer_cb, c);
+	c->down.fd = fd;
+	nodelay(fd);
+	if (pl_ev_io_start(px->loop, &c->down.io, fd, 0) < 0)
+		abort();
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->nconns++;
+	return c;
+}
+
+static void side_close(proxy *px, px_side *s, bool reset)
+{
+	if (s->fd < 0)
+		return;
+	pl_ev_io_stop(px->loop, &s->io);
+	if (reset) {
+		struct linger lg = {1, 0};
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	pl_tls_free(s->tls);
+	s->tls = NULL;
+	close(s->fd);
+	s->fd = -1;
+}
+
+static void flow_free(proxy *px, px_flow *f)
+{
+	buf_put(px, f->buf);
+	f->buf = NULL;
+	if (f->pipe[0] >= 0) {
+		close(f->pipe[0]);
+		close(f->pipe[1]);
+	}
+}
+
+void px_conn_close(px_conn *c, bool reset)
+{
+	proxy *px = c->px;
+
+	if (reset)
+		px->m.resets[c->dir]++;
+	if (c->state == PX_ST_RELAY)
+		px->m.conns_open[c->dir][c->tls]--;
+	side_close(px, &c->down, reset);
+	side_close(px, &c->up, reset);
+	flow_free(px, &c->d2u);
+	flow_free(px, &c->u2d);
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (c->mesh)
+		px_mesh_unref(c->mesh);
+	free(c->peer_id);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	px->nconns--;
+	free(c);
+	if (px->draining && px->nconns == 0)
+		px->stop = true;
+}
+
+void px_conn_refuse(px_conn *c, int reason)
+{
+	char a[64];
+
+	c->px->m.refused[c->dir][reason]++;
+	if (log_allowed(c->px))
+		log_info("%s connection to %s refused: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+			 px_addr_str(&c->orig, a, sizeof(a)), px_refuse_names[reason]);
+	px_conn_close(c, false);
+}
+
+void px_conn_tls_failed(px_conn *c, int fail, const char *detail)
+{
+	char a[64];
+
+	c->px->m.tls_fail[c->dir][fail]++;
+	if (log_allowed(c->px))
+		log_warnx("%s mTLS with %s failed: %s: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+			  px_addr_str(&c->orig, a, sizeof(a)), px_tls_fail_names[fail], detail);
+	px_conn_close(c, false);
+}
+
+void px_conn_timeout(px_conn *c, int64_t ns)
+{
+	pl_ev_timer_start(c->px->loop, &c->timer, ns);
+}
+
+int px_conn_dial(px_conn *c, const struct sockaddr *addr, socklen_t len)
+{
+	proxy *px = c->px;
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	nodelay(fd);
+	c->up.fd = fd;
+	if (pl_ev_io_start(px->loop, &c->up.io, fd, EPOLLOUT) < 0)
+		abort();
+	c->state = PX_ST_CONNECT;
+	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		px->m.connect_fail[c->dir]++;
+		return -e;
+	}
+	pl_ev_io_set(px->loop, &c->down.io, 0);
+	px_conn_timeout(c, px->set.connect_timeout_ns);
+	return 0;
+}
+
+static void connect_done(px_conn *c)
+{
+	proxy *px = c->px;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	char a[64];
+
+	if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		px->m.connect_fail[c->dir]++;
+		if (log_allowed(px))
+			log_info("%s connect to %s failed: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+				 px_addr_str(&c->orig, a, sizeof(a)), strerror(err));
+		/* The client sees what it would have seen without the proxy: a reset. */
+		px_conn_close(c, true);
+		return;
+	}
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (c->dir == PX_OUT)
+		px_outbound_connected(c);
+	else
+		px_inbound_connected(c);
+}
+
+/* --- TLS handshake --- */
+
+static px_side *tls_side(px_conn *c) { return c->dir == PX_OUT ? &c->up : &c->down; }
+
+static void handshake_step(px_conn *c)
+{
+	proxy *px = c->px;
+	px_side *s = tls_side(c);
+	const char *reason = "other";
+	char err[256] = "";
+
+	int r = pl_tls_handshake(s->tls, &reason, err, sizeof(err));
+	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
+		pl_ev_io_set(px->loop, &s->io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+		return;
+	}
+	if (r < 0) {
+		px_conn_tls_failed(c, px_tls_fail_index(reason), err);
+		return;
+	}
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (c->dir == PX_OUT)
+		px_outbound_handshake_done(c);
+	else
+		px_inbound_handshake_done(c);
+}
+
+void px_conn_handshake(px_conn *c)
+{
+	c->state = PX_ST_HANDSHAKE;
+	px_conn_timeout(c, c->px->set.handshake_timeout_ns);
+	pl_ev_io_set(c->px->loop, c->dir == PX_OUT ? &c->down.io : &c->up.io, 0);
+	handshake_step(c);
+}
+
+/* --- the pumps --- */
+
+static ssize_t xrecv(px_side *s, void *b, size_t n)
+{
+	if (s->tls)
+		return pl_tls_read(s->tls, b, n);
+	for (;;) {
+		ssize_t r = recv(s->fd, b, n, 0);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_READ : -errno;
+	}
+}
+
+static ssize_t xsend(px_side *s, const void *b, size_t n)
+{
+	if (s->tls)
+		return pl_tls_write(s->tls, b, n);
+	for (;;) {
+		ssize_t r = send(s->fd, b, n, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_WRITE : -errno;
+	}
+}
+
+/* Passes the end of stream on: close_notify for TLS, then FIN. 0 done, PL_IO_WANT_* or -errno. */
+static int xshutw(px_side *s)
+{
+	if (s->tls) {
+		int r = pl_tls_shutdown(s->tls);
+		if (r != 0)
+			return r;
+	}
+	if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+		return -errno;
+	return 0;
+}
+
+static bool flow_has_data(const px_flow *f) { return f->len || f->piped; }
+static bool flow_done(const px_flow *f) { return f->eof && !flow_has_data(f) && f->shut == 2; }
+
+static int flow_end(px_flow *f, px_side *dst)
+{
+	if (f->shut == 2)
+		return 0;
+	int r = xshutw(dst);
+	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
+		f->shut = 1;
+		dst->want_w = r;
+		return 0;
+	}
+	f->shut = 2;
+	return r == -EPIPE || r == -ENOTCONN ? 0 : r;
+}
+
+/* Copies through a pooled user-space buffer (TLS on either side). 0, or -errno to reset. */
+static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready)
+{
+	for (;;) {
+		if (f->len) {
+			if (!dst_ready)
+				return 0;
+			ssize_t n = xsend(dst, f->buf + f->off, f->len);
+			if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+				dst->want_w = (int)n;
+				return 0;
+			}
+			if (n < 0)
+				return (int)n;
+			dst->want_w = 0;
+			f->off += (uint32_t)n;
+			f->len -= (uint32_t)n;
+			f->bytes += (uint64_t)n;
+			if (f->len)
+				continue;
+			f->off = 0;
+			buf_put(px, f->buf);
+			f->buf = NULL;
+		}
+		if (f->eof)
+			return flow_end(f, dst);
+		if (!src_ready && !(src->tls && pl_tls_pending(src->tls)))
+			return 0;
+		if (!f->buf)
+			f->buf = buf_get(px);
+		ssize_t n = xrecv(src, f->buf, px->set.buf_size);
+		if (n > 0) {
+			src->want_r = 0;
+			f->len = (uint32_t)n;
+			/* A short raw read usually drained the socket; epoll says when there is more. */
+			src_ready = (size_t)n == px->set.buf_size;
+			dst_ready = true;
+			continue;
+		}
+		buf_put(px, f->buf);
+		f->buf = NULL;
+		if (n == 0) {
+			f->eof = true;
+			continue;
+		}
+		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+			src->want_r = (int)n;
+			return 0;
+		}
+		return (int)n;
+	}
+}
+
+/* Plaintext on both sides: the kernel moves the bytes through a pipe, user space never sees them. */
+static int pump_splice(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready)
+{
+	for (;;) {
+		if (f->piped) {
+			if (!dst_ready)
+				return 0;
+			ssize_t n = splice(f->pipe[0], NULL, dst->fd, NULL, f->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					dst->want_w = PL_IO_WANT_WRITE;
+					return 0;
+				}
+				return -errno;
+			}
+			f->piped -= (uint32_t)n;
+			f->bytes += (uint64_t)n;
+			px->m.spliced_bytes += (uint64_t)n;
+			continue;
+		}
+		if (f->eof)
+			return flow_end(f, dst);
+		if (!src_ready)
+			return 0;
+		if (f->pipe[0] < 0 && pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+			return -errno;
+		ssize_t n = splice(src->fd, NULL, f->pipe[1], NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			f->piped = (uint32_t)n;
+			dst_ready = true;
+			continue;
+		}
+		if (n == 0) {
+			f->eof = true;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) /* the pipe is empty here, so the socket is */
+			return 0;
+		return -errno;
+	}
+}
+
+static int pump(px_conn *c, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready)
+{
+	if (c->splice)
+		return pump_splice(c->px, f, src, dst, src_ready, dst_ready);
+	return pump_copy(c->px, f, src, dst, src_ready, dst_ready);
+}
+
+static void update_interest(px_conn *c)
+{
+	px_side *sides[2] = {&c->down, &c->up};
+	px_flow *from[2] = {&c->d2u, &c->u2d}, *to[2] = {&c->u2d, &c->d2u};
+
+	for (int i = 0; i < 2; i++) {
+		px_side *s = sides[i];
+		uint32_t mask = 0;
+		if (!from[i]->eof && !flow_has_data(from[i]))
+			mask |= s->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		if (flow_has_data(to[i]) || to[i]->shut == 1)
+			mask |= s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+		pl_ev_io_set(c->px->loop, &s->io, mask);
+	}
+}
+
+static void relay_event(px_conn *c, px_side *s, uint32_t ev)
+{
+	proxy *px = c->px;
+	bool down = s == &c->down;
+	px_side *o = down ? &c->up : &c->down;
+	px_flow *from = down ? &c->d2u : &c->u2d, *to = down ? &c->u2d : &c->d2u;
+	bool in = ev & (EPOLLIN | EPOLLHUP | EPOLLERR), out = ev & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+	uint64_t b0 = c->d2u.bytes, b1 = c->u2d.bytes;
+	int r;
+
+	r = pump(c, from, s, o, s->want_r == PL_IO_WANT_WRITE ? out : in, false);
+	if (r == 0)
+		r = pump(c, to, o, s, false, s->want_w == PL_IO_WANT_READ ? in : out);
+	if (r == 0 && to->shut == 1 && (s->want_w == PL_IO_WANT_READ ? in : out))
+		r = flow_end(to, s);
+	px->m.bytes[c->dir][0] += c->d2u.bytes - b0;
+	px->m.bytes[c->dir][1] += c->u2d.bytes - b1;
+	if (r < 0) {
+		px_conn_close(c, true);
+		return;
+	}
+	if (flow_done(&c->d2u) && flow_done(&c->u2d)) {
+		px_conn_close(c, false);
+		return;
+	}
+	update_interest(c);
+}
+
+void px_conn_relay(px_conn *c)
+{
+	proxy *px = c->px;
+
+	c->state = PX_ST_RELAY;
+	c->splice = px->set.splice && !c->down.tls && !c->up.tls;
+	px->m.conns_total[c->dir][c->tls]++;
+	px->m.conns_open[c->dir][c->tls]++;
+	/* Bytes may already wait on either side (a client talks first, a TLS record came with the Finished). */
+	relay_event(c, &c->down, EPOLLIN);
+	/* c may be closed now; only touch it through the loop from here. */
+}
+
+static void side_event(px_conn *c, px_side *s, uint32_t ev)
+{
+	switch (c->state) {
+	case PX_ST_DETECT:
+		px_inbound_detect(c);
+		break;
+	case PX_ST_CONNECT:
+		connect_done(c);
+		break;
+	case PX_ST_HANDSHAKE:
+		handshake_step(c);
+		break;
+	default:
+		relay_event(c, s, ev);
+		break;
+	}
+}
+
+static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	px_conn *c = data;
+	(void)loop;
+	side_event(c, &c->down, ev);
+}
+
+static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	px_conn *c = data;
+	(void)loop;
+	side_event(c, &c->up, ev);
+}
+
+static void timer_cb(pl_ev_loop *loop, void *data)
+{
+	px_conn *c = data;
+	proxy *px = c->px;
+	char a[64];
+	(void)loop;
+
+	switch (c->state) {
+	case PX_ST_DETECT:
+		px_inbound_detect_timeout(c);
+		break;
+	case PX_ST_CONNECT:
+		px->m.connect_fail[c->dir]++;
+		if (log_allowed(px))
+			log_info("%s connect to %s timed out", c->dir == PX_OUT ? "outbound" : "inbound",
+				 px_addr_str(&c->orig, a, sizeof(a)));
+		px_conn_close(c, true);
+		break;
+	case PX_ST_HANDSHAKE:
+		px_conn_tls_failed(c, PX_TLSF_TIMEOUT, "no handshake within the timeout");
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,433 @@
+/* The mounted files: config, mesh directory and certificates, validated then swapped in; inotify with the kubelet's ..data swap. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "json/json.h"
+#include "model/model.h"
+#include "pki/tls.h"
+#include "proxy.h"
+
+#define CONFIG_MAX (4u << 20)
+#define MESH_MAX (32u << 20)
+#define TLS_MAX (1u << 20)
+
+enum { F_CONFIG, F_MESH, F_TLS };
+
+static int64_t unix_now(void) { return (int64_t)time(NULL); }
+
+static void hash_bytes(const pl_buf *b, char out[80])
+{
+	char hex[65];
+
+	pl_sha256_hex(b->data ? b->data : "", b->len, hex);
+	snprintf(out, 80, "sha256:%s", hex);
+}
+
+static void config_free(px_config *c)
+{
+	if (!c)
+		return;
+	json_decref(c->doc);
+	pl_arena_free(&c->arena);
+	free(c);
+}
+
+void px_mesh_unref(px_mesh *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	pl_mesh_dir_free(&m->dir);
+	pl_arena_free(&m->arena);
+	free(m);
+}
+
+/* Joins errors as "path: message; ..." into out. */
+static void errors_str(const pl_errors *errs, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < errs->n && used + 1 < outlen; i++) {
+		int n = snprintf(out + used, outlen - used, "%s%s: %s", i ? "; " : "",
+				 errs->v[i].path[0] ? errs->v[i].path : "(root)", errs->v[i].msg);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Parses and validates a config; NULL with err set when refused. */
+static px_config *config_parse(const pl_buf *b, char *err, size_t errlen)
+{
+	pl_docs docs = {0};
+	px_config *c;
+	pl_errors errs = {0};
+
+	if (pl_json_load(b->data ? b->data : "", b->len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
+		snprintf(err, errlen, "%s", docs.failed ? docs.error : "not one JSON document");
+		pl_docs_free(&docs);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		abort();
+	pl_arena_init(&c->arena);
+	if (!pl_proxy_config_decode(&c->arena, docs.v[0].root, &c->cfg, &errs)) {
+		errors_str(&errs, err, errlen);
+		pl_docs_free(&docs);
+		config_free(c);
+		return NULL;
+	}
+	c->doc = json_incref(docs.v[0].root);
+	pl_docs_free(&docs);
+	return c;
+}
+
+static px_mesh *mesh_parse(const pl_buf *b, char *err, size_t errlen)
+{
+	pl_docs docs = {0};
+	px_mesh *m;
+	pl_errors errs = {0};
+
+	if (pl_json_load(b->data ? b->data : "", b->len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
+		snprintf(err, errlen, "%s", docs.failed ? docs.error : "not one JSON document");
+		pl_docs_free(&docs);
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		abort();
+	m->refs = 1;
+	pl_arena_init(&m->arena);
+	bool ok = pl_mesh_dir_decode(&m->arena, docs.v[0].root, &m->dir, &errs);
+	if (!ok)
+		errors_str(&errs, err, errlen);
+	pl_docs_free(&docs);
+	if (!ok) {
+		px_mesh_unref(m);
+		return NULL;
+	}
+	return m;
+}
+
+static int read_file(const char *path, pl_buf *b, size_t max, char *err, size_t errlen)
+{
+	int r = pl_buf_read_file(b, path, max);
+
+	if (r < 0)
+		snprintf(err, errlen, "%.400s: %s", path, r == -EFBIG ? "file too large" : strerror(-r));
+	return r;
+}
+
+/* Records the outcome of reading f: logs and counts only when the bytes changed. */
+static void outcome(proxy *px, int which, const char *hash, const char *err)
+{
+	px_file *f = &px->files[which];
+
+	if (strcmp(f->seen, hash) == 0)
+		return;
+	snprintf(f->seen, sizeof(f->seen), "%s", hash);
+	if (err) {
+		snprintf(f->error, sizeof(f->error), "%s", err);
+		px->m.reloads_err[which]++;
+		log_warnx("%s refused, keeping the last good one: %s", f->what, err);
+		return;
+	}
+	f->error[0] = '\0';
+	snprintf(f->good, sizeof(f->good), "%s", hash);
+	f->loaded_at = unix_now();
+	px->m.reloads_ok[which]++;
+	log_info("%s loaded (%s)", f->what, hash);
+}
+
+static void reload_config(proxy *px)
+{
+	pl_buf b = PL_BUF_INIT;
+	char err[512], hash[80];
+
+	if (read_file(px->set.config_path, &b, CONFIG_MAX, err, sizeof(err)) < 0) {
+		/* A missing file (not yet projected) is not a new bad version; say it once. */
+		if (strcmp(px->files[F_CONFIG].seen, "missing") != 0)
+			log_warnx("config: %s", err);
+		snprintf(px->files[F_CONFIG].seen, sizeof(px->files[F_CONFIG].seen), "missing");
+		pl_buf_free(&b);
+		return;
+	}
+	hash_bytes(&b, hash);
+	if (strcmp(hash, px->files[F_CONFIG].seen) == 0) {
+		pl_buf_free(&b);
+		return;
+	}
+	px_config *c = config_parse(&b, err, sizeof(err));
+	pl_buf_free(&b);
+	if (!c) {
+		outcome(px, F_CONFIG, hash, err);
+		return;
+	}
+	bool identity_changed = !px->config || strcmp(px->config->cfg.spiffe_id, c->cfg.spiffe_id) != 0;
+	config_free(px->config);
+	px->config = c;
+	outcome(px, F_CONFIG, hash, NULL);
+	/* A certificate refused for another identity may be the right one now. */
+	if (identity_changed)
+		px->files[F_TLS].seen[0] = '\0';
+}
+
+static void reload_mesh(proxy *px)
+{
+	pl_buf b = PL_BUF_INIT;
+	char err[512], hash[80];
+
+	if (!px->set.mesh_path)
+		return;
+	if (read_file(px->set.mesh_path, &b, MESH_MAX, err, sizeof(err)) < 0) {
+		if (strcmp(px->files[F_MESH].seen, "missing") != 0)
+			log_warnx("mesh: %s", err);
+		snprintf(px->files[F_MESH].seen, sizeof(px->files[F_MESH].seen), "missing");
+		pl_buf_free(&b);
+		return;
+	}
+	hash_bytes(&b, hash);
+	if (strcmp(hash, px->files[F_MESH].seen) == 0) {
+		pl_buf_free(&b);
+		return;
+	}
+	px_mesh *m = mesh_parse(&b, err, sizeof(err));
+	pl_buf_free(&b);
+	if (!m) {
+		outcome(px, F_MESH, hash, err);
+		return;
+	}
+	px_mesh_unref(px->mesh);
+	px->mesh = m;
+	outcome(px, F_MESH, hash, NULL);
+}
+
+static void reload_tls(proxy *px)
+{
+	pl_buf crt = PL_BUF_INIT, key = PL_BUF_INIT, ca = PL_BUF_INIT, all = PL_BUF_INIT;
+	char path[PATH_MAX], err[512], hash[80];
+	const char *names[3] = {"tls.crt", "tls.key", "ca.crt"};
+	pl_buf *bufs[3] = {&crt, &key, &ca};
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", px->set.tls_dir, names[i]);
+		if (read_file(path, bufs[i], TLS_MAX, err, sizeof(err)) < 0) {
+			if (strcmp(px->files[F_TLS].seen, "missing") != 0)
+				log_warnx("tls: %s", err);
+			snprintf(px->files[F_TLS].seen, sizeof(px->files[F_TLS].seen), "missing");
+			goto out;
+		}
+		pl_buf_append(&all, bufs[i]->data ? bufs[i]->data : "", bufs[i]->len);
+		pl_buf_append(&all, "\n--\n", 4);
+	}
+	hash_bytes(&all, hash);
+	if (strcmp(hash, px->files[F_TLS].seen) == 0)
+		goto out;
+	pl_tls_creds *c = pl_tls_creds_load(crt.data ? crt.data : "", crt.len, key.data ? key.data : "", key.len,
+					    ca.data ? ca.data : "", ca.len, unix_now(), err, sizeof(err));
+	if (c && px->config && strcmp(pl_tls_creds_spiffe_id(c), px->config->cfg.spiffe_id) != 0) {
+		snprintf(err, sizeof(err), "tls.crt: the certificate is for %s, the config says %s",
+			 pl_tls_creds_spiffe_id(c), px->config->cfg.spiffe_id);
+		pl_tls_creds_unref(c);
+		c = NULL;
+	}
+	if (!c) {
+		outcome(px, F_TLS, hash, err);
+		goto out;
+	}
+	/* Sessions hold their own reference: open connections keep the old certificate. */
+	pl_tls_creds_unref(px->creds);
+	px->creds = c;
+	outcome(px, F_TLS, hash, NULL);
+out:
+	pl_buf_free(&crt);
+	pl_buf_free(&key);
+	pl_buf_free(&ca);
+	/* Key material is not left behind in freed heap memory. */
+	if (all.data)
+		memset(all.data, 0, all.len);
+	pl_buf_free(&all);
+}
+
+/* --- inotify --- */
+
+static void add_watches(proxy *px)
+{
+	const char *paths[3] = {px->set.config_path, px->set.mesh_path, px->set.tls_dir};
+	char tmp[PATH_MAX];
+
+	if (px->inotify_fd < 0)
+		return;
+	for (int i = 0; i < 3; i++) {
+		if (!paths[i] || px->watches[i] >= 0)
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s", paths[i]);
+		/* Watch the directory: the kubelet replaces files by swapping the ..data symlink. */
+		const char *dir = i == F_TLS ? tmp : dirname(tmp);
+		px->watches[i] = inotify_add_watch(px->inotify_fd, dir,
+						   IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE |
+							   IN_MOVED_FROM | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+	}
+}
+
+static void inotify_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	proxy *px = data;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool lost_watch = false;
+	(void)ev;
+
+	for (;;) {
+		ssize_t n = read(px->inotify_fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *e = (struct inotify_event *)p;
+			if (e->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))
+				lost_watch = true;
+			p += sizeof(*e) + e->len;
+		}
+	}
+	if (lost_watch) {
+		for (int i = 0; i < 3; i++) {
+			if (px->watches[i] >= 0)
+				inotify_rm_watch(px->inotify_fd, px->watches[i]);
+			px->watches[i] = -1;
+		}
+	}
+	/* Several events come with one swap; read the files once they settle. */
+	pl_ev_timer_start(loop, &px->reload_timer, px->set.reload_debounce_ns);
+}
+
+static void reload_timer_cb(pl_ev_loop *loop, void *data)
+{
+	(void)loop;
+	px_state_reload(data);
+}
+
+static void resync_timer_cb(pl_ev_loop *loop, void *data)
+{
+	proxy *px = data;
+
+	px_state_reload(px);
+	pl_ev_timer_start(loop, &px->resync_timer, px->set.resync_ns);
+}
+
+void px_state_reload(proxy *px)
+{
+	add_watches(px);
+	reload_config(px);
+	reload_mesh(px);
+	reload_tls(px);
+}
+
+void px_state_init(proxy *px)
+{
+	static const char *const what[3] = {"config", "mesh", "tls"};
+
+	for (int i = 0; i < 3; i++) {
+		px->files[i].what = what[i];
+		px->watches[i] = -1;
+	}
+	px->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (px->inotify_fd < 0)
+		log_warnx("inotify: %s; files are re-read every %lld s only", strerror(errno),
+			  (long long)(px->set.resync_ns / 1000000000));
+	pl_ev_io_init(&px->inotify_io, inotify_cb, px);
+	if (px->inotify_fd >= 0)
+		pl_ev_io_start(px->loop, &px->inotify_io, px->inotify_fd, EPOLLIN);
+	pl_ev_timer_init(&px->reload_timer, reload_timer_cb, px);
+	pl_ev_timer_init(&px->resync_timer, resync_timer_cb, px);
+	px_state_reload(px);
+	pl_ev_timer_start(px->loop, &px->resync_timer, px->set.resync_ns);
+}
+
+void px_state_close(proxy *px)
+{
+	pl_ev_timer_stop(px->loop, &px->reload_timer);
+	pl_ev_timer_stop(px->loop, &px->resync_timer);
+	if (px->inotify_fd >= 0) {
+		pl_ev_io_stop(px->loop, &px->inotify_io);
+		close(px->inotify_fd);
+	}
+	config_free(px->config);
+	px->config = NULL;
+	px_mesh_unref(px->mesh);
+	px->mesh = NULL;
+	pl_tls_creds_unref(px->creds);
+	px->creds = NULL;
+}
+
+bool px_ready(const proxy *px, const char **why)
+{
+	if (px->draining) {
+		*why = "draining";
+		return false;
+	}
+	if (!px->config) {
+		*why = "no valid config";
+		return false;
+	}
+	if (!px->creds) {
+		*why = "no valid certificate";
+		return false;
+	}
+	if (unix_now() >= pl_tls_creds_not_after(px->creds)) {
+		*why = "the certificate expired";
+		return false;
+	}
+	if (strcmp(pl_tls_creds_spiffe_id(px->creds), px->config->cfg.spiffe_id) != 0) {
+		*why = "the certificate is for another identity";
+		return false;
+	}
+	if (px->set.mesh_path && !px->mesh) {
+		*why = "no valid mesh directory";
+		return false;
+	}
+	*why = "ready";
+	return true;
+}
+
+int px_check_config(const char *path)
+{
+	pl_buf b = PL_BUF_INIT;
+	char err[4096];
+
+	if (read_file(path, &b, CONFIG_MAX, err, sizeof(err)) < 0) {
+		printf("%s\n", err);
+		pl_buf_free(&b);
+		return 1;
+	}
+	pl_docs docs = {0};
+	if (pl_json_load(b.data ? b.data : "", b.len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
+		printf("%s: %s\n", path, docs.failed ? docs.error : "not one JSON document");
+		pl_docs_free(&docs);
+		pl_buf_free(&b);
+		return 1;
+	}
+	pl_buf_free(&b);
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_proxy_config cfg;
+	pl_arena_init(&a);
+	bool ok = pl_proxy_config_decode(&a, docs.v[0].root, &cfg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		printf("%s: %s: %s\n", path, errs.v[i].path[0] ? errs.v[i].path : "(root)", errs.v[i].msg);
+	if (ok)
+		printf("configuration OK\n");
+	pl_arena_free(&a);
+	pl_docs_free(&docs);
+	return ok ? 0 : 1;
+}

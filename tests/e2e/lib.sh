@@ -1,0 +1,119 @@
+# Shared helpers for the data-plane end-to-end tests: certificates, kubelet-style projected
+# volumes, network namespaces and checks. Sourced by bash scripts with `set -u`.
+
+E2E_FAILS=0
+E2E_CHECKS=0
+E2E_PIDS=()
+E2E_NETNS=()
+
+ok()   { E2E_CHECKS=$((E2E_CHECKS + 1)); echo "ok   $*"; }
+fail() { E2E_CHECKS=$((E2E_CHECKS + 1)); E2E_FAILS=$((E2E_FAILS + 1)); echo "FAIL $*"; }
+# check NAME COMMAND...: passes when the command succeeds.
+check() { local name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+die()  { echo "FATAL: $*" >&2; exit 1; }
+
+need() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || die "$t is not installed (make deps installs it)"
+	done
+}
+
+# bg NS UID CMD...: starts CMD in netns NS as UID (root: 0) in the background; the PID is recorded.
+bg() {
+	local ns=$1 uid=$2; shift 2
+	if [ "$uid" = 0 ]; then
+		ip netns exec "$ns" "$@" &
+	else
+		ip netns exec "$ns" setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@" &
+	fi
+	E2E_PIDS+=($!)
+	LAST_PID=$!
+}
+
+# in_ns NS UID CMD...: runs CMD in the foreground the same way.
+in_ns() {
+	local ns=$1 uid=$2; shift 2
+	if [ "$uid" = 0 ]; then
+		ip netns exec "$ns" "$@"
+	else
+		ip netns exec "$ns" setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"
+	fi
+}
+
+stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+e2e_cleanup() {
+	local pid ns
+	for pid in "${E2E_PIDS[@]}"; do stop_pid "$pid"; done
+	for ns in "${E2E_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	[ -n "${E2E_TMP:-}" ] && rm -rf "$E2E_TMP"
+	return 0
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds; bounded.
+wait_for() {
+	local secs=$1 i; shift
+	for i in $(seq 1 $((secs * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --- certificates (openssl CLI): a CA and leaves with a SPIFFE URI SAN ---
+
+mk_ca() { # DIR NAME
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/O=pillion-e2e/CN=$2" -keyout "$1/$2.key" -out "$1/$2.crt" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+mk_leaf() { # DIR CA NAME SPIFFE_ID [DAYS]
+	local d=$1 ca=$2 name=$3 id=$4 days=${5:-1}
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+		-keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+	printf 'subjectAltName=URI:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' "$id" > "$d/$name.ext"
+	openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial \
+		-days "$days" -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null
+}
+
+# --- kubelet-style projected volume: DIR/..data -> ..<ts>, DIR/<key> -> ..data/<key> ---
+
+PROJ_SEQ=0
+# project DIR KEY=FILE...: writes a new version and swaps it in atomically, as the kubelet does.
+project() {
+	local dir=$1; shift
+	PROJ_SEQ=$((PROJ_SEQ + 1))
+	local ver="..v$PROJ_SEQ.$$" kv key
+	mkdir -p "$dir/$ver"
+	for kv in "$@"; do
+		key=${kv%%=*}
+		cp "${kv#*=}" "$dir/$ver/$key"
+		[ -e "$dir/$key" ] || ln -s "..data/$key" "$dir/$key"
+	done
+	local old=""
+	[ -L "$dir/..data" ] && old=$(readlink "$dir/..data")
+	ln -s "$ver" "$dir/..data_tmp"
+	mv -T "$dir/..data_tmp" "$dir/..data"
+	[ -n "$old" ] && rm -rf "${dir:?}/$old"
+	return 0
+}
+
+# metric NS NAME{labels}: prints a metric of the proxy in netns NS (0 when absent).
+metric() {
+	local v
+	v=$(ip netns exec "$1" curl -s --max-time 3 "http://127.0.0.1:15420/metrics" |
+		awk -v k="$2" 'index($0, k" ") == 1 { print $2 }')
+	echo "${v:-0}"
+}

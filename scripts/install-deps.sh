@@ -3,7 +3,9 @@
 set -eu
 PKGS="cmake make gcc pkg-config libc6-dev \
  libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libwebsockets-dev libcmocka-dev \
- clang libclang-rt-14-dev python3 python3-yaml python3-jsonschema"
+ clang libclang-rt-14-dev python3 python3-yaml python3-jsonschema \
+ iproute2 iptables iputils-ping tcpdump curl openssl util-linux \
+ haproxy nginx-light libnginx-mod-stream wrk"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -120,7 +120,7 @@ printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  annotations: {pillion
 contains "bad pod id is named" "metadata.annotations[pillion.dev/id]: must match" "$tmp/err"
 
 # Stub binaries say so and exit 2; they must never pretend to work.
-for b in pillion-operator pillion-webhook pillion-proxy pillion-init; do
+for b in pillion-operator pillion-webhook; do
 	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?
 done
 

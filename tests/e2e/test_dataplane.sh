@@ -110,6 +110,7 @@ for pod in a b; do
 done
 project "$T/a/config" proxy.json="$T/a.json"
 project "$T/b/config" proxy.json="$T/b-strict.json"
+mkdir -p "$T/out" && chmod 1777 "$T/out"
 chmod -R a+rX "$T"
 
 # --- apps: an HTTP server in b (8080 meshed, 9090 and 9091 skipped), one in c ---
@@ -117,9 +118,9 @@ mkdir -p "$T/www"
 echo "hello-from-b MARKER-7f3a" > "$T/www/hello.txt"
 head -c 3000000 /dev/urandom > "$T/www/big.bin"
 for port in 8080 9090 9091; do
-	bg "$PB" "$APP_UID" $PY -m http.server --bind :: --directory "$T/www" "$port"
+	bg "$PB" "$APP_UID" sh -c "exec $PY -m http.server --bind :: --directory $T/www $port 2>/dev/null >/dev/null"
 done
-bg "$PC" "$APP_UID" $PY -m http.server --bind :: --directory "$T/www" 8080
+bg "$PC" "$APP_UID" sh -c "exec $PY -m http.server --bind :: --directory $T/www 8080 2>/dev/null >/dev/null"
 for port in 8080 9090 9091; do
 	wait_for 10 ip netns exec "$PB" curl -sf -o /dev/null "http://127.0.0.1:$port/hello.txt" || die "app on $port did not start"
 done
@@ -150,6 +151,155 @@ check "(a) a's proxy opened an outbound mTLS connection" \
 	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -ge 1
 check "(a) b's proxy terminated an inbound mTLS connection" \
 	test "$(metric "$PB" 'pillion_proxy_connections_total{direction="inbound",transport="mtls"}')" -ge 1
+
+# (b) on the wire between the pods: TLS from the first byte, no plaintext HTTP
+bg "$SW" 0 tcpdump -Z root -i "pb$SFX" --immediate-mode -U -n -s 0 -w "$T/wire.pcap" "tcp port 8080" 2>"$T/tcpdump.log"
+TCPDUMP=$LAST_PID
+wait_for 10 grep -q "listening on" "$T/tcpdump.log" || die "tcpdump did not start"
+get "$PA" "$APP_UID" "http://$B4:8080/hello.txt" >/dev/null
+get "$PA" "$APP_UID" "http://[$B6]:8080/hello.txt" >/dev/null
+sleep 0.3
+stop_pid "$TCPDUMP"
+check "(b) the capture between the pods shows TLS and no plaintext HTTP" \
+	$PY "$HERE/pcap_check.py" "$T/wire.pcap" 8080 "GET /" "MARKER-7f3a" "HTTP/1"
+
+# (c) STRICT: a pod without a proxy cannot talk plaintext to b
+refused0=$(metric "$PB" 'pillion_proxy_refused_connections_total{direction="inbound",reason="strict_plaintext"}')
+check "(c) STRICT refuses a plaintext client from a pod without a proxy" \
+	sh -c "! ip netns exec '$PC' curl -s --max-time 5 -o /dev/null http://$B4:8080/hello.txt"
+check "(c) the refusal is counted as strict_plaintext" \
+	test "$(metric "$PB" 'pillion_proxy_refused_connections_total{direction="inbound",reason="strict_plaintext"}')" -gt "$refused0"
+
+# (f) skipped ports bypass the proxy, even under STRICT; so does the proxy's own traffic
+in_b0=$(metric "$PB" 'pillion_proxy_connections_total{direction="inbound",transport="plaintext"}')
+out_a0=$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="plaintext"}')
+out_a0m=$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')
+check "(f) a skipped inbound port (9090) is reached directly from a pod without a proxy" \
+	test "$(get "$PC" 0 "http://$B4:9090/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) a skipped outbound port (9091) goes direct from a's app" \
+	test "$(get "$PA" "$APP_UID" "http://$B4:9091/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) traffic of UID 1407 (the proxy's) goes direct" \
+	test "$(get "$PA" "$PROXY_UID" "http://$B4:9090/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) b's app calling its own pod IP goes direct" \
+	test "$(get "$PB" "$APP_UID" "http://$B4:8080/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) b's app calling 127.0.0.1 goes direct" \
+	test "$(get "$PB" "$APP_UID" "http://127.0.0.1:8080/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) none of those went through a proxy" test \
+	"$(metric "$PB" 'pillion_proxy_connections_total{direction="inbound",transport="plaintext"}'):$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="plaintext"}'):$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" \
+	= "$in_b0:$out_a0:$out_a0m"
+out_p0=$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="plaintext"}')
+check "(f) a destination outside the mesh is relayed in plaintext" \
+	test "$(get "$PA" "$APP_UID" "http://$C4:8080/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(f) ... through a's outbound proxy" \
+	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="plaintext"}')" -gt "$out_p0"
+
+# (d) mTLS peers that are not who they should be
+sclient() { # CERT_NAME: a TLS client with ALPN pillion/1 from c, straight to b's app port
+	printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | ip netns exec "$PC" timeout 5 openssl s_client -quiet \
+		-connect "$B4:8080" -alpn pillion/1 -cert "$T/pki/$1.crt" -key "$T/pki/$1.key" \
+		-CAfile "$T/pki/ca.crt" 2>/dev/null
+}
+check "(d) control: a client with a mesh certificate is served" sh -c "$(declare -f sclient); T='$T' PC='$PC' B4='$B4'; sclient a | grep -q MARKER-7f3a"
+v0=$(metric "$PB" 'pillion_proxy_tls_handshake_failures_total{direction="inbound",reason="certificate_verify"}')
+check "(d) a client certificate from another CA is refused" sh -c "$(declare -f sclient); T='$T' PC='$PC' B4='$B4'; ! sclient ra | grep -q MARKER"
+check "(d) ... counted as certificate_verify" \
+	test "$(metric "$PB" 'pillion_proxy_tls_handshake_failures_total{direction="inbound",reason="certificate_verify"}')" -gt "$v0"
+p0=$(metric "$PB" 'pillion_proxy_tls_handshake_failures_total{direction="inbound",reason="peer_identity"}')
+check "(d) a mesh-CA certificate for another trust domain is refused" sh -c "$(declare -f sclient); T='$T' PC='$PC' B4='$B4'; ! sclient x | grep -q MARKER"
+check "(d) ... counted as peer_identity" \
+	test "$(metric "$PB" 'pillion_proxy_tls_handshake_failures_total{direction="inbound",reason="peer_identity"}')" -gt "$p0"
+# The caller's side: the directory expects another identity for b, so a must not talk to b.
+o0=$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')
+r0=$(metric "$PA" 'pillion_proxy_reloads_total{file="mesh",result="ok"}')
+project "$T/a/mesh" mesh.json="$T/mesh-wrong.json"
+wait_for 10 sh -c "test \"\$(ip netns exec '$PA' curl -s http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_reloads_total\{file=\"mesh\",result=\"ok\"\}/ {print \$2}')\" -gt $r0" ||
+	fail "(d) a's proxy did not reload the mesh directory"
+check "(d) a refuses b when b presents an identity the directory does not list" \
+	sh -c "! ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s --max-time 5 http://$B4:8080/hello.txt"
+check "(d) ... counted as outbound peer_identity" \
+	test "$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')" -gt "$o0"
+project "$T/a/mesh" mesh.json="$T/mesh.json"
+wait_for 10 sh -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -sf --max-time 2 http://$B4:8080/hello.txt" ||
+	fail "(d) a did not reach b again after the directory was fixed"
+
+# (c) PERMISSIVE: switching b's config (hot) lets the plaintext client in
+project "$T/b/config" proxy.json="$T/b-permissive.json"
+check "(c) PERMISSIVE (hot-reloaded) accepts the plaintext client" \
+	wait_for 10 sh -c "ip netns exec '$PC' curl -sf --max-time 2 http://$B4:8080/hello.txt | grep -q MARKER-7f3a"
+check "(c) ... and mTLS from a still works" \
+	test "$(get "$PA" "$APP_UID" "http://$B4:8080/hello.txt")" = "hello-from-b MARKER-7f3a"
+
+# (g) IPv6 the same way
+m6=$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')
+check "(g) IPv6: a reaches b's app by b's IPv6 address" \
+	test "$(get "$PA" "$APP_UID" "http://[$B6]:8080/hello.txt")" = "hello-from-b MARKER-7f3a"
+check "(g) IPv6: ... with mTLS" \
+	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -gt "$m6"
+check "(g) IPv6: a skipped inbound port goes direct" \
+	test "$(get "$PC" 0 "http://[$B6]:9090/hello.txt")" = "hello-from-b MARKER-7f3a"
+
+# (e) configs and certificates rewritten again and again under load: zero failed requests
+big_sum=$(sha256sum "$T/www/big.bin" | cut -d' ' -f1)
+bg "$PA" "$APP_UID" $PY "$HERE/load.py" "http://$B4:8080/hello.txt" 400 90 MARKER-7f3a
+LOAD1=$LAST_PID
+bg "$PA" "$APP_UID" $PY "$HERE/load.py" "http://[$B6]:8080/hello.txt" 400 90 MARKER-7f3a --keepalive
+LOAD2=$LAST_PID
+# A long transfer that spans every swap: open connections finish on the state they began with.
+bg "$PA" "$APP_UID" sh -c "curl -sS --max-time 60 --limit-rate 600k -o '$T/out/big.out' http://$B4:8080/big.bin"
+BIG=$LAST_PID
+cfg_ok0=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')
+tls_ok0=$(metric "$PB" 'pillion_proxy_reloads_total{file="tls",result="ok"}')
+for i in $(seq 1 12); do
+	if [ $((i % 2)) = 0 ]; then leaf=b; cfg=b-permissive; else leaf=b2; cfg=b-strict; fi
+	project "$T/b/config" proxy.json="$T/$cfg.json"
+	project "$T/b/tls" tls.crt="$T/pki/$leaf.crt" tls.key="$T/pki/$leaf.key" ca.crt="$T/pki/ca.crt"
+	project "$T/a/tls" tls.crt="$T/pki/a.crt" tls.key="$T/pki/a.key" ca.crt="$T/pki/ca.crt"
+	project "$T/a/mesh" mesh.json="$T/mesh.json"
+	sleep 0.25
+done
+project "$T/b/config" proxy.json="$T/b-permissive.json"
+sleep 0.3
+check "(e) b's proxy took the new configs" \
+	test "$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')" -gt "$cfg_ok0"
+check "(e) b's proxy took the new certificates" \
+	test "$(metric "$PB" 'pillion_proxy_reloads_total{file="tls",result="ok"}')" -gt "$tls_ok0"
+# Invalid files: refused, counted, nothing changes.
+hash0=$(ip netns exec "$PB" curl -s http://127.0.0.1:15420/metrics | grep '^pillion_proxy_config_info')
+echo '{"apiVersion":"pillion.dev/v1alpha1","kind":"ProxyConfig","pod":' > "$T/broken.json"
+cfgerr0=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="error"}')
+project "$T/b/config" proxy.json="$T/broken.json"
+sed -E 's/"mtlsMode": *"PERMISSIVE"/"mtlsMode": "STRICT"/' "$T/b-permissive.json" > "$T/tampered.json"
+cmp -s "$T/b-permissive.json" "$T/tampered.json" && die "could not tamper with the config"
+sleep 0.3
+project "$T/b/config" proxy.json="$T/tampered.json"
+tlserr0=$(metric "$PB" 'pillion_proxy_reloads_total{file="tls",result="error"}')
+project "$T/b/tls" tls.crt="$T/pki/b.crt" tls.key="$T/pki/a.key" ca.crt="$T/pki/ca.crt"
+sleep 0.3
+project "$T/b/tls" tls.crt="$T/pki/ra.crt" tls.key="$T/pki/ra.key" ca.crt="$T/pki/ca.crt"
+sleep 0.5
+check "(e) a truncated and a tampered config are refused and counted" \
+	test "$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="error"}')" -ge $((cfgerr0 + 2))
+check "(e) a mismatched key and a certificate from another CA are refused and counted" \
+	test "$(metric "$PB" 'pillion_proxy_reloads_total{file="tls",result="error"}')" -ge $((tlserr0 + 2))
+check "(e) the config in use did not change" \
+	test "$(ip netns exec "$PB" curl -s http://127.0.0.1:15420/metrics | grep '^pillion_proxy_config_info')" = "$hash0"
+check "(e) b stays ready on its last good files" ip netns exec "$PB" curl -sf -o /dev/null http://127.0.0.1:15420/ready
+check "(e) the load loop (new connection per request) failed no request" wait "$LOAD1"
+check "(e) the keep-alive load loop (IPv6) failed no request" wait "$LOAD2"
+check "(e) the long transfer across every swap completed intact" \
+	sh -c "wait $BIG 2>/dev/null; test \"\$(sha256sum '$T/out/big.out' | cut -d' ' -f1)\" = '$big_sum'"
+project "$T/b/tls" tls.crt="$T/pki/b.crt" tls.key="$T/pki/b.key" ca.crt="$T/pki/ca.crt"
+
+# Draining: SIGTERM lets an open transfer finish, then the proxy exits 0.
+bg "$PA" "$APP_UID" sh -c "curl -sS --max-time 30 --limit-rate 1500k -o '$T/out/big2.out' http://$B4:8080/big.bin"
+BIG2=$LAST_PID
+sleep 0.5
+kill -TERM "$PROXY_a"
+wait "$PROXY_a"; rc=$?
+check "(drain) the proxy exited 0 after SIGTERM" test "$rc" = 0
+wait "$BIG2" 2>/dev/null
+check "(drain) the transfer open at SIGTERM completed" \
+	test "$(sha256sum "$T/out/big2.out" | cut -d' ' -f1)" = "$big_sum"
 
 echo "$E2E_CHECKS checks, $E2E_FAILS failed"
 [ "$E2E_FAILS" = 0 ]

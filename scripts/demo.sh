@@ -22,4 +22,7 @@ for pod in web-pod frontend-pod; do
 	"$bin/pillionctl" render --pod "examples/pods/$pod.yaml" -f examples/valid 2>/dev/null
 done
 
-say "demo done: the proxy, operator and webhook arrive in later releases; see README.md"
+say "the local mesh: scripts/demo-mesh.sh"
+"$top/scripts/demo-mesh.sh" "$bin"
+
+say "demo done: the operator and webhook (which do this on a cluster) arrive in later releases; see README.md"

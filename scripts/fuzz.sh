@@ -1,17 +1,17 @@
 #!/bin/sh
-# Runs each policy fuzz target for SECONDS on a scratch copy of its committed seed corpus; any crash, leak or timeout fails.
+# Runs each fuzz target fuzz_NAME for SECONDS on a scratch copy of its committed seed corpus fuzz/corpus/NAME; any crash, leak or timeout fails.
 set -eu
 bin=${1:?usage: fuzz.sh BIN_DIR SECONDS}
 secs=${2:-30}
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for kind in yaml json; do
+for kind in policy_yaml policy_json detect mesh; do
 	mkdir -p "$work/$kind" "$work/artifacts-$kind"
-	echo "fuzz: policy_$kind for ${secs}s on $(ls "$top/fuzz/corpus/policy_$kind" | wc -l) seeds"
-	"$bin/fuzz_policy_$kind" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+	echo "fuzz: $kind for ${secs}s on $(ls "$top/fuzz/corpus/$kind" | wc -l) seeds"
+	"$bin/fuzz_$kind" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
 		-print_final_stats=1 -artifact_prefix="$work/artifacts-$kind/" \
-		"$work/$kind" "$top/fuzz/corpus/policy_$kind" 2>"$work/log-$kind" || {
+		"$work/$kind" "$top/fuzz/corpus/$kind" 2>"$work/log-$kind" || {
 		tail -60 "$work/log-$kind"
 		for a in "$work/artifacts-$kind"/*; do
 			[ -f "$a" ] && { mkdir -p "$top/fuzz/out"; cp "$a" "$top/fuzz/out/"; echo "fuzz: crashing input kept in fuzz/out/$(basename "$a")"; }

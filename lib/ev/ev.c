@@ -169,7 +169,10 @@ void pl_ev_timer_start(pl_ev_loop *loop, pl_ev_timer *t, int64_t delay_ns)
 		loop->heap = h;
 		loop->capheap = cap;
 	}
-	t->when = loop->now + (delay_ns > 0 ? delay_ns : 0);
+	/* At least 1 ns: a timer re-armed from its callback waits for the next iteration. */
+	if (delay_ns < 1)
+		delay_ns = 1;
+	t->when = delay_ns > INT64_MAX - loop->now ? INT64_MAX : loop->now + delay_ns;
 	heap_set(loop, loop->nheap++, t);
 	sift_up(loop, loop->nheap - 1);
 }
@@ -186,7 +189,9 @@ int pl_ev_run_once(pl_ev_loop *loop, int64_t max_wait_ns)
 		if (wait < 0 || until < wait)
 			wait = until;
 	}
-	/* Round up so a timer 0.3 ms away does not spin with a 0 ms timeout. */
+	/* Wake at least hourly (keeps the ms count in range); round up so a timer 0.3 ms away does not spin. */
+	if (wait > 3600 * INT64_C(1000000000))
+		wait = 3600 * INT64_C(1000000000);
 	timeout_ms = wait < 0 ? -1 : (int)((wait + 999999) / 1000000);
 	n = epoll_wait(loop->epfd, loop->batch, BATCH, timeout_ms);
 	if (n < 0) {

@@ -103,6 +103,8 @@ static SSL_CTX *ctx_new(bool server, X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* A peer that drops TCP without close_notify is an end of stream: the relay carries the app's framing. */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	/* One read(2) per burst of records instead of a header read and a body read per record. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
 		err_fmt(err, errlen, "tls.crt/tls.key");
 		SSL_CTX_free(ctx);
@@ -315,7 +317,8 @@ int pl_tls_handshake(pl_tls *t, const char **reason, char *err, size_t errlen)
 		ERR_clear_error();
 		return -1;
 	}
-	if (e == SSL_ERROR_SYSCALL) {
+	/* With SSL_OP_IGNORE_UNEXPECTED_EOF a TCP FIN mid-handshake reads as a close_notify (ZERO_RETURN). */
+	if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
 		*reason = errno == ECONNRESET || errno == EPIPE ? "reset" : "eof";
 		snprintf(err, errlen, "connection closed during the handshake%s%s", errno ? ": " : "",
 			 errno ? strerror(errno) : "");
@@ -365,7 +368,8 @@ int pl_tls_shutdown(pl_tls *t)
 	return r == 0 ? 0 : r;
 }
 
-bool pl_tls_pending(const pl_tls *t) { return SSL_pending(t->ssl) > 0; }
+/* Raw bytes read ahead count too: epoll will not announce them again. */
+bool pl_tls_pending(const pl_tls *t) { return SSL_has_pending(t->ssl) == 1; }
 
 bool pl_tls_peer_spiffe_id(const pl_tls *t, char *out, size_t outlen)
 {
@@ -380,5 +384,5 @@ bool pl_spiffe_in_domain(const char *id, const char *td)
 {
 	size_t n = strlen(td);
 
-	return strncmp(id, "spiffe://", 9) == 0 && strncmp(id + 9, td, n) == 0 && id[9 + n] == '/';
+	return n > 0 && strncmp(id, "spiffe://", 9) == 0 && strncmp(id + 9, td, n) == 0 && id[9 + n] == '/';
 }

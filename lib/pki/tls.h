@@ -49,7 +49,7 @@ ssize_t pl_tls_read(pl_tls *t, void *buf, size_t len);
 ssize_t pl_tls_write(pl_tls *t, const void *buf, size_t len);
 /* Sends close_notify (our half-close). 0 done, PL_IO_WANT_*, or -errno. */
 int pl_tls_shutdown(pl_tls *t);
-/* True when decrypted bytes are buffered inside the session (a read will not block). */
+/* True when bytes (decrypted, or read ahead and not yet decrypted) wait inside the session. */
 bool pl_tls_pending(const pl_tls *t);
 /* The peer certificate's spiffe:// URI SAN into out; false when absent or more than one. */
 bool pl_tls_peer_spiffe_id(const pl_tls *t, char *out, size_t outlen);

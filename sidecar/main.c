@@ -50,7 +50,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pillion-proxy --config FILE --tls-dir DIR [--mesh FILE] [flags]\n"
-		"       pillion-proxy --check --config FILE\n"
+		"       pillion-proxy --check --config FILE [--mesh FILE]\n"
 		"\n"
 		"The Pillion sidecar: relays the pod's redirected TCP, with mTLS between meshed pods.\n"
 		"Every flag can also be set by an environment variable, e.g. PILLION_TLS_DIR; flags win.\n"
@@ -73,7 +73,7 @@ static void usage(FILE *f)
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
 		"  --log-level LEVEL        debug, info, warn, error (info)\n"
-		"  --check                  validate --config, print \"configuration OK\" or the errors, exit\n");
+		"  --check                  validate --config (and --mesh), print \"configuration OK\" or the errors, exit\n");
 }
 
 static int bad(const char *flag, const char *val, const char *why)
@@ -382,7 +382,7 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	if (s->check_only)
-		return px_check_config(s->config_path);
+		return px_check_config(s->config_path, s->mesh_path);
 
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);

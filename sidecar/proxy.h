@@ -15,8 +15,8 @@ void px_state_reload(proxy *px);
 /* True with a valid config and a valid, unexpired certificate for the config's identity. */
 bool px_ready(const proxy *px, const char **why);
 void px_mesh_unref(px_mesh *m);
-/* Validates a config file for --check: 0 and "configuration OK", or 1 and the errors, on stdout. */
-int px_check_config(const char *path);
+/* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
+int px_check_config(const char *config_path, const char *mesh_path);
 
 /* relay.c: connections, the byte pumps, buffers. */
 px_conn *px_conn_new(proxy *px, int dir, int fd);

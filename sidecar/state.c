@@ -400,34 +400,54 @@ bool px_ready(const proxy *px, const char **why)
 	return true;
 }
 
-int px_check_config(const char *path)
+/* Loads one JSON file for --check; prints the reason and returns NULL when it is not one document. */
+static json_t *check_load(const char *path)
 {
 	pl_buf b = PL_BUF_INIT;
-	char err[4096];
-
-	if (read_file(path, &b, CONFIG_MAX, err, sizeof(err)) < 0) {
-		printf("%s\n", err);
-		pl_buf_free(&b);
-		return 1;
-	}
+	char err[1024];
 	pl_docs docs = {0};
-	if (pl_json_load(b.data ? b.data : "", b.len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
+	json_t *root = NULL;
+
+	if (read_file(path, &b, MESH_MAX, err, sizeof(err)) < 0) {
+		printf("%s\n", err);
+	} else if (pl_json_load(b.data ? b.data : "", b.len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
 		printf("%s: %s\n", path, docs.failed ? docs.error : "not one JSON document");
-		pl_docs_free(&docs);
-		pl_buf_free(&b);
-		return 1;
+	} else {
+		root = json_incref(docs.v[0].root);
 	}
+	pl_docs_free(&docs);
 	pl_buf_free(&b);
-	pl_arena a;
-	pl_errors errs = {0};
-	pl_proxy_config cfg;
-	pl_arena_init(&a);
-	bool ok = pl_proxy_config_decode(&a, docs.v[0].root, &cfg, &errs);
-	for (size_t i = 0; i < errs.n; i++)
-		printf("%s: %s: %s\n", path, errs.v[i].path[0] ? errs.v[i].path : "(root)", errs.v[i].msg);
+	return root;
+}
+
+int px_check_config(const char *config_path, const char *mesh_path)
+{
+	bool ok = true;
+	const char *paths[2] = {config_path, mesh_path};
+
+	for (int i = 0; i < 2; i++) {
+		if (!paths[i])
+			continue;
+		json_t *root = check_load(paths[i]);
+		if (!root) {
+			ok = false;
+			continue;
+		}
+		pl_arena a;
+		pl_errors errs = {0};
+		pl_proxy_config cfg;
+		pl_mesh_dir dir;
+		pl_arena_init(&a);
+		bool good = i == 0 ? pl_proxy_config_decode(&a, root, &cfg, &errs) : pl_mesh_dir_decode(&a, root, &dir, &errs);
+		for (size_t j = 0; j < errs.n; j++)
+			printf("%s: %s: %s\n", paths[i], errs.v[j].path[0] ? errs.v[j].path : "(root)", errs.v[j].msg);
+		if (good && i == 1)
+			pl_mesh_dir_free(&dir);
+		ok = ok && good;
+		pl_arena_free(&a);
+		json_decref(root);
+	}
 	if (ok)
 		printf("configuration OK\n");
-	pl_arena_free(&a);
-	pl_docs_free(&docs);
 	return ok ? 0 : 1;
 }

@@ -121,6 +121,9 @@ for port in 8080 9090 9091; do
 	bg "$PB" "$APP_UID" sh -c "exec $PY -m http.server --bind :: --directory $T/www $port 2>/dev/null >/dev/null"
 done
 bg "$PC" "$APP_UID" sh -c "exec $PY -m http.server --bind :: --directory $T/www 8080 2>/dev/null >/dev/null"
+for ns in "$PB" "$PC"; do
+	bg "$ns" "$APP_UID" $PY "$HERE/relay_peer.py" server 7000
+done
 for port in 8080 9090 9091; do
 	wait_for 10 ip netns exec "$PB" curl -sf -o /dev/null "http://127.0.0.1:$port/hello.txt" || die "app on $port did not start"
 done
@@ -237,6 +240,34 @@ check "(g) IPv6: ... with mTLS" \
 	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -gt "$m6"
 check "(g) IPv6: a skipped inbound port goes direct" \
 	test "$(get "$PC" 0 "http://[$B6]:9090/hello.txt")" = "hello-from-b MARKER-7f3a"
+
+# (h) the relay against real misbehaving peers: half-close, resets, back-pressure,
+# server-speaks-first; over mTLS (a -> b), plaintext passthrough with splice (a -> c),
+# and PERMISSIVE plaintext inbound (c -> b).
+relay() { in_ns "$1" "$APP_UID" timeout 60 $PY "$HERE/relay_peer.py" client "$2" "$3" "$4"; }
+for path in "mtls:$PA:$B4" "passthrough:$PA:$C4" "plaintext-inbound:$PC:$B4"; do
+	IFS=: read -r name ns dst <<<"$path"
+	check "(h) $name: half-close passes each FIN on while the other direction flows" relay "$ns" "$dst" 7000 half
+	check "(h) $name: a server reset reaches the client as a reset" relay "$ns" "$dst" 7000 reset
+	check "(h) $name: a server-speaks-first protocol works" relay "$ns" "$dst" 7001 greet
+done
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+for path in "mtls:$B4" "passthrough:$C4"; do
+	IFS=: read -r name dst <<<"$path"
+	base=$(rss "$PROXY_a"); peak=$base
+	bg "$PA" "$APP_UID" timeout 60 $PY "$HERE/relay_peer.py" client "$dst" 7000 backpressure
+	BP=$LAST_PID
+	while kill -0 "$BP" 2>/dev/null; do
+		r=$(rss "$PROXY_a"); [ "${r:-0}" -gt "$peak" ] && peak=$r
+		sleep 0.1
+	done
+	check "(h) $name: 64 MiB into a stalled reader arrive intact" wait "$BP"
+	check "(h) $name: ... and the proxy's memory stays bounded (RSS +$(((peak - base) / 1024)) MiB < 24 MiB)" \
+		test $((peak - base)) -lt $((24 * 1024))
+done
+check "(h) no relayed connection is left open on a's proxy" test \
+	"$(metric "$PA" 'pillion_proxy_connections_open{direction="outbound",transport="mtls"}'):$(metric "$PA" 'pillion_proxy_connections_open{direction="outbound",transport="plaintext"}')" = "0:0"
+check "(h) the plaintext relays used splice" test "$(metric "$PA" 'pillion_proxy_spliced_bytes_total')" -gt $((64 << 20))
 
 # (e) configs and certificates rewritten again and again under load: zero failed requests
 big_sum=$(sha256sum "$T/www/big.bin" | cut -d' ' -f1)

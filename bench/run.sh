@@ -29,7 +29,7 @@ RATE_CONNS=${RATE_CONNS:-16}      # fixed-rate run: keep-alive connections
 PROXY_WORKERS=${PROXY_WORKERS:-1} # haproxy nbthread / nginx worker_processes
 APP_WORKERS=${APP_WORKERS:-1}     # app nginx worker_processes
 BODY_BYTES=${BODY_BYTES:-1024}    # app response body size
-ROWS=${ROWS:-"direct pillion-pass haproxy-1 nginx-1 pillion-mtls haproxy-2 nginx-2"}
+ROWS=${ROWS:-"direct pillion-pass haproxy-1 haproxy-1-cap nginx-1 pillion-mtls haproxy-2 haproxy-2-cap nginx-2"}
 OUT=${OUT:-$BENCH/results/latest.md}
 READY_TIMEOUT=${READY_TIMEOUT:-10} # seconds to wait for a proxy to become ready
 ROUNDS=${ROUNDS:-1}               # repeat all rows this many times; the table shows medians
@@ -51,7 +51,7 @@ done
 ((THREADS >= 1 && CONNS >= THREADS && RATE >= 1 && RATE_CONNS >= 1)) || die "bad THREADS/CONNS/RATE/RATE_CONNS"
 ((PROXY_WORKERS >= 1 && APP_WORKERS >= 1 && BODY_BYTES >= 2 && BODY_BYTES <= 65536)) || die "bad workers/BODY_BYTES"
 for r in $ROWS; do
-	case $r in direct|pillion-pass|pillion-mtls|haproxy-1|haproxy-2|nginx-1|nginx-2) ;;
+	case $r in direct|pillion-pass|pillion-mtls|haproxy-1|haproxy-2|haproxy-1-cap|haproxy-2-cap|nginx-1|nginx-2) ;;
 	*) die "unknown row '$r' in ROWS" ;;
 	esac
 done
@@ -280,6 +280,10 @@ EOF
 	cp "$WORK/pki/$who.crt" "$WORK/pillion/$who/tls/tls.crt"
 	cp "$WORK/pki/$who.key" "$WORK/pillion/$who/tls/tls.key"
 	cp "$WORK/pki/ca.crt" "$WORK/pillion/$who/tls/ca.crt"
+	# HAProxy as a captured sidecar runs as the proxy UID too: its own copies of the PEM files.
+	mkdir -p "$WORK/pki-sidecar"
+	cp "$WORK/pki/$who.pem" "$WORK/pki/ca.crt" "$WORK/pki-sidecar/"
+	chown -R $PROXY_UID:$PROXY_UID "$WORK/pki-sidecar"
 	chown -R $PROXY_UID:$PROXY_UID "$WORK/pillion/$who/tls"
 	chmod 700 "$WORK/pillion/$who/tls"
 	chmod 600 "$WORK/pillion/$who/tls/tls.key"
@@ -501,10 +505,23 @@ backend out
 EOF
 }
 
-start_haproxy() { # start_haproxy NS CFG NAME: PID in BG_PID
+start_haproxy() { # start_haproxy NS CFG NAME [sidecar]: PID in BG_PID
 	local ns=$1 cfg=$2 name=$3
 	haproxy -c -q -f "$cfg" >"$WORK/logs/$name.check" 2>&1 || { cat "$WORK/logs/$name.check" >&2; return 1; }
-	start_bg "$WORK/logs/$name.log" ip netns exec "$ns" haproxy -db -f "$cfg"
+	if [[ ${4:-} == sidecar ]]; then
+		chmod 644 "$cfg"
+		start_bg "$WORK/logs/$name.log" ip netns exec "$ns" \
+			setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups haproxy -db -f "$cfg"
+	else
+		start_bg "$WORK/logs/$name.log" ip netns exec "$ns" haproxy -db -f "$cfg"
+	fi
+}
+
+# HAProxy as a sidecar would run: behind the same pillion-init capture rules, as the proxy UID,
+# listening on the ports the rules redirect to. The client dials the app, as in the pillion rows.
+capture() { # capture NS NAME
+	ip netns exec "$1" "$BIN/pillion-init" >"$WORK/logs/init-$2.log" 2>&1 || return 1
+	INIT_NSES+=("$1")
 }
 
 # --- nginx stream
@@ -569,6 +586,12 @@ start_pillion() { # start_pillion NS WHO MESHFILE: runs pillion-init, then the p
 negative_checks() {
 	local row=$1 code port
 	case $row in
+	haproxy-2-cap)
+		# as the proxy's UID (not captured on the client side), straight to the server's capture
+		code=$(ip netns exec "$NS_C" setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
+			curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "https://$S_ADDR:$APP_PORT/" 2>/dev/null || true)
+		[[ $code != 200 ]] || R_NOTE[$row]+="server side accepted TLS without a client certificate; "
+		;;
 	haproxy-2 | nginx-2)
 		[[ $row == haproxy-2 ]] && port=15443 || port=15444
 		code=$(ip netns exec "$NS_C" curl -sk -o /dev/null -w '%{http_code}' --max-time 5 \
@@ -665,6 +688,27 @@ run_row() {
 			start_haproxy "$NS_C" "$WORK/haproxy-2c.cfg" haproxy-2c && p1=$BG_PID && wait_tcp "$NS_C" $host $port "$p1"; } ||
 			fail_row "$row" "haproxy did not start" "$WORK/logs/haproxy-2s.log" "$WORK/logs/haproxy-2c.log"
 		;;
+	haproxy-1-cap)
+		haproxy_cfg "$WORK/haproxy-1c.cfg" "bind 127.0.0.1:15401" "server app $S_ADDR:$APP_PORT"
+		host=$S_ADDR port=$APP_PORT
+		{ capture "$NS_C" haproxy-1c && start_haproxy "$NS_C" "$WORK/haproxy-1c.cfg" haproxy-1c sidecar && p1=$BG_PID &&
+			wait_tcp "$NS_C" 127.0.0.1 15401 "$p1"; } ||
+			fail_row "$row" "captured haproxy did not start" "$WORK/logs/haproxy-1c.log" "$WORK/logs/init-haproxy-1c.log"
+		;;
+	haproxy-2-cap)
+		d=$WORK/pki-sidecar
+		haproxy_cfg "$WORK/haproxy-2cs.cfg" \
+			"bind :15406 ssl crt $d/server.pem ca-file $d/ca.crt verify required ssl-min-ver TLSv1.3 alpn pillion/1" \
+			"server app 127.0.0.1:$APP_PORT"
+		haproxy_cfg "$WORK/haproxy-2cc.cfg" "bind 127.0.0.1:15401" \
+			"server s $S_ADDR:$APP_PORT ssl crt $d/client.pem ca-file $d/ca.crt verify required verifyhost server.bench.svc.cluster.local ssl-min-ver TLSv1.3 alpn pillion/1"
+		host=$S_ADDR port=$APP_PORT
+		{ capture "$NS_S" haproxy-2cs && start_haproxy "$NS_S" "$WORK/haproxy-2cs.cfg" haproxy-2cs sidecar && p2=$BG_PID &&
+			wait_tcp "$NS_S" 127.0.0.1 15406 "$p2" &&
+			capture "$NS_C" haproxy-2cc && start_haproxy "$NS_C" "$WORK/haproxy-2cc.cfg" haproxy-2cc sidecar && p1=$BG_PID &&
+			wait_tcp "$NS_C" 127.0.0.1 15401 "$p1"; } ||
+			fail_row "$row" "captured haproxy did not start" "$WORK/logs/haproxy-2cs.log" "$WORK/logs/haproxy-2cc.log"
+		;;
 	nginx-1)
 		nginx_cfg "$WORK/nginx-1" "		listen 127.0.0.1:15011;
 		proxy_pass $S_ADDR:$APP_PORT;"
@@ -748,6 +792,8 @@ label() {
 	nginx-1) echo "nginx stream, 1 hop plaintext" ;;
 	pillion-mtls) echo "pillion, 2 hops TLS 1.3 mTLS" ;;
 	haproxy-2) echo "HAProxy, 2 hops TLS 1.3 mTLS" ;;
+	haproxy-1-cap) echo "HAProxy as a sidecar (same capture rules), 1 hop plaintext" ;;
+	haproxy-2-cap) echo "HAProxy as a sidecar (same capture rules), 2 hops mTLS" ;;
 	nginx-2) echo "nginx stream, 2 hops TLS 1.3 mTLS" ;;
 	esac
 }

@@ -350,12 +350,13 @@ with_children() { # with_children PID...: these PIDs and their direct children (
 	done
 }
 
-rss_kb() { # rss_kb PID...: summed VmRSS (kB); no forks, so sampling stays cheap
-	local total=0 pid k v rest
+rss_kb() { # rss_kb PID... [FIELD]: summed VmRSS (or FIELD, e.g. RssAnon) in kB; no forks, so sampling stays cheap
+	local total=0 pid k v rest field=VmRSS:
+	if [[ ${*: -1} == Rss* ]]; then field=${*: -1}: && set -- "${@:1:$#-1}"; fi
 	for pid in "$@"; do
 		[[ -r /proc/$pid/status ]] || continue
 		while read -r k v rest; do
-			[[ $k == VmRSS: ]] && { total=$((total + v)); break; }
+			[[ $k == "$field" ]] && { total=$((total + v)); break; }
 		done </proc/"$pid"/status 2>/dev/null || true
 	done
 	echo "$total"
@@ -375,7 +376,7 @@ sampler() { # sampler OUTFILE DEADLINE PID...: peak summed RSS every 0.25 s unti
 # ---------------------------------------------------------------- measuring
 # Per row: status and notes; per metric a space-separated list, one value per round.
 # shellcheck disable=SC2034 # used through namerefs (push, med, total)
-declare -A R_STATUS R_NOTE R_RPS R_P50 R_P99 R_ERR F_RPS F_P50 F_P99 F_ERR RSS_IDLE RSS_LOAD
+declare -A R_STATUS R_NOTE R_RPS R_P50 R_P99 R_ERR F_RPS F_P50 F_P99 F_ERR RSS_IDLE RSS_LOAD RSS_ANON
 ROW_STATE='' # the current round's row: '' (measurable), na or fail
 push() { local -n arr=$1; arr[$2]="${arr[$2]:-}$3 "; }
 med() { # med ARRAY ROW: median over rounds (empty if none)
@@ -402,6 +403,7 @@ measure() { # measure ROW HOST PORT PROXY_PID...
 	if (($#)); then
 		rss_idle=$(rss_kb "${procs[@]}")
 		push RSS_IDLE "$row" "$rss_idle"
+		push RSS_ANON "$row" "$(rss_kb "${procs[@]}" RssAnon)"
 		echo 0 >"$rssf"
 		rm -f "$rssf.stop"
 		sampler "$rssf" $((SECONDS + WARMUP + 2 * DURATION + 60)) "${procs[@]}" &
@@ -808,25 +810,25 @@ report() {
 	echo "Closed loop: \`wrk -t$THREADS -c$CONNS -d${DURATION}s\` after ${WARMUP}s warm-up."
 	echo "Fixed rate: \`bench/fixedrate.c\`, open loop, $RATE req/s for ${DURATION}s over $RATE_CONNS keep-alive connections, latency from each request's scheduled send time."
 	echo "App: nginx ($APP_WORKERS worker) returning $BODY_BYTES bytes; HAProxy nbthread $PROXY_WORKERS, nginx stream worker_processes $PROXY_WORKERS."
-	echo "Added latency: difference to the direct row's percentile. RSS: summed VmRSS of the row's proxy processes (nginx: master + worker), idle before load / peak during it."
+	echo "Added latency: difference to the direct row's percentile. RSS: summed VmRSS of the row's proxy processes (nginx: master + worker), idle before load / peak during it; anon: the private (RssAnon) part when idle, i.e. without shared library pages."
 	echo
-	echo "| setup | closed req/s | vs direct | closed p50 / p99 ms | added p50 / p99 ms | fixed-rate req/s | fixed p50 / p99 ms | added p50 / p99 ms | errors closed / fixed | proxy RSS idle / load MiB |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| setup | closed req/s | vs direct | closed p50 / p99 ms | added p50 / p99 ms | fixed-rate req/s | fixed p50 / p99 ms | added p50 / p99 ms | errors closed / fixed | proxy RSS idle / load MiB | anon RSS idle MiB |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	local row note d_rps d_cp50 d_cp99 d_fp50 d_fp99
 	d_rps=$(med R_RPS "$D") d_cp50=$(med R_P50 "$D") d_cp99=$(med R_P99 "$D")
 	d_fp50=$(med F_P50 "$D") d_fp99=$(med F_P99 "$D")
 	for row in $ROWS; do
 		case ${R_STATUS[$row]:-} in
 		na)
-			echo "| $(label "$row") | pillion: not available (${R_NOTE[$row]%; }) | | | | | | | | |"
+			echo "| $(label "$row") | pillion: not available (${R_NOTE[$row]%; }) | | | | | | | | | |"
 			continue
 			;;
 		fail | '')
-			echo "| $(label "$row") | failed (${R_NOTE[$row]:-no result}) | | | | | | | | |"
+			echo "| $(label "$row") | failed (${R_NOTE[$row]:-no result}) | | | | | | | | | |"
 			continue
 			;;
 		esac
-		local rps cp50 cp99 fps fp50 fp99 ratio='—' a_c50='—' a_c99='—' a_f50='—' a_f99='—' rss='—'
+		local rps cp50 cp99 fps fp50 fp99 ratio='—' a_c50='—' a_c99='—' a_f50='—' a_f99='—' rss='—' anon='—'
 		rps=$(med R_RPS "$row") cp50=$(med R_P50 "$row") cp99=$(med R_P99 "$row")
 		fps=$(med F_RPS "$row") fp50=$(med F_P50 "$row") fp99=$(med F_P99 "$row")
 		if [[ $row == "$D" ]]; then
@@ -836,14 +838,15 @@ report() {
 			a_c50=$(added "$cp50" "$d_cp50") a_c99=$(added "$cp99" "$d_cp99")
 			a_f50=$(added "$fp50" "$d_fp50") a_f99=$(added "$fp99" "$d_fp99")
 			rss="$(mib "$(med RSS_IDLE "$row")") / $(mib "$(med RSS_LOAD "$row")")"
+			anon=$(mib "$(med RSS_ANON "$row")")
 		fi
 		note=''
 		[[ -n ${R_NOTE[$row]:-} ]] && note=" (**${R_NOTE[$row]%; }**)"
-		printf '| %s%s | %s | %s | %s / %s | %s / %s | %s | %s / %s | %s / %s | %s / %s | %s |\n' \
+		printf '| %s%s | %s | %s | %s / %s | %s / %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |\n' \
 			"$(label "$row")" "$note" "$(num "$rps" 0)" "$ratio" \
 			"$(ms "$cp50")" "$(ms "$cp99")" "$a_c50" "$a_c99" \
 			"$(num "$fps" 0)" "$(ms "$fp50")" "$(ms "$fp99")" "$a_f50" "$a_f99" \
-			"$(total R_ERR "$row")" "$(total F_ERR "$row")" "$rss"
+			"$(total R_ERR "$row")" "$(total F_ERR "$row")" "$rss" "$anon"
 	done
 }
 

@@ -335,5 +335,14 @@ wait "$BIG2" 2>/dev/null
 check "(drain) the transfer open at SIGTERM completed" \
 	test "$(sha256sum "$T/out/big2.out" | cut -d' ' -f1)" = "$big_sum"
 
+# The admin port: /config shows the state but never key material; POST /shutdown drains and exits.
+ip netns exec "$PB" curl -s http://127.0.0.1:15420/config >"$T/config.out"
+check "(admin) /config shows the identity in use" grep -q "$ID_B" "$T/config.out"
+check "(admin) /config holds no key material" sh -c "! grep -q 'PRIVATE KEY' '$T/config.out'"
+check "(admin) GET /shutdown is refused" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15420/shutdown)" = 405
+check "(admin) POST /shutdown is accepted" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:15420/shutdown)" = 202
+wait "$PROXY_b"; rc=$?
+check "(admin) ... and the proxy exits 0 (a Job's sidecar ends)" test "$rc" = 0
+
 echo "$E2E_CHECKS checks, $E2E_FAILS failed"
 [ "$E2E_FAILS" = 0 ]

@@ -104,8 +104,9 @@ typedef struct px_side {
 typedef struct px_flow {
 	char *buf;                  /* pooled, held only while bytes wait */
 	uint32_t off, len;
-	int pipe[2];                /* splice relays: a pipe instead of buf */
+	int pipe[2];                /* splice mode: a pipe instead of buf */
 	uint32_t piped;
+	bool splicing;              /* switched on by a read that filled buf: a bulk transfer */
 	bool eof;                   /* the source ended */
 	int shut;                   /* 0 no, 1 pending, 2 done: the end passed on to the destination */
 	uint64_t bytes;
@@ -118,7 +119,7 @@ struct px_conn {
 	int dir;
 	int state;
 	bool tls;                   /* the mesh hop of this connection is mTLS */
-	bool splice;
+	bool splice;                /* plaintext on both sides: flows may switch to splice */
 	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
 	px_flow d2u, u2d;
 	pl_ev_timer timer;

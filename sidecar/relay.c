@@ -377,10 +377,18 @@ static int flow_end(px_flow *f, px_side *dst)
 	return r == -EPIPE || r == -ENOTCONN ? 0 : r;
 }
 
-/* Copies through a pooled user-space buffer (TLS on either side). 0, or -errno to reset. */
-static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready)
+/*
+ * Copies through a pooled user-space buffer: always with TLS on a side, and for small
+ * plaintext messages, where two splice calls through a pipe cost more than a copy. A
+ * plaintext read that fills the buffer marks a bulk transfer: once the buffer is written
+ * out, the flow returns and continues with splice. 0, or -errno to reset.
+ */
+static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready,
+		     bool splice_ok)
 {
 	for (;;) {
+		if (f->splicing && !f->len)
+			return 1;
 		if (f->len) {
 			if (!dst_ready)
 				return 0;
@@ -400,6 +408,8 @@ static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src
 			f->off = 0;
 			buf_put(px, f->buf);
 			f->buf = NULL;
+			if (f->splicing)
+				return 1;
 		}
 		if (f->eof)
 			return flow_end(f, dst);
@@ -414,6 +424,8 @@ static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src
 			/* A short raw read usually drained the socket; epoll says when there is more. */
 			src_ready = (size_t)n == px->set.buf_size;
 			dst_ready = true;
+			if (src_ready && splice_ok)
+				f->splicing = true; /* takes over once buf is written out */
 			continue;
 		}
 		buf_put(px, f->buf);
@@ -478,9 +490,14 @@ static int pump_splice(proxy *px, px_flow *f, px_side *src, px_side *dst, bool s
 
 static int pump(px_conn *c, px_flow *f, px_side *src, px_side *dst, bool src_ready, bool dst_ready)
 {
-	if (c->splice)
-		return pump_splice(c->px, f, src, dst, src_ready, dst_ready);
-	return pump_copy(c->px, f, src, dst, src_ready, dst_ready);
+	/* Bytes still in the buffer go out first, even after the switch to splice. */
+	if (!f->splicing || f->len) {
+		int r = pump_copy(c->px, f, src, dst, src_ready, dst_ready, c->splice);
+		if (r != 1)
+			return r;
+		src_ready = true; /* the last read filled the buffer: more is likely waiting */
+	}
+	return pump_splice(c->px, f, src, dst, src_ready, dst_ready);
 }
 
 static void update_interest(px_conn *c)

@@ -1,5 +1,7 @@
 /* The admin port: /live, /ready, /metrics (Prometheus text), /config, POST /shutdown. One request per connection. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,7 @@ static void admin_close(admin_conn *a)
 static void respond(admin_conn *a, int code, const char *ctype, const char *body, size_t len)
 {
 	const char *reason = code == 200 ? "OK" : code == 202 ? "Accepted" : code == 404 ? "Not Found"
-			   : code == 405 ? "Method Not Allowed" : code == 400 ? "Bad Request"
+			   : code == 405 ? "Method Not Allowed" : code == 400 ? "Bad Request" : code == 403 ? "Forbidden"
 			   : code == 431 ? "Request Header Fields Too Large" : "Service Unavailable";
 	pl_buf_printf(&a->resp, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 		      code, reason, ctype, len);
@@ -170,6 +172,22 @@ static void config_body(admin_conn *a)
 	free(s);
 }
 
+static bool from_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 static void handle(admin_conn *a)
 {
 	proxy *px = a->px;
@@ -201,6 +219,11 @@ static void handle(admin_conn *a)
 	} else if (strcmp(path, "/shutdown") == 0) {
 		if (strcmp(method, "POST") != 0) {
 			respond_text(a, 405, "use POST\n");
+			return;
+		}
+		/* The admin port is reachable from the pod network: only the pod itself may stop its proxy. */
+		if (!from_loopback(a->fd)) {
+			respond_text(a, 403, "POST /shutdown is accepted from the pod itself (loopback) only\n");
 			return;
 		}
 		respond_text(a, 202, "draining\n");

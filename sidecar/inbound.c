@@ -34,12 +34,12 @@ void px_inbound_accept(proxy *px, int fd)
 		px_conn_refuse(c, PX_REFUSE_MAX_CONNECTIONS);
 		return;
 	}
-	if (!px->config || !px->creds) {
+	if (!px_creds_usable(px)) {
 		px_conn_refuse(c, PX_REFUSE_NOT_READY);
 		return;
 	}
 	c->state = PX_ST_DETECT;
-	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN);
+	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
 	px_conn_timeout(c, mtls_mode(px) == PL_MTLS_STRICT ? px->set.handshake_timeout_ns : px->set.detect_timeout_ns);
 }
 
@@ -69,8 +69,17 @@ static void dial_app(px_conn *c)
 	}
 }
 
+static void rcvlowat_reset(px_conn *c)
+{
+	int one = 1;
+
+	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+}
+
 static void plaintext(px_conn *c)
 {
+	/* Detection may have raised the low-water mark: the relay must see every byte. */
+	rcvlowat_reset(c);
 	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
 		px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
 		return;
@@ -79,7 +88,7 @@ static void plaintext(px_conn *c)
 	dial_app(c);
 }
 
-void px_inbound_detect(px_conn *c)
+void px_inbound_detect(px_conn *c, uint32_t ev)
 {
 	proxy *px = c->px;
 	unsigned char *buf = malloc(PEEK_MAX);
@@ -100,6 +109,11 @@ void px_inbound_detect(px_conn *c)
 	free(buf);
 	switch (d) {
 	case PX_DETECT_MORE: {
+		/* The client stopped sending before the record was whole: no more bytes will come. */
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			px_inbound_detect_timeout(c);
+			return;
+		}
 		/* Wake up only when the whole record is here, instead of spinning on a partial one. */
 		int lowat = (int)need;
 		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
@@ -112,9 +126,8 @@ void px_inbound_detect(px_conn *c)
 	case PX_DETECT_TLS_MESH:
 		break;
 	}
-	int one = 1;
-	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-	if (!px->creds) {
+	rcvlowat_reset(c);
+	if (!px_creds_usable(px)) {
 		px_conn_refuse(c, PX_REFUSE_NOT_READY);
 		return;
 	}

@@ -252,6 +252,30 @@ static int listen_on(int family, const char *addr, int port)
 	return fd;
 }
 
+/* Out of file descriptors: stop accepting for a moment instead of spinning on the queued connection. */
+static void accept_resume(pl_ev_loop *loop, void *data)
+{
+	px_listener *l = data;
+
+	for (int f = 0; f < 2; f++)
+		if (l->fds[f] >= 0)
+			pl_ev_io_set(loop, &l->io[f], EPOLLIN);
+}
+
+static void accept_pause(px_listener *l, int err)
+{
+	proxy *px = l->px;
+
+	if (pl_ev_timer_armed(&l->pause))
+		return;
+	log_warnx("accept on the %s listener: %s; pausing it for 100 ms (%zu relayed connections open)",
+		  l->dir == PX_OUT ? "outbound" : l->dir == PX_IN ? "inbound" : "admin", strerror(err), px->nconns);
+	for (int f = 0; f < 2; f++)
+		if (l->fds[f] >= 0)
+			pl_ev_io_set(px->loop, &l->io[f], 0);
+	pl_ev_timer_start(px->loop, &l->pause, 100 * PL_NS_PER_MS);
+}
+
 static void accept_cb(pl_ev_loop *loop, void *data, uint32_t ev)
 {
 	px_listener *l = data;
@@ -265,8 +289,10 @@ static void accept_cb(pl_ev_loop *loop, void *data, uint32_t ev)
 		for (int i = 0; i < ACCEPT_BATCH; i++) {
 			int fd = accept4(l->fds[fam], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (fd < 0) {
-				if (errno == EMFILE || errno == ENFILE)
-					log_warnx("accept: %s", strerror(errno));
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+					accept_pause(l, errno);
+					return;
+				}
 				break;
 			}
 			if (l->dir == PX_OUT)
@@ -284,6 +310,7 @@ static int open_listener(proxy *px, px_listener *l, int dir, const char *v4, con
 {
 	l->px = px;
 	l->dir = dir;
+	pl_ev_timer_init(&l->pause, accept_resume, l);
 	l->fds[0] = v4 ? listen_on(AF_INET, v4, port) : -EADDRNOTAVAIL;
 	l->fds[1] = v6 ? listen_on(AF_INET6, v6, port) : -1;
 	if (l->fds[0] < 0 && l->fds[1] < 0) {
@@ -302,6 +329,7 @@ static int open_listener(proxy *px, px_listener *l, int dir, const char *v4, con
 
 static void close_listener(proxy *px, px_listener *l)
 {
+	pl_ev_timer_stop(px->loop, &l->pause);
 	for (int f = 0; f < 2; f++)
 		if (l->fds[f] >= 0) {
 			pl_ev_io_stop(px->loop, &l->io[f]);
@@ -385,6 +413,12 @@ int main(int argc, char **argv)
 		return px_check_config(s->config_path, s->mesh_path);
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Each relayed connection holds two sockets (and two pipes while splicing): use the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);

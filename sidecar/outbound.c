@@ -90,7 +90,7 @@ void px_outbound_accept(proxy *px, int fd)
 	const char *const *ids = px->mesh ? pl_mesh_dir_lookup(&px->mesh->dir, ip, px_addr_port(&c->orig), &n) : NULL;
 	if (ids && n) {
 		/* A meshed destination: never fall back to plaintext, even before we are ready. */
-		if (!px->creds || !px->config) {
+		if (!px_creds_usable(px)) {
 			px_conn_refuse(c, PX_REFUSE_NOT_READY);
 			return;
 		}
@@ -115,7 +115,7 @@ void px_outbound_connected(px_conn *c)
 		px_conn_relay(c);
 		return;
 	}
-	if (!px->creds) {
+	if (!px_creds_usable(px)) {
 		px_conn_refuse(c, PX_REFUSE_NOT_READY);
 		return;
 	}

@@ -58,7 +58,7 @@ typedef struct px_mesh {
 
 enum px_refuse {
 	PX_REFUSE_NOT_READY, PX_REFUSE_STRICT_PLAINTEXT, PX_REFUSE_LOOP, PX_REFUSE_NO_ORIGINAL_DST,
-	PX_REFUSE_MAX_CONNECTIONS, PX_REFUSE_DRAINING, PX_REFUSE_DETECT_TIMEOUT, PX_REFUSE_UNTRUSTED_PEER,
+	PX_REFUSE_MAX_CONNECTIONS, PX_REFUSE_DETECT_TIMEOUT,
 	PX_REFUSE__N
 };
 
@@ -90,6 +90,7 @@ typedef struct px_listener {
 	int dir;                    /* enum px_dir, or -1 for admin */
 	int fds[2];                 /* IPv4, IPv6 (-1 when not bound) */
 	pl_ev_io io[2];
+	pl_ev_timer pause;          /* accepting paused after EMFILE */
 } px_listener;
 
 /* One socket of a relayed connection, with its transport (raw or TLS). */

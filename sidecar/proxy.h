@@ -15,6 +15,8 @@ void px_state_reload(proxy *px);
 /* True with a valid config and a valid, unexpired certificate for the config's identity. */
 bool px_ready(const proxy *px, const char **why);
 void px_mesh_unref(px_mesh *m);
+/* A valid config and, for its identity, a certificate valid now: what mTLS in either direction needs. */
+bool px_creds_usable(const proxy *px);
 /* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
 int px_check_config(const char *config_path, const char *mesh_path);
 
@@ -41,7 +43,7 @@ void px_outbound_accept(proxy *px, int fd);
 void px_outbound_connected(px_conn *c);
 void px_outbound_handshake_done(px_conn *c);
 void px_inbound_accept(proxy *px, int fd);
-void px_inbound_detect(px_conn *c);
+void px_inbound_detect(px_conn *c, uint32_t ev);
 void px_inbound_detect_timeout(px_conn *c);
 void px_inbound_handshake_done(px_conn *c);
 void px_inbound_connected(px_conn *c);

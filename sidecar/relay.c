@@ -18,8 +18,7 @@
 #define SPLICE_CHUNK (64 * 1024)
 
 const char *const px_refuse_names[PX_REFUSE__N] = {
-	"not_ready", "strict_plaintext", "loop", "no_original_dst", "max_connections", "draining",
-	"detect_timeout", "untrusted_peer",
+	"not_ready", "strict_plaintext", "loop", "no_original_dst", "max_connections", "detect_timeout",
 };
 
 const char *const px_tls_fail_names[PX_TLSF__N] = {
@@ -512,6 +511,12 @@ static void update_interest(px_conn *c)
 			mask |= s->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 		if (flow_has_data(to[i]) || to[i]->shut == 1)
 			mask |= s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+		if (s->io.fd < 0) {
+			/* Parked after a hangup (see relay_event): watch it again once there is work. */
+			if (mask && s->fd >= 0 && pl_ev_io_start(c->px->loop, &s->io, s->fd, mask) < 0)
+				abort();
+			continue;
+		}
 		pl_ev_io_set(c->px->loop, &s->io, mask);
 	}
 }
@@ -542,6 +547,19 @@ static void relay_event(px_conn *c, px_side *s, uint32_t ev)
 		return;
 	}
 	update_interest(c);
+	/*
+	 * epoll reports ERR and HUP whatever the interest. When this side has nothing left to
+	 * read or write, an error can never be consumed: reset. A hangup with nothing to do
+	 * now parks the side (unwatched), or the level-triggered HUP would spin the loop;
+	 * update_interest watches it again when a flow needs it (back-pressure released).
+	 */
+	if ((ev & (EPOLLERR | EPOLLHUP)) && s->io.mask == 0) {
+		if (ev & EPOLLERR) {
+			px_conn_close(c, true);
+			return;
+		}
+		pl_ev_io_stop(px->loop, &s->io);
+	}
 }
 
 void px_conn_relay(px_conn *c)
@@ -559,9 +577,16 @@ void px_conn_relay(px_conn *c)
 
 static void side_event(px_conn *c, px_side *s, uint32_t ev)
 {
+	/* Before the relay, only one side is watched; the other can still report ERR or HUP. */
+	px_side *busy = c->state == PX_ST_CONNECT ? &c->up : c->state == PX_ST_HANDSHAKE ? tls_side(c) : &c->down;
+	if (c->state != PX_ST_RELAY && s != busy) {
+		if (ev & (EPOLLERR | EPOLLHUP))
+			px_conn_close(c, true); /* the client went away while we set up its connection */
+		return;
+	}
 	switch (c->state) {
 	case PX_ST_DETECT:
-		px_inbound_detect(c);
+		px_inbound_detect(c, ev);
 		break;
 	case PX_ST_CONNECT:
 		connect_done(c);

@@ -245,6 +245,9 @@ static void reload_tls(proxy *px)
 	}
 	if (!c) {
 		outcome(px, F_TLS, hash, err);
+		/* Not valid yet (clock skew, early projection): the same bytes become good with time. */
+		if (strstr(err, "not valid for another"))
+			px->files[F_TLS].seen[0] = '\0';
 		goto out;
 	}
 	/* Sessions hold their own reference: open connections keep the old certificate. */
@@ -252,12 +255,14 @@ static void reload_tls(proxy *px)
 	px->creds = c;
 	outcome(px, F_TLS, hash, NULL);
 out:
+	/* Key material is not left behind in freed heap memory. */
+	if (key.data)
+		explicit_bzero(key.data, key.len);
+	if (all.data)
+		explicit_bzero(all.data, all.len);
 	pl_buf_free(&crt);
 	pl_buf_free(&key);
 	pl_buf_free(&ca);
-	/* Key material is not left behind in freed heap memory. */
-	if (all.data)
-		memset(all.data, 0, all.len);
 	pl_buf_free(&all);
 }
 
@@ -368,6 +373,15 @@ void px_state_close(proxy *px)
 	px->mesh = NULL;
 	pl_tls_creds_unref(px->creds);
 	px->creds = NULL;
+}
+
+bool px_creds_usable(const proxy *px)
+{
+	int64_t now = unix_now();
+
+	return px->config && px->creds && now >= pl_tls_creds_not_before(px->creds) &&
+	       now < pl_tls_creds_not_after(px->creds) &&
+	       strcmp(pl_tls_creds_spiffe_id(px->creds), px->config->cfg.spiffe_id) == 0;
 }
 
 bool px_ready(const proxy *px, const char **why)

@@ -340,6 +340,7 @@ ip netns exec "$PB" curl -s http://127.0.0.1:15420/config >"$T/config.out"
 check "(admin) /config shows the identity in use" grep -q "$ID_B" "$T/config.out"
 check "(admin) /config holds no key material" sh -c "! grep -q 'PRIVATE KEY' '$T/config.out'"
 check "(admin) GET /shutdown is refused" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15420/shutdown)" = 405
+check "(admin) POST /shutdown from another pod is refused" test "$(ip netns exec "$PC" curl -s -o /dev/null -w '%{http_code}' -X POST "http://$B4:15420/shutdown")" = 403
 check "(admin) POST /shutdown is accepted" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:15420/shutdown)" = 202
 wait "$PROXY_b"; rc=$?
 check "(admin) ... and the proxy exits 0 (a Job's sidecar ends)" test "$rc" = 0

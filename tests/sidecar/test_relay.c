@@ -1,0 +1,334 @@
+/* Relay and detection stages against real loopback sockets: no busy loops, no stuck bytes, no stuck connections. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proxy.h"
+
+/* A healthy idle connection costs no callback; a spinning one costs hundreds of thousands. */
+#define SPIN_LIMIT 200
+
+static proxy px;
+static px_config cfg;
+
+static int listen_any(struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	socklen_t l = sizeof(*a);
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)a, sizeof(*a)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	getsockname(fd, (struct sockaddr *)a, &l);
+	return fd;
+}
+
+/* A connected client; *down gets the accepted, non-blocking side (what the proxy would accept). */
+static int client_pair(int *down)
+{
+	struct sockaddr_in a;
+	int l = listen_any(&a), cl = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(connect(cl, (struct sockaddr *)&a, sizeof(a)), 0);
+	*down = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+	assert_true(*down >= 0);
+	close(l);
+	return cl;
+}
+
+/* Runs the loop for ms; returns how many callbacks ran. */
+static long run_for(int ms)
+{
+	long n = 0;
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)ms * 1000000;
+
+	while (pl_ev_now_update(px.loop) < end) {
+		int r = pl_ev_run_once(px.loop, 10 * 1000000);
+		if (r > 0)
+			n += r;
+	}
+	return n;
+}
+
+static ssize_t read_within(int fd, char *b, size_t n, int ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+
+	if (poll(&p, 1, ms) <= 0)
+		return -2;
+	return recv(fd, b, n, MSG_DONTWAIT);
+}
+
+static void hard_close(int fd)
+{
+	struct linger lg = {1, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&px, 0, sizeof(px));
+	px.loop = pl_ev_loop_new();
+	px.set.buf_size = 16384;
+	px.set.connect_timeout_ns = 5000000000LL;
+	px.set.handshake_timeout_ns = 10000000000LL;
+	px.set.detect_timeout_ns = 1000000000LL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cfg.mtls_mode = PL_MTLS_PERMISSIVE;
+	px.config = &cfg;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (px.conns)
+		px_conn_close(px.conns, false);
+	px_pool_free(&px);
+	pl_ev_loop_free(px.loop);
+	return 0;
+}
+
+/*
+ * The client half-closes after its request, the upstream stays silent, then the client
+ * resets: the downstream side has no interest left, and epoll's level-triggered HUP/ERR
+ * used to spin the loop until the upstream spoke. Now the reset closes the connection.
+ */
+static void reset_after_half_close(bool splice)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	char b[64];
+
+	px.set.splice = splice;
+	px_conn *c = px_conn_new(&px, PX_OUT, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int srv = accept(sl, NULL, NULL);
+	run_for(50);
+	send(cl, "hello", 5, 0);
+	shutdown(cl, SHUT_WR);
+	run_for(50);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 5);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 0); /* the FIN was passed on */
+	hard_close(cl);
+	long cbs = run_for(300);
+	assert_true(cbs < SPIN_LIMIT);
+	assert_int_equal(px.nconns, 0);
+	/* ... and the upstream saw a reset, as it would have without the proxy: it cannot send. */
+	assert_int_equal(send(srv, "x", 1, MSG_NOSIGNAL), -1);
+	close(srv);
+	close(sl);
+}
+
+static void test_reset_after_half_close_copy(void **state)
+{
+	(void)state;
+	reset_after_half_close(false);
+}
+
+static void test_reset_after_half_close_splice(void **state)
+{
+	(void)state;
+	reset_after_half_close(true);
+}
+
+/*
+ * The client half-closed; the upstream answers with more than the buffers hold and
+ * closes, while the client does not read: the upstream side reports HUP with no interest
+ * (its bytes wait behind back-pressure). That must neither spin nor lose the tail.
+ */
+static void upstream_hangup_with_backpressure(bool splice)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	static char big[4 << 20];
+	char b[65536];
+	(void)big;
+
+	px.set.splice = splice;
+	px_conn *c = px_conn_new(&px, PX_OUT, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int srv = accept(sl, NULL, NULL);
+	run_for(50);
+	send(cl, "x", 1, 0);
+	shutdown(cl, SHUT_WR);
+	run_for(50);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 1);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 0);
+	/* The server writes 4 MiB in the background of the loop: non-blocking, interleaved. */
+	int fl = 1;
+	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &(int){1 << 20}, sizeof(int));
+	size_t sent = 0;
+	for (int i = 0; i < 400 && sent < sizeof(big); i++) {
+		ssize_t n = send(srv, big + sent, sizeof(big) - sent, MSG_DONTWAIT);
+		if (n > 0)
+			sent += (size_t)n;
+		run_for(5);
+	}
+	(void)fl;
+	close(srv); /* FIN after the data; the proxy's side now has both directions shut: HUP */
+	long cbs = run_for(300);
+	assert_true(cbs < SPIN_LIMIT);
+	/* Now the client reads everything: the tail behind the hangup must arrive, then EOF. */
+	size_t got = 0;
+	for (;;) {
+		run_for(2);
+		ssize_t n = read_within(cl, b, sizeof(b), 20);
+		if (n == 0)
+			break;
+		if (n > 0)
+			got += (size_t)n;
+		if (n == -2 && px.nconns == 0)
+			continue;
+		if (got > sizeof(big))
+			break;
+	}
+	assert_int_equal(got, sent);
+	run_for(50);
+	assert_int_equal(px.nconns, 0);
+	close(cl);
+	close(sl);
+}
+
+static void test_upstream_hangup_with_backpressure_copy(void **state)
+{
+	(void)state;
+	upstream_hangup_with_backpressure(false);
+}
+
+static void test_upstream_hangup_with_backpressure_splice(void **state)
+{
+	(void)state;
+	upstream_hangup_with_backpressure(true);
+}
+
+/* A 517-byte record starting with 0x16 arriving in two pieces, classified as plaintext
+ * (PERMISSIVE): the low-water mark raised during detection used to stay, so the client's
+ * later small writes never woke the relay. */
+static void test_split_record_then_small_writes(void **state)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	unsigned char rec[517];
+	char b[1024];
+	(void)state;
+
+	px.set.splice = false;
+	px_conn *c = px_conn_new(&px, PX_IN, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	/* As px_inbound_accept leaves it (dial_app would go to 127.0.0.1:<orig port>: our listener). */
+	c->state = PX_ST_DETECT;
+	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
+	px_conn_timeout(c, px.set.detect_timeout_ns);
+	memset(rec, 0, sizeof(rec));
+	rec[0] = 0x16, rec[1] = 3, rec[2] = 1, rec[3] = 0x02, rec[4] = 0x00; /* a 512-byte record */
+	rec[5] = 1, rec[7] = 0x01, rec[8] = 0xfc;                            /* a ClientHello without ALPN */
+	send(cl, rec, 100, 0);
+	run_for(50);
+	send(cl, rec + 100, 417, 0);
+	run_for(50);
+	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
+	assert_true(srv >= 0);
+	run_for(50);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 517);
+	send(cl, "ping\n", 5, 0);
+	run_for(100);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 5);
+	close(cl);
+	close(srv);
+	close(sl);
+}
+
+/* A partial ClientHello followed by FIN: the peek sees the same bytes forever; decide at once. */
+static void test_partial_hello_then_fin(void **state)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	unsigned char rec[100] = {0x16, 3, 1, 2, 0};
+	char b[256];
+	(void)state;
+
+	px.set.splice = false;
+	px_conn *c = px_conn_new(&px, PX_IN, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	c->state = PX_ST_DETECT;
+	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
+	px_conn_timeout(c, 10 * px.set.detect_timeout_ns);
+	send(cl, rec, sizeof(rec), 0);
+	run_for(50);
+	shutdown(cl, SHUT_WR);
+	long cbs = run_for(300);
+	assert_true(cbs < SPIN_LIMIT);
+	/* PERMISSIVE: relayed as plaintext right away, not after the (here 10 s) timeout. */
+	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
+	assert_true(srv >= 0);
+	run_for(50);
+	assert_int_equal(read_within(srv, b, sizeof(b), 500), 100);
+	close(cl);
+	close(srv);
+	close(sl);
+}
+
+/* While the upstream connect is pending, the client resets: close, do not treat it as "connected". */
+static void test_client_reset_during_connect(void **state)
+{
+	int down, cl = client_pair(&down);
+	struct sockaddr_in nowhere = {.sin_family = AF_INET, .sin_port = htons(9)};
+	(void)state;
+
+	/* 198.18.255.254 (benchmark range): unroutable here, so the connect stays pending. */
+	inet_pton(AF_INET, "198.18.255.254", &nowhere.sin_addr);
+	px_conn *c = px_conn_new(&px, PX_OUT, down);
+	memcpy(&c->orig, &nowhere, sizeof(nowhere));
+	c->origlen = sizeof(nowhere);
+	int r = px_conn_dial(c, (struct sockaddr *)&nowhere, sizeof(nowhere));
+	if (r < 0) { /* no route at all: the dial fails at once, which is fine too */
+		px_conn_close(c, true);
+		close(cl);
+		return;
+	}
+	run_for(20);
+	hard_close(cl);
+	long cbs = run_for(200);
+	assert_true(cbs < SPIN_LIMIT);
+	assert_int_equal(px.nconns, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reset_after_half_close_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_after_half_close_splice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_hangup_with_backpressure_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_hangup_with_backpressure_splice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_record_then_small_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partial_hello_then_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_reset_during_connect, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,4 +1,4 @@
-/* pillionctl render: the proxy config one pod would get from the given policies, identities and Services. */
+/* pillionctl render: the proxy config one pod would get, or a namespace's mesh directory, from the given objects. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,27 +7,34 @@
 #include "inputs.h"
 #include "json/json.h"
 
-static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...\n";
+static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...\n"
+			    "       pillionctl render --mesh NAMESPACE -f PATH [-f PATH]...   (Pods, Services, MeshIdentities)\n";
 
 int cmd_render(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"pod", required_argument, NULL, 'p'},
+		{"mesh", required_argument, NULL, 'm'},
 		{"filename", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	pl_inputs in, podin;
-	const char *podpath = NULL;
+	const char *podpath = NULL, *mesh_ns = NULL;
+	const pl_pod **pods = NULL;
+	size_t npods = 0;
 	int c, rc = 0;
 
 	pl_inputs_init(&in);
 	pl_inputs_init(&podin);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:f:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:m:f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			podpath = optarg;
+			break;
+		case 'm':
+			mesh_ns = optarg;
 			break;
 		case 'f':
 			pl_inputs_add(&in, optarg, stderr);
@@ -40,18 +47,21 @@ int cmd_render(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!podpath || optind < argc) {
+	if (!podpath == !mesh_ns || optind < argc) {
 		fputs(usage, stderr);
 		rc = 2;
 		goto out;
 	}
-	pl_inputs_add(&podin, podpath, stderr);
+	if (podpath)
+		pl_inputs_add(&podin, podpath, stderr);
 	if (in.io_errors || podin.io_errors) {
 		rc = 2;
 		goto out;
 	}
 	const pl_pod *pod = NULL;
 	const pl_entry *bad = NULL;
+	if (mesh_ns)
+		goto index;
 	for (size_t i = 0; i < podin.n && !pod; i++) {
 		const pl_entry *e = &podin.v[i];
 		if (e->type != PL_ENTRY_OBJECT || e->obj.kind != PL_KIND_POD)
@@ -72,8 +82,12 @@ int cmd_render(int argc, char **argv)
 	if (!pod->id[0])
 		fprintf(stderr, "%s: note: the pod has no %s annotation (the webhook sets it)\n", podpath,
 			PL_ANNOTATION_ID);
+index:;
 	pl_index *ix = pl_index_new();
 	pl_inputs_link_duplicates(&in);
+	pods = calloc(in.n + 1, sizeof(*pods));
+	if (!pods)
+		abort();
 	for (size_t i = 0; i < in.n; i++) {
 		const pl_entry *e = &in.v[i];
 		if (e->superseded) {
@@ -100,8 +114,10 @@ int cmd_render(int argc, char **argv)
 			pl_index_add_identity(ix, o->u.identity);
 		else if (o->kind == PL_KIND_SERVICE)
 			pl_index_add_service(ix, o->u.service);
+		else if (o->kind == PL_KIND_POD && o->valid)
+			pods[npods++] = o->u.pod;
 	}
-	json_t *cfg = pl_render_pod(ix, pod);
+	json_t *cfg = mesh_ns ? pl_render_mesh(ix, pods, npods, mesh_ns) : pl_render_pod(ix, pod);
 	char *out = pl_json_dump_pretty(cfg);
 	if (!out)
 		abort();
@@ -110,6 +126,7 @@ int cmd_render(int argc, char **argv)
 	json_decref(cfg);
 	pl_index_free(ix);
 out:
+	free(pods);
 	pl_inputs_free(&in);
 	pl_inputs_free(&podin);
 	return rc;

@@ -50,19 +50,29 @@ mk_leaf "$T/pki" ca frontend spiffe://cluster.local/ns/shop/sa/frontend
 mk_leaf "$T/pki" ca web spiffe://cluster.local/ns/shop/sa/web
 openssl x509 -in "$T/pki/web.crt" -noout -ext subjectAltName 2>/dev/null | sed 's/^/  /'
 
-say "configs: pillionctl render, from examples/valid and examples/pods"
+say "configs and the mesh directory: pillionctl render, from examples/valid and examples/pods"
 for pod in frontend web; do
 	"$BIN/pillionctl" render --pod "$TOP/examples/pods/$pod-pod.yaml" -f "$TOP/examples/valid" >"$T/$pod.json" 2>/dev/null ||
 		die "render $pod"
 	printf '  %-8s %s\n' "$pod" "$($PY -c 'import json,sys; i=json.load(open(sys.argv[1]))["identity"]; print(i["spiffeId"], "mtls", i["mtlsMode"])' "$T/$pod.json")"
 done
-cat >"$T/mesh.json" <<JSON
-{"apiVersion":"pillion.dev/v1alpha1","kind":"MeshDirectory","namespace":"shop",
- "services":[{"namespace":"shop","name":"web","addresses":["198.18.10.20"],"ports":[80,9090],
-              "identities":["spiffe://cluster.local/ns/shop/sa/web"]}],
- "pods":[{"namespace":"shop","name":"frontend","addresses":["198.18.1.2"],"identity":"spiffe://cluster.local/ns/shop/sa/frontend"},
-         {"namespace":"shop","name":"web","addresses":["198.18.2.2"],"identity":"spiffe://cluster.local/ns/shop/sa/web"}]}
-JSON
+# The mesh directory, as the operator will keep it in ConfigMap pillion-mesh: rendered from the
+# Services in examples/ and the two pods as the API server would show them running.
+$PY - "$TOP/examples/pods/frontend-pod.yaml" 198.18.1.2 "$TOP/examples/pods/web-pod.yaml" 198.18.2.2 \
+	>"$T/pods-running.yaml" <<'PY'
+import sys, yaml
+docs = []
+for path, ip in zip(sys.argv[1::2], sys.argv[2::2]):
+    pod = yaml.safe_load(open(path))
+    pod["status"] = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}
+    docs.append(pod)
+yaml.safe_dump_all(docs, sys.stdout)
+PY
+"$BIN/pillionctl" render --mesh shop -f "$T/pods-running.yaml" -f "$TOP/examples/valid" >"$T/mesh.json" 2>/dev/null ||
+	die "render --mesh"
+$PY -c 'import json,sys; d=json.load(open(sys.argv[1]))
+for s in d["services"]: print("  service %s/%s %s ports %s -> %s" % (s["namespace"], s["name"], ",".join(s["addresses"]), s["ports"], ",".join(s["identities"])))
+for p in d["pods"]: print("  pod     %s/%s %s -> %s" % (p["namespace"], p["name"], ",".join(p["addresses"]), p["identity"]))' "$T/mesh.json"
 for pod in frontend web; do
 	mkdir -p "$T/$pod/config" "$T/$pod/mesh" "$T/$pod/tls"
 	project "$T/$pod/config" proxy.json="$T/$pod.json"

@@ -217,6 +217,8 @@ typedef struct pl_pod {
 	const char *service_account;
 	size_t nports;
 	pl_container_port *ports;
+	pl_strv ips;                 /* status.podIPs (or status.podIP); empty before scheduling */
+	const char *phase;           /* status.phase, "" when absent */
 } pl_pod;
 
 /* The rendered per-pod proxy config (docs/policy-model.md), as the proxy reads it. */

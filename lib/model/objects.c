@@ -94,6 +94,23 @@ static void dec_service(pl_dec *d, const json_t *doc, pl_service *s)
 	dec_leave(d, saved);
 }
 
+/* Status is written by the kubelet, not by users: read leniently, keep what is well formed. */
+static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
+{
+	json_t *status = json_object_get(doc, "status"), *ips = json_object_get(status, "podIPs"), *v;
+	const char *phase = pl_json_get_str(status, "phase"), *ip;
+	size_t i;
+
+	pod->phase = phase ? pl_arena_strdup(d->arena, phase) : "";
+	pod->ips.v = pl_arena_calloc(d->arena, json_array_size(ips) + 1, sizeof(char *));
+	json_array_foreach(ips, i, v) {
+		if ((ip = pl_json_get_str(v, "ip")) && *ip)
+			pod->ips.v[pod->ips.n++] = pl_arena_strdup(d->arena, ip);
+	}
+	if (!pod->ips.n && (ip = pl_json_get_str(status, "podIP")) && *ip)
+		pod->ips.v[pod->ips.n++] = pl_arena_strdup(d->arena, ip);
+}
+
 static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 {
 	json_t *spec, *list, *c, *ports, *p;
@@ -112,6 +129,7 @@ static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 		dec_leave(d, saved);
 	}
 	pod->service_account = PL_DEFAULT_SERVICE_ACCOUNT;
+	pod_status(d, doc, pod);
 	if (!dec_object(d, doc, "spec", false, &spec))
 		return;
 	size_t saved = dec_enter(d, "spec");

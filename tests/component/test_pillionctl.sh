@@ -119,6 +119,19 @@ printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: c\n  annotations: {pillion
 "$ctl" render --pod "$tmp/badpod.yaml" -f "$ex" >/dev/null 2>"$tmp/err"; check "render refuses a bad pod id (1)" 1 $?
 contains "bad pod id is named" "metadata.annotations[pillion.dev/id]: must match" "$tmp/err"
 
+# render --mesh: a namespace's mesh directory, from pods with IPs and the Services selecting them.
+cat >"$tmp/running.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: "w0"}}
+spec: {serviceAccountName: web, containers: [{name: c, image: i}]}
+status: {phase: Running, podIP: 198.18.2.2}
+YAML
+"$ctl" render --mesh shop -f "$tmp/running.yaml" -f "$ex" >"$tmp/mesh.json" 2>/dev/null; check "render --mesh exits 0" 0 $?
+contains "render --mesh lists the web Service by its cluster IP" '"198.18.10.20"' "$tmp/mesh.json"
+contains "render --mesh lists the pod" '"web-0"' "$tmp/mesh.json"
+"$ctl" render --mesh shop --pod "$tmp/running.yaml" -f "$ex" >/dev/null 2>&1; check "render with both --pod and --mesh is a usage error" 2 $?
+
 # Stub binaries say so and exit 2; they must never pretend to work.
 for b in pillion-operator pillion-webhook; do
 	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?

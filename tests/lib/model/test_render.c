@@ -343,6 +343,99 @@ static void test_proxy_config_round_trip(void **state)
 	fixture_free(&f);
 }
 
+
+/* All valid pods of a fixture, for the mesh directory. */
+static size_t fixture_pods(const fixture *f, const pl_pod **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n && n < max; i++)
+		if (f->obj[i].valid && f->obj[i].kind == PL_KIND_POD)
+			out[n++] = f->obj[i].u.pod;
+	return n;
+}
+
+static const char mesh_objects[] =
+	"apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+	"spec: {clusterIP: 198.18.10.20, selector: {app: web}, ports: [{port: 9090, targetPort: 9090}, {port: 80, targetPort: 8080}, {port: 53, protocol: UDP}]}\n"
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: web-headless, namespace: shop}\n"
+	"spec: {clusterIP: None, selector: {app: web}, ports: [{port: 80}]}\n"
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: legacy, namespace: shop}\n"
+	"spec: {clusterIP: 198.18.10.30, selector: {app: legacy}, ports: [{port: 80}]}\n"
+	"---\napiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: data}\n"
+	"spec: {clusterIP: 198.18.10.40, selector: {app: db}, ports: [{port: 5432}]}\n"
+	"---\napiVersion: pillion.dev/v1alpha1\nkind: MeshIdentity\nmetadata: {name: db, namespace: data}\n"
+	"spec: {trustDomain: example.org, mtls: {mode: DISABLED}}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w1}}\n"
+	"spec: {serviceAccountName: web, containers: [{name: c, image: i}]}\n"
+	"status: {phase: Running, podIPs: [{ip: 198.18.2.3}, {ip: \"2001:DB8::3\"}]}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w0}}\n"
+	"spec: {serviceAccountName: web, containers: [{name: c, image: i}]}\n"
+	"status: {phase: Running, podIP: 198.18.2.2}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-pending, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w2}}\n"
+	"spec: {serviceAccountName: web, containers: [{name: c, image: i}]}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-done, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w3}}\n"
+	"spec: {serviceAccountName: other, containers: [{name: c, image: i}]}\n"
+	"status: {phase: Succeeded, podIP: 198.18.2.9}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: legacy-0, namespace: shop, labels: {app: legacy}}\n"
+	"spec: {containers: [{name: c, image: i}]}\nstatus: {phase: Running, podIP: 198.18.3.2}\n"
+	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: db-0, namespace: data, labels: {app: db}, annotations: {pillion.dev/id: d0}}\n"
+	"spec: {serviceAccountName: db, containers: [{name: c, image: i}]}\nstatus: {phase: Running, podIP: 198.18.4.2}\n";
+
+static void test_mesh_directory(void **state)
+{
+	(void)state;
+	fixture f;
+	const pl_pod *pods[16];
+	fixture_load(&f, mesh_objects);
+	size_t n = fixture_pods(&f, pods, 16);
+	assert_int_equal(n, 6);
+	json_t *dir = pl_render_mesh(f.ix, pods, n, "shop");
+	json_t *svcs = json_object_get(dir, "services"), *pl = json_object_get(dir, "pods");
+	/* Only web: headless has no cluster IP, legacy selects no meshed pod, db's pods are DISABLED. */
+	assert_int_equal(json_array_size(svcs), 1);
+	json_t *web = json_array_get(svcs, 0);
+	assert_string_equal(json_string_value(json_object_get(web, "name")), "web");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(web, "addresses"), 0)), "198.18.10.20");
+	/* TCP ports only, ascending. */
+	assert_int_equal(json_array_size(json_object_get(web, "ports")), 2);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(web, "ports"), 0)), 80);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(web, "ports"), 1)), 9090);
+	/* One identity for two pods of the same service account; the finished pod's is not there. */
+	assert_int_equal(json_array_size(json_object_get(web, "identities")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(web, "identities"), 0)),
+			    "spiffe://cluster.local/ns/shop/sa/web");
+	/* Pods: running, injected, with an IP, not DISABLED; sorted; addresses canonical. */
+	assert_int_equal(json_array_size(pl), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(pl, 0), "name")), "web-0");
+	json_t *a1 = json_object_get(json_array_get(pl, 1), "addresses");
+	assert_string_equal(json_string_value(json_array_get(a1, 1)), "2001:db8::3");
+	/* It reads back through the proxy's strict decoder (hash included), and lookups work. */
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_mesh_dir d;
+	pl_arena_init(&a);
+	assert_true(pl_mesh_dir_decode(&a, dir, &d, &errs));
+	size_t k;
+	assert_non_null(pl_mesh_dir_lookup(&d, "198.18.10.20", 80, &k));
+	assert_null(pl_mesh_dir_lookup(&d, "198.18.10.30", 80, &k));
+	assert_null(pl_mesh_dir_lookup(&d, "198.18.4.2", 5432, &k));
+	assert_non_null(pl_mesh_dir_lookup(&d, "2001:db8::3", 1234, &k));
+	pl_mesh_dir_free(&d);
+	pl_arena_free(&a);
+	/* The same objects in another order give the same bytes. */
+	const pl_pod *rev[16];
+	for (size_t i = 0; i < n; i++)
+		rev[i] = pods[n - 1 - i];
+	json_t *dir2 = pl_render_mesh(f.ix, rev, n, "shop");
+	char *c1 = pl_json_dump_canonical(dir), *c2 = pl_json_dump_canonical(dir2);
+	assert_string_equal(c1, c2);
+	free(c1);
+	free(c2);
+	json_decref(dir);
+	json_decref(dir2);
+	fixture_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic_and_hashed),
 		cmocka_unit_test(test_scale_only_what_applies),
 		cmocka_unit_test(test_proxy_config_round_trip),
+		cmocka_unit_test(test_mesh_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

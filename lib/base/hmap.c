@@ -86,3 +86,33 @@ pl_hmap_slot *pl_hmap_next(const pl_hmap *m, size_t *it)
 	}
 	return NULL;
 }
+
+void *pl_hmap_del(pl_hmap *m, const char *key, const char **stored_key)
+{
+	if (m->_cap == 0)
+		return NULL;
+	size_t mask = m->_cap - 1;
+	pl_hmap_slot *s = find(m, key, fnv1a(key));
+	if (!s->key)
+		return NULL;
+	void *value = s->value;
+	if (stored_key)
+		*stored_key = s->key;
+	/* Backward-shift deletion: no tombstones, lookups stay correct for linear probing. */
+	size_t i = (size_t)(s - m->_slots);
+	for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+		pl_hmap_slot *t = &m->_slots[j];
+		if (!t->key)
+			break;
+		size_t home = t->hash & mask;
+		/* t may move to i when i lies cyclically in [home, j). */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->_slots[i] = *t;
+			i = j;
+		}
+	}
+	m->_slots[i].key = NULL;
+	m->_slots[i].value = NULL;
+	m->count--;
+	return value;
+}

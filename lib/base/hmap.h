@@ -22,6 +22,8 @@ void pl_hmap_free(pl_hmap *m);
 void *pl_hmap_get(const pl_hmap *m, const char *key);
 /* Inserts or replaces; returns the previous value or NULL. Aborts on out-of-memory. */
 void *pl_hmap_put(pl_hmap *m, const char *key, void *value);
+/* Removes key; returns its value (NULL when absent) and, in *stored_key, the key pointer the map held (to free). */
+void *pl_hmap_del(pl_hmap *m, const char *key, const char **stored_key);
 /* Iteration: start with *it = 0; returns NULL at the end. Order is unspecified. */
 pl_hmap_slot *pl_hmap_next(const pl_hmap *m, size_t *it);
 

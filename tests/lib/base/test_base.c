@@ -626,6 +626,45 @@ static void test_hmap_many(void **state)
 	free(seen);
 }
 
+
+/* Random puts and deletes against a plain array: every lookup agrees, counts match. */
+static void test_hmap_delete(void **state)
+{
+	(void)state;
+	enum { N = 2000 };
+	static char keys[N][12];
+	static int present[N];
+	pl_hmap m = PL_HMAP_INIT;
+	unsigned seed = 12345;
+
+	for (int i = 0; i < N; i++)
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+	for (int round = 0; round < 50000; round++) {
+		seed = seed * 1103515245u + 12345u;
+		int i = (int)((seed >> 8) % N);
+		if ((seed >> 4) & 1) {
+			pl_hmap_put(&m, keys[i], keys[i]);
+			present[i] = 1;
+		} else {
+			const char *stored = NULL;
+			void *v = pl_hmap_del(&m, keys[i], &stored);
+			assert_true((v != NULL) == (present[i] != 0));
+			if (v)
+				assert_ptr_equal(stored, keys[i]);
+			present[i] = 0;
+		}
+	}
+	size_t count = 0;
+	for (int i = 0; i < N; i++) {
+		assert_true((pl_hmap_get(&m, keys[i]) != NULL) == (present[i] != 0));
+		count += (size_t)present[i];
+	}
+	assert_int_equal(m.count, count);
+	assert_null(pl_hmap_del(&m, "absent", NULL));
+	pl_hmap_free(&m);
+	assert_null(pl_hmap_del(&m, "k1", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -646,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_sha256_incremental),
 		cmocka_unit_test(test_hmap_basic),
 		cmocka_unit_test(test_hmap_many),
+		cmocka_unit_test(test_hmap_delete),
 	};
 	return cmocka_run_group_tests(tests, 0, NULL);
 }

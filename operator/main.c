@@ -1,11 +1,249 @@
-/* pillion-operator: the control plane: watches policies, runs the mesh CA, writes per-pod config. Not built yet: it only prints its usage and exits 2. */
+/* pillion-operator: flags and environment, start-up order (caches, lease, CA, workers), signals. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "operator.h"
+
+enum {
+	O_KUBECONFIG = 256, O_CONTEXT, O_NAMESPACE, O_CA_SECRET, O_LEASE, O_IDENTITY, O_METRICS_ADDR, O_METRICS_PORT,
+	O_WORKERS, O_LEADER_ELECT, O_QPS, O_BURST, O_LOG_LEVEL, O_HELP,
+};
+
+static const struct option opts[] = {
+	{"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+	{"context", required_argument, NULL, O_CONTEXT},
+	{"namespace", required_argument, NULL, O_NAMESPACE},
+	{"ca-secret", required_argument, NULL, O_CA_SECRET},
+	{"lease-name", required_argument, NULL, O_LEASE},
+	{"identity", required_argument, NULL, O_IDENTITY},
+	{"metrics-address", required_argument, NULL, O_METRICS_ADDR},
+	{"metrics-port", required_argument, NULL, O_METRICS_PORT},
+	{"workers", required_argument, NULL, O_WORKERS},
+	{"leader-elect", required_argument, NULL, O_LEADER_ELECT},
+	{"qps", required_argument, NULL, O_QPS},
+	{"burst", required_argument, NULL, O_BURST},
+	{"log-level", required_argument, NULL, O_LOG_LEVEL},
+	{"help", no_argument, NULL, O_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pillion-operator [flags]\n"
+		"\n"
+		"The Pillion control plane: renders each injected pod's proxy config (ConfigMap pillion-<id>),\n"
+		"issues its certificate from the mesh CA (Secret pillion-<id>-tls), keeps each meshed\n"
+		"namespace's mesh directory (ConfigMap pillion-mesh), and reports TrafficPolicy and\n"
+		"MeshIdentity status. Every flag can also be set by PILLION_<FLAG> (e.g. PILLION_NAMESPACE).\n"
+		"\n"
+		"  --kubeconfig FILE      (default: $KUBECONFIG, in-cluster, then ~/.kube/config)\n"
+		"  --context NAME         kubeconfig context (its current-context)\n"
+		"  --namespace NS         control-plane namespace for the CA Secret and the Lease\n"
+		"                         ($POD_NAMESPACE, else pillion-system)\n"
+		"  --ca-secret NAME       the mesh CA: tls.crt, tls.key, optional ca.crt (pillion-ca);\n"
+		"                         generated when absent, used as is when supplied\n"
+		"  --lease-name NAME      leader election Lease (pillion-operator)\n"
+		"  --identity NAME        this replica in the Lease ($POD_NAME, else the hostname)\n"
+		"  --leader-elect BOOL    only the lease holder writes (true)\n"
+		"  --metrics-address A    (0.0.0.0)  --metrics-port N  /healthz /readyz /metrics (15440)\n"
+		"  --workers N            concurrent reconciles (2)\n"
+		"  --qps F --burst N      client-side API rate limit per worker (20, 30)\n"
+		"  --log-level LEVEL      debug, info, warn, error (info)\n");
+}
+
+static int bad(const char *flag, const char *v, const char *why)
+{
+	fprintf(stderr, "pillion-operator: %s: \"%s\": %s\n", flag, v, why);
+	return 2;
+}
+
+static int apply_opt(op_settings *s, int opt, const char *flag, const char *v)
+{
+	char *end;
+	long n;
+
+	switch (opt) {
+	case O_KUBECONFIG: s->kubeconfig = v; break;
+	case O_CONTEXT: s->context = v; break;
+	case O_NAMESPACE: s->namespace = v; break;
+	case O_CA_SECRET: s->ca_secret = v; break;
+	case O_LEASE: s->lease_name = v; break;
+	case O_IDENTITY: s->identity = v; break;
+	case O_METRICS_ADDR: s->metrics_addr = v; break;
+	case O_METRICS_PORT:
+	case O_WORKERS:
+	case O_BURST:
+		n = strtol(v, &end, 10);
+		if (!*v || *end || n < (opt == O_METRICS_PORT ? 1 : 1) || n > (opt == O_METRICS_PORT ? 65535 : 1000))
+			return bad(flag, v, opt == O_METRICS_PORT ? "must be a port number 1..65535" : "must be an integer 1..1000");
+		if (opt == O_METRICS_PORT)
+			s->metrics_port = (int)n;
+		else if (opt == O_WORKERS)
+			s->workers = (int)n;
+		else
+			s->burst = (int)n;
+		break;
+	case O_QPS:
+		s->qps = strtod(v, &end);
+		if (!*v || *end || s->qps <= 0 || s->qps > 10000)
+			return bad(flag, v, "must be a number above 0");
+		break;
+	case O_LEADER_ELECT:
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			return bad(flag, v, "must be true or false");
+		s->leader_elect = strcmp(v, "true") == 0;
+		break;
+	case O_LOG_LEVEL: {
+		static const char *lv[] = {"debug", "info", "warn", "error"};
+		for (int i = 0; i < 4; i++)
+			if (strcmp(v, lv[i]) == 0) {
+				pl_log_set_level((pl_log_level)i);
+				return 0;
+			}
+		return bad(flag, v, "must be debug, info, warn or error");
+	}
+	}
+	return 0;
+}
+
+static int parse(int argc, char **argv, op_settings *s)
+{
+	char env[64], flag[64];
+	int c;
+
+	for (const struct option *o = opts; o->name; o++) {
+		if (o->has_arg == no_argument)
+			continue;
+		size_t i = (size_t)snprintf(env, sizeof(env), "PILLION_");
+		for (const char *p = o->name; *p && i + 1 < sizeof(env); p++)
+			env[i++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+		env[i] = '\0';
+		const char *v = getenv(env);
+		if (v && *v && apply_opt(s, o->val, env, v))
+			return 2;
+	}
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == O_HELP) {
+			usage(stdout);
+			exit(0);
+		}
+		if (c == '?') {
+			usage(stderr);
+			return 2;
+		}
+		for (const struct option *o = opts; o->name; o++)
+			if (o->val == c)
+				snprintf(flag, sizeof(flag), "--%s", o->name);
+		if (apply_opt(s, c, flag, optarg))
+			return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pillion-operator: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+static op O;
+
+static void *signals(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	sigwait(set, &sig);
+	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	O.stop = true;
+	pl_wq_shutdown(O.q);
+	return NULL;
+}
 
 int main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "usage: pillion-operator [flags]\n"
-			"pillion-operator (the control plane: watches policies, runs the mesh CA, writes per-pod config) is not implemented yet; see the project issues.\n");
-	return 2;
+	op_settings *s = &O.set;
+	static char host[256];
+	static sigset_t set;
+	char err[512];
+
+	s->namespace = getenv("POD_NAMESPACE") && *getenv("POD_NAMESPACE") ? getenv("POD_NAMESPACE") : "pillion-system";
+	s->ca_secret = "pillion-ca";
+	s->lease_name = "pillion-operator";
+	if (getenv("POD_NAME") && *getenv("POD_NAME"))
+		s->identity = getenv("POD_NAME");
+	else if (gethostname(host, sizeof(host) - 1) == 0)
+		s->identity = host;
+	else
+		s->identity = "pillion-operator";
+	s->metrics_addr = "0.0.0.0";
+	s->metrics_port = 15440;
+	s->workers = 2;
+	s->leader_elect = true;
+	s->lease_duration_s = 15;
+	s->renew_deadline_s = 10;
+	s->retry_period_s = 2;
+	s->qps = 20;
+	s->burst = 30;
+	int rc = parse(argc, argv, s);
+	if (rc)
+		return rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&O.mu, NULL);
+	O.q = pl_wq_new(NULL);
+	pthread_t sigt;
+	pthread_create(&sigt, NULL, signals, &set);
+	pthread_detach(sigt);
+
+	if (pl_kube_config_load(&O.kcfg, s->kubeconfig, s->context, err, sizeof(err)) < 0) {
+		log_errorx("Kubernetes configuration: %s", err);
+		return 1;
+	}
+	log_info("pillion-operator %s: API server %s (%s), control-plane namespace %s", s->identity, O.kcfg.server,
+		 O.kcfg.source, s->namespace);
+	if (op_http_start(&O) < 0)
+		return 1;
+	op_start_caches(&O);
+	/* Every replica keeps its caches warm; only the lease holder writes. */
+	for (int i = 0; !O.stop && !op_caches_synced(&O); i++) {
+		if (i && i % 100 == 0)
+			log_info("waiting for the caches to sync");
+		struct timespec ts = {0, 100000000};
+		nanosleep(&ts, NULL);
+	}
+	if (!O.stop && s->leader_elect && op_leader_acquire(&O) < 0)
+		return O.stop ? 0 : 1;
+	if (O.stop)
+		return 0;
+	pl_kube *k = pl_kube_new(&O.kcfg, s->qps, s->burst);
+	for (int attempt = 0; !O.stop; attempt++) {
+		if (op_ca_bootstrap(&O, k) == 0)
+			break;
+		if (attempt >= 30) {
+			log_errorx("no mesh CA after %d attempts; exiting", attempt + 1);
+			return 1;
+		}
+		sleep(2);
+	}
+	pl_kube_free(k);
+	if (O.stop)
+		return 0;
+	O.ready = true;
+	log_info("caches synced and CA loaded: reconciling");
+	op_enqueue_all(&O);
+	op_run_workers(&O);
+	op_stop_caches(&O);
+	log_info("pillion-operator stopped");
+	return 0;
 }

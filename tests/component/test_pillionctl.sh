@@ -133,7 +133,7 @@ contains "render --mesh lists the pod" '"web-0"' "$tmp/mesh.json"
 "$ctl" render --mesh shop --pod "$tmp/running.yaml" -f "$ex" >/dev/null 2>&1; check "render with both --pod and --mesh is a usage error" 2 $?
 
 # Stub binaries say so and exit 2; they must never pretend to work.
-for b in pillion-operator pillion-webhook; do
+for b in pillion-webhook; do
 	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?
 done
 

@@ -1,0 +1,317 @@
+/* The operator's caches and workers: reflectors fill stores, handlers turn changes into keys, workers reconcile keys. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "json/json.h"
+#include "operator.h"
+
+typedef struct handler_ctx {
+	op *o;
+	enum op_store which;
+} handler_ctx;
+
+static handler_ctx hctx[ST__N];
+
+static const pl_reflector_spec specs[ST__N] = {
+	[ST_PODS] = {"pods", "/api/v1/pods", NULL, "v1", "Pod", 300},
+	[ST_SERVICES] = {"services", "/api/v1/services", NULL, "v1", "Service", 300},
+	[ST_NAMESPACES] = {"namespaces", "/api/v1/namespaces", NULL, "v1", "Namespace", 300},
+	[ST_POLICIES] = {"trafficpolicies", "/apis/pillion.dev/v1alpha1/trafficpolicies", NULL, "pillion.dev/v1alpha1",
+			 "TrafficPolicy", 300},
+	[ST_IDENTITIES] = {"meshidentities", "/apis/pillion.dev/v1alpha1/meshidentities", NULL, "pillion.dev/v1alpha1",
+			   "MeshIdentity", 300},
+	[ST_CONFIGMAPS] = {"configmaps", "/api/v1/configmaps", "labelSelector=" OP_MANAGED_BY "%3D" OP_FIELD_MANAGER, "v1",
+			   "ConfigMap", 300},
+	[ST_SECRETS] = {"secrets", "/api/v1/secrets", "labelSelector=" OP_MANAGED_BY "%3D" OP_FIELD_MANAGER, "v1", "Secret",
+			300},
+};
+
+static const char *meta_str(const json_t *obj, const char *key)
+{
+	return pl_json_get_str(json_object_get(obj, "metadata"), key);
+}
+
+static void enqueue_pod(op *o, const json_t *pod)
+{
+	char key[600];
+	const char *ns = meta_str(pod, "namespace"), *name = meta_str(pod, "name");
+
+	if (!ns || !name)
+		return;
+	snprintf(key, sizeof(key), "pod/%s/%s", ns, name);
+	pl_wq_add(o->q, key);
+}
+
+static void enqueue_pods_of(op *o, const char *ns)
+{
+	json_t *pods = pl_store_list(o->st[ST_PODS], ns), *p;
+	size_t i;
+
+	json_array_foreach(pods, i, p) enqueue_pod(o, p);
+	json_decref(pods);
+}
+
+static bool injected(const json_t *pod)
+{
+	const char *id = pl_json_get_str(json_object_get(json_object_get(pod, "metadata"), "annotations"), PL_ANNOTATION_ID);
+	return id && *id;
+}
+
+/* The namespaces a policy's client side reaches: its own, and spec.exportTo ("*": every one). */
+static void enqueue_policy_reach(op *o, const json_t *obj)
+{
+	const char *ns = meta_str(obj, "namespace");
+	json_t *exp = json_object_get(json_object_get(obj, "spec"), "exportTo"), *e;
+	size_t i;
+	bool all = !exp; /* the default is "*" */
+
+	json_array_foreach(exp, i, e) if (json_is_string(e) && strcmp(json_string_value(e), "*") == 0) all = true;
+	if (all) {
+		enqueue_pods_of(o, NULL);
+		return;
+	}
+	if (ns)
+		enqueue_pods_of(o, ns);
+	json_array_foreach(exp, i, e) if (json_is_string(e) && strcmp(json_string_value(e), ".") != 0)
+		enqueue_pods_of(o, json_string_value(e));
+}
+
+static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, const json_t *old)
+{
+	handler_ctx *h = ctx;
+	op *o = h->o;
+	char key[600];
+	const char *ns = meta_str(obj, "namespace"), *name = meta_str(obj, "name");
+
+	switch (h->which) {
+	case ST_PODS:
+		if (injected(obj) || (old && injected(old))) {
+			enqueue_pod(o, obj);
+			pl_wq_add(o->q, "mesh");
+		}
+		break;
+	case ST_SERVICES:
+		/* Inbound config names the Services selecting a pod; the directory lists meshed Services. */
+		if (ns)
+			enqueue_pods_of(o, ns);
+		pl_wq_add(o->q, "mesh");
+		pthread_mutex_lock(&o->mu);
+		o->snap_dirty = true;
+		pthread_mutex_unlock(&o->mu);
+		break;
+	case ST_NAMESPACES:
+		break;
+	case ST_POLICIES:
+	case ST_IDENTITIES:
+		pthread_mutex_lock(&o->mu);
+		o->snap_dirty = true;
+		pthread_mutex_unlock(&o->mu);
+		if (h->which == ST_POLICIES) {
+			enqueue_policy_reach(o, obj);
+			if (old)
+				enqueue_policy_reach(o, old);
+		} else {
+			if (ns)
+				enqueue_pods_of(o, ns);
+			pl_wq_add(o->q, "mesh");
+		}
+		if (ev != PL_STORE_DELETED && ns && name) {
+			snprintf(key, sizeof(key), "status/%s/%s/%s", h->which == ST_POLICIES ? "tp" : "mi", ns, name);
+			pl_wq_add(o->q, key);
+		}
+		break;
+	case ST_CONFIGMAPS:
+	case ST_SECRETS: {
+		/* Ours changed or vanished: heal it from its owner. */
+		if (name && strcmp(name, OP_MESH_CONFIGMAP) == 0) {
+			pl_wq_add(o->q, "mesh");
+			break;
+		}
+		json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), *r;
+		size_t i;
+		json_array_foreach(refs, i, r) {
+			const char *kind = pl_json_get_str(r, "kind"), *owner = pl_json_get_str(r, "name");
+			if (kind && owner && ns && strcmp(kind, "Pod") == 0) {
+				snprintf(key, sizeof(key), "pod/%s/%s", ns, owner);
+				pl_wq_add(o->q, key);
+			}
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+int op_start_caches(op *o)
+{
+	for (int i = 0; i < ST__N; i++) {
+		hctx[i] = (handler_ctx){o, (enum op_store)i};
+		o->st[i] = pl_store_new(on_change, &hctx[i]);
+	}
+	for (int i = 0; i < ST__N; i++)
+		o->refl[i] = pl_reflector_start(&o->kcfg, &specs[i], o->st[i]);
+	return 0;
+}
+
+bool op_caches_synced(op *o)
+{
+	for (int i = 0; i < ST__N; i++)
+		if (!pl_store_synced(o->st[i]))
+			return false;
+	return true;
+}
+
+void op_stop_caches(op *o)
+{
+	for (int i = 0; i < ST__N; i++)
+		pl_reflector_stop(o->refl[i], false);
+}
+
+void op_enqueue_all(op *o)
+{
+	json_t *all = pl_store_list(o->st[ST_PODS], NULL), *p;
+	size_t i;
+	char key[600];
+
+	json_array_foreach(all, i, p) if (injected(p)) enqueue_pod(o, p);
+	json_decref(all);
+	pl_wq_add(o->q, "mesh");
+	for (int s = ST_POLICIES; s <= ST_IDENTITIES; s++) {
+		all = pl_store_list(o->st[s], NULL);
+		json_array_foreach(all, i, p) {
+			snprintf(key, sizeof(key), "status/%s/%s/%s", s == ST_POLICIES ? "tp" : "mi", meta_str(p, "namespace"),
+				 meta_str(p, "name"));
+			pl_wq_add(o->q, key);
+		}
+		json_decref(all);
+	}
+}
+
+/* --- the policy snapshot --- */
+
+static op_snapshot *snapshot_build(op *o)
+{
+	op_snapshot *s = calloc(1, sizeof(*s));
+	static const enum op_store kinds[] = {ST_POLICIES, ST_IDENTITIES, ST_SERVICES};
+
+	if (!s)
+		abort();
+	s->refs = 1;
+	pl_arena_init(&s->arena);
+	s->ix = pl_index_new();
+	for (size_t k = 0; k < 3; k++) {
+		json_t *all = pl_store_list(o->st[kinds[k]], NULL), *it;
+		size_t i;
+		json_array_foreach(all, i, it) {
+			pl_object *obj = pl_arena_alloc(&s->arena, sizeof(*obj));
+			pl_object_decode(&s->arena, it, obj);
+			if (!obj->valid)
+				continue; /* reported in its status by the status reconciler */
+			if (obj->kind == PL_KIND_TRAFFIC_POLICY)
+				pl_index_add_policy(s->ix, obj->u.policy);
+			else if (obj->kind == PL_KIND_MESH_IDENTITY)
+				pl_index_add_identity(s->ix, obj->u.identity);
+			else if (obj->kind == PL_KIND_SERVICE)
+				pl_index_add_service(s->ix, obj->u.service);
+		}
+		json_decref(all);
+	}
+	return s;
+}
+
+static void snapshot_unref(op_snapshot *s)
+{
+	if (!s || --s->refs > 0)
+		return;
+	pl_index_free(s->ix);
+	pl_arena_free(&s->arena);
+	free(s);
+}
+
+op_snapshot *op_snapshot_get(op *o)
+{
+	pthread_mutex_lock(&o->mu);
+	if (!o->snap || o->snap_dirty) {
+		o->snap_dirty = false;
+		pthread_mutex_unlock(&o->mu);
+		/* Built outside the lock: the stores have their own. */
+		op_snapshot *n = snapshot_build(o);
+		pthread_mutex_lock(&o->mu);
+		snapshot_unref(o->snap);
+		o->snap = n;
+	}
+	op_snapshot *s = o->snap;
+	s->refs++;
+	pthread_mutex_unlock(&o->mu);
+	return s;
+}
+
+void op_snapshot_put(op *o, op_snapshot *s)
+{
+	pthread_mutex_lock(&o->mu);
+	snapshot_unref(s);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* --- workers --- */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *worker(void *arg)
+{
+	op *o = arg;
+	pl_kube *k = pl_kube_new(&o->kcfg, o->set.qps, o->set.burst);
+	char *key;
+
+	while ((key = pl_wq_get(o->q, -1))) {
+		int64_t requeue = 0, t0 = mono_ns();
+		int rc = op_reconcile(o, k, key, &requeue);
+		int64_t dt = mono_ns() - t0;
+		pthread_mutex_lock(&o->mu);
+		if (rc == 0)
+			o->m.reconciles_ok++;
+		else
+			o->m.reconciles_err++;
+		o->m.reconcile_ns_total += (uint64_t)dt;
+		pthread_mutex_unlock(&o->mu);
+		if (rc < 0) {
+			log_warnx("reconcile %s: %s; retrying with backoff (%d failures)", key, strerror(-rc),
+				  pl_wq_failures(o->q, key) + 1);
+			pl_wq_add_rate_limited(o->q, key);
+		} else {
+			pl_wq_forget(o->q, key);
+			if (requeue > 0)
+				pl_wq_add_after(o->q, key, requeue * 1000000000LL);
+		}
+		pl_wq_done(o->q, key);
+		free(key);
+	}
+	pl_kube_free(k);
+	return NULL;
+}
+
+int op_run_workers(op *o)
+{
+	int n = o->set.workers > 0 ? o->set.workers : 1;
+	pthread_t *t = calloc((size_t)n, sizeof(*t));
+
+	if (!t)
+		abort();
+	for (int i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, worker, o);
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* pillion-operator's shared state: settings, caches, the queue, the CA, metrics; one reconciler per file. */
+#ifndef PILLION_OPERATOR_H
+#define PILLION_OPERATOR_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "ctrl/reflector.h"
+#include "ctrl/store.h"
+#include "ctrl/workqueue.h"
+#include "kube/kube.h"
+#include "model/model.h"
+#include "pki/ca.h"
+
+#define OP_FIELD_MANAGER "pillion-operator"
+#define OP_MANAGED_BY "app.kubernetes.io/managed-by"
+#define OP_HASH_ANNOTATION "pillion.dev/content-hash"
+#define OP_MESH_CONFIGMAP "pillion-mesh"
+
+typedef struct op_settings {
+	const char *kubeconfig;
+	const char *context;
+	const char *namespace;      /* the control plane's: CA Secret and Lease live here */
+	const char *ca_secret;      /* pillion-ca */
+	const char *lease_name;     /* pillion-operator */
+	const char *identity;       /* this replica's name in the Lease (hostname) */
+	const char *metrics_addr;   /* 0.0.0.0 */
+	int metrics_port;           /* 15440 */
+	int workers;                /* 2 */
+	bool leader_elect;
+	int64_t lease_duration_s, renew_deadline_s, retry_period_s;
+	double qps;
+	int burst;
+} op_settings;
+
+enum op_store { ST_PODS, ST_SERVICES, ST_NAMESPACES, ST_POLICIES, ST_IDENTITIES, ST_CONFIGMAPS, ST_SECRETS, ST__N };
+
+/* Policies, identities and Services decoded into an index; rebuilt when one of them changes. */
+typedef struct op_snapshot {
+	int refs;
+	pl_arena arena;
+	pl_index *ix;
+} op_snapshot;
+
+typedef struct op_metrics {
+	uint64_t reconciles_ok, reconciles_err, reconcile_ns_total;
+	uint64_t configmaps_written, secrets_written, mesh_written, status_written;
+	uint64_t certificates_issued;
+} op_metrics;
+
+typedef struct op {
+	op_settings set;
+	pl_kube_config kcfg;
+	pl_store *st[ST__N];
+	pl_reflector *refl[ST__N];
+	pl_wq *q;
+	pl_ca *ca;                  /* immutable once loaded */
+	char *bundle;               /* ca.crt for the pods */
+	pthread_mutex_t mu;         /* snapshot, metrics */
+	op_snapshot *snap;
+	bool snap_dirty;
+	op_metrics m;
+	volatile bool stop;
+	volatile bool leader;
+	volatile bool ready;
+} op;
+
+/* controller.c: caches, event handlers (object change -> keys), workers. */
+int op_start_caches(op *o);
+bool op_caches_synced(op *o);
+void op_stop_caches(op *o);
+void op_enqueue_all(op *o);
+int op_run_workers(op *o);      /* blocks until o->stop */
+op_snapshot *op_snapshot_get(op *o);
+void op_snapshot_put(op *o, op_snapshot *s);
+
+/* reconcile.c: "pod/<ns>/<name>", "mesh", "status/<kind>/<ns>/<name>". 0, or -errno to retry with backoff;
+ * *requeue_s > 0 asks for another run later (certificate renewal). */
+int op_reconcile(op *o, pl_kube *k, const char *key, int64_t *requeue_s);
+
+/* ca.c: the mesh CA from its Secret, created when absent. */
+int op_ca_bootstrap(op *o, pl_kube *k);
+
+/* leader.c: a coordination.k8s.io/v1 Lease. Blocks until acquired (or o->stop); then renews in a thread and ends the process when the lease is lost. */
+int op_leader_acquire(op *o);
+
+/* http.c: /healthz, /readyz, /metrics. */
+int op_http_start(op *o);
+
+#endif

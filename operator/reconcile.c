@@ -1,0 +1,456 @@
+/* Level-based reconcilers: a pod's ConfigMap and certificate Secret, the namespaces' mesh directories, policy status. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/base64.h"
+#include "base/duration.h"
+#include "base/log.h"
+#include "json/json.h"
+#include "operator.h"
+
+static int64_t unix_now(void) { return (int64_t)time(NULL); }
+
+static const char *meta_str(const json_t *obj, const char *key)
+{
+	return pl_json_get_str(json_object_get(obj, "metadata"), key);
+}
+
+static const char *annotation(const json_t *obj, const char *key)
+{
+	return pl_json_get_str(json_object_get(json_object_get(obj, "metadata"), "annotations"), key);
+}
+
+static json_t *store_get(op *o, enum op_store s, const char *ns, const char *name)
+{
+	char key[1024];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	return pl_store_get(o->st[s], key);
+}
+
+static void count(op *o, uint64_t *field)
+{
+	pthread_mutex_lock(&o->mu);
+	(*field)++;
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* metadata for an object owned by pod (the API server deletes it with the pod). */
+static json_t *owned_meta(const char *ns, const char *name, const json_t *pod, const char *hash)
+{
+	json_t *md = json_pack("{sssss{ss}}", "name", name, "namespace", ns, "labels", OP_MANAGED_BY, OP_FIELD_MANAGER);
+	if (pod) {
+		json_object_set_new(json_object_get(md, "labels"), "pillion.dev/pod", json_string(meta_str(pod, "name")));
+		json_object_set_new(md, "ownerReferences",
+				    json_pack("[{sssssssssbsb}]", "apiVersion", "v1", "kind", "Pod", "name", meta_str(pod, "name"),
+					      "uid", meta_str(pod, "uid") ? meta_str(pod, "uid") : "", "controller", 1,
+					      "blockOwnerDeletion", 1));
+	}
+	if (hash)
+		json_object_set_new(md, "annotations", json_pack("{ss}", OP_HASH_ANNOTATION, hash));
+	return md;
+}
+
+static int apply(op *o, pl_kube *k, const char *plural, const char *ns, const char *name, json_t *obj)
+{
+	char path[700];
+	pl_kube_status st;
+
+	(void)o;
+	pl_kube_path(path, sizeof(path), NULL, "v1", ns, plural, name, NULL);
+	int rc = pl_kube_apply(k, path, obj, OP_FIELD_MANAGER, true, NULL, &st);
+	if (rc < 0)
+		log_warnx("apply %s %s/%s: HTTP %ld %s: %s", plural, ns, name, st.http, st.reason, st.message);
+	return rc;
+}
+
+/* Whether an existing object is ours, current, and owned by this very pod (a recreated pod has a new uid). */
+static bool current(const json_t *existing, const char *hash, const json_t *pod)
+{
+	const char *h = existing ? annotation(existing, OP_HASH_ANNOTATION) : NULL;
+	json_t *refs = existing ? json_object_get(json_object_get(existing, "metadata"), "ownerReferences") : NULL;
+	const char *uid = meta_str(pod, "uid");
+
+	if (!h || strcmp(h, hash) != 0)
+		return false;
+	if (uid && *uid) {
+		const char *ouid = pl_json_get_str(json_array_get(refs, 0), "uid");
+		return ouid && strcmp(ouid, uid) == 0;
+	}
+	return true;
+}
+
+/* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
+static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t renew_before_s, int64_t *renew_at)
+{
+	json_t *data = json_object_get(secret, "data");
+	const char *crt64 = pl_json_get_str(data, "tls.crt"), *ca64 = pl_json_get_str(data, "ca.crt"),
+		   *key64 = pl_json_get_str(data, "tls.key");
+	char id[PL_SPIFFE_ID_MAX + 1] = "";
+	int64_t nb = 0, na = 0;
+	size_t crtlen = 0, calen = 0, keylen = 0;
+	bool ok = false;
+
+	if (!crt64 || !ca64 || !key64)
+		return false;
+	char *crt = pl_base64_decode(crt64, &crtlen), *ca = pl_base64_decode(ca64, &calen),
+	     *key = pl_base64_decode(key64, &keylen);
+	if (crt && ca && key && strcmp(ca, o->bundle) == 0 &&
+	    pl_cert_times(crt, crtlen, &nb, &na, id, sizeof(id)) == 0 && strcmp(id, spiffe_id) == 0 &&
+	    pl_cert_signed_by(crt, crtlen, o->bundle, strlen(o->bundle), unix_now()) &&
+	    pl_cert_key_matches(crt, crtlen, key, keylen) &&
+	    !pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s)) {
+		ok = true;
+		*renew_at = na - renew_before_s;
+	}
+	free(crt);
+	free(ca);
+	if (key) {
+		explicit_bzero(key, keylen);
+		free(key);
+	}
+	return ok;
+}
+
+static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns, const char *id, const json_t *cfg,
+			    int64_t *requeue_s)
+{
+	json_t *ident = json_object_get(cfg, "identity"), *cert = json_object_get(ident, "certificate");
+	const char *spiffe = pl_json_get_str(ident, "spiffeId");
+	int64_t ttl_s = json_integer_value(json_object_get(cert, "ttlMs")) / 1000;
+	int64_t renew_s = json_integer_value(json_object_get(cert, "renewBeforeMs")) / 1000;
+	char name[128], err[512];
+	int64_t renew_at = 0;
+
+	snprintf(name, sizeof(name), "pillion-%s-tls", id);
+	json_t *existing = store_get(o, ST_SECRETS, ns, name);
+	bool keep = existing && current(existing, spiffe, pod) && cert_usable(o, existing, spiffe, renew_s, &renew_at);
+	json_decref(existing);
+	if (keep) {
+		*requeue_s = renew_at - unix_now();
+		return 0;
+	}
+	pl_issued is;
+	if (pl_ca_issue(o->ca, spiffe, unix_now(), ttl_s, &is, err, sizeof(err)) < 0) {
+		log_errorx("issue a certificate for %s: %s", spiffe, err);
+		return -EINVAL;
+	}
+	count(o, &o->m.certificates_issued);
+	char *crt = pl_base64_encode(is.cert_pem, strlen(is.cert_pem)), *key = pl_base64_encode(is.key_pem, strlen(is.key_pem)),
+	     *ca = pl_base64_encode(o->bundle, strlen(o->bundle));
+	/* The content-hash annotation of a Secret is its identity: the certificate itself decides renewal. */
+	json_t *obj = json_pack("{sssssoss s{ssssss}}", "apiVersion", "v1", "kind", "Secret", "metadata",
+				owned_meta(ns, name, pod, spiffe), "type", "kubernetes.io/tls", "data", "tls.crt", crt,
+				"tls.key", key, "ca.crt", ca);
+	int64_t renew = is.not_after - renew_s;
+	explicit_bzero(key, strlen(key));
+	free(crt);
+	free(key);
+	free(ca);
+	pl_issued_clear(&is);
+	int rc = apply(o, k, "secrets", ns, name, obj);
+	json_decref(obj);
+	if (rc < 0)
+		return rc;
+	count(o, &o->m.secrets_written);
+	log_info("certificate for %s issued into %s/%s, renewal in %lld s", spiffe, ns, name,
+		 (long long)(renew - unix_now()));
+	*requeue_s = renew - unix_now();
+	return 0;
+}
+
+static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, int64_t *requeue_s)
+{
+	json_t *pod = store_get(o, ST_PODS, ns, name);
+	pl_arena a;
+	pl_object obj;
+	int rc = 0;
+
+	if (!pod)
+		return 0; /* gone: its objects go with it (ownerReferences) */
+	pl_arena_init(&a);
+	pl_object_decode(&a, pod, &obj);
+	if (obj.kind != PL_KIND_POD || !obj.valid || !obj.u.pod->id[0]) {
+		if (obj.kind == PL_KIND_POD && !obj.valid && obj.errors.n)
+			log_warnx("pod %s/%s: %s: %s", ns, name, obj.errors.v[0].path, obj.errors.v[0].msg);
+		goto out;
+	}
+	if (strcmp(obj.u.pod->phase, "Succeeded") == 0 || strcmp(obj.u.pod->phase, "Failed") == 0)
+		goto out;
+	op_snapshot *snap = op_snapshot_get(o);
+	json_t *cfg = pl_render_pod(snap->ix, obj.u.pod);
+	op_snapshot_put(o, snap);
+	const char *hash = pl_json_get_str(cfg, "hash");
+	char cmname[128];
+	snprintf(cmname, sizeof(cmname), "pillion-%s", obj.u.pod->id);
+	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, cmname);
+	if (!current(existing, hash, pod)) {
+		char *text = pl_json_dump_pretty(cfg);
+		json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
+				       owned_meta(ns, cmname, pod, hash), "data", "proxy.json", text);
+		free(text);
+		rc = apply(o, k, "configmaps", ns, cmname, cm);
+		json_decref(cm);
+		if (rc == 0) {
+			count(o, &o->m.configmaps_written);
+			log_info("config for pod %s/%s written to %s (%s)", ns, name, cmname, hash);
+		}
+	}
+	json_decref(existing);
+	if (rc == 0)
+		rc = reconcile_secret(o, k, pod, ns, obj.u.pod->id, cfg, requeue_s);
+	json_decref(cfg);
+out:
+	pl_arena_free(&a);
+	json_decref(pod);
+	return rc;
+}
+
+/* Every namespace with an injected pod gets pillion-mesh; namespaces without one lose it. */
+static int reconcile_mesh(op *o, pl_kube *k)
+{
+	json_t *all = pl_store_list(o->st[ST_PODS], NULL), *it;
+	size_t i, n = 0;
+	pl_arena a;
+	const pl_pod **pods = calloc(json_array_size(all) + 1, sizeof(*pods));
+	pl_hmap meshed = PL_HMAP_INIT;
+	int rc = 0;
+
+	if (!pods)
+		abort();
+	pl_arena_init(&a);
+	json_array_foreach(all, i, it) {
+		pl_object *obj = pl_arena_alloc(&a, sizeof(*obj));
+		pl_object_decode(&a, it, obj);
+		if (obj->kind == PL_KIND_POD && obj->valid && obj->u.pod->id[0]) {
+			pods[n++] = obj->u.pod;
+			pl_hmap_put(&meshed, obj->u.pod->meta.namespace, (void *)1);
+		}
+	}
+	op_snapshot *snap = op_snapshot_get(o);
+	size_t iter = 0;
+	pl_hmap_slot *sl;
+	while ((sl = pl_hmap_next(&meshed, &iter))) {
+		const char *ns = sl->key;
+		json_t *dir = pl_render_mesh(snap->ix, pods, n, ns);
+		const char *hash = pl_json_get_str(dir, "hash");
+		json_t *existing = store_get(o, ST_CONFIGMAPS, ns, OP_MESH_CONFIGMAP);
+		if (!current(existing, hash, NULL)) {
+			char *text = pl_json_dump_pretty(dir);
+			json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
+					       owned_meta(ns, OP_MESH_CONFIGMAP, NULL, hash), "data", "mesh.json", text);
+			free(text);
+			int r = apply(o, k, "configmaps", ns, OP_MESH_CONFIGMAP, cm);
+			json_decref(cm);
+			if (r < 0)
+				rc = r;
+			else
+				count(o, &o->m.mesh_written);
+		}
+		json_decref(existing);
+		json_decref(dir);
+	}
+	op_snapshot_put(o, snap);
+	/* Orphans: a mesh directory in a namespace without meshed pods. */
+	json_t *cms = pl_store_list(o->st[ST_CONFIGMAPS], NULL);
+	json_array_foreach(cms, i, it) {
+		const char *ns = meta_str(it, "namespace"), *name = meta_str(it, "name");
+		if (!ns || !name || strcmp(name, OP_MESH_CONFIGMAP) != 0 || pl_hmap_get(&meshed, ns))
+			continue;
+		char path[600];
+		pl_kube_status st;
+		pl_kube_path(path, sizeof(path), NULL, "v1", ns, "configmaps", name, NULL);
+		int r = pl_kube_delete(k, path, meta_str(it, "uid"), &st);
+		if (r < 0 && r != -ENOENT)
+			rc = r;
+	}
+	json_decref(cms);
+	pl_hmap_free(&meshed);
+	free(pods);
+	pl_arena_free(&a);
+	json_decref(all);
+	return rc;
+}
+
+/* --- status --- */
+
+static const char *rfc3339(int64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return out;
+}
+
+/* A condition, keeping lastTransitionTime when the status did not flip. */
+static json_t *condition(const json_t *old_conds, const char *type, bool ok, const char *reason, const char *msg,
+			 int64_t gen)
+{
+	const char *status = ok ? "True" : "False", *ltt = NULL;
+	char now[32];
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(old_conds, i, c) {
+		const char *t = pl_json_get_str(c, "type"), *s = pl_json_get_str(c, "status");
+		if (t && s && strcmp(t, type) == 0 && strcmp(s, status) == 0)
+			ltt = pl_json_get_str(c, "lastTransitionTime");
+	}
+	return json_pack("{sssssssssssI}", "type", type, "status", status, "reason", reason, "message", msg,
+			 "lastTransitionTime", ltt ? ltt : rfc3339(unix_now(), now), "observedGeneration", (json_int_t)gen);
+}
+
+/* Pods this object applies to, and how many of them have their current config written. */
+static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int *total, int *done)
+{
+	json_t *pods = pl_store_list(o->st[ST_PODS], NULL), *it;
+	size_t i;
+	pl_arena a;
+
+	*total = *done = 0;
+	pl_arena_init(&a);
+	json_array_foreach(pods, i, it) {
+		pl_object p;
+		pl_object_decode(&a, it, &p);
+		if (p.kind != PL_KIND_POD || !p.valid || !p.u.pod->id[0])
+			continue;
+		bool applies = false;
+		if (obj->kind == PL_KIND_MESH_IDENTITY) {
+			/* The snapshot decoded its own copy: compare by namespace and name. */
+			const pl_mesh_identity *m = pl_index_identity_for(snap->ix, p.u.pod);
+			applies = m && strcmp(m->meta.namespace, obj->namespace) == 0 && strcmp(m->meta.name, obj->name) == 0;
+		}
+		json_t *cfg = NULL;
+		if (obj->kind == PL_KIND_TRAFFIC_POLICY || applies) {
+			cfg = pl_render_pod(snap->ix, p.u.pod);
+			if (obj->kind == PL_KIND_TRAFFIC_POLICY) {
+				char want[300];
+				snprintf(want, sizeof(want), "%s/%s", obj->namespace, obj->name);
+				char *text = pl_json_dump_canonical(cfg);
+				char quoted[320];
+				snprintf(quoted, sizeof(quoted), "\"policy\":\"%s\"", want);
+				applies = text && strstr(text, quoted);
+				free(text);
+			}
+		}
+		if (applies) {
+			(*total)++;
+			char cmname[128];
+			snprintf(cmname, sizeof(cmname), "pillion-%s", p.u.pod->id);
+			json_t *cm = store_get(o, ST_CONFIGMAPS, p.u.pod->meta.namespace, cmname);
+			const char *h = cm ? annotation(cm, OP_HASH_ANNOTATION) : NULL;
+			if (h && strcmp(h, pl_json_get_str(cfg, "hash")) == 0)
+				(*done)++;
+			json_decref(cm);
+		}
+		json_decref(cfg);
+	}
+	pl_arena_free(&a);
+	json_decref(pods);
+}
+
+static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns, const char *name, int64_t *requeue_s)
+{
+	enum op_store s = strcmp(kind, "tp") == 0 ? ST_POLICIES : ST_IDENTITIES;
+	json_t *cur = store_get(o, s, ns, name);
+	pl_arena a;
+	pl_object obj;
+	char msg[1024] = "", reason[64];
+	int rc = 0;
+
+	if (!cur)
+		return 0;
+	pl_arena_init(&a);
+	pl_object_decode(&a, cur, &obj);
+	int64_t gen = json_integer_value(json_object_get(json_object_get(cur, "metadata"), "generation"));
+	json_t *old_conds = json_object_get(json_object_get(cur, "status"), "conditions");
+	json_t *conds = json_array();
+	if (obj.valid) {
+		json_array_append_new(conds, condition(old_conds, "Accepted", true, "Valid", "the policy is valid", gen));
+		int total = 0, done = 0;
+		op_snapshot *snap = op_snapshot_get(o);
+		programmed(o, &obj, snap, &total, &done);
+		op_snapshot_put(o, snap);
+		snprintf(msg, sizeof(msg), "%d/%d pods", done, total);
+		snprintf(reason, sizeof(reason), "%s", done == total ? "Programmed" : "Pending");
+		json_array_append_new(conds, condition(old_conds, "Programmed", done == total, reason, msg, gen));
+		if (done != total)
+			*requeue_s = 2;
+	} else {
+		size_t used = 0;
+		for (size_t i = 0; i < obj.errors.n && used + 1 < sizeof(msg); i++) {
+			int w = snprintf(msg + used, sizeof(msg) - used, "%s%s: %s", i ? "; " : "", obj.errors.v[i].path,
+					 obj.errors.v[i].msg);
+			if (w < 0)
+				break;
+			used += (size_t)w;
+		}
+		json_array_append_new(conds, condition(old_conds, "Accepted", false, "Invalid", msg, gen));
+		json_array_append_new(conds, condition(old_conds, "Programmed", false, "Invalid",
+						       "not programmed: the policy is invalid", gen));
+	}
+	/* Unchanged status is not rewritten. */
+	json_t *old_status = json_object_get(cur, "status");
+	json_t *new_status = json_pack("{sIso}", "observedGeneration", (json_int_t)gen, "conditions", conds);
+	char *a1 = old_status ? pl_json_dump_canonical(old_status) : NULL, *a2 = pl_json_dump_canonical(new_status);
+	if (!a1 || strcmp(a1, a2) != 0) {
+		char path[700];
+		pl_kube_status st;
+		json_t *body = json_pack("{sssss{ssss}sO}", "apiVersion", "pillion.dev/v1alpha1", "kind",
+					 s == ST_POLICIES ? "TrafficPolicy" : "MeshIdentity", "metadata", "name", name,
+					 "namespace", ns, "status", new_status);
+		pl_kube_path(path, sizeof(path), "pillion.dev", "v1alpha1", ns,
+			     s == ST_POLICIES ? "trafficpolicies" : "meshidentities", name, "status");
+		rc = pl_kube_apply(k, path, body, OP_FIELD_MANAGER, true, NULL, &st);
+		if (rc < 0)
+			log_warnx("status of %s %s/%s: HTTP %ld %s: %s", kind, ns, name, st.http, st.reason, st.message);
+		else
+			count(o, &o->m.status_written);
+		if (rc == -ENOENT)
+			rc = 0;
+		json_decref(body);
+	}
+	free(a1);
+	free(a2);
+	json_decref(new_status);
+	pl_arena_free(&a);
+	json_decref(cur);
+	return rc;
+}
+
+int op_reconcile(op *o, pl_kube *k, const char *key, int64_t *requeue_s)
+{
+	char buf[600], *ns, *name, *kind;
+
+	*requeue_s = 0;
+	if (strcmp(key, "mesh") == 0)
+		return reconcile_mesh(o, k);
+	snprintf(buf, sizeof(buf), "%s", key);
+	if (strncmp(buf, "pod/", 4) == 0) {
+		ns = buf + 4;
+		name = strchr(ns, '/');
+		if (!name)
+			return 0;
+		*name++ = '\0';
+		return reconcile_pod(o, k, ns, name, requeue_s);
+	}
+	if (strncmp(buf, "status/", 7) == 0) {
+		kind = buf + 7;
+		ns = strchr(kind, '/');
+		if (!ns)
+			return 0;
+		*ns++ = '\0';
+		name = strchr(ns, '/');
+		if (!name)
+			return 0;
+		*name++ = '\0';
+		return reconcile_status(o, k, kind, ns, name, requeue_s);
+	}
+	log_warnx("reconcile: unknown key %s", key);
+	return 0;
+}

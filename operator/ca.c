@@ -79,8 +79,10 @@ int op_ca_bootstrap(op *o, pl_kube *k)
 			return -EINVAL;
 		}
 		char *crt = NULL, *key = NULL;
-		pl_ca_export(ca, &crt, &key);
+		int ex = pl_ca_export(ca, &crt, &key);
 		pl_ca_free(ca);
+		if (ex < 0)
+			return ex;
 		char *c64 = pl_base64_encode(crt, strlen(crt)), *k64 = pl_base64_encode(key, strlen(key));
 		json_t *obj = json_pack("{sssss{sss{ss}}sss{ssssss}}", "apiVersion", "v1", "kind", "Secret", "metadata", "name",
 					o->set.ca_secret, "labels", OP_MANAGED_BY, OP_FIELD_MANAGER, "type",

@@ -84,7 +84,8 @@ static bool current(const json_t *existing, const char *hash, const json_t *pod)
 }
 
 /* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
-static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t renew_before_s, int64_t *renew_at)
+static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t ttl_s, int64_t renew_before_s,
+			int64_t *renew_at)
 {
 	json_t *data = json_object_get(secret, "data");
 	const char *crt64 = pl_json_get_str(data, "tls.crt"), *ca64 = pl_json_get_str(data, "ca.crt"),
@@ -102,7 +103,9 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 	    pl_cert_times(crt, crtlen, &nb, &na, id, sizeof(id)) == 0 && strcmp(id, spiffe_id) == 0 &&
 	    pl_cert_signed_by(crt, crtlen, o->bundle, strlen(o->bundle), unix_now()) &&
 	    pl_cert_key_matches(crt, crtlen, key, keylen) &&
-	    !pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s)) {
+	    !pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s) &&
+	    /* A MeshIdentity that shortened the TTL applies now, not when the old certificate ends. */
+	    na - nb <= ttl_s + PL_CA_CLOCK_SKEW_S + 60) {
 		ok = true;
 		*renew_at = na - renew_before_s;
 	}
@@ -127,7 +130,7 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 
 	snprintf(name, sizeof(name), "pillion-%s-tls", id);
 	json_t *existing = store_get(o, ST_SECRETS, ns, name);
-	bool keep = existing && current(existing, spiffe, pod) && cert_usable(o, existing, spiffe, renew_s, &renew_at);
+	bool keep = existing && current(existing, spiffe, pod) && cert_usable(o, existing, spiffe, ttl_s, renew_s, &renew_at);
 	json_decref(existing);
 	if (keep) {
 		*requeue_s = renew_at - unix_now();
@@ -146,6 +149,10 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 				owned_meta(ns, name, pod, spiffe), "type", "kubernetes.io/tls", "data", "tls.crt", crt,
 				"tls.key", key, "ca.crt", ca);
 	int64_t renew = is.not_after - renew_s;
+	bool is_clamped = is.clamped;
+	if (is.clamped)
+		log_warnx("the mesh CA expires before %s's certificate would: the leaf was cut to the CA's notAfter; "
+			  "renew the CA", spiffe);
 	explicit_bzero(key, strlen(key));
 	free(crt);
 	free(key);
@@ -159,6 +166,11 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	log_info("certificate for %s issued into %s/%s, renewal in %lld s", spiffe, ns, name,
 		 (long long)(renew - unix_now()));
 	*requeue_s = renew - unix_now();
+	/* A leaf cut short by the CA's own expiry is due at once: do not reissue in a loop. */
+	if (is_clamped && *requeue_s < 60)
+		*requeue_s = 60;
+	if (*requeue_s < 1)
+		*requeue_s = 1;
 	return 0;
 }
 

@@ -130,10 +130,10 @@ def main():
         for p in pods:
             make_pod(p)
 
-        def start_operator(tag):
+        def start_operator(tag, port=25441):
             log = open(os.path.join(tmp, f"operator-{tag}.log"), "w")
             o = subprocess.Popen([os.path.join(BIN, "pillion-operator"), "--kubeconfig", kc, "--namespace", "pillion-system",
-                                  "--metrics-port", "0" if False else "25441", "--metrics-address", "127.0.0.1",
+                                  "--metrics-port", str(port), "--metrics-address", "127.0.0.1",
                                   "--identity", f"operator-{tag}"], stdout=log, stderr=subprocess.STDOUT)
             procs.append(o)
             return o
@@ -258,24 +258,38 @@ def main():
         else:
             print("note: fault injection not run (no test double)")
 
-        # --- the operator killed and restarted: nothing lost, nothing rewritten ---
+        # --- a second replica waits with a warm cache; the leader killed, it takes over, rewriting nothing ---
         time.sleep(1.5)
-        op.send_signal(signal.SIGKILL)
-        op.wait(timeout=10)
+        standby = start_operator("b", 25442)
+
+        def get_url(u):
+            try:
+                with urllib.request.urlopen(u, timeout=2) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, ""
+
+        time.sleep(3)
+        code, _ = get_url("http://127.0.0.1:25442/readyz")
+        _, m2 = get_url("http://127.0.0.1:25442/metrics")
+        check("a second replica does not lead while the first holds the lease",
+              code == 503 and "pillion_operator_leader 0" in m2 and 'pillion_operator_writes_total{kind="configmap"} 0' in m2,
+              (code, [l for l in m2.splitlines() if "leader " in l]))
         snapshot = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
                     for o in api.get("/api/v1/configmaps")["items"] if o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "pillion-operator"
                     and o["metadata"]["namespace"] != "other"}
-        op = start_operator("b")
-        time.sleep(0.2)
-        ready = wait("ready", lambda: urllib.request.urlopen("http://127.0.0.1:25441/readyz", timeout=2).status == 200, 30)
-        check("a restarted operator (the old lease expired) becomes ready", bool(ready))
+        op.send_signal(signal.SIGKILL)
+        op.wait(timeout=10)
+        op = standby
+        ready = wait("ready", lambda: get_url("http://127.0.0.1:25442/readyz")[0] == 200, 40)
+        check("when the leader dies, the standby takes the lease once it expires", bool(ready))
         time.sleep(3)
         after = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["metadata"]["resourceVersion"]
                  for o in api.get("/api/v1/configmaps")["items"] if o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "pillion-operator"
                  and o["metadata"]["namespace"] != "other"}
         check("... and rewrites no unchanged ConfigMap (content hashes)", snapshot == after,
               {k: (snapshot.get(k), after.get(k)) for k in set(snapshot) | set(after) if snapshot.get(k) != after.get(k)})
-        metrics = urllib.request.urlopen("http://127.0.0.1:25441/metrics", timeout=2).read().decode()
+        metrics = get_url("http://127.0.0.1:25442/metrics")[1]
         check("/metrics reports reconciles and watch activity",
               "pillion_operator_reconciles_total{result=\"ok\"}" in metrics and "pillion_operator_watch_total" in metrics)
     finally:

@@ -204,6 +204,7 @@ static op_snapshot *snapshot_build(op *o)
 	s->refs = 1;
 	pl_arena_init(&s->arena);
 	s->ix = pl_index_new();
+	s->held = json_array();
 	for (size_t k = 0; k < 3; k++) {
 		json_t *all = pl_store_list(o->st[kinds[k]], NULL), *it;
 		size_t i;
@@ -219,7 +220,8 @@ static op_snapshot *snapshot_build(op *o)
 			else if (obj->kind == PL_KIND_SERVICE)
 				pl_index_add_service(s->ix, obj->u.service);
 		}
-		json_decref(all);
+		/* Keep the JSON: decoded Services point at its strings (port names, protocols). */
+		json_array_append_new(s->held, all);
 	}
 	return s;
 }
@@ -230,6 +232,7 @@ static void snapshot_unref(op_snapshot *s)
 		return;
 	pl_index_free(s->ix);
 	pl_arena_free(&s->arena);
+	json_decref(s->held);
 	free(s);
 }
 

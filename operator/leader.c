@@ -88,7 +88,7 @@ static int try_acquire(op *o, pl_kube *k, bool *was_ours)
 	json_decref(lease);
 	*was_ours = mine;
 	if (rc == -ESTALE)
-		return 0; /* someone else updated it first */
+		return mine ? -ESTALE : 0; /* updated under us: for a renewal, look again before giving up */
 	return rc < 0 ? rc : 1;
 }
 
@@ -102,10 +102,14 @@ static void *renew_loop(void *arg)
 		sleep((unsigned)o->set.retry_period_s);
 		bool mine = false;
 		int rc = try_acquire(o, k, &mine);
+		for (int again = 0; rc == -ESTALE && again < 3; again++)
+			rc = try_acquire(o, k, &mine);
 		if (rc == 1) {
 			last_ok = time(NULL);
 			continue;
 		}
+		if (rc < 0)
+			log_warnx("leader election: renewing the lease: %s", strerror(-rc));
 		if (rc == 0 || time(NULL) - last_ok > o->set.renew_deadline_s) {
 			/* Another replica may already write: stop at once, the Deployment restarts us as a follower. */
 			log_errorx("leader election: lost the lease %s/%s (%s); exiting", o->set.namespace, o->set.lease_name,

@@ -43,6 +43,7 @@ typedef struct op_snapshot {
 	int refs;
 	pl_arena arena;
 	pl_index *ix;
+	json_t *held;   /* the objects decoded: the model borrows some of their strings */
 } op_snapshot;
 
 typedef struct op_metrics {

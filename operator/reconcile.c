@@ -150,6 +150,7 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 				"tls.key", key, "ca.crt", ca);
 	int64_t renew = is.not_after - renew_s;
 	bool is_clamped = is.clamped;
+	int64_t is_not_after = is.not_after;
 	if (is.clamped)
 		log_warnx("the mesh CA expires before %s's certificate would: the leaf was cut to the CA's notAfter; "
 			  "renew the CA", spiffe);
@@ -165,6 +166,10 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	count(o, &o->m.secrets_written);
 	log_info("certificate for %s issued into %s/%s, renewal in %lld s", spiffe, ns, name,
 		 (long long)(renew - unix_now()));
+	char emsg[2400];
+	snprintf(emsg, sizeof(emsg), "certificate for %s issued into Secret %s, valid until %lld (unix)", spiffe, name,
+		 (long long)is_not_after);
+	pl_kube_event(k, pod, "Normal", "CertificateIssued", emsg, OP_FIELD_MANAGER, NULL);
 	*requeue_s = renew - unix_now();
 	/* A leaf cut short by the CA's own expiry is due at once: do not reissue in a loop. */
 	if (is_clamped && *requeue_s < 60)
@@ -423,6 +428,15 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 			log_warnx("status of %s %s/%s: HTTP %ld %s: %s", kind, ns, name, st.http, st.reason, st.message);
 		else
 			count(o, &o->m.status_written);
+		/* An Event when the verdict changes, so kubectl describe shows why. */
+		const char *was = NULL;
+		json_t *c;
+		size_t ci;
+		json_array_foreach(old_conds, ci, c) if (strcmp(pl_json_get_str(c, "type") ? pl_json_get_str(c, "type") : "", "Accepted") == 0)
+			was = pl_json_get_str(c, "status");
+		if (rc == 0 && (!was || strcmp(was, obj.valid ? "True" : "False") != 0))
+			pl_kube_event(k, cur, obj.valid ? "Normal" : "Warning", obj.valid ? "Accepted" : "Invalid",
+				      obj.valid ? "the policy is valid" : msg, OP_FIELD_MANAGER, NULL);
 		if (rc == -ENOENT)
 			rc = 0;
 		json_decref(body);

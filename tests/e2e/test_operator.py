@@ -222,6 +222,12 @@ def main():
         check("an invalid policy (passes the schema, fails the operator's rules) gets Accepted=False with the field path",
               acc and acc["status"] == "False" and "spec.routes[0].backends" in acc["message"], acc)
 
+        evs = wait("events", lambda: [e for e in api.get("/api/v1/namespaces/shop/events")["items"]
+                                      if e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "zero"], 20)
+        check("... and a Warning Event naming the error", bool(evs) and "spec.routes[0].backends" in evs[0]["message"], evs)
+        evs = [e for e in api.get("/api/v1/namespaces/shop/events")["items"] if e.get("reason") == "CertificateIssued"]
+        check("issuing a certificate posts a Normal Event on the pod", any(e["involvedObject"]["kind"] == "Pod" for e in evs))
+
         # --- healing and garbage collection ---
         api.req("DELETE", "/api/v1/namespaces/shop/configmaps/pillion-w1")
         check("a deleted ConfigMap is recreated", wait("heal", lambda: cm("shop", "pillion-w1"), 20) is not None)
@@ -268,6 +274,8 @@ def main():
                     return r.status, r.read().decode()
             except urllib.error.HTTPError as e:
                 return e.code, ""
+            except (urllib.error.URLError, OSError):
+                return 0, ""
 
         time.sleep(3)
         code, _ = get_url("http://127.0.0.1:25442/readyz")
@@ -290,8 +298,12 @@ def main():
         check("... and rewrites no unchanged ConfigMap (content hashes)", snapshot == after,
               {k: (snapshot.get(k), after.get(k)) for k in set(snapshot) | set(after) if snapshot.get(k) != after.get(k)})
         metrics = get_url("http://127.0.0.1:25442/metrics")[1]
+        check("the new leader is still running", op.poll() is None, f"exit code {op.poll()}")
         check("/metrics reports reconciles and watch activity",
               "pillion_operator_reconciles_total{result=\"ok\"}" in metrics and "pillion_operator_watch_total" in metrics)
+    except BaseException:
+        FAILS.append("exception")
+        raise
     finally:
         for p in reversed(procs):
             if p.poll() is None:

@@ -1,6 +1,8 @@
 /* pillion-init flag and PILLION_* environment parsing and validation (no I/O besides usage). */
 #include "config.h"
 
+#include "base/env.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -375,14 +377,7 @@ static int set_value(struct init_config *cfg, const struct flag *f, const char *
 
 static void env_name(const struct flag *f, char *out, size_t outlen)
 {
-	size_t i = 0;
-	int n = snprintf(out, outlen, "PILLION_");
-
-	if (n < 0 || (size_t)n >= outlen)
-		return;
-	for (const char *p = f->name; *p && (size_t)n + i + 1 < outlen; p++, i++)
-		out[(size_t)n + i] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-	out[(size_t)n + i] = '\0';
+	pl_flag_env_name(f->name, out, outlen);
 }
 
 static const struct flag *find_flag(const char *name, size_t len)

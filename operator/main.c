@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/env.h"
 #include "base/log.h"
 #include "operator.h"
 
@@ -122,10 +123,7 @@ static int parse(int argc, char **argv, op_settings *s)
 	for (const struct option *o = opts; o->name; o++) {
 		if (o->has_arg == no_argument)
 			continue;
-		size_t i = (size_t)snprintf(env, sizeof(env), "PILLION_");
-		for (const char *p = o->name; *p && i + 1 < sizeof(env); p++)
-			env[i++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-		env[i] = '\0';
+		pl_flag_env_name(o->name, env, sizeof(env));
 		const char *v = getenv(env);
 		if (v && *v && apply_opt(s, o->val, env, v))
 			return 2;

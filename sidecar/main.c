@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/duration.h"
+#include "base/env.h"
 #include "base/log.h"
 #include "proxy.h"
 
@@ -166,11 +167,7 @@ static int parse_args(int argc, char **argv, px_settings *s)
 	for (const struct option *o = long_opts; o->name; o++) {
 		if (o->has_arg == no_argument)
 			continue;
-		size_t i = 0;
-		i += (size_t)snprintf(env, sizeof(env), "PILLION_");
-		for (const char *p = o->name; *p && i + 1 < sizeof(env); p++)
-			env[i++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-		env[i] = '\0';
+		pl_flag_env_name(o->name, env, sizeof(env));
 		const char *v = getenv(env);
 		if (v && apply_opt(s, o->val, env, v))
 			return 2;

@@ -64,3 +64,40 @@ char *pl_base64_decode(const char *s, size_t *len)
 		*len = o;
 	return out;
 }
+
+char *pl_base64_decode_relaxed(const char *s, size_t *len)
+{
+	size_t n = strlen(s), k = 0, pad = 0;
+	char *norm = malloc(n + 4);
+
+	if (!norm)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad) { /* data after padding */
+			free(norm);
+			return NULL;
+		}
+		norm[k++] = c;
+	}
+	/* Re-pad canonically; a lone trailing character (k % 4 == 1) gets three and is refused. */
+	while (k % 4)
+		norm[k++] = '=';
+	norm[k] = '\0';
+	size_t got = 0;
+	char *out = pad > 2 ? NULL : pl_base64_decode(norm, &got);
+	free(norm);
+	if (out && got == 0) {
+		free(out);
+		out = NULL;
+	}
+	if (out && len)
+		*len = got;
+	return out;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base64.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "json/json.h"
@@ -66,59 +67,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-/* Standard base64 (the *-data fields), whitespace ignored. Returns a NUL-terminated malloc'd string or NULL. */
-static char *base64_decode(const char *in, size_t *outlen)
-{
-	size_t n = strlen(in);
-	char *out = malloc(n / 4 * 3 + 4);
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	size_t o = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-		int v;
-
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			goto bad;   /* data after padding */
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else
-			goto bad;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	if (pad > 2 || bits >= 6 || o == 0)
-		goto bad;
-	out[o] = '\0';
-	if (outlen)
-		*outlen = o;
-	return out;
-bad:
-	free(out);
-	return NULL;
 }
 
 /* ---------- kubeconfig ---------- */
@@ -188,7 +136,7 @@ static int kc_data(const kc *c, const json_t *obj, const char *where, const char
 	*out = NULL;
 	if (rc || !s)
 		return rc;
-	*out = base64_decode(s, NULL);
+	*out = pl_base64_decode_relaxed(s, NULL);
 	if (!*out) {
 		seterr(c->err, c->errlen, "kubeconfig %s: %s.%s: not valid base64", c->path, where, key);
 		return -EINVAL;

@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/ca.h"
+#include "pki/x509.h"
 
 enum { LEAF_BC, LEAF_KU, LEAF_EKU, LEAF_AKID, LEAF_NEXT };
 
@@ -205,33 +206,6 @@ static bool rand_serial(X509 *x)
 static bool set_times(X509 *x, int64_t nb, int64_t na)
 {
 	return ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) && ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na);
-}
-
-/* The single spiffe:// URI SAN of cert; 1 found, 0 none, -1 several or too long for out. */
-static int cert_spiffe_id(X509 *cert, char *out, size_t outlen)
-{
-	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	int found = 0;
-
-	if (!names)
-		return 0;
-	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
-		const GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
-		if (n->type != GEN_URI)
-			continue;
-		const unsigned char *s = ASN1_STRING_get0_data(n->d.uniformResourceIdentifier);
-		int len = ASN1_STRING_length(n->d.uniformResourceIdentifier);
-		if (len < 9 || strncmp((const char *)s, "spiffe://", 9) != 0)
-			continue;
-		if (found++ || (size_t)len >= outlen || memchr(s, '\0', (size_t)len)) {
-			found = -1;
-			break;
-		}
-		memcpy(out, s, (size_t)len);
-		out[len] = '\0';
-	}
-	GENERAL_NAMES_free(names);
-	return found;
 }
 
 /* ---------- SPIFFE IDs ---------- */
@@ -820,7 +794,7 @@ int pl_cert_times(const char *cert_pem, size_t cert_len, int64_t *not_before, in
 		return -EINVAL;
 	*not_before = asn1_unix(X509_get0_notBefore(x));
 	*not_after = asn1_unix(X509_get0_notAfter(x));
-	if (spiffe_id && idlen && cert_spiffe_id(x, spiffe_id, idlen) != 1)
+	if (spiffe_id && idlen && pl_x509_spiffe_id(x, spiffe_id, idlen) != 1)
 		spiffe_id[0] = '\0';
 	X509_free(x);
 	ERR_clear_error();

@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/tls.h"
+#include "pki/x509.h"
 
 struct pl_tls_creds {
 	int refs;
@@ -38,8 +39,7 @@ static void err_fmt(char *err, size_t errlen, const char *what)
 	snprintf(err, errlen, "%s%s%s", what, e ? ": " : "", lib);
 }
 
-/* The single spiffe:// URI SAN of cert; 1 found, 0 none, -1 several. */
-static int cert_spiffe_id(X509 *cert, char *out, size_t outlen)
+int pl_x509_spiffe_id(X509 *cert, char *out, size_t outlen)
 {
 	GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	int found = 0;
@@ -184,7 +184,7 @@ pl_tls_creds *pl_tls_creds_load(const char *crt, size_t crtlen, const char *key,
 		snprintf(err, errlen, "tls.crt: certificate not valid for another %lld s", (long long)(nb - now_unix));
 		goto out;
 	}
-	int nid = cert_spiffe_id(leaf, id, sizeof(id));
+	int nid = pl_x509_spiffe_id(leaf, id, sizeof(id));
 	if (nid != 1) {
 		snprintf(err, errlen, "tls.crt: %s", nid == 0 ? "no spiffe:// URI SAN" : "more than one spiffe:// URI SAN");
 		goto out;
@@ -375,7 +375,7 @@ bool pl_tls_peer_spiffe_id(const pl_tls *t, char *out, size_t outlen)
 {
 	X509 *peer = SSL_get0_peer_certificate(t->ssl);
 
-	return peer && cert_spiffe_id(peer, out, outlen) == 1;
+	return peer && pl_x509_spiffe_id(peer, out, outlen) == 1;
 }
 
 const char *pl_tls_version(const pl_tls *t) { return SSL_get_version(t->ssl); }

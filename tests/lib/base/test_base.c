@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "base/base64.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/duration.h"
@@ -665,6 +666,42 @@ static void test_hmap_delete(void **state)
 	assert_null(pl_hmap_del(&m, "k1", NULL));
 }
 
+
+static void test_base64(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char *e = pl_base64_encode("ABCD\xff", 5);
+	assert_string_equal(e, "QUJDRP8=");
+	char *d = pl_base64_decode(e, &n);
+	assert_int_equal(n, 5);
+	assert_memory_equal(d, "ABCD\xff", 5);
+	free(d);
+	free(e);
+	/* Strict: whole quads, padding only at the end, the alphabet only. */
+	assert_null(pl_base64_decode("QUJ", NULL));
+	assert_null(pl_base64_decode("QQ==QUJD", NULL));
+	assert_null(pl_base64_decode("QU=D", NULL));
+	assert_null(pl_base64_decode("QUJ*", NULL));
+	assert_null(pl_base64_decode("QUJD\n", NULL));
+	d = pl_base64_decode("", &n);
+	assert_int_equal(n, 0);
+	free(d);
+	/* Relaxed (kubeconfig): whitespace and missing padding are fine, the rest is not. */
+	d = pl_base64_decode_relaxed(" QU\nJD\tRA ", &n);
+	assert_int_equal(n, 4);
+	assert_memory_equal(d, "ABCD", 4);
+	free(d);
+	d = pl_base64_decode_relaxed("QUJD=", &n);
+	assert_int_equal(n, 3);
+	free(d);
+	assert_null(pl_base64_decode_relaxed("QQ==QQ", NULL));
+	assert_null(pl_base64_decode_relaxed("QQ===", NULL));
+	assert_null(pl_base64_decode_relaxed("Q", NULL));
+	assert_null(pl_base64_decode_relaxed("", NULL));
+	assert_null(pl_base64_decode_relaxed("not*base64", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -686,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_hmap_basic),
 		cmocka_unit_test(test_hmap_many),
 		cmocka_unit_test(test_hmap_delete),
+		cmocka_unit_test(test_base64),
 	};
 	return cmocka_run_group_tests(tests, 0, NULL);
 }

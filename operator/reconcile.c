@@ -83,6 +83,32 @@ static bool current(const json_t *existing, const char *hash, const json_t *pod)
 	return true;
 }
 
+/*
+ * ConfigMap ns/name holding doc (pretty JSON) under key, owned by pod when given, with
+ * doc's "hash" as the content-hash annotation: applied only when that hash (or the owner)
+ * differs from what is stored. 1 written, 0 already current, -errno.
+ */
+static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const json_t *doc,
+			   const char *key, uint64_t *written)
+{
+	const char *hash = pl_json_get_str(doc, "hash");
+	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, name);
+	bool same = current(existing, hash, pod);
+	json_decref(existing);
+	if (same)
+		return 0;
+	char *text = pl_json_dump_pretty(doc);
+	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
+			       owned_meta(ns, name, pod, hash), "data", key, text);
+	free(text);
+	int rc = apply(o, k, "configmaps", ns, name, cm);
+	json_decref(cm);
+	if (rc < 0)
+		return rc;
+	count(o, written);
+	return 1;
+}
+
 /* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
 static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t ttl_s, int64_t renew_before_s,
 			int64_t *renew_at)
@@ -200,23 +226,13 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 	op_snapshot *snap = op_snapshot_get(o);
 	json_t *cfg = pl_render_pod(snap->ix, obj.u.pod);
 	op_snapshot_put(o, snap);
-	const char *hash = pl_json_get_str(cfg, "hash");
 	char cmname[128];
 	snprintf(cmname, sizeof(cmname), "pillion-%s", obj.u.pod->id);
-	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, cmname);
-	if (!current(existing, hash, pod)) {
-		char *text = pl_json_dump_pretty(cfg);
-		json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
-				       owned_meta(ns, cmname, pod, hash), "data", "proxy.json", text);
-		free(text);
-		rc = apply(o, k, "configmaps", ns, cmname, cm);
-		json_decref(cm);
-		if (rc == 0) {
-			count(o, &o->m.configmaps_written);
-			log_info("config for pod %s/%s written to %s (%s)", ns, name, cmname, hash);
-		}
-	}
-	json_decref(existing);
+	rc = write_configmap(o, k, ns, cmname, pod, cfg, "proxy.json", &o->m.configmaps_written);
+	if (rc == 1)
+		log_info("config for pod %s/%s written to %s (%s)", ns, name, cmname, pl_json_get_str(cfg, "hash"));
+	if (rc >= 0)
+		rc = 0;
 	if (rc == 0)
 		rc = reconcile_secret(o, k, pod, ns, obj.u.pod->id, cfg, requeue_s);
 	json_decref(cfg);
@@ -253,21 +269,9 @@ static int reconcile_mesh(op *o, pl_kube *k)
 	while ((sl = pl_hmap_next(&meshed, &iter))) {
 		const char *ns = sl->key;
 		json_t *dir = pl_render_mesh(snap->ix, pods, n, ns);
-		const char *hash = pl_json_get_str(dir, "hash");
-		json_t *existing = store_get(o, ST_CONFIGMAPS, ns, OP_MESH_CONFIGMAP);
-		if (!current(existing, hash, NULL)) {
-			char *text = pl_json_dump_pretty(dir);
-			json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
-					       owned_meta(ns, OP_MESH_CONFIGMAP, NULL, hash), "data", "mesh.json", text);
-			free(text);
-			int r = apply(o, k, "configmaps", ns, OP_MESH_CONFIGMAP, cm);
-			json_decref(cm);
-			if (r < 0)
-				rc = r;
-			else
-				count(o, &o->m.mesh_written);
-		}
-		json_decref(existing);
+		int r = write_configmap(o, k, ns, OP_MESH_CONFIGMAP, NULL, dir, "mesh.json", &o->m.mesh_written);
+		if (r < 0)
+			rc = r;
 		json_decref(dir);
 	}
 	op_snapshot_put(o, snap);

@@ -91,14 +91,12 @@ static void plaintext(px_conn *c)
 void px_inbound_detect(px_conn *c, uint32_t ev)
 {
 	proxy *px = c->px;
-	unsigned char *buf = malloc(PEEK_MAX);
+	/* On the stack: this runs for every new inbound connection, once or twice. */
+	unsigned char buf[PEEK_MAX];
 	size_t need;
 
-	if (!buf)
-		abort();
 	ssize_t n = recv(c->down.fd, buf, PEEK_MAX, MSG_PEEK);
 	if (n <= 0) {
-		free(buf);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		/* Closed or reset before saying anything. */
@@ -106,7 +104,6 @@ void px_inbound_detect(px_conn *c, uint32_t ev)
 		return;
 	}
 	enum px_detect d = px_detect(buf, (size_t)n, &need);
-	free(buf);
 	switch (d) {
 	case PX_DETECT_MORE: {
 		/* The client stopped sending before the record was whole: no more bytes will come. */

@@ -68,53 +68,56 @@ static void errors_str(const pl_errors *errs, char *out, size_t outlen)
 }
 
 /* Parses and validates a config; NULL with err set when refused. */
-static px_config *config_parse(const pl_buf *b, char *err, size_t errlen)
+/* Exactly one JSON document from b (a new reference), or NULL with the reason in err. */
+static json_t *one_json(const pl_buf *b, char *err, size_t errlen)
 {
 	pl_docs docs = {0};
-	px_config *c;
-	pl_errors errs = {0};
+	json_t *root = NULL;
 
-	if (pl_json_load(b->data ? b->data : "", b->len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
+	if (pl_json_load(b->data ? b->data : "", b->len, &docs) < 0 || docs.n != 1 || !docs.v[0].root)
 		snprintf(err, errlen, "%s", docs.failed ? docs.error : "not one JSON document");
-		pl_docs_free(&docs);
+	else
+		root = json_incref(docs.v[0].root);
+	pl_docs_free(&docs);
+	return root;
+}
+
+static px_config *config_parse(const pl_buf *b, char *err, size_t errlen)
+{
+	pl_errors errs = {0};
+	json_t *root = one_json(b, err, errlen);
+
+	if (!root)
 		return NULL;
-	}
-	c = calloc(1, sizeof(*c));
+	px_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		abort();
 	pl_arena_init(&c->arena);
-	if (!pl_proxy_config_decode(&c->arena, docs.v[0].root, &c->cfg, &errs)) {
+	c->doc = root;
+	if (!pl_proxy_config_decode(&c->arena, root, &c->cfg, &errs)) {
 		errors_str(&errs, err, errlen);
-		pl_docs_free(&docs);
 		config_free(c);
 		return NULL;
 	}
-	c->doc = json_incref(docs.v[0].root);
-	pl_docs_free(&docs);
 	return c;
 }
 
 static px_mesh *mesh_parse(const pl_buf *b, char *err, size_t errlen)
 {
-	pl_docs docs = {0};
-	px_mesh *m;
 	pl_errors errs = {0};
+	json_t *root = one_json(b, err, errlen);
 
-	if (pl_json_load(b->data ? b->data : "", b->len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
-		snprintf(err, errlen, "%s", docs.failed ? docs.error : "not one JSON document");
-		pl_docs_free(&docs);
+	if (!root)
 		return NULL;
-	}
-	m = calloc(1, sizeof(*m));
+	px_mesh *m = calloc(1, sizeof(*m));
 	if (!m)
 		abort();
 	m->refs = 1;
 	pl_arena_init(&m->arena);
-	bool ok = pl_mesh_dir_decode(&m->arena, docs.v[0].root, &m->dir, &errs);
-	if (!ok)
-		errors_str(&errs, err, errlen);
-	pl_docs_free(&docs);
+	bool ok = pl_mesh_dir_decode(&m->arena, root, &m->dir, &errs);
+	json_decref(root);
 	if (!ok) {
+		errors_str(&errs, err, errlen);
 		px_mesh_unref(m);
 		return NULL;
 	}
@@ -151,26 +154,39 @@ static void outcome(proxy *px, int which, const char *hash, const char *err)
 	log_info("%s loaded (%s)", f->what, hash);
 }
 
+/* A file that cannot be read (not projected yet) is not a new bad version: said once. */
+static void file_missing(proxy *px, int which, const char *err)
+{
+	px_file *f = &px->files[which];
+
+	if (strcmp(f->seen, "missing") != 0)
+		log_warnx("%s: %s", f->what, err);
+	snprintf(f->seen, sizeof(f->seen), "missing");
+}
+
+/* Reads path into b; true when its bytes differ from the last ones tried (their hash in hash). */
+static bool read_changed(proxy *px, int which, const char *path, size_t max, pl_buf *b, char hash[80])
+{
+	char err[512];
+
+	if (read_file(path, b, max, err, sizeof(err)) < 0) {
+		file_missing(px, which, err);
+		return false;
+	}
+	hash_bytes(b, hash);
+	return strcmp(hash, px->files[which].seen) != 0;
+}
+
 static void reload_config(proxy *px)
 {
 	pl_buf b = PL_BUF_INIT;
 	char err[512], hash[80];
 
-	if (read_file(px->set.config_path, &b, CONFIG_MAX, err, sizeof(err)) < 0) {
-		/* A missing file (not yet projected) is not a new bad version; say it once. */
-		if (strcmp(px->files[F_CONFIG].seen, "missing") != 0)
-			log_warnx("config: %s", err);
-		snprintf(px->files[F_CONFIG].seen, sizeof(px->files[F_CONFIG].seen), "missing");
-		pl_buf_free(&b);
-		return;
-	}
-	hash_bytes(&b, hash);
-	if (strcmp(hash, px->files[F_CONFIG].seen) == 0) {
-		pl_buf_free(&b);
-		return;
-	}
-	px_config *c = config_parse(&b, err, sizeof(err));
+	bool changed = read_changed(px, F_CONFIG, px->set.config_path, CONFIG_MAX, &b, hash);
+	px_config *c = changed ? config_parse(&b, err, sizeof(err)) : NULL;
 	pl_buf_free(&b);
+	if (!changed)
+		return;
 	if (!c) {
 		outcome(px, F_CONFIG, hash, err);
 		return;
@@ -191,20 +207,11 @@ static void reload_mesh(proxy *px)
 
 	if (!px->set.mesh_path)
 		return;
-	if (read_file(px->set.mesh_path, &b, MESH_MAX, err, sizeof(err)) < 0) {
-		if (strcmp(px->files[F_MESH].seen, "missing") != 0)
-			log_warnx("mesh: %s", err);
-		snprintf(px->files[F_MESH].seen, sizeof(px->files[F_MESH].seen), "missing");
-		pl_buf_free(&b);
-		return;
-	}
-	hash_bytes(&b, hash);
-	if (strcmp(hash, px->files[F_MESH].seen) == 0) {
-		pl_buf_free(&b);
-		return;
-	}
-	px_mesh *m = mesh_parse(&b, err, sizeof(err));
+	bool changed = read_changed(px, F_MESH, px->set.mesh_path, MESH_MAX, &b, hash);
+	px_mesh *m = changed ? mesh_parse(&b, err, sizeof(err)) : NULL;
 	pl_buf_free(&b);
+	if (!changed)
+		return;
 	if (!m) {
 		outcome(px, F_MESH, hash, err);
 		return;
@@ -224,9 +231,7 @@ static void reload_tls(proxy *px)
 	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", px->set.tls_dir, names[i]);
 		if (read_file(path, bufs[i], TLS_MAX, err, sizeof(err)) < 0) {
-			if (strcmp(px->files[F_TLS].seen, "missing") != 0)
-				log_warnx("tls: %s", err);
-			snprintf(px->files[F_TLS].seen, sizeof(px->files[F_TLS].seen), "missing");
+			file_missing(px, F_TLS, err);
 			goto out;
 		}
 		pl_buf_append(&all, bufs[i]->data ? bufs[i]->data : "", bufs[i]->len);
@@ -419,17 +424,12 @@ static json_t *check_load(const char *path)
 {
 	pl_buf b = PL_BUF_INIT;
 	char err[1024];
-	pl_docs docs = {0};
 	json_t *root = NULL;
 
-	if (read_file(path, &b, MESH_MAX, err, sizeof(err)) < 0) {
+	if (read_file(path, &b, MESH_MAX, err, sizeof(err)) < 0)
 		printf("%s\n", err);
-	} else if (pl_json_load(b.data ? b.data : "", b.len, &docs) < 0 || docs.n != 1 || !docs.v[0].root) {
-		printf("%s: %s\n", path, docs.failed ? docs.error : "not one JSON document");
-	} else {
-		root = json_incref(docs.v[0].root);
-	}
-	pl_docs_free(&docs);
+	else if (!(root = one_json(&b, err, sizeof(err))))
+		printf("%s: %s\n", path, err);
 	pl_buf_free(&b);
 	return root;
 }

@@ -189,21 +189,12 @@ static void heap_push(pl_wq *q, int64_t when, const char *key)
 			abort();
 	}
 	q->heap[q->nheap++] = (delayed){when, xstrdup(key)};
-	/* Rebuild order by a simple sift: the heap is small (keys waiting to retry). */
-	for (size_t i = q->nheap - 1; i > 0;) {
-		size_t p = (i - 1) / 2;
-		if (q->heap[p].when <= q->heap[i].when)
-			break;
-		delayed t = q->heap[p];
-		q->heap[p] = q->heap[i];
-		q->heap[i] = t;
-		i = p;
-	}
+	/* The caller restores the order with heapify (a replaced entry may sit anywhere). */
 }
 
 static void heapify(pl_wq *q)
 {
-	/* After an arbitrary removal in heap_push: restore the heap property from scratch. */
+	/* After an append or an arbitrary removal: restore the heap property from scratch. */
 	for (size_t k = q->nheap / 2 + 1; k-- > 0;) {
 		size_t i = k;
 		for (;;) {

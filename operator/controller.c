@@ -287,6 +287,9 @@ static void *worker(void *arg)
 		else
 			o->m.reconciles_err++;
 		o->m.reconcile_ns_total += (uint64_t)dt;
+		for (int i = 0; i < OP_RECONCILE_BUCKETS; i++)
+			if ((double)dt <= op_reconcile_bounds[i] * 1e9)
+				o->m.reconcile_le[i]++;
 		pthread_mutex_unlock(&o->mu);
 		if (rc < 0) {
 			log_warnx("reconcile %s: %s; retrying with backoff (%d failures)", key, strerror(-rc),

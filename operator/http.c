@@ -16,18 +16,62 @@
 static const char *store_names[ST__N] = {"pods", "services", "namespaces", "trafficpolicies", "meshidentities",
 					 "configmaps", "secrets"};
 
+const double op_reconcile_bounds[OP_RECONCILE_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+void op_api_observe(void *ctx, const char *verb, long code, double seconds)
+{
+	op *o = ctx;
+	int i;
+
+	pthread_mutex_lock(&o->mu);
+	for (i = 0; i < o->napi; i++)
+		if (o->api[i].code == code && strcmp(o->api[i].verb, verb) == 0)
+			break;
+	if (i == o->napi && o->napi < OP_API_SERIES) {
+		snprintf(o->api[i].verb, sizeof(o->api[i].verb), "%s", verb);
+		o->api[i].code = code;
+		o->napi++;
+	}
+	if (i < o->napi) {
+		o->api[i].n++;
+		o->api[i].seconds += seconds;
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
 static void metrics(op *o, pl_buf *b)
 {
 	op_metrics m;
+	op_api_series api[OP_API_SERIES];
+	int napi;
 
 	pthread_mutex_lock(&o->mu);
 	m = o->m;
+	napi = o->napi;
+	memcpy(api, o->api, sizeof(api[0]) * (size_t)napi);
 	pthread_mutex_unlock(&o->mu);
+	pl_buf_printf(b, "# HELP pillion_operator_api_requests_total Kubernetes API requests (each attempt) by verb and HTTP code (0: no answer).\n"
+		      "# TYPE pillion_operator_api_requests_total counter\n");
+	for (int i = 0; i < napi; i++)
+		pl_buf_printf(b, "pillion_operator_api_requests_total{verb=\"%s\",code=\"%ld\"} %llu\n", api[i].verb, api[i].code,
+			      (unsigned long long)api[i].n);
+	pl_buf_printf(b, "# HELP pillion_operator_api_request_seconds_total Time spent in Kubernetes API requests (a watch counts until it ends).\n"
+		      "# TYPE pillion_operator_api_request_seconds_total counter\n");
+	for (int i = 0; i < napi; i++)
+		pl_buf_printf(b, "pillion_operator_api_request_seconds_total{verb=\"%s\",code=\"%ld\"} %.6f\n", api[i].verb,
+			      api[i].code, api[i].seconds);
 	pl_buf_printf(b, "# HELP pillion_operator_reconciles_total Reconciles by result.\n# TYPE pillion_operator_reconciles_total counter\n");
 	pl_buf_printf(b, "pillion_operator_reconciles_total{result=\"ok\"} %llu\n", (unsigned long long)m.reconciles_ok);
 	pl_buf_printf(b, "pillion_operator_reconciles_total{result=\"error\"} %llu\n", (unsigned long long)m.reconciles_err);
-	pl_buf_printf(b, "# HELP pillion_operator_reconcile_seconds_total Time spent reconciling.\n# TYPE pillion_operator_reconcile_seconds_total counter\n");
-	pl_buf_printf(b, "pillion_operator_reconcile_seconds_total %.6f\n", (double)m.reconcile_ns_total / 1e9);
+	pl_buf_printf(b, "# HELP pillion_operator_reconcile_duration_seconds Time per reconcile.\n# TYPE pillion_operator_reconcile_duration_seconds histogram\n");
+	for (int i = 0; i < OP_RECONCILE_BUCKETS; i++)
+		pl_buf_printf(b, "pillion_operator_reconcile_duration_seconds_bucket{le=\"%g\"} %llu\n", op_reconcile_bounds[i],
+			      (unsigned long long)m.reconcile_le[i]);
+	pl_buf_printf(b, "pillion_operator_reconcile_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+		      (unsigned long long)(m.reconciles_ok + m.reconciles_err));
+	pl_buf_printf(b, "pillion_operator_reconcile_duration_seconds_sum %.6f\n", (double)m.reconcile_ns_total / 1e9);
+	pl_buf_printf(b, "pillion_operator_reconcile_duration_seconds_count %llu\n",
+		      (unsigned long long)(m.reconciles_ok + m.reconciles_err));
 	pl_buf_printf(b, "# HELP pillion_operator_queue_depth Keys waiting (ready and delayed).\n# TYPE pillion_operator_queue_depth gauge\n");
 	pl_buf_printf(b, "pillion_operator_queue_depth{state=\"ready\"} %zu\n", pl_wq_len(o->q));
 	pl_buf_printf(b, "pillion_operator_queue_depth{state=\"delayed\"} %zu\n", pl_wq_delayed(o->q));
@@ -67,8 +111,11 @@ static void serve(op *o, int fd)
 	if (strcmp(path, "/healthz") == 0) {
 		pl_buf_puts(&body, "ok\n");
 	} else if (strcmp(path, "/readyz") == 0) {
-		code = o->ready ? 200 : 503;
-		pl_buf_puts(&body, o->ready ? "ready\n" : "caches syncing or waiting for the lease\n");
+		/* A standby with warm caches is ready (a rollout can finish); the leader once its CA is loaded. */
+		bool ok = o->synced && (o->ready || !o->leader);
+		code = ok ? 200 : 503;
+		pl_buf_puts(&body, !o->synced ? "caches syncing\n" : !ok ? "loading the mesh CA\n" :
+			    o->ready ? "ready: leader\n" : "ready: standby\n");
 	} else if (strcmp(path, "/metrics") == 0) {
 		metrics(o, &body);
 	} else {

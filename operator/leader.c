@@ -100,9 +100,11 @@ static void *renew_loop(void *arg)
 
 	while (!o->stop) {
 		sleep((unsigned)o->set.retry_period_s);
+		if (o->stop)
+			break;
 		bool mine = false;
 		int rc = try_acquire(o, k, &mine);
-		for (int again = 0; rc == -ESTALE && again < 3; again++)
+		for (int again = 0; rc == -ESTALE && again < 3 && !o->stop; again++)
 			rc = try_acquire(o, k, &mine);
 		if (rc == 1) {
 			last_ok = time(NULL);
@@ -148,4 +150,39 @@ int op_leader_acquire(op *o)
 	}
 	pl_kube_free(k);
 	return -ECANCELED;
+}
+
+/* On a clean stop, hand the lease back (holder cleared, 1 s duration) so a standby takes over at
+ * once instead of after leaseDurationSeconds, as client-go's ReleaseOnCancel does. */
+void op_leader_release(op *o)
+{
+	char path[600], now[40];
+	double tnow;
+	pl_kube_status st;
+	json_t *lease = NULL;
+	pl_kube *k;
+
+	if (!o->leader || !(k = pl_kube_new(&o->kcfg, 5, 10)))
+		return;
+	pl_kube_set_retry(k, 1, 2000);
+	pl_kube_path(path, sizeof(path), "coordination.k8s.io", "v1", o->set.namespace, "leases", o->set.lease_name, NULL);
+	micro_now(now, &tnow);
+	if (pl_kube_get(k, path, &lease, &st) == 0) {
+		json_t *spec = json_object_get(lease, "spec");
+		const char *holder = pl_json_get_str(spec, "holderIdentity");
+		if (holder && strcmp(holder, o->set.identity) == 0) {
+			json_object_set_new(spec, "holderIdentity", json_string(""));
+			json_object_set_new(spec, "leaseDurationSeconds", json_integer(1));
+			json_object_set_new(spec, "renewTime", json_string(now));
+			char *body = pl_json_dump_canonical(lease);
+			if (pl_kube_request(k, "PUT", path, "application/json", body, strlen(body), NULL, &st) == 0)
+				log_info("leader election: released the lease %s/%s", o->set.namespace, o->set.lease_name);
+			else
+				log_warnx("leader election: releasing the lease: HTTP %ld %s", st.http, st.message);
+			free(body);
+		}
+	}
+	json_decref(lease);
+	o->leader = false;
+	pl_kube_free(k);
 }

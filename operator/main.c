@@ -208,6 +208,10 @@ int main(int argc, char **argv)
 		log_errorx("Kubernetes configuration: %s", err);
 		return 1;
 	}
+	/* Every client (workers, reflectors, the lease) copies kcfg: its User-Agent and the metrics observer. */
+	O.kcfg.user_agent = strdup("pillion-operator/0.1");
+	O.kcfg.observer = op_api_observe;
+	O.kcfg.observer_ctx = &O;
 	log_info("pillion-operator %s: API server %s (%s), control-plane namespace %s", s->identity, O.kcfg.server,
 		 O.kcfg.source, s->namespace);
 	if (op_http_start(&O) < 0)
@@ -220,6 +224,7 @@ int main(int argc, char **argv)
 		struct timespec ts = {0, 100000000};
 		nanosleep(&ts, NULL);
 	}
+	O.synced = true;
 	if (!O.stop && s->leader_elect && op_leader_acquire(&O) < 0)
 		return O.stop ? 0 : 1;
 	if (O.stop)
@@ -241,6 +246,7 @@ int main(int argc, char **argv)
 	log_info("caches synced and CA loaded: reconciling");
 	op_enqueue_all(&O);
 	op_run_workers(&O);
+	op_leader_release(&O);
 	op_stop_caches(&O);
 	log_info("pillion-operator stopped");
 	return 0;

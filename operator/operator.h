@@ -46,11 +46,24 @@ typedef struct op_snapshot {
 	json_t *held;   /* the objects decoded: the model borrows some of their strings */
 } op_snapshot;
 
+#define OP_RECONCILE_BUCKETS 10
+
 typedef struct op_metrics {
 	uint64_t reconciles_ok, reconciles_err, reconcile_ns_total;
+	uint64_t reconcile_le[OP_RECONCILE_BUCKETS]; /* reconciles that took <= op_reconcile_bounds[i] */
 	uint64_t configmaps_written, secrets_written, mesh_written, status_written;
 	uint64_t certificates_issued;
 } op_metrics;
+
+#define OP_API_SERIES 64
+
+/* API requests by verb and HTTP code (0: no response), as the kube client reports them. */
+typedef struct op_api_series {
+	char verb[12];
+	long code;
+	uint64_t n;
+	double seconds;
+} op_api_series;
 
 typedef struct op {
 	op_settings set;
@@ -64,9 +77,12 @@ typedef struct op {
 	op_snapshot *snap;
 	bool snap_dirty;
 	op_metrics m;
+	op_api_series api[OP_API_SERIES];
+	int napi;
 	volatile bool stop;
 	volatile bool leader;
-	volatile bool ready;
+	volatile bool ready;        /* the leader's CA is loaded: it reconciles */
+	volatile bool synced;       /* caches synced: /readyz answers 200 on a standby too, as controller-runtime's does */
 } op;
 
 /* controller.c: caches, event handlers (object change -> keys), workers. */
@@ -87,8 +103,11 @@ int op_ca_bootstrap(op *o, pl_kube *k);
 
 /* leader.c: a coordination.k8s.io/v1 Lease. Blocks until acquired (or o->stop); then renews in a thread and ends the process when the lease is lost. */
 int op_leader_acquire(op *o);
+void op_leader_release(op *o); /* on SIGTERM: a standby need not wait for expiry */
 
 /* http.c: /healthz, /readyz, /metrics. */
+extern const double op_reconcile_bounds[OP_RECONCILE_BUCKETS];
+void op_api_observe(void *ctx, const char *verb, long code, double seconds); /* a pl_kube_observer */
 int op_http_start(op *o);
 
 #endif

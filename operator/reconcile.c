@@ -45,9 +45,10 @@ static json_t *owned_meta(const char *ns, const char *name, const json_t *pod, c
 	if (pod) {
 		json_object_set_new(json_object_get(md, "labels"), "pillion.dev/pod", json_string(meta_str(pod, "name")));
 		json_object_set_new(md, "ownerReferences",
-				    json_pack("[{sssssssssbsb}]", "apiVersion", "v1", "kind", "Pod", "name", meta_str(pod, "name"),
-					      "uid", meta_str(pod, "uid") ? meta_str(pod, "uid") : "", "controller", 1,
-					      "blockOwnerDeletion", 1));
+				    /* No blockOwnerDeletion: it would need update on pods/finalizers where
+				     * OwnerReferencesPermissionEnforcement runs, and nothing waits on these. */
+				    json_pack("[{sssssssssb}]", "apiVersion", "v1", "kind", "Pod", "name", meta_str(pod, "name"),
+					      "uid", meta_str(pod, "uid") ? meta_str(pod, "uid") : "", "controller", 1));
 	}
 	if (hash)
 		json_object_set_new(md, "annotations", json_pack("{ss}", OP_HASH_ANNOTATION, hash));

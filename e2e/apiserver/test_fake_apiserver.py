@@ -873,6 +873,38 @@ class FakeApiServerTest(unittest.TestCase):
         self.assertEqual(counts["byResource"]["create configmaps"], 3)
         self.assertEqual(counts["byPath"]["GET " + base], 4)
 
+    def test_request_counts_by_agent(self):
+        ns = self.ns()
+        c = self.c
+        base = "/api/v1/namespaces/%s/configmaps" % ns
+        op = {"User-Agent": "pillion-operator/0.1"}
+        c.ok("DELETE", "/_fake/requests")
+        c.ok("POST", base, cm("a1"))
+        # Only watch, fieldSelector and force stay in the key: they change how kube-apiserver authorizes it.
+        self.assertEqual(c.req("GET", base + "?limit=5&labelSelector=app%3Dweb", headers=op)[0], 200)
+        self.assertEqual(c.req("GET", base + "?limit=5", headers=op)[0], 200)
+        self.assertEqual(c.req("GET", base + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=1", headers=op)[0], 200)
+        self.assertEqual(c.req("GET", base + "?fieldSelector=metadata.name%3Da1&limit=1", headers=op)[0], 200)
+        code, _, o = c.req("PATCH", base + "/a2?fieldManager=pillion-operator&force=true",
+                           "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a2}\n",
+                           ctype="application/apply-patch+yaml", headers=op)
+        self.assertEqual(code, 201, o)
+        self.assertEqual(c.req("DELETE", base + "/a2", headers=op)[0], 200)
+        self.assertEqual(c.req("GET", base + "/a1", headers={"User-Agent": ""})[0], 200)
+        counts = c.ok("GET", "/_fake/requests")
+        self.assertEqual(counts["byAgent"], {
+            "selftest/1.0": {"POST " + base: 1},
+            "pillion-operator/0.1": {"GET " + base: 2, "GET " + base + "?watch=1": 1,
+                                     "GET " + base + "?fieldSelector=metadata.name%3Da1": 1,
+                                     "PATCH " + base + "/a2?force=true": 1, "DELETE " + base + "/a2": 1},
+            "unknown": {"GET " + base + "/a1": 1}})
+        # the other fields are as before
+        self.assertEqual(counts["total"], 8)
+        self.assertEqual(counts["byVerb"], {"create": 1, "list": 3, "watch": 1, "patch": 1, "delete": 1, "get": 1})
+        self.assertEqual(counts["byPath"]["GET " + base], 4)
+        c.ok("DELETE", "/_fake/requests")
+        self.assertEqual(c.ok("GET", "/_fake/requests")["byAgent"], {})
+
     # ------------------------------------------------------------------ garbage collection
 
     def test_garbage_collection_and_namespace_deletion(self):

@@ -91,6 +91,8 @@ pl_kube *pl_kube_new(const pl_kube_config *cfg, double qps, int burst)
 		pl_kube_free(k);
 		return NULL;
 	}
+	k->obs = k->cfg.observer;
+	k->obs_ctx = k->cfg.observer_ctx;
 	k->qps = qps > 0 ? qps : PL_KUBE_DEFAULT_QPS;
 	k->burst = burst > 0 ? burst : PL_KUBE_DEFAULT_BURST;
 	k->tokens = k->burst;
@@ -450,7 +452,7 @@ static int attempt(pl_kube *k, const kube_call *c, xfer *x, pl_kube_status *st)
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "pillion/0.1");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, k->cfg.user_agent ? k->cfg.user_agent : PL_KUBE_USER_AGENT);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

@@ -29,6 +29,7 @@ void pl_kube_config_free(pl_kube_config *cfg)
 	free(cfg->key_pem);
 	free(cfg->namespace);
 	free(cfg->source);
+	free(cfg->user_agent);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -45,12 +46,14 @@ int pl_kube_config_copy(pl_kube_config *dst, const pl_kube_config *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->insecure = src->insecure;
+	dst->observer = src->observer;
+	dst->observer_ctx = src->observer_ctx;
 	if (dup_field(&dst->server, src->server) || dup_field(&dst->ca_file, src->ca_file) ||
 	    dup_field(&dst->ca_pem, src->ca_pem) || dup_field(&dst->token, src->token) ||
 	    dup_field(&dst->token_file, src->token_file) || dup_field(&dst->cert_file, src->cert_file) ||
 	    dup_field(&dst->cert_pem, src->cert_pem) || dup_field(&dst->key_file, src->key_file) ||
 	    dup_field(&dst->key_pem, src->key_pem) || dup_field(&dst->namespace, src->namespace) ||
-	    dup_field(&dst->source, src->source)) {
+	    dup_field(&dst->source, src->source) || dup_field(&dst->user_agent, src->user_agent)) {
 		pl_kube_config_free(dst);
 		return -ENOMEM;
 	}

@@ -11,6 +11,9 @@
  * when absent) and released by pl_kube_config_free(). PEM fields hold decoded bytes
  * (the kubeconfig's *-data fields are base64 of PEM); file fields are absolute paths.
  */
+/* Told about every HTTP attempt (for metrics): verb (GET, LIST, WATCH, PATCH, ...), code (0: no response), seconds. */
+typedef void (*pl_kube_observer)(void *ctx, const char *verb, long code, double seconds);
+
 typedef struct pl_kube_config {
 	char *server;      /* "https://host:port" (no trailing slash) */
 	char *ca_file;     /* PEM bundle to verify the server, or NULL */
@@ -24,6 +27,10 @@ typedef struct pl_kube_config {
 	bool insecure;     /* insecure-skip-tls-verify: only when the kubeconfig says so */
 	char *namespace;   /* the context's (or service account's) namespace; "default" otherwise */
 	char *source;      /* "in-cluster" or the kubeconfig path, for messages */
+	char *user_agent;  /* the User-Agent header (audit logs, API priority and fairness); NULL: PL_KUBE_USER_AGENT.
+			    * Never read from a kubeconfig: the program sets it after loading. */
+	pl_kube_observer observer; /* copied into every client made from this config (pl_kube_set_observer overrides) */
+	void *observer_ctx;
 } pl_kube_config;
 
 /*
@@ -57,7 +64,5 @@ typedef struct pl_kube_clock {
 	void *ctx;
 } pl_kube_clock;
 
-/* Told about every HTTP attempt (for metrics): verb (GET, LIST, WATCH, PATCH, ...), code (0: no response), seconds. */
-typedef void (*pl_kube_observer)(void *ctx, const char *verb, long code, double seconds);
 
 #endif

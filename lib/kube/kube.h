@@ -11,6 +11,7 @@
 #define PL_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define PL_KUBE_DEFAULT_QPS 20.0
 #define PL_KUBE_DEFAULT_BURST 30
+#define PL_KUBE_USER_AGENT "pillion/0.1"   /* when the config names none */
 #define PL_KUBE_RV_MAX 64   /* a resourceVersion buffer this size is plenty (etcd revisions are integers) */
 
 /*

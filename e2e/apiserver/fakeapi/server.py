@@ -101,13 +101,24 @@ class State:
             self.by_resource = collections.Counter()
             self.by_path = collections.Counter()
             self.by_code = collections.Counter()
+            self.by_agent = collections.defaultdict(collections.Counter)
 
-    def count(self, method, verb, resource, path):
+    # The query parameters kept in byAgent's keys: those that change how kube-apiserver authorizes
+    # the request (watch: the verb; fieldSelector=metadata.name=...: the name a list or watch is
+    # checked against) or what a PATCH may do (force is accepted only on a server-side apply, which
+    # creates an absent object and is then also checked for create). Every other parameter
+    # (resourceVersion, continue, timeoutSeconds, ...) would only multiply the keys.
+    AGENT_QUERY_KEYS = ("watch", "fieldSelector", "force")
+
+    def count(self, method, verb, resource, path, query=None, agent=""):
+        kept = [(k, v) for k in self.AGENT_QUERY_KEYS for v in (query or {}).get(k, [])]
+        key = "%s %s" % (method, path) + ("?" + urllib.parse.urlencode(kept) if kept else "")
         with self.counts_lock:
             self.total += 1
             self.by_verb[verb] += 1
             self.by_resource["%s %s" % (verb, resource)] += 1
             self.by_path["%s %s" % (method, path)] += 1
+            self.by_agent[agent or "unknown"][key] += 1
 
     def drop_connections(self, except_sock=None):
         with self.conns_lock:
@@ -394,7 +405,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             verb = "delete" if name is not None else "deletecollection"
         else:
             raise method_not_allowed()
-        st.count(m, verb, rt.plural + ("/" + sub if sub else ""), path)
+        st.count(m, verb, rt.plural + ("/" + sub if sub else ""), path, query, self.headers.get("User-Agent") or "")
         rule = st.faults.take(m, verb, path)
         if rule is not None:
             if rule["delaySeconds"]:
@@ -675,8 +686,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.reset_counts()
                 return self.send_json(200, {"reset": True})
             with st.counts_lock:
+                # byAgent: User-Agent -> {"METHOD path[?watch=..&fieldSelector=..&force=..]": count}
+                # (see State.count), what tests/e2e/rbac_check.py checks against the RBAC.
                 return self.send_json(200, {"total": st.total, "byVerb": dict(st.by_verb),
-                                            "byResource": dict(st.by_resource), "byPath": dict(st.by_path)})
+                                            "byResource": dict(st.by_resource), "byPath": dict(st.by_path),
+                                            "byAgent": {a: dict(c) for a, c in st.by_agent.items()}})
         if path == "/_fake/watches" and m == "GET":
             with store.lock:
                 ws = [{"resource": w.rt.group_resource(), "namespace": w.namespace, "path": w.path}

@@ -578,6 +578,31 @@ static void test_observer(void **state)
 	rp_stop(s);
 }
 
+/* An observer named in the config reaches every client made from it (the reflectors make their own). */
+static void test_observer_from_config(void **state)
+{
+	static const rp_response script[] = {{.status = 200, .body = "{\"kind\":\"Pod\"}"}};
+	rp_server *s = rp_start(script, 1);
+	pl_kube_config cfg = {0};
+	obs_seen seen = {0};
+	pl_kube_status st;
+	json_t *out = NULL;
+
+	(void)state;
+	cfg.server = (char *)rp_url(s);
+	cfg.observer = observe;
+	cfg.observer_ctx = &seen;
+	pl_kube *k = pl_kube_new(&cfg, 1000, 1000);
+	assert_non_null(k);
+	assert_int_equal(pl_kube_get(k, "/api/v1/namespaces/a/pods/p", &out, &st), 0);
+	json_decref(out);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.verbs[0], "GET");
+	assert_int_equal(seen.codes[0], 200);
+	pl_kube_free(k);
+	rp_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_rate_limit_burst_then_throttle),
 		cmocka_unit_test(test_observer),
+		cmocka_unit_test(test_observer_from_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

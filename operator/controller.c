@@ -16,18 +16,32 @@ typedef struct handler_ctx {
 
 static handler_ctx hctx[ST__N];
 
+/* What the caches keep: managedFields are never read (they can be half an object's size). */
+static void trim(json_t *obj)
+{
+	json_object_del(json_object_get(obj, "metadata"), "managedFields");
+}
+
+/* Our ConfigMaps are compared by their content-hash annotation, never by their data. */
+static void trim_configmap(json_t *obj)
+{
+	trim(obj);
+	json_object_del(obj, "data");
+	json_object_del(obj, "binaryData");
+}
+
 static const pl_reflector_spec specs[ST__N] = {
-	[ST_PODS] = {"pods", "/api/v1/pods", NULL, "v1", "Pod", 300},
-	[ST_SERVICES] = {"services", "/api/v1/services", NULL, "v1", "Service", 300},
-	[ST_NAMESPACES] = {"namespaces", "/api/v1/namespaces", NULL, "v1", "Namespace", 300},
+	[ST_PODS] = {"pods", "/api/v1/pods", NULL, "v1", "Pod", 300, trim},
+	[ST_SERVICES] = {"services", "/api/v1/services", NULL, "v1", "Service", 300, trim},
+	[ST_NAMESPACES] = {"namespaces", "/api/v1/namespaces", NULL, "v1", "Namespace", 300, trim},
 	[ST_POLICIES] = {"trafficpolicies", "/apis/pillion.dev/v1alpha1/trafficpolicies", NULL, "pillion.dev/v1alpha1",
-			 "TrafficPolicy", 300},
+			 "TrafficPolicy", 300, trim},
 	[ST_IDENTITIES] = {"meshidentities", "/apis/pillion.dev/v1alpha1/meshidentities", NULL, "pillion.dev/v1alpha1",
-			   "MeshIdentity", 300},
+			   "MeshIdentity", 300, trim},
 	[ST_CONFIGMAPS] = {"configmaps", "/api/v1/configmaps", "labelSelector=" OP_MANAGED_BY "%3D" OP_FIELD_MANAGER, "v1",
-			   "ConfigMap", 300},
+			   "ConfigMap", 300, trim_configmap},
 	[ST_SECRETS] = {"secrets", "/api/v1/secrets", "labelSelector=" OP_MANAGED_BY "%3D" OP_FIELD_MANAGER, "v1", "Secret",
-			300},
+			300, trim},
 };
 
 static const char *meta_str(const json_t *obj, const char *key)
@@ -80,6 +94,11 @@ static void enqueue_policy_reach(op *o, const json_t *obj)
 		enqueue_pods_of(o, json_string_value(e));
 }
 
+static bool same(const json_t *a, const json_t *b)
+{
+	return a == b || (a && b && json_equal(a, b));
+}
+
 static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, const json_t *old)
 {
 	handler_ctx *h = ctx;
@@ -107,6 +126,12 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		break;
 	case ST_POLICIES:
 	case ST_IDENTITIES:
+		/* Our own status write comes back as MODIFIED: with the spec and labels unchanged, no
+		 * pod's config can change, so nothing is re-rendered. */
+		if (old && same(json_object_get(obj, "spec"), json_object_get(old, "spec")) &&
+		    same(json_object_get(json_object_get(obj, "metadata"), "labels"),
+			 json_object_get(json_object_get(old, "metadata"), "labels")))
+			break;
 		pthread_mutex_lock(&o->mu);
 		o->snap_dirty = true;
 		pthread_mutex_unlock(&o->mu);
@@ -246,6 +271,7 @@ op_snapshot *op_snapshot_get(op *o)
 		op_snapshot *n = snapshot_build(o);
 		pthread_mutex_lock(&o->mu);
 		snapshot_unref(o->snap);
+		n->gen = ++o->snap_gen;
 		o->snap = n;
 	}
 	op_snapshot *s = o->snap;

@@ -82,6 +82,10 @@ static void metrics(op *o, pl_buf *b)
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"status\"} %llu\n", (unsigned long long)m.status_written);
 	pl_buf_printf(b, "# HELP pillion_operator_certificates_issued_total Leaf certificates issued.\n# TYPE pillion_operator_certificates_issued_total counter\n");
 	pl_buf_printf(b, "pillion_operator_certificates_issued_total %llu\n", (unsigned long long)m.certificates_issued);
+	pl_buf_printf(b, "# HELP pillion_operator_events_total Kubernetes Events posted, or dropped over the budget (%d, then %g/s).\n"
+		      "# TYPE pillion_operator_events_total counter\n", OP_EVENT_BURST, OP_EVENT_PER_S);
+	pl_buf_printf(b, "pillion_operator_events_total{result=\"posted\"} %llu\n", (unsigned long long)m.events_posted);
+	pl_buf_printf(b, "pillion_operator_events_total{result=\"dropped\"} %llu\n", (unsigned long long)m.events_dropped);
 	pl_buf_printf(b, "# HELP pillion_operator_watch_total List and watch activity per resource.\n# TYPE pillion_operator_watch_total counter\n");
 	for (int i = 0; i < ST__N; i++) {
 		pl_reflector_stats s = {0};

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
 	op_run_workers(&O);
 	op_leader_release(&O);
 	op_stop_caches(&O);
+	op_rendered_free(&O);
 	log_info("pillion-operator stopped");
 	return 0;
 }

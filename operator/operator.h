@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/hmap.h"
 #include "ctrl/reflector.h"
 #include "ctrl/store.h"
 #include "ctrl/workqueue.h"
@@ -44,6 +45,7 @@ typedef struct op_snapshot {
 	pl_arena arena;
 	pl_index *ix;
 	json_t *held;   /* the objects decoded: the model borrows some of their strings */
+	uint64_t gen;   /* a new number each time the snapshot is rebuilt */
 } op_snapshot;
 
 #define OP_RECONCILE_BUCKETS 10
@@ -53,7 +55,11 @@ typedef struct op_metrics {
 	uint64_t reconcile_le[OP_RECONCILE_BUCKETS]; /* reconciles that took <= op_reconcile_bounds[i] */
 	uint64_t configmaps_written, secrets_written, mesh_written, status_written;
 	uint64_t certificates_issued;
+	uint64_t events_posted, events_dropped;
 } op_metrics;
+
+#define OP_EVENT_BURST 50
+#define OP_EVENT_PER_S 5.0
 
 #define OP_API_SERIES 64
 
@@ -76,9 +82,12 @@ typedef struct op {
 	pthread_mutex_t mu;         /* snapshot, metrics */
 	op_snapshot *snap;
 	bool snap_dirty;
+	uint64_t snap_gen;
+	pl_hmap rendered;           /* "ns/name" -> struct op_rendered (rendered.c), under mu */
 	op_metrics m;
 	op_api_series api[OP_API_SERIES];
 	int napi;
+	double event_tokens, event_last; /* the Event budget (reconcile.c), under mu */
 	volatile bool stop;
 	volatile bool leader;
 	volatile bool ready;        /* the leader's CA is loaded: it reconciles */
@@ -104,6 +113,16 @@ int op_ca_bootstrap(op *o, pl_kube *k);
 /* leader.c: a coordination.k8s.io/v1 Lease. Blocks until acquired (or o->stop); then renews in a thread and ends the process when the lease is lost. */
 int op_leader_acquire(op *o);
 void op_leader_release(op *o); /* on SIGTERM: a standby need not wait for expiry */
+
+/* rendered.c: each pod's last render (hash, the policies in it, its MeshIdentity) and the snapshot it used. */
+void op_rendered_record(op *o, const char *ns, const char *name, const json_t *cfg, const char *identity,
+			uint64_t gen);
+void op_rendered_forget(op *o, const char *ns, const char *name);
+/* 1 when the pod's render at gen involves policy (or, policy NULL, has MeshIdentity identity), 0 when not,
+ * -1 when there is no render at gen; the render's hash goes to hash. */
+int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, const char *policy,
+		       const char *identity, char *hash, size_t hashlen);
+void op_rendered_free(op *o);
 
 /* http.c: /healthz, /readyz, /metrics. */
 extern const double op_reconcile_bounds[OP_RECONCILE_BUCKETS];

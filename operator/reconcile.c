@@ -38,6 +38,33 @@ static void count(op *o, uint64_t *field)
 	pthread_mutex_unlock(&o->mu);
 }
 
+/* Events are best effort and must not double the API traffic of a large rollout: a token bucket
+ * (OP_EVENT_BURST, refilled at OP_EVENT_PER_S) shared by every worker; the rest are counted and dropped. */
+static void post_event(op *o, pl_kube *k, const json_t *about, const char *type, const char *reason, const char *msg)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	pthread_mutex_lock(&o->mu);
+	if (o->event_last == 0)
+		o->event_tokens = OP_EVENT_BURST;
+	else
+		o->event_tokens += (now - o->event_last) * OP_EVENT_PER_S;
+	if (o->event_tokens > OP_EVENT_BURST)
+		o->event_tokens = OP_EVENT_BURST;
+	o->event_last = now;
+	ok = o->event_tokens >= 1;
+	if (ok)
+		o->event_tokens -= 1;
+	else
+		o->m.events_dropped++;
+	pthread_mutex_unlock(&o->mu);
+	if (ok && pl_kube_event(k, about, type, reason, msg, OP_FIELD_MANAGER, NULL) == 0)
+		count(o, &o->m.events_posted);
+}
+
 /* metadata for an object owned by pod (the API server deletes it with the pod). */
 static json_t *owned_meta(const char *ns, const char *name, const json_t *pod, const char *hash)
 {
@@ -196,7 +223,7 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	char emsg[2400];
 	snprintf(emsg, sizeof(emsg), "certificate for %s issued into Secret %s, valid until %lld (unix)", spiffe, name,
 		 (long long)is_not_after);
-	pl_kube_event(k, pod, "Normal", "CertificateIssued", emsg, OP_FIELD_MANAGER, NULL);
+	post_event(o, k, pod, "Normal", "CertificateIssued", emsg);
 	*requeue_s = renew - unix_now();
 	/* A leaf cut short by the CA's own expiry is due at once: do not reissue in a loop. */
 	if (is_clamped && *requeue_s < 60)
@@ -206,6 +233,19 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	return 0;
 }
 
+/* The pod's config against snap, remembered (hash, policies, identity) for the status reconciler. */
+static json_t *render_and_record(op *o, const op_snapshot *snap, const pl_pod *pod)
+{
+	json_t *cfg = pl_render_pod(snap->ix, pod);
+	const pl_mesh_identity *m = pl_index_identity_for(snap->ix, pod);
+	char ident[600] = "";
+
+	if (m)
+		snprintf(ident, sizeof(ident), "%s/%s", m->meta.namespace, m->meta.name);
+	op_rendered_record(o, pod->meta.namespace, pod->meta.name, cfg, ident, snap->gen);
+	return cfg;
+}
+
 static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, int64_t *requeue_s)
 {
 	json_t *pod = store_get(o, ST_PODS, ns, name);
@@ -213,19 +253,24 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 	pl_object obj;
 	int rc = 0;
 
-	if (!pod)
+	if (!pod) {
+		op_rendered_forget(o, ns, name);
 		return 0; /* gone: its objects go with it (ownerReferences) */
+	}
 	pl_arena_init(&a);
 	pl_object_decode(&a, pod, &obj);
 	if (obj.kind != PL_KIND_POD || !obj.valid || !obj.u.pod->id[0]) {
 		if (obj.kind == PL_KIND_POD && !obj.valid && obj.errors.n)
 			log_warnx("pod %s/%s: %s: %s", ns, name, obj.errors.v[0].path, obj.errors.v[0].msg);
+		op_rendered_forget(o, ns, name);
 		goto out;
 	}
-	if (strcmp(obj.u.pod->phase, "Succeeded") == 0 || strcmp(obj.u.pod->phase, "Failed") == 0)
+	if (strcmp(obj.u.pod->phase, "Succeeded") == 0 || strcmp(obj.u.pod->phase, "Failed") == 0) {
+		op_rendered_forget(o, ns, name);
 		goto out;
+	}
 	op_snapshot *snap = op_snapshot_get(o);
-	json_t *cfg = pl_render_pod(snap->ix, obj.u.pod);
+	json_t *cfg = render_and_record(o, snap, obj.u.pod);
 	op_snapshot_put(o, snap);
 	char cmname[128];
 	snprintf(cmname, sizeof(cmname), "pillion-%s", obj.u.pod->id);
@@ -327,52 +372,44 @@ static json_t *condition(const json_t *old_conds, const char *type, bool ok, con
 			 "lastTransitionTime", ltt ? ltt : rfc3339(unix_now(), now), "observedGeneration", (json_int_t)gen);
 }
 
-/* Pods this object applies to, and how many of them have their current config written. */
+/* Pods this object applies to, and how many of them have their current config written. A pod's
+ * last render is reused while the snapshot is the same one; otherwise it is rendered again here. */
 static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int *total, int *done)
 {
 	json_t *pods = pl_store_list(o->st[ST_PODS], NULL), *it;
 	size_t i;
-	pl_arena a;
+	char want[600], hash[128];
+	const bool tp = obj->kind == PL_KIND_TRAFFIC_POLICY;
 
+	snprintf(want, sizeof(want), "%s/%s", obj->namespace, obj->name);
 	*total = *done = 0;
-	pl_arena_init(&a);
 	json_array_foreach(pods, i, it) {
-		pl_object p;
-		pl_object_decode(&a, it, &p);
-		if (p.kind != PL_KIND_POD || !p.valid || !p.u.pod->id[0])
+		const char *ns = meta_str(it, "namespace"), *name = meta_str(it, "name"), *id = annotation(it, PL_ANNOTATION_ID);
+		const char *phase = pl_json_get_str(json_object_get(it, "status"), "phase");
+		if (!ns || !name || !id || !*id || (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
 			continue;
-		bool applies = false;
-		if (obj->kind == PL_KIND_MESH_IDENTITY) {
-			/* The snapshot decoded its own copy: compare by namespace and name. */
-			const pl_mesh_identity *m = pl_index_identity_for(snap->ix, p.u.pod);
-			applies = m && strcmp(m->meta.namespace, obj->namespace) == 0 && strcmp(m->meta.name, obj->name) == 0;
+		int applies = op_rendered_lookup(o, ns, name, snap->gen, tp ? want : NULL, want, hash, sizeof(hash));
+		if (applies < 0) {
+			pl_arena a;
+			pl_object p;
+			pl_arena_init(&a);
+			pl_object_decode(&a, it, &p);
+			if (p.kind == PL_KIND_POD && p.valid && p.u.pod->id[0])
+				json_decref(render_and_record(o, snap, p.u.pod));
+			pl_arena_free(&a);
+			applies = op_rendered_lookup(o, ns, name, snap->gen, tp ? want : NULL, want, hash, sizeof(hash));
 		}
-		json_t *cfg = NULL;
-		if (obj->kind == PL_KIND_TRAFFIC_POLICY || applies) {
-			cfg = pl_render_pod(snap->ix, p.u.pod);
-			if (obj->kind == PL_KIND_TRAFFIC_POLICY) {
-				char want[300];
-				snprintf(want, sizeof(want), "%s/%s", obj->namespace, obj->name);
-				char *text = pl_json_dump_canonical(cfg);
-				char quoted[320];
-				snprintf(quoted, sizeof(quoted), "\"policy\":\"%s\"", want);
-				applies = text && strstr(text, quoted);
-				free(text);
-			}
-		}
-		if (applies) {
-			(*total)++;
-			char cmname[128];
-			snprintf(cmname, sizeof(cmname), "pillion-%s", p.u.pod->id);
-			json_t *cm = store_get(o, ST_CONFIGMAPS, p.u.pod->meta.namespace, cmname);
-			const char *h = cm ? annotation(cm, OP_HASH_ANNOTATION) : NULL;
-			if (h && strcmp(h, pl_json_get_str(cfg, "hash")) == 0)
-				(*done)++;
-			json_decref(cm);
-		}
-		json_decref(cfg);
+		if (applies != 1)
+			continue;
+		(*total)++;
+		char cmname[128];
+		snprintf(cmname, sizeof(cmname), "pillion-%s", id);
+		json_t *cm = store_get(o, ST_CONFIGMAPS, ns, cmname);
+		const char *h = cm ? annotation(cm, OP_HASH_ANNOTATION) : NULL;
+		if (h && strcmp(h, hash) == 0)
+			(*done)++;
+		json_decref(cm);
 	}
-	pl_arena_free(&a);
 	json_decref(pods);
 }
 
@@ -440,8 +477,8 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 		json_array_foreach(old_conds, ci, c) if (strcmp(pl_json_get_str(c, "type") ? pl_json_get_str(c, "type") : "", "Accepted") == 0)
 			was = pl_json_get_str(c, "status");
 		if (rc == 0 && (!was || strcmp(was, obj.valid ? "True" : "False") != 0))
-			pl_kube_event(k, cur, obj.valid ? "Normal" : "Warning", obj.valid ? "Accepted" : "Invalid",
-				      obj.valid ? "the policy is valid" : msg, OP_FIELD_MANAGER, NULL);
+			post_event(o, k, cur, obj.valid ? "Normal" : "Warning", obj.valid ? "Accepted" : "Invalid",
+				   obj.valid ? "the policy is valid" : msg);
 		if (rc == -ENOENT)
 			rc = 0;
 		json_decref(body);

@@ -14,6 +14,7 @@ struct pl_reflector {
 	pthread_t thread;
 	pl_kube_config cfg;
 	char *name, *path, *query, *api_version, *kind;
+	void (*transform)(json_t *obj);
 	int watch_timeout_s;
 	pl_store *store;
 	pthread_mutex_t mu;
@@ -69,6 +70,8 @@ static void stamp(pl_reflector *r, json_t *obj)
 		json_object_set_new(obj, "apiVersion", json_string(r->api_version));
 	if (r->kind && !json_object_get(obj, "kind"))
 		json_object_set_new(obj, "kind", json_string(r->kind));
+	if (r->transform)
+		r->transform(obj);
 }
 
 static int on_event(void *ctx, const char *type, json_t *obj)
@@ -171,6 +174,7 @@ pl_reflector *pl_reflector_start(const pl_kube_config *cfg, const pl_reflector_s
 	r->query = dup_or_null(spec->query);
 	r->api_version = dup_or_null(spec->api_version);
 	r->kind = dup_or_null(spec->kind);
+	r->transform = spec->transform;
 	r->watch_timeout_s = spec->watch_timeout_s > 0 ? spec->watch_timeout_s : 300;
 	r->store = store;
 	r->base_ms = 200;

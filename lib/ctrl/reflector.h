@@ -17,6 +17,7 @@ typedef struct pl_reflector_spec {
 	const char *api_version;  /* stamped on listed items, which come without it: "v1" */
 	const char *kind;         /* "Pod" */
 	int watch_timeout_s;      /* per watch request (300); the server ends it, the reflector resumes */
+	void (*transform)(json_t *obj); /* trims each object before it is stored (managedFields, unread data), or NULL */
 } pl_reflector_spec;
 
 typedef struct pl_reflector_stats {

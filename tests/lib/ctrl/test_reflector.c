@@ -46,6 +46,12 @@ static void config_for(pl_kube_config *cfg, rp_server *s)
 #define EV(type, name, rv) "{\"type\":\"" type "\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"" name "\",\"namespace\":\"x\",\"resourceVersion\":\"" rv "\"}}}\n"
 #define GONE "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"Expired\",\"code\":410,\"message\":\"too old resource version\"}}\n"
 
+static void trim(json_t *obj)
+{
+	json_object_del(json_object_get(obj, "metadata"), "managedFields");
+	json_object_set_new(obj, "trimmed", json_true());
+}
+
 static void test_list_watch_resume_relist(void **state)
 {
 	(void)state;
@@ -66,7 +72,7 @@ static void test_list_watch_resume_relist(void **state)
 	config_for(&cfg, s);
 	pl_store *st = pl_store_new(NULL, NULL);
 	pl_reflector_spec spec = {.name = "pods", .path = "/api/v1/pods", .api_version = "v1", .kind = "Pod",
-				  .watch_timeout_s = 5};
+				  .watch_timeout_s = 5, .transform = trim};
 	pl_reflector *r = pl_reflector_start(&cfg, &spec, st);
 	pl_reflector_set_backoff(r, 10, 50);
 	wait_requests(s, 5);
@@ -82,10 +88,12 @@ static void test_list_watch_resume_relist(void **state)
 	json_decref(all);
 	json_t *d = pl_store_get(st, "x/d");
 	assert_non_null(d);
-	/* Listed items get the kind the API leaves out. */
+	/* Listed items get the kind the API leaves out, and pass through the transform. */
 	assert_string_equal(json_string_value(json_object_get(d, "kind")), "Pod");
+	assert_true(json_is_true(json_object_get(d, "trimmed")));
 	json_decref(d);
 	json_t *a = pl_store_get(st, "x/a");
+	assert_true(json_is_true(json_object_get(a, "trimmed")));
 	assert_string_equal(json_string_value(json_object_get(json_object_get(a, "metadata"), "resourceVersion")), "5");
 	json_decref(a);
 	pl_reflector_stats stats;

@@ -1,0 +1,122 @@
+/* What each injected pod's config was last rendered as (hash, policies, identity) against which snapshot, so a
+ * status reconcile counts Programmed pods without rendering every pod again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "json/json.h"
+#include "operator.h"
+
+struct op_rendered {
+	char *key;       /* "ns/name": the map's key */
+	char *hash;
+	char *policies;  /* "\n" + each "ns/name" that shaped the config + "\n" */
+	char *identity;  /* the MeshIdentity's "ns/name", or "" */
+	uint64_t gen;    /* the snapshot it was rendered against */
+};
+
+static void entry_free(struct op_rendered *e)
+{
+	if (!e)
+		return;
+	free(e->key);
+	free(e->hash);
+	free(e->policies);
+	free(e->identity);
+	free(e);
+}
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s ? s : "");
+	if (!d)
+		abort();
+	return d;
+}
+
+/* Every string under a "policy" key, anywhere in the rendered config. */
+static void collect_policies(const json_t *j, pl_buf *out)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, k, v) {
+			if (strcmp(k, "policy") == 0 && json_is_string(v))
+				pl_buf_printf(out, "%s\n", json_string_value(v));
+			else
+				collect_policies(v, out);
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) collect_policies(v, out);
+	}
+}
+
+void op_rendered_record(op *o, const char *ns, const char *name, const json_t *cfg, const char *identity,
+			uint64_t gen)
+{
+	struct op_rendered *e = calloc(1, sizeof(*e));
+	pl_buf pol = PL_BUF_INIT;
+	char key[600];
+
+	if (!e)
+		abort();
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pl_buf_puts(&pol, "\n");
+	collect_policies(cfg, &pol);
+	e->key = xstrdup(key);
+	e->hash = xstrdup(pl_json_get_str(cfg, "hash"));
+	e->policies = xstrdup(pol.data);
+	e->identity = xstrdup(identity);
+	e->gen = gen;
+	pl_buf_free(&pol);
+	pthread_mutex_lock(&o->mu);
+	const char *old_key = NULL;
+	struct op_rendered *old = pl_hmap_del(&o->rendered, key, &old_key);
+	pl_hmap_put(&o->rendered, e->key, e);
+	pthread_mutex_unlock(&o->mu);
+	entry_free(old);
+}
+
+void op_rendered_forget(op *o, const char *ns, const char *name)
+{
+	char key[600];
+	const char *old_key = NULL;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct op_rendered *old = pl_hmap_del(&o->rendered, key, &old_key);
+	pthread_mutex_unlock(&o->mu);
+	entry_free(old);
+}
+
+int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, const char *policy,
+		       const char *identity, char *hash, size_t hashlen)
+{
+	char key[600], needle[600];
+	int rc = -1;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct op_rendered *e = pl_hmap_get(&o->rendered, key);
+	if (e && e->gen == gen) {
+		snprintf(needle, sizeof(needle), "\n%s\n", policy ? policy : "");
+		bool applies = policy ? strstr(e->policies, needle) != NULL : strcmp(e->identity, identity) == 0;
+		rc = applies ? 1 : 0;
+		snprintf(hash, hashlen, "%s", e->hash);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return rc;
+}
+
+void op_rendered_free(op *o)
+{
+	size_t it = 0;
+	pl_hmap_slot *sl;
+
+	while ((sl = pl_hmap_next(&o->rendered, &it)))
+		entry_free(sl->value);
+	pl_hmap_free(&o->rendered);
+}

@@ -75,23 +75,38 @@ static bool injected(const json_t *pod)
 	return id && *id;
 }
 
-/* The namespaces a policy's client side reaches: its own, and spec.exportTo ("*": every one). */
-static void enqueue_policy_reach(op *o, const json_t *obj)
+/* Adds to reach the namespaces a policy's client side reaches: its own, and spec.exportTo
+ * ("*", the default: every one, returned as true). */
+static bool policy_reach(const json_t *obj, pl_hmap *reach)
 {
 	const char *ns = meta_str(obj, "namespace");
 	json_t *exp = json_object_get(json_object_get(obj, "spec"), "exportTo"), *e;
 	size_t i;
-	bool all = !exp; /* the default is "*" */
 
-	json_array_foreach(exp, i, e) if (json_is_string(e) && strcmp(json_string_value(e), "*") == 0) all = true;
-	if (all) {
-		enqueue_pods_of(o, NULL);
-		return;
-	}
+	if (!exp)
+		return true;
+	json_array_foreach(exp, i, e) if (json_is_string(e) && strcmp(json_string_value(e), "*") == 0) return true;
 	if (ns)
-		enqueue_pods_of(o, ns);
+		pl_hmap_put(reach, ns, (void *)1);
 	json_array_foreach(exp, i, e) if (json_is_string(e) && strcmp(json_string_value(e), ".") != 0)
-		enqueue_pods_of(o, json_string_value(e));
+		pl_hmap_put(reach, json_string_value(e), (void *)1);
+	return false;
+}
+
+/* Each pod the old or the new policy reaches, once. */
+static void enqueue_policy_reach(op *o, const json_t *obj, const json_t *old)
+{
+	pl_hmap reach = PL_HMAP_INIT;
+	size_t it = 0;
+	pl_hmap_slot *sl;
+
+	if (policy_reach(obj, &reach) || (old && policy_reach(old, &reach))) {
+		enqueue_pods_of(o, NULL);
+	} else {
+		while ((sl = pl_hmap_next(&reach, &it)))
+			enqueue_pods_of(o, sl->key);
+	}
+	pl_hmap_free(&reach);
 }
 
 static bool same(const json_t *a, const json_t *b)
@@ -136,9 +151,7 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		o->snap_dirty = true;
 		pthread_mutex_unlock(&o->mu);
 		if (h->which == ST_POLICIES) {
-			enqueue_policy_reach(o, obj);
-			if (old)
-				enqueue_policy_reach(o, old);
+			enqueue_policy_reach(o, obj, old);
 		} else {
 			if (ns)
 				enqueue_pods_of(o, ns);
@@ -156,11 +169,18 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 			pl_wq_add(o->q, "mesh");
 			break;
 		}
+		if (h->which == ST_SECRETS && ev == PL_STORE_DELETED && ns && name)
+			op_certs_ok_forget(o, ns, name);
 		json_t *refs = json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), *r;
 		size_t i;
 		json_array_foreach(refs, i, r) {
 			const char *kind = pl_json_get_str(r, "kind"), *owner = pl_json_get_str(r, "name");
 			if (kind && owner && ns && strcmp(kind, "Pod") == 0) {
+				/* Our own write coming back: it holds what the pod's current render says. */
+				const char *hash = pl_json_get_str(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+								  OP_HASH_ANNOTATION);
+				if (h->which == ST_CONFIGMAPS && ev != PL_STORE_DELETED && hash && op_rendered_current(o, ns, owner, hash))
+					continue;
 				snprintf(key, sizeof(key), "pod/%s/%s", ns, owner);
 				pl_wq_add(o->q, key);
 			}

@@ -249,6 +249,7 @@ int main(int argc, char **argv)
 	op_leader_release(&O);
 	op_stop_caches(&O);
 	op_rendered_free(&O);
+	op_certs_ok_free(&O);
 	log_info("pillion-operator stopped");
 	return 0;
 }

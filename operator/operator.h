@@ -84,6 +84,7 @@ typedef struct op {
 	bool snap_dirty;
 	uint64_t snap_gen;
 	pl_hmap rendered;           /* "ns/name" -> struct op_rendered (rendered.c), under mu */
+	pl_hmap certs_ok;           /* "ns/name" of a Secret -> struct cert_ok (reconcile.c), under mu */
 	op_metrics m;
 	op_api_series api[OP_API_SERIES];
 	int napi;
@@ -122,7 +123,11 @@ void op_rendered_forget(op *o, const char *ns, const char *name);
  * -1 when there is no render at gen; the render's hash goes to hash. */
 int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, const char *policy,
 		       const char *identity, char *hash, size_t hashlen);
+/* Whether the pod's render against the current snapshot has this hash (a ConfigMap event that needs no work). */
+bool op_rendered_current(op *o, const char *ns, const char *name, const char *hash);
 void op_rendered_free(op *o);
+void op_certs_ok_forget(op *o, const char *ns, const char *name); /* reconcile.c */
+void op_certs_ok_free(op *o);
 
 /* http.c: /healthz, /readyz, /metrics. */
 extern const double op_reconcile_bounds[OP_RECONCILE_BUCKETS];

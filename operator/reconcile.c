@@ -125,7 +125,9 @@ static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, 
 	json_decref(existing);
 	if (same)
 		return 0;
-	char *text = pl_json_dump_pretty(doc);
+	/* proxy.json pretty, for people reading it with kubectl; mesh.json compact, since it lists
+	 * every meshed pod and must stay under the 1 MiB object limit (about 40% smaller). */
+	char *text = pod ? pl_json_dump_pretty(doc) : pl_json_dump_canonical(doc);
 	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
 			       owned_meta(ns, name, pod, hash), "data", key, text);
 	free(text);
@@ -137,10 +139,104 @@ static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, 
 	return 1;
 }
 
+/*
+ * A Secret whose certificate was checked (identity, signature by the bundle, key match), by
+ * resourceVersion: a reconcile that only changed the config does not parse and verify it again.
+ * The bundle is loaded once per process, so it is not part of the key.
+ */
+struct cert_ok {
+	char *key;
+	char rv[PL_KUBE_RV_MAX];
+	char spiffe[PL_SPIFFE_ID_MAX + 1];
+	int64_t nb, na;
+};
+
+static void cert_ok_put(op *o, const char *key, const char *rv, const char *spiffe, int64_t nb, int64_t na)
+{
+	struct cert_ok *c = calloc(1, sizeof(*c));
+	const char *old_key = NULL;
+
+	if (!c || !(c->key = strdup(key)))
+		abort();
+	snprintf(c->rv, sizeof(c->rv), "%s", rv);
+	snprintf(c->spiffe, sizeof(c->spiffe), "%s", spiffe);
+	c->nb = nb;
+	c->na = na;
+	pthread_mutex_lock(&o->mu);
+	struct cert_ok *old = pl_hmap_del(&o->certs_ok, key, &old_key);
+	pl_hmap_put(&o->certs_ok, c->key, c);
+	pthread_mutex_unlock(&o->mu);
+	if (old) {
+		free(old->key);
+		free(old);
+	}
+}
+
+static bool cert_ok_get(op *o, const char *key, const char *rv, const char *spiffe, int64_t *nb, int64_t *na)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&o->mu);
+	struct cert_ok *c = pl_hmap_get(&o->certs_ok, key);
+	if (c && strcmp(c->rv, rv) == 0 && strcmp(c->spiffe, spiffe) == 0) {
+		*nb = c->nb;
+		*na = c->na;
+		hit = true;
+	}
+	pthread_mutex_unlock(&o->mu);
+	return hit;
+}
+
+void op_certs_ok_forget(op *o, const char *ns, const char *name)
+{
+	char key[600];
+	const char *old_key = NULL;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct cert_ok *c = pl_hmap_del(&o->certs_ok, key, &old_key);
+	pthread_mutex_unlock(&o->mu);
+	if (c) {
+		free(c->key);
+		free(c);
+	}
+}
+
+void op_certs_ok_free(op *o)
+{
+	size_t it = 0;
+	pl_hmap_slot *sl;
+
+	while ((sl = pl_hmap_next(&o->certs_ok, &it))) {
+		struct cert_ok *c = sl->value;
+		free(c->key);
+		free(c);
+	}
+	pl_hmap_free(&o->certs_ok);
+}
+
+/* What a valid certificate's dates allow: kept until its renewal time, and reissued at once
+ * when a MeshIdentity shortened the TTL. */
+static bool cert_times_ok(int64_t nb, int64_t na, int64_t ttl_s, int64_t renew_before_s, int64_t *renew_at)
+{
+	if (pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s) || na - nb > ttl_s + PL_CA_CLOCK_SKEW_S + 60)
+		return false;
+	*renew_at = na - renew_before_s;
+	return true;
+}
+
 /* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
 static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t ttl_s, int64_t renew_before_s,
 			int64_t *renew_at)
 {
+	char ckey[600];
+	const char *rv = meta_str(secret, "resourceVersion");
+	int64_t cnb, cna;
+
+	snprintf(ckey, sizeof(ckey), "%s/%s", meta_str(secret, "namespace") ? meta_str(secret, "namespace") : "",
+		 meta_str(secret, "name") ? meta_str(secret, "name") : "");
+	if (rv && cert_ok_get(o, ckey, rv, spiffe_id, &cnb, &cna))
+		return cert_times_ok(cnb, cna, ttl_s, renew_before_s, renew_at);
 	json_t *data = json_object_get(secret, "data");
 	const char *crt64 = pl_json_get_str(data, "tls.crt"), *ca64 = pl_json_get_str(data, "ca.crt"),
 		   *key64 = pl_json_get_str(data, "tls.key");
@@ -156,12 +252,10 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 	if (crt && ca && key && strcmp(ca, o->bundle) == 0 &&
 	    pl_cert_times(crt, crtlen, &nb, &na, id, sizeof(id)) == 0 && strcmp(id, spiffe_id) == 0 &&
 	    pl_cert_signed_by(crt, crtlen, o->bundle, strlen(o->bundle), unix_now()) &&
-	    pl_cert_key_matches(crt, crtlen, key, keylen) &&
-	    !pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s) &&
-	    /* A MeshIdentity that shortened the TTL applies now, not when the old certificate ends. */
-	    na - nb <= ttl_s + PL_CA_CLOCK_SKEW_S + 60) {
-		ok = true;
-		*renew_at = na - renew_before_s;
+	    pl_cert_key_matches(crt, crtlen, key, keylen)) {
+		if (rv)
+			cert_ok_put(o, ckey, rv, spiffe_id, nb, na);
+		ok = cert_times_ok(nb, na, ttl_s, renew_before_s, renew_at);
 	}
 	free(crt);
 	free(ca);

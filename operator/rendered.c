@@ -111,6 +111,19 @@ int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, co
 	return rc;
 }
 
+bool op_rendered_current(op *o, const char *ns, const char *name, const char *hash)
+{
+	char key[600];
+	bool yes;
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct op_rendered *e = pl_hmap_get(&o->rendered, key);
+	yes = e && o->snap && !o->snap_dirty && e->gen == o->snap->gen && strcmp(e->hash, hash) == 0;
+	pthread_mutex_unlock(&o->mu);
+	return yes;
+}
+
 void op_rendered_free(op *o)
 {
 	size_t it = 0;

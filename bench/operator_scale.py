@@ -932,6 +932,8 @@ def summarise_log(path):
 
 
 def main():
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the API server and operator.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pods", type=int, default=1000)

@@ -281,8 +281,15 @@ static void snapshot_unref(op_snapshot *s)
 	free(s);
 }
 
+/*
+ * The current snapshot, rebuilt first when a handler marked it dirty. Builds are serialized by
+ * snap_build_mu: a worker must never be handed the old snapshot while another one is building
+ * the new one, or a pod enqueued for a policy change could be rendered without it (and, its
+ * ConfigMap unchanged, never be looked at again).
+ */
 op_snapshot *op_snapshot_get(op *o)
 {
+	pthread_mutex_lock(&o->snap_build_mu);
 	pthread_mutex_lock(&o->mu);
 	if (!o->snap || o->snap_dirty) {
 		o->snap_dirty = false;
@@ -297,6 +304,7 @@ op_snapshot *op_snapshot_get(op *o)
 	op_snapshot *s = o->snap;
 	s->refs++;
 	pthread_mutex_unlock(&o->mu);
+	pthread_mutex_unlock(&o->snap_build_mu);
 	return s;
 }
 

@@ -199,6 +199,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&O.mu, NULL);
+	pthread_mutex_init(&O.snap_build_mu, NULL);
 	O.q = pl_wq_new(NULL);
 	pthread_t sigt;
 	pthread_create(&sigt, NULL, signals, &set);

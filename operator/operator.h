@@ -80,6 +80,7 @@ typedef struct op {
 	pl_ca *ca;                  /* immutable once loaded */
 	char *bundle;               /* ca.crt for the pods */
 	pthread_mutex_t mu;         /* snapshot, metrics */
+	pthread_mutex_t snap_build_mu; /* one snapshot build at a time; taken before mu */
 	op_snapshot *snap;
 	bool snap_dirty;
 	uint64_t snap_gen;

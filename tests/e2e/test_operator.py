@@ -277,6 +277,15 @@ def main():
             check("a write that fails with 500 is retried with backoff until it lands",
                   wait("retry", lambda: cm(SHOP, "pillion-w2"), 30) is not None)
 
+            # API Priority and Fairness pushing back: 429s with Retry-After are waited out, not failures.
+            api.req("POST", "/_fake/faults", {"requests": [{"path": f"/api/v1/namespaces/{SHOP}/configmaps", "prefix": True,
+                                                           "method": "PATCH", "status": 429, "retryAfter": 1, "count": 3}]})
+            make_pod(pod(SHOP, "web-4", "web", {"app": "web"}, "w4", "198.18.2.6"))
+            check("a burst of 429s with Retry-After delays a write but it lands",
+                  wait("after 429", lambda: cm(SHOP, "pillion-w4"), 30) is not None)
+            check("... and /metrics counts the 429 answers",
+                  metric(25441, 'pillion_operator_api_requests_total{verb="PATCH",code="429"}') >= 3)
+
             # The API server restarts: every connection drops, it refuses connections for 2 s, and
             # its watch history is gone (a resume gets 410), as after an etcd compaction.
             relists = metric(25441, 'pillion_operator_watch_total{resource="pods",event="relist"}')

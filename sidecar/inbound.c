@@ -88,6 +88,16 @@ static void plaintext(px_conn *c)
 	dial_app(c);
 }
 
+/* Nothing (or nothing whole) was said: a server-speaks-first client in plaintext, allowed unless STRICT. */
+static void detect_gave_up(px_conn *c)
+{
+	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
+		px_conn_refuse(c, PX_REFUSE_DETECT_TIMEOUT);
+		return;
+	}
+	plaintext(c);
+}
+
 void px_inbound_detect(px_conn *c, uint32_t ev)
 {
 	proxy *px = c->px;
@@ -108,7 +118,7 @@ void px_inbound_detect(px_conn *c, uint32_t ev)
 	case PX_DETECT_MORE: {
 		/* The client stopped sending before the record was whole: no more bytes will come. */
 		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-			px_inbound_detect_timeout(c);
+			detect_gave_up(c);
 			return;
 		}
 		/* Wake up only when the whole record is here, instead of spinning on a partial one. */
@@ -140,12 +150,18 @@ void px_inbound_detect(px_conn *c, uint32_t ev)
 
 void px_inbound_detect_timeout(px_conn *c)
 {
-	/* Nothing was said: a server-speaks-first client in plaintext, allowed unless STRICT. */
-	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
-		px_conn_refuse(c, PX_REFUSE_DETECT_TIMEOUT);
+	unsigned char first;
+
+	/* A TLS handshake record has begun but is not whole yet: a slow mesh client (a loaded node),
+	 * not a server-speaks-first one. Relaying its ClientHello to the app as plaintext would fail
+	 * the request; give it until the handshake timeout instead. */
+	if (!c->detect_waited && mtls_mode(c->px) != PL_MTLS_STRICT &&
+	    recv(c->down.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && first == 0x16) {
+		c->detect_waited = true;
+		px_conn_timeout(c, c->px->set.handshake_timeout_ns);
 		return;
 	}
-	plaintext(c);
+	detect_gave_up(c);
 }
 
 void px_inbound_handshake_done(px_conn *c)

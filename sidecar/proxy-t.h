@@ -120,6 +120,7 @@ struct px_conn {
 	int dir;
 	int state;
 	bool tls;                   /* the mesh hop of this connection is mTLS */
+	bool detect_waited;         /* detection outlived its timeout once, on a TLS record already begun */
 	bool splice;                /* plaintext on both sides: flows may switch to splice */
 	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
 	px_flow d2u, u2d;

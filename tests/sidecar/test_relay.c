@@ -294,6 +294,42 @@ static void test_partial_hello_then_fin(void **state)
 	close(sl);
 }
 
+/* PERMISSIVE: a TLS record begun but not whole when the detect timeout fires is a slow mesh
+ * client, not a plaintext one: it used to be relayed to the app as plaintext (the caller then
+ * saw "wrong version number"). Now detection waits up to the handshake timeout. */
+static void test_slow_hello_outlives_detect_timeout(void **state)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	unsigned char rec[100] = {0x16, 3, 1, 2, 0};
+	(void)state;
+
+	px.set.splice = false;
+	px.set.detect_timeout_ns = 100000000LL;
+	px.set.handshake_timeout_ns = 400000000LL;
+	px_conn *c = px_conn_new(&px, PX_IN, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	c->state = PX_ST_DETECT;
+	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
+	px_conn_timeout(c, px.set.detect_timeout_ns);
+	send(cl, rec, sizeof(rec), 0);
+	long cbs = run_for(250);
+	assert_true(cbs < SPIN_LIMIT);
+	/* Past the detect timeout: still waiting, the app was not dialled. */
+	struct pollfd lp = {sl, POLLIN, 0};
+	assert_int_equal(poll(&lp, 1, 0), 0);
+	assert_int_equal(px.nconns, 1);
+	/* Past the handshake timeout as well: given up on (PERMISSIVE: relayed as plaintext). */
+	run_for(400);
+	assert_int_equal(poll(&lp, 1, 500), 1);
+	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
+	assert_true(srv >= 0);
+	close(srv);
+	close(cl);
+	close(sl);
+}
+
 /* While the upstream connect is pending, the client resets: close, do not treat it as "connected". */
 static void test_client_reset_during_connect(void **state)
 {
@@ -328,6 +364,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upstream_hangup_with_backpressure_splice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_record_then_small_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_hello_then_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_hello_outlives_detect_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_reset_during_connect, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

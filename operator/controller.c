@@ -42,6 +42,9 @@ static const pl_reflector_spec specs[ST__N] = {
 			   "ConfigMap", 300, trim_configmap},
 	[ST_SECRETS] = {"secrets", "/api/v1/secrets", "labelSelector=" OP_MANAGED_BY "%3D" OP_FIELD_MANAGER, "v1", "Secret",
 			300, trim},
+	/* The query (a field selector on the configured name) is filled in by op_start_caches. */
+	[ST_WEBHOOKCONFIGS] = {"mutatingwebhookconfigurations", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+			       NULL, "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", 300, trim},
 };
 
 static const char *meta_str(const json_t *obj, const char *key)
@@ -162,8 +165,17 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 			pl_wq_add(o->q, key);
 		}
 		break;
+	case ST_WEBHOOKCONFIGS:
+		/* Its caBundle reset by a kubectl apply, or the configuration created or deleted. */
+		pl_wq_add(o->q, OP_WEBHOOK_KEY);
+		break;
 	case ST_CONFIGMAPS:
 	case ST_SECRETS: {
+		if (h->which == ST_SECRETS && o->set.webhook && ns && name && strcmp(ns, o->set.namespace) == 0 &&
+		    strcmp(name, o->webhook_secret) == 0) {
+			pl_wq_add(o->q, OP_WEBHOOK_KEY);
+			break;
+		}
 		/* Ours changed or vanished: heal it from its owner. */
 		if (name && strcmp(name, OP_MESH_CONFIGMAP) == 0) {
 			pl_wq_add(o->q, "mesh");
@@ -194,19 +206,28 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 
 int op_start_caches(op *o)
 {
+	/* The one webhook configuration, by name: a field selector, which RBAC can narrow by resourceNames. */
+	static char wh_query[400];
+	pl_reflector_spec wh = specs[ST_WEBHOOKCONFIGS];
+
+	snprintf(wh_query, sizeof(wh_query), "fieldSelector=metadata.name%%3D%s", o->set.webhook_config);
+	wh.query = wh_query;
 	for (int i = 0; i < ST__N; i++) {
 		hctx[i] = (handler_ctx){o, (enum op_store)i};
 		o->st[i] = pl_store_new(on_change, &hctx[i]);
 	}
-	for (int i = 0; i < ST__N; i++)
-		o->refl[i] = pl_reflector_start(&o->kcfg, &specs[i], o->st[i]);
+	for (int i = 0; i < ST__N; i++) {
+		if (i == ST_WEBHOOKCONFIGS && !o->set.webhook)
+			continue; /* left empty: nothing reads it */
+		o->refl[i] = pl_reflector_start(&o->kcfg, i == ST_WEBHOOKCONFIGS ? &wh : &specs[i], o->st[i]);
+	}
 	return 0;
 }
 
 bool op_caches_synced(op *o)
 {
 	for (int i = 0; i < ST__N; i++)
-		if (!pl_store_synced(o->st[i]))
+		if (o->refl[i] && !pl_store_synced(o->st[i]))
 			return false;
 	return true;
 }
@@ -214,7 +235,8 @@ bool op_caches_synced(op *o)
 void op_stop_caches(op *o)
 {
 	for (int i = 0; i < ST__N; i++)
-		pl_reflector_stop(o->refl[i], false);
+		if (o->refl[i])
+			pl_reflector_stop(o->refl[i], false);
 }
 
 void op_enqueue_all(op *o)
@@ -226,6 +248,8 @@ void op_enqueue_all(op *o)
 	json_array_foreach(all, i, p) if (injected(p)) enqueue_pod(o, p);
 	json_decref(all);
 	pl_wq_add(o->q, "mesh");
+	if (o->set.webhook)
+		pl_wq_add(o->q, OP_WEBHOOK_KEY);
 	for (int s = ST_POLICIES; s <= ST_IDENTITIES; s++) {
 		all = pl_store_list(o->st[s], NULL);
 		json_array_foreach(all, i, p) {

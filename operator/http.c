@@ -14,7 +14,7 @@
 #include "operator.h"
 
 static const char *store_names[ST__N] = {"pods", "services", "namespaces", "trafficpolicies", "meshidentities",
-					 "configmaps", "secrets"};
+					 "configmaps", "secrets", "mutatingwebhookconfigurations"};
 
 const double op_reconcile_bounds[OP_RECONCILE_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
@@ -80,8 +80,16 @@ static void metrics(op *o, pl_buf *b)
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"secret\"} %llu\n", (unsigned long long)m.secrets_written);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"mesh\"} %llu\n", (unsigned long long)m.mesh_written);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"status\"} %llu\n", (unsigned long long)m.status_written);
+	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"webhookconfiguration\"} %llu\n",
+		      (unsigned long long)m.webhook_configs_written);
 	pl_buf_printf(b, "# HELP pillion_operator_certificates_issued_total Leaf certificates issued.\n# TYPE pillion_operator_certificates_issued_total counter\n");
 	pl_buf_printf(b, "pillion_operator_certificates_issued_total %llu\n", (unsigned long long)m.certificates_issued);
+	/* Known on the leader once it has read or issued the certificate; absent elsewhere (no sample beats a fake 0). */
+	if (m.webhook_cert_not_after > 0)
+		pl_buf_printf(b, "# HELP pillion_operator_webhook_certificate_expiration_timestamp_seconds When the webhook's serving certificate expires (unix seconds).\n"
+			      "# TYPE pillion_operator_webhook_certificate_expiration_timestamp_seconds gauge\n"
+			      "pillion_operator_webhook_certificate_expiration_timestamp_seconds %lld\n",
+			      (long long)m.webhook_cert_not_after);
 	pl_buf_printf(b, "# HELP pillion_operator_events_total Kubernetes Events posted, or dropped over the budget (%d, then %g/s).\n"
 		      "# TYPE pillion_operator_events_total counter\n", OP_EVENT_BURST, OP_EVENT_PER_S);
 	pl_buf_printf(b, "pillion_operator_events_total{result=\"posted\"} %llu\n", (unsigned long long)m.events_posted);
@@ -89,6 +97,8 @@ static void metrics(op *o, pl_buf *b)
 	pl_buf_printf(b, "# HELP pillion_operator_watch_total List and watch activity per resource.\n# TYPE pillion_operator_watch_total counter\n");
 	for (int i = 0; i < ST__N; i++) {
 		pl_reflector_stats s = {0};
+		if (i == ST_WEBHOOKCONFIGS && !o->set.webhook)
+			continue;
 		if (o->refl[i])
 			pl_reflector_stats_get(o->refl[i], &s);
 		pl_buf_printf(b, "pillion_operator_watch_total{resource=\"%s\",event=\"list\"} %llu\n", store_names[i], (unsigned long long)s.lists);

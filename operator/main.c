@@ -8,13 +8,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/duration.h"
 #include "base/env.h"
 #include "base/log.h"
 #include "operator.h"
 
 enum {
 	O_KUBECONFIG = 256, O_CONTEXT, O_NAMESPACE, O_CA_SECRET, O_LEASE, O_IDENTITY, O_METRICS_ADDR, O_METRICS_PORT,
-	O_WORKERS, O_LEADER_ELECT, O_QPS, O_BURST, O_LOG_LEVEL, O_HELP,
+	O_WORKERS, O_LEADER_ELECT, O_QPS, O_BURST, O_LOG_LEVEL, O_WEBHOOK, O_WEBHOOK_SERVICE, O_WEBHOOK_CONFIG,
+	O_WEBHOOK_TTL, O_HELP,
 };
 
 static const struct option opts[] = {
@@ -31,6 +33,10 @@ static const struct option opts[] = {
 	{"qps", required_argument, NULL, O_QPS},
 	{"burst", required_argument, NULL, O_BURST},
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
+	{"webhook", required_argument, NULL, O_WEBHOOK},
+	{"webhook-service", required_argument, NULL, O_WEBHOOK_SERVICE},
+	{"webhook-config-name", required_argument, NULL, O_WEBHOOK_CONFIG},
+	{"webhook-cert-ttl", required_argument, NULL, O_WEBHOOK_TTL},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -57,7 +63,14 @@ static void usage(FILE *f)
 		"  --metrics-address A    (0.0.0.0)  --metrics-port N  /healthz /readyz /metrics (15440)\n"
 		"  --workers N            concurrent reconciles (2)\n"
 		"  --qps F --burst N      client-side API rate limit per worker (20, 30)\n"
-		"  --log-level LEVEL      debug, info, warn, error (info)\n");
+		"  --log-level LEVEL      debug, info, warn, error (info)\n"
+		"  --webhook BOOL         keep the admission webhook's serving certificate (Secret\n"
+		"                         <service>-tls in --namespace, from the mesh CA) and its\n"
+		"                         configuration's caBundle (true)\n"
+		"  --webhook-service NAME the webhook's Service: the certificate's DNS names (pillion-webhook)\n"
+		"  --webhook-config-name NAME  the MutatingWebhookConfiguration (pillion-webhook)\n"
+		"  --webhook-cert-ttl D   certificate lifetime, renewed at 2/3 of it (2160h = 90 days;\n"
+		"                         at least 30s)\n");
 }
 
 static int bad(const char *flag, const char *v, const char *why)
@@ -102,6 +115,36 @@ static int apply_opt(op_settings *s, int opt, const char *flag, const char *v)
 			return bad(flag, v, "must be true or false");
 		s->leader_elect = strcmp(v, "true") == 0;
 		break;
+	case O_WEBHOOK:
+		if (strcmp(v, "true") && strcmp(v, "false"))
+			return bad(flag, v, "must be true or false");
+		s->webhook = strcmp(v, "true") == 0;
+		break;
+	case O_WEBHOOK_SERVICE:
+	case O_WEBHOOK_CONFIG: {
+		/* A DNS label for the Service (it starts the certificate's names), a subdomain for the configuration. */
+		size_t len = strlen(v);
+		bool ok = len > 0 && len <= (opt == O_WEBHOOK_SERVICE ? 63 : 253) && v[0] != '-' && v[len - 1] != '-' &&
+			  v[0] != '.' && v[len - 1] != '.';
+		for (size_t i = 0; ok && i < len; i++)
+			ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
+			     (v[i] == '.' && opt == O_WEBHOOK_CONFIG && v[i + 1] != '.');
+		if (!ok)
+			return bad(flag, v, opt == O_WEBHOOK_SERVICE ? "must be a DNS label (a-z, 0-9, '-'; at most 63)"
+								     : "must be a DNS subdomain (a-z, 0-9, '-', '.')");
+		if (opt == O_WEBHOOK_SERVICE)
+			s->webhook_service = v;
+		else
+			s->webhook_config = v;
+		break;
+	}
+	case O_WEBHOOK_TTL: {
+		int64_t ns = 0;
+		if (pl_duration_parse(v, &ns) < 0 || ns / PL_NS_PER_S < 30 || ns / PL_NS_PER_S > PL_CA_MAX_TTL_S)
+			return bad(flag, v, "must be a duration from 30s to 100 years (2160h, 720h, 90s)");
+		s->webhook_cert_ttl_s = ns / PL_NS_PER_S;
+		break;
+	}
 	case O_LOG_LEVEL: {
 		static const char *lv[] = {"debug", "info", "warn", "error"};
 		for (int i = 0; i < 4; i++)
@@ -189,9 +232,14 @@ int main(int argc, char **argv)
 	s->retry_period_s = 2;
 	s->qps = 20;
 	s->burst = 30;
+	s->webhook = true;
+	s->webhook_service = "pillion-webhook";
+	s->webhook_config = "pillion-webhook";
+	s->webhook_cert_ttl_s = 90 * 86400LL;
 	int rc = parse(argc, argv, s);
 	if (rc)
 		return rc;
+	snprintf(O.webhook_secret, sizeof(O.webhook_secret), "%s-tls", s->webhook_service);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -35,9 +35,17 @@ typedef struct op_settings {
 	int64_t lease_duration_s, renew_deadline_s, retry_period_s;
 	double qps;
 	int burst;
+	bool webhook;               /* the webhook's serving certificate and caBundle (true) */
+	const char *webhook_service; /* pillion-webhook: the certificate's DNS names; Secret <service>-tls */
+	const char *webhook_config; /* pillion-webhook: the MutatingWebhookConfiguration whose caBundle is kept */
+	int64_t webhook_cert_ttl_s; /* 90 days; renewed at 2/3 of it */
 } op_settings;
 
-enum op_store { ST_PODS, ST_SERVICES, ST_NAMESPACES, ST_POLICIES, ST_IDENTITIES, ST_CONFIGMAPS, ST_SECRETS, ST__N };
+enum op_store {
+	ST_PODS, ST_SERVICES, ST_NAMESPACES, ST_POLICIES, ST_IDENTITIES, ST_CONFIGMAPS, ST_SECRETS,
+	ST_WEBHOOKCONFIGS, /* only the one named by --webhook-config-name; no reflector with --webhook=false */
+	ST__N
+};
 
 /* Policies, identities and Services decoded into an index; rebuilt when one of them changes. */
 typedef struct op_snapshot {
@@ -53,9 +61,10 @@ typedef struct op_snapshot {
 typedef struct op_metrics {
 	uint64_t reconciles_ok, reconciles_err, reconcile_ns_total;
 	uint64_t reconcile_le[OP_RECONCILE_BUCKETS]; /* reconciles that took <= op_reconcile_bounds[i] */
-	uint64_t configmaps_written, secrets_written, mesh_written, status_written;
+	uint64_t configmaps_written, secrets_written, mesh_written, status_written, webhook_configs_written;
 	uint64_t certificates_issued;
 	uint64_t events_posted, events_dropped;
+	int64_t webhook_cert_not_after; /* unix seconds; 0 until known */
 } op_metrics;
 
 #define OP_EVENT_BURST 50
@@ -90,6 +99,10 @@ typedef struct op {
 	op_api_series api[OP_API_SERIES];
 	int napi;
 	double event_tokens, event_last; /* the Event budget (reconcile.c), under mu */
+	char webhook_secret[300];   /* <webhook_service>-tls */
+	/* webhook_cert.c; the key "webhook" runs on one worker at a time, so no lock: */
+	bool webhook_config_absent; /* said once in the log until the configuration appears */
+	char webhook_patched_rv[PL_KUBE_RV_MAX]; /* the configuration's version our last caBundle patch was made against */
 	volatile bool stop;
 	volatile bool leader;
 	volatile bool ready;        /* the leader's CA is loaded: it reconciles */
@@ -105,9 +118,15 @@ int op_run_workers(op *o);      /* blocks until o->stop */
 op_snapshot *op_snapshot_get(op *o);
 void op_snapshot_put(op *o, op_snapshot *s);
 
-/* reconcile.c: "pod/<ns>/<name>", "mesh", "status/<kind>/<ns>/<name>". 0, or -errno to retry with backoff;
+/* reconcile.c: "pod/<ns>/<name>", "mesh", "status/<kind>/<ns>/<name>", "webhook". 0, or -errno to retry with backoff;
  * *requeue_s > 0 asks for another run later (certificate renewal). */
 int op_reconcile(op *o, pl_kube *k, const char *key, int64_t *requeue_s);
+/* An Event about obj (apiVersion, kind, metadata), within the shared budget: best effort. */
+void op_post_event(op *o, pl_kube *k, const json_t *about, const char *type, const char *reason, const char *msg);
+
+/* webhook_cert.c: key "webhook": the webhook's serving certificate Secret and the configuration's caBundle. */
+#define OP_WEBHOOK_KEY "webhook"
+int op_reconcile_webhook(op *o, pl_kube *k, int64_t *requeue_s);
 
 /* ca.c: the mesh CA from its Secret, created when absent. */
 int op_ca_bootstrap(op *o, pl_kube *k);

@@ -40,7 +40,7 @@ static void count(op *o, uint64_t *field)
 
 /* Events are best effort and must not double the API traffic of a large rollout: a token bucket
  * (OP_EVENT_BURST, refilled at OP_EVENT_PER_S) shared by every worker; the rest are counted and dropped. */
-static void post_event(op *o, pl_kube *k, const json_t *about, const char *type, const char *reason, const char *msg)
+void op_post_event(op *o, pl_kube *k, const json_t *about, const char *type, const char *reason, const char *msg)
 {
 	struct timespec ts;
 	bool ok;
@@ -317,7 +317,7 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	char emsg[2400];
 	snprintf(emsg, sizeof(emsg), "certificate for %s issued into Secret %s, valid until %lld (unix)", spiffe, name,
 		 (long long)is_not_after);
-	post_event(o, k, pod, "Normal", "CertificateIssued", emsg);
+	op_post_event(o, k, pod, "Normal", "CertificateIssued", emsg);
 	*requeue_s = renew - unix_now();
 	/* A leaf cut short by the CA's own expiry is due at once: do not reissue in a loop. */
 	if (is_clamped && *requeue_s < 60)
@@ -571,7 +571,7 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 		json_array_foreach(old_conds, ci, c) if (strcmp(pl_json_get_str(c, "type") ? pl_json_get_str(c, "type") : "", "Accepted") == 0)
 			was = pl_json_get_str(c, "status");
 		if (rc == 0 && (!was || strcmp(was, obj.valid ? "True" : "False") != 0))
-			post_event(o, k, cur, obj.valid ? "Normal" : "Warning", obj.valid ? "Accepted" : "Invalid",
+			op_post_event(o, k, cur, obj.valid ? "Normal" : "Warning", obj.valid ? "Accepted" : "Invalid",
 				   obj.valid ? "the policy is valid" : msg);
 		if (rc == -ENOENT)
 			rc = 0;
@@ -592,6 +592,8 @@ int op_reconcile(op *o, pl_kube *k, const char *key, int64_t *requeue_s)
 	*requeue_s = 0;
 	if (strcmp(key, "mesh") == 0)
 		return reconcile_mesh(o, k);
+	if (strcmp(key, OP_WEBHOOK_KEY) == 0)
+		return o->set.webhook ? op_reconcile_webhook(o, k, requeue_s) : 0;
 	snprintf(buf, sizeof(buf), "%s", key);
 	if (strncmp(buf, "pod/", 4) == 0) {
 		ns = buf + 4;

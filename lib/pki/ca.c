@@ -660,17 +660,71 @@ static bool add_uri_san(X509 *x, const char *uri)
 	return ok;
 }
 
-int pl_ca_issue(const pl_ca *ca, const char *spiffe_id, int64_t now_unix, int64_t ttl_s, pl_issued *out,
-		char *err, size_t errlen)
+/* DNS SANs (non-critical: the subject names the server too) for a server leaf. */
+static bool add_dns_sans(X509 *x, const char *const *names, size_t n)
+{
+	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	bool ok = gens != NULL;
+
+	for (size_t i = 0; ok && i < n; i++) {
+		GENERAL_NAME *gn = GENERAL_NAME_new();
+		ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+		ok = gn && s && ASN1_STRING_set(s, names[i], (int)strlen(names[i]));
+		if (ok) {
+			GENERAL_NAME_set0_value(gn, GEN_DNS, s);
+			s = NULL;
+			ok = sk_GENERAL_NAME_push(gens, gn) > 0;
+			if (ok)
+				gn = NULL;
+		}
+		ASN1_IA5STRING_free(s);
+		GENERAL_NAME_free(gn);
+	}
+	ok = ok && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1;
+	GENERAL_NAMES_free(gens);
+	return ok;
+}
+
+/* A lowercase RFC 1123 host name: labels of [a-z0-9-], 1 to 63 bytes, not starting or ending with '-'; at most 253 in all. */
+static bool dns_name_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, label = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && label > 0)))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+/* What tells a SPIFFE leaf from a server leaf: one of the two is set. */
+typedef struct leaf_names {
+	const char *spiffe_id;
+	const char *const *dns;
+	size_t ndns;
+} leaf_names;
+
+/* The checks and the signing shared by both kinds of leaf. */
+static int issue_leaf(const pl_ca *ca, const leaf_names *ln, int64_t now_unix, int64_t ttl_s, pl_issued *out, char *err,
+		      size_t errlen)
 {
 	EVP_PKEY *key = NULL;
 	X509 *x = NULL;
+	X509_EXTENSION *eku = NULL;
 	BIO *bio;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = pl_spiffe_id_check(spiffe_id, err, errlen)))
-		return r;
 	if (ttl_s <= 0 || ttl_s > PL_CA_MAX_TTL_S) {
 		seterr(err, errlen, "certificate ttl %lld s: want 1 to %lld", (long long)ttl_s, (long long)PL_CA_MAX_TTL_S);
 		return -EINVAL;
@@ -696,13 +750,22 @@ int pl_ca_issue(const pl_ca *ca, const char *spiffe_id, int64_t now_unix, int64_
 		ssl_err(err, errlen, "issuing a certificate");
 		goto fail;
 	}
+	/* A server leaf: serverAuth only (it never acts as a client), and a CN for people reading it. */
+	if (!ln->spiffe_id &&
+	    (!(eku = X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "serverAuth")) ||
+	     !X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)ln->dns[0],
+					 -1, -1, 0))) {
+		ssl_err(err, errlen, "server certificate subject");
+		goto fail;
+	}
 	for (int i = 0; i < LEAF_NEXT; i++) {
-		if (ca->leaf_ext[i] && X509_add_ext(x, ca->leaf_ext[i], -1) != 1) {
+		X509_EXTENSION *e = i == LEAF_EKU && eku ? eku : ca->leaf_ext[i];
+		if (e && X509_add_ext(x, e, -1) != 1) {
 			ssl_err(err, errlen, "certificate extensions");
 			goto fail;
 		}
 	}
-	if (!add_uri_san(x, spiffe_id)) {
+	if (ln->spiffe_id ? !add_uri_san(x, ln->spiffe_id) : !add_dns_sans(x, ln->dns, ln->ndns)) {
 		ssl_err(err, errlen, "subjectAltName");
 		goto fail;
 	}
@@ -726,15 +789,54 @@ int pl_ca_issue(const pl_ca *ca, const char *spiffe_id, int64_t now_unix, int64_
 	}
 	out->not_before = asn1_unix(X509_get0_notBefore(x));
 	out->not_after = asn1_unix(X509_get0_notAfter(x));
+	X509_EXTENSION_free(eku);
 	X509_free(x);
 	EVP_PKEY_free(key);
 	return 0;
 fail:
+	X509_EXTENSION_free(eku);
 	X509_free(x);
 	EVP_PKEY_free(key);
 	pl_issued_clear(out);
 	ERR_clear_error();
 	return r;
+}
+
+int pl_ca_issue(const pl_ca *ca, const char *spiffe_id, int64_t now_unix, int64_t ttl_s, pl_issued *out,
+		char *err, size_t errlen)
+{
+	leaf_names ln = {.spiffe_id = spiffe_id};
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = pl_spiffe_id_check(spiffe_id, err, errlen)))
+		return r;
+	return issue_leaf(ca, &ln, now_unix, ttl_s, out, err, errlen);
+}
+
+int pl_ca_issue_server(const pl_ca *ca, const char *const *dns_names, size_t n, int64_t now_unix, int64_t ttl_s,
+		       pl_issued *out, char *err, size_t errlen)
+{
+	leaf_names ln = {.dns = dns_names, .ndns = n};
+
+	memset(out, 0, sizeof(*out));
+	if (!dns_names || n == 0 || n > PL_DNS_NAMES_MAX) {
+		seterr(err, errlen, "server certificate: want 1 to %d DNS names, not %zu", PL_DNS_NAMES_MAX, dns_names ? n : 0);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!dns_name_ok(dns_names[i])) {
+			seterr(err, errlen, "server certificate: DNS name \"%.253s\": want lowercase labels of a-z, 0-9 and '-' "
+			       "(1 to 63 bytes each, 253 in all)", dns_names[i] ? dns_names[i] : "");
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(dns_names[i], dns_names[j]) == 0) {
+				seterr(err, errlen, "server certificate: DNS name \"%s\" given twice", dns_names[i]);
+				return -EINVAL;
+			}
+	}
+	return issue_leaf(ca, &ln, now_unix, ttl_s, out, err, errlen);
 }
 
 void pl_issued_clear(pl_issued *is)
@@ -849,6 +951,36 @@ bool pl_cert_key_matches(const char *cert_pem, size_t cert_len, const char *key_
 
 	X509_free(x);
 	EVP_PKEY_free(k);
+	ERR_clear_error();
+	return ok;
+}
+
+bool pl_cert_dns_names_match(const char *cert_pem, size_t cert_len, const char *const *dns_names, size_t n)
+{
+	X509 *x = first_cert(cert_pem, cert_len);
+	GENERAL_NAMES *san = x ? X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL) : NULL;
+	size_t ndns = 0;
+	bool ok = san != NULL && n <= PL_DNS_NAMES_MAX;
+
+	/* serverAuth: without it a TLS client refuses the certificate whatever its names. */
+	if (ok && (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(x) & XKU_SSL_SERVER))
+		ok = false;
+	for (int i = 0; ok && i < sk_GENERAL_NAME_num(san); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
+		if (gn->type != GEN_DNS)
+			continue;
+		const unsigned char *d = ASN1_STRING_get0_data(gn->d.dNSName);
+		size_t len = (size_t)ASN1_STRING_length(gn->d.dNSName);
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = strlen(dns_names[j]) == len && memcmp(dns_names[j], d, len) == 0;
+		ok = found;
+		ndns++;
+	}
+	/* Every name found, none extra, none twice: as many DNS SANs as names (the names are distinct). */
+	ok = ok && ndns == n;
+	GENERAL_NAMES_free(san);
+	X509_free(x);
 	ERR_clear_error();
 	return ok;
 }

@@ -10,6 +10,7 @@
 #define PL_CA_MAX_TTL_S       (100 * 365 * 86400LL)
 #define PL_CA_CLOCK_SKEW_S    300                  /* notBefore is backdated by this much */
 #define PL_SPIFFE_ID_MAX      2048
+#define PL_DNS_NAMES_MAX      16                   /* DNS SANs in a server certificate */
 
 /*
  * A loaded or generated CA: its certificate, private key, the chain that goes after a
@@ -80,6 +81,18 @@ int64_t pl_ca_not_after(const pl_ca *ca);
 int pl_ca_issue(const pl_ca *ca, const char *spiffe_id, int64_t now_unix, int64_t ttl_s, pl_issued *out,
 		char *err, size_t errlen);
 
+/*
+ * Issues a TLS server certificate, such as an admission webhook's, for dns_names[0..n)
+ * (1 to PL_DNS_NAMES_MAX distinct lowercase RFC 1123 host names; no wildcards, no IPs):
+ * a fresh ECDSA P-256 key, subject CN=dns_names[0], a non-critical subjectAltName with
+ * every name as a dNSName (what TLS clients match, Go's included), keyUsage critical
+ * digitalSignature, extendedKeyUsage serverAuth only, basicConstraints critical CA:FALSE,
+ * AKID, a random 128-bit serial; validity, chain in cert_pem, return values and *out as
+ * pl_ca_issue (-EINVAL also for bad names).
+ */
+int pl_ca_issue_server(const pl_ca *ca, const char *const *dns_names, size_t n, int64_t now_unix, int64_t ttl_s,
+		       pl_issued *out, char *err, size_t errlen);
+
 /* Frees an issued leaf's PEMs (the key wiped first) and zeroes *is. */
 void pl_issued_clear(pl_issued *is);
 
@@ -126,6 +139,13 @@ bool pl_cert_needs_renewal(int64_t not_before, int64_t not_after, int64_t now, i
  */
 bool pl_cert_signed_by(const char *leaf_pem, size_t leaf_len, const char *bundle_pem, size_t bundle_len,
 		       int64_t now_unix);
+
+/*
+ * True when the first certificate of cert_pem carries exactly the DNS SANs dns_names[0..n)
+ * (distinct names, any order; no other dNSName) and, when it has an extendedKeyUsage,
+ * serverAuth in it: a server certificate still good for these names.
+ */
+bool pl_cert_dns_names_match(const char *cert_pem, size_t cert_len, const char *const *dns_names, size_t n);
 
 /* True when key_pem holds the private key of the first certificate in cert_pem. */
 bool pl_cert_key_matches(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len);

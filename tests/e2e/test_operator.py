@@ -90,6 +90,7 @@ def main():
     SYS = None
     SHOP, OTHER = f"pe2e-{run}-shop", f"pe2e-{run}-other"
     api = None
+    nonlocal_mwc = [None]  # the webhook configuration made, for the cleanup
     try:
         kc = os.environ["KUBECONFIG"].split(":")[0] if real else start_fake_api(tmp, procs)
         api = Api(kc, tmp)
@@ -131,15 +132,32 @@ def main():
         for p in pods:
             make_pod(p)
 
+        # The webhook's configuration, created before the operator starts, its caBundle empty in one
+        # entry and wrong in the other. On a real cluster it gets a name of its own and can never
+        # break anything: no namespace has the label it selects, and a failed call is ignored.
+        WHC = "pillion-webhook" if fake else f"pe2e-{run}-webhook"
+        nonlocal_mwc[0] = WHC
+        MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+        api.create(MWC, webhook_configuration(WHC, SYS, run))
+        # A short certificate lifetime on the double, so that its renewal (at 2/3: 20 s) is seen.
+        wh_flags = ["--webhook-config-name", WHC] + (["--webhook-cert-ttl", "30s"] if fake else [])
+
         def start_operator(tag, port=25441):
             log = open(os.path.join(tmp, f"operator-{tag}.log"), "a")
             o = subprocess.Popen([os.path.join(BIN, "pillion-operator"), "--kubeconfig", kc, "--namespace", SYS,
                                   "--metrics-port", str(port), "--metrics-address", "127.0.0.1",
-                                  "--identity", f"operator-{tag}"], stdout=log, stderr=subprocess.STDOUT)
+                                  "--identity", f"operator-{tag}"] + wh_flags, stdout=log, stderr=subprocess.STDOUT)
             procs.append(o)
             return o
 
         op = start_operator("a")
+
+        def metric(port, name):
+            total = 0.0
+            for line in get_url(f"http://127.0.0.1:{port}/metrics")[1].splitlines():
+                if line.startswith(name):
+                    total += float(line.rsplit(" ", 1)[1])
+            return total
 
         def cm(ns, name):
             return api.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
@@ -189,6 +207,64 @@ def main():
               svc_ids and svc_ids[0]["addresses"] == [web_ip] and svc_ids[0]["identities"] == [spiffe(SHOP, "web")], svc_ids)
         check("... and every meshed pod with its IP", len(mesh_pods(SHOP) or []) == 4)
         check("namespace other gets its own pillion-mesh", wait("mesh other", lambda: cm(OTHER, "pillion-mesh"), 10 * T) is not None)
+
+        # --- the admission webhook's serving certificate and its configuration's caBundle ---
+        WH_NAMES = [f"pillion-webhook.{SYS}.svc", f"pillion-webhook.{SYS}.svc.cluster.local", f"pillion-webhook.{SYS}",
+                    "pillion-webhook"]
+        ws = wait("webhook secret", lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
+        wsan = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=cert_of(ws) if ws else b"",
+                              capture_output=True).stdout.decode()
+        dns = sorted(x.strip()[4:] for x in wsan.split("\n", 1)[-1].split(",") if x.strip().startswith("DNS:"))
+        check("the operator creates Secret pillion-webhook-tls (kubernetes.io/tls) with the webhook Service's DNS names",
+              bool(ws) and ws.get("type") == "kubernetes.io/tls" and dns == sorted(WH_NAMES), wsan)
+        bundle = base64.b64decode(s["data"]["ca.crt"]) if s else b""
+        v = verify_server(tmp, ws) if ws else None
+        check("... a TLS server certificate (openssl verify -purpose sslserver) from the mesh CA, ca.crt the mesh bundle",
+              bool(ws) and base64.b64decode(ws["data"]["ca.crt"]) == bundle and v.returncode == 0,
+              v.stdout.decode() + v.stderr.decode() if v else "no Secret")
+        check("... whose key matches it", bool(ws) and key_matches(ws))
+
+        def ca_bundles():
+            return [w["clientConfig"].get("caBundle") for w in (api.get(f"{MWC}/{WHC}") or {}).get("webhooks", [])]
+
+        want_bundle = ws["data"]["ca.crt"] if ws else None
+        got = wait("caBundle", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        check("every webhook of the MutatingWebhookConfiguration gets the mesh bundle as its caBundle", bool(got),
+              [(b or "")[:16] for b in ca_bundles()])
+        code, out = api.req("PATCH", f"{MWC}/{WHC}", [{"op": "replace", "path": "/webhooks/1/clientConfig/caBundle",
+                                                       "value": base64.b64encode(b"stale").decode()}],
+                            "application/json-patch+json")
+        t0 = time.monotonic()
+        got = wait("caBundle healed", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        check("a caBundle reset (as a kubectl apply of the configuration would) is healed within seconds",
+              code == 200 and bool(got) and time.monotonic() - t0 < 10 * T, (code, time.monotonic() - t0))
+        api.delete(f"{MWC}/{WHC}")
+        time.sleep(0.5 * T)
+        api.create(MWC, webhook_configuration(WHC, SYS, run))
+        got = wait("caBundle after re-create", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        check("a configuration deleted and created again while the operator runs gets its caBundle", bool(got))
+        def expiry_reported():
+            # (read around a renewal that may land between the two reads)
+            x = secret(SYS, "pillion-webhook-tls")
+            return x and abs(metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds")
+                             - cert_not_after(x)) <= 1
+        check("/metrics reports the webhook certificate's expiry time", bool(wait("expiry", expiry_reported, 10)),
+              metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds"))
+        api.delete(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls")
+        healed = wait("webhook secret healed", lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
+        check("a deleted webhook Secret is issued again", bool(healed) and key_matches(healed)
+              and verify_server(tmp, healed).returncode == 0)
+        if fake:
+            # --webhook-cert-ttl 30s: renewed at 2/3 of its life, 20 s after it was issued.
+            serial_w = cert_serial(healed) if healed else None
+            renewed = wait("webhook renewal", lambda: (lambda x: x if x and cert_serial(x) != serial_w else None)(
+                secret(SYS, "pillion-webhook-tls")), 35)
+            check("the webhook certificate is reissued when its renewal is due (2/3 of --webhook-cert-ttl)",
+                  bool(renewed) and verify_server(tmp, renewed).returncode == 0 and key_matches(renewed)
+                  and cert_not_after(renewed) > cert_not_after(healed))
+            check("... and the caBundle, the same mesh bundle, is left as it is", ca_bundles() == [want_bundle, want_bundle])
+        else:
+            NOT_RUN.append("webhook certificate renewal (run against the test double only, with --webhook-cert-ttl 30s)")
 
         # --- a policy change rewrites only the ConfigMaps it affects ---
         def rv(ns, name):
@@ -255,13 +331,6 @@ def main():
         rotated = wait("rotation", lambda: (lambda s: s if s and cert_serial(s) != serial1 else None)(secret(OTHER, "pillion-c0-tls")), 20 * T)
         check("a certificate inside its renewBefore window is reissued", bool(first) and bool(rotated))
         check("... with a key that matches it", bool(rotated) and key_matches(rotated))
-
-        def metric(port, name):
-            total = 0.0
-            for line in get_url(f"http://127.0.0.1:{port}/metrics")[1].splitlines():
-                if line.startswith(name):
-                    total += float(line.rsplit(" ", 1)[1])
-            return total
 
         # --- API server faults: cut watches, 410 bursts, a restart; the state converges ---
         if fake:
@@ -396,6 +465,8 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        if real and api and nonlocal_mwc[0]:
+            api.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{nonlocal_mwc[0]}")
         if real and api:
             for ns in (SHOP, OTHER) + ((SYS,) if (SYS or "").startswith("pe2e-") else ()):
                 api.delete(f"/api/v1/namespaces/{ns}")
@@ -432,6 +503,39 @@ def key_matches(s):
     crt, key = base64.b64decode(s["data"]["tls.crt"]), base64.b64decode(s["data"]["tls.key"])
     a = pub(["x509", "-noout", "-pubkey"], crt)
     return bool(a) and a == pub(["pkey", "-pubout"], key)
+
+
+def webhook_configuration(name, sys_ns, run):
+    """A configuration like the install's, that matches no namespace (a label none has) and ignores failures."""
+    def hook(hname, bundle):
+        cc = {"service": {"name": "pillion-webhook", "namespace": sys_ns, "path": "/mutate", "port": 443}}
+        if bundle is not None:
+            cc["caBundle"] = bundle
+        return {"name": hname, "clientConfig": cc,
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                           "scope": "Namespaced"}],
+                "namespaceSelector": {"matchLabels": {"pillion.dev/e2e-no-such-label": run}},
+                "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 5}
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [hook("inject.pillion.dev", None),
+                         hook("inject2.pillion.dev", base64.b64encode(b"not the mesh bundle").decode())]}
+
+
+def verify_server(tmp, s):
+    """openssl verify -purpose sslserver of the Secret's tls.crt against its ca.crt."""
+    ca, crt = os.path.join(tmp, "wh-ca.pem"), os.path.join(tmp, "wh.pem")
+    open(ca, "wb").write(base64.b64decode(s["data"]["ca.crt"]))
+    open(crt, "wb").write(cert_of(s))
+    return subprocess.run(["openssl", "verify", "-purpose", "sslserver", "-CAfile", ca, crt], capture_output=True)
+
+
+def cert_not_after(s):
+    import calendar
+    import datetime
+    out = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=cert_of(s), capture_output=True).stdout.decode()
+    t = datetime.datetime.strptime(" ".join(out.strip().split("=", 1)[1].split()), "%b %d %H:%M:%S %Y GMT")
+    return calendar.timegm(t.timetuple())
 
 
 def cert_of(s):

@@ -506,6 +506,110 @@ static void test_issued_leaf(void **state)
 	pl_ca_free(ca);
 }
 
+/* An admission webhook's serving certificate: DNS SANs, serverAuth only, verified as a TLS server by OpenSSL. */
+static void test_server_leaf(void **state)
+{
+	(void)state;
+	static const char *const names[] = {"pillion-webhook.pillion-system.svc",
+					    "pillion-webhook.pillion-system.svc.cluster.local", "pillion-webhook.pillion-system",
+					    "pillion-webhook"};
+	pl_ca *ca = must_generate(NOW, 0);
+	pem bundle = ca_bundle(ca);
+	pl_issued is;
+	char err[256] = "";
+	int e;
+
+	int r = pl_ca_issue_server(ca, names, 4, NOW, 90 * DAY, &is, err, sizeof(err));
+	if (r)
+		fail_msg("pl_ca_issue_server: %d %s", r, err);
+	assert_false(is.clamped);
+	assert_int_equal(is.not_after, NOW + 90 * DAY);
+	assert_int_equal(is.not_before, NOW - PL_CA_CLOCK_SKEW_S);
+	/* A TLS server, not a client. */
+	assert_int_equal(verify_chain(is.cert_pem, bundle.s, X509_PURPOSE_SSL_SERVER, NOW, &e), 1);
+	assert_int_not_equal(verify_chain(is.cert_pem, bundle.s, X509_PURPOSE_SSL_CLIENT, NOW, &e), 1);
+	assert_true(pl_cert_signed_by(is.cert_pem, strlen(is.cert_pem), bundle.s, bundle.len, NOW));
+	assert_true(pl_cert_key_matches(is.cert_pem, strlen(is.cert_pem), is.key_pem, strlen(is.key_pem)));
+
+	X509 *x = parse_one(is.cert_pem), *root = parse_one(bundle.s);
+	assert_int_equal(X509_check_host(x, names[0], 0, 0, NULL), 1);
+	assert_int_equal(X509_check_host(x, "pillion-webhook", 0, 0, NULL), 1);
+	assert_int_not_equal(X509_check_host(x, "other.pillion-system.svc", 0, 0, NULL), 1);
+	char cn[128] = "";
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+	assert_string_equal(cn, names[0]);
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_SERVER);
+	assert_false(X509_get_extension_flags(x) & EXFLAG_CA);
+	int crit = -1;
+	GENERAL_NAMES *san = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+	assert_int_equal(crit, 0);
+	assert_int_equal(sk_GENERAL_NAME_num(san), 4);
+	for (int i = 0; i < 4; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
+		assert_int_equal(gn->type, GEN_DNS);
+		assert_int_equal(ASN1_STRING_length(gn->d.dNSName), strlen(names[i]));
+		assert_memory_equal(ASN1_STRING_get0_data(gn->d.dNSName), names[i], strlen(names[i]));
+	}
+	GENERAL_NAMES_free(san);
+	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x), X509_get0_subject_key_id(root)), 0);
+	X509_free(x);
+	X509_free(root);
+
+	/* The names it was issued for, in any order; not a subset, a superset or other names. */
+	const char *const reordered[] = {names[3], names[1], names[0], names[2]};
+	const char *const fewer[] = {names[0], names[1], names[2]};
+	const char *const other[] = {names[0], names[1], names[2], "pillion-webhook.elsewhere.svc"};
+	size_t len = strlen(is.cert_pem);
+	assert_true(pl_cert_dns_names_match(is.cert_pem, len, names, 4));
+	assert_true(pl_cert_dns_names_match(is.cert_pem, len, reordered, 4));
+	assert_false(pl_cert_dns_names_match(is.cert_pem, len, fewer, 3));
+	assert_false(pl_cert_dns_names_match(is.cert_pem, len, other, 4));
+	assert_false(pl_cert_dns_names_match("junk", 4, names, 4));
+	/* A SPIFFE leaf has no DNS names; a client-only certificate would not serve either. */
+	pl_issued spiffe;
+	must_issue(ca, ID_A, NOW, DAY, &spiffe);
+	assert_false(pl_cert_dns_names_match(spiffe.cert_pem, strlen(spiffe.cert_pem), names, 4));
+	pl_issued_clear(&spiffe);
+
+	/* Refusals: no names, too many, bad names, duplicates, bad ttl, an expired CA. */
+	pl_issued bad;
+	const char *const upper[] = {"Pillion-Webhook"}, *const wild[] = {"*.pillion-system.svc"},
+			  *const dash[] = {"-x.svc"}, *const empty_label[] = {"a..b"}, *const dup[] = {"a.b", "a.b"},
+			  *const ip[] = {"10.0.0.1:443"};
+	const char *many[PL_DNS_NAMES_MAX + 1];
+	char buf[PL_DNS_NAMES_MAX + 1][8];
+	for (int i = 0; i <= PL_DNS_NAMES_MAX; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "n%d", i);
+		many[i] = buf[i];
+	}
+	assert_int_equal(pl_ca_issue_server(ca, names, 0, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, NULL, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, many, PL_DNS_NAMES_MAX + 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, many, PL_DNS_NAMES_MAX, NOW, DAY, &bad, err, sizeof(err)), 0);
+	pl_issued_clear(&bad);
+	assert_int_equal(pl_ca_issue_server(ca, upper, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "Pillion-Webhook"));
+	assert_int_equal(pl_ca_issue_server(ca, wild, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, dash, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, empty_label, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, ip, 1, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pl_ca_issue_server(ca, dup, 2, NOW, DAY, &bad, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	assert_int_equal(pl_ca_issue_server(ca, names, 4, NOW, 0, &bad, err, sizeof(err)), -EINVAL);
+	assert_null(bad.cert_pem);
+	assert_int_equal(pl_ca_issue_server(ca, names, 4, pl_ca_not_after(ca), DAY, &bad, err, sizeof(err)), -EKEYEXPIRED);
+	/* Clamped to the CA's notAfter like a SPIFFE leaf. */
+	assert_int_equal(pl_ca_issue_server(ca, names, 4, pl_ca_not_after(ca) - DAY, 90 * DAY, &bad, err, sizeof(err)), 0);
+	assert_true(bad.clamped);
+	assert_int_equal(bad.not_after, pl_ca_not_after(ca));
+	pl_issued_clear(&bad);
+
+	pl_issued_clear(&is);
+	free(bundle.s);
+	pl_ca_free(ca);
+}
+
 static void test_ttl_and_clamping(void **state)
 {
 	(void)state;
@@ -1191,6 +1295,7 @@ int main(void)
 		cmocka_unit_test(test_generate_export_load),
 		cmocka_unit_test(test_generate_refuses),
 		cmocka_unit_test(test_issued_leaf),
+		cmocka_unit_test(test_server_leaf),
 		cmocka_unit_test(test_ttl_and_clamping),
 		cmocka_unit_test(test_spiffe_ids),
 		cmocka_unit_test(test_serials_and_keys_differ),

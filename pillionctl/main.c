@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "inject.h"
 #include "inputs.h"
 
 static void usage(FILE *f)
@@ -11,6 +12,7 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  validate -f PATH...             check TrafficPolicy and MeshIdentity files\n"
 		   "  render --pod POD -f PATH...     print the proxy config a pod would get\n"
+		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
 		   "\n"
 		   "Run pillionctl COMMAND --help for a command's flags.\n");
 }
@@ -25,6 +27,8 @@ int main(int argc, char **argv)
 		return cmd_validate(argc - 1, argv + 1);
 	if (strcmp(argv[1], "render") == 0)
 		return cmd_render(argc - 1, argv + 1);
+	if (strcmp(argv[1], "inject") == 0)
+		return cmd_inject(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;

@@ -40,6 +40,12 @@ void pl_docs_free(pl_docs *docs);
 char *pl_json_dump_canonical(const json_t *v);
 /* Sorted keys, two-space indent, trailing newline. Caller frees with free(). */
 char *pl_json_dump_pretty(const json_t *v);
+/*
+ * One YAML document for v (no "---"): block style, two-space indent, keys in the object's order,
+ * strings quoted exactly where plain text would read back as something else (yes, 017, null, "").
+ * Identical input gives identical bytes. Caller frees with free(). NULL on failure.
+ */
+char *pl_yaml_dump(const json_t *v);
 /* A short rendering of v for error messages ("\"abc\"", 12, true, an object, a list). */
 void pl_json_describe(const json_t *v, char *out, size_t size);
 /* Looks up a string member; NULL when absent or not a string. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "base/buf.h"
 #include "base/hmap.h"
 #include "json/json.h"
 
@@ -524,4 +525,137 @@ int pl_yaml_load(const char *buf, size_t len, pl_docs *out)
 	free(c);
 	yaml_parser_delete(&parser);
 	return rc;
+}
+
+/* ---- jansson values to YAML: block style, keys in the object's own (insertion) order ---- */
+
+/* A string may be written plain only when reading it back gives the same string (not yes, 017, null, ~). */
+static bool plain_ok(const json_t *s)
+{
+	const char *v = json_string_value(s);
+	size_t len = json_string_length(s);
+	const char *why = NULL;
+
+	if (strlen(v) != len || strcmp(v, "<<") == 0)
+		return false;
+	json_t *r = resolve(v, len, R_ANY, &why);
+	bool ok = r && json_is_string(r);
+	json_decref(r);
+	return ok;
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *s, size_t len, yaml_scalar_style_t style)
+{
+	yaml_event_t ev;
+
+	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)len, 1, 1, style))
+		return -1;
+	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int emit_string(yaml_emitter_t *em, const json_t *s)
+{
+	const char *v = json_string_value(s);
+	size_t len = json_string_length(s);
+	yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
+
+	if (memchr(v, '\n', len))
+		style = YAML_LITERAL_SCALAR_STYLE;  /* the emitter falls back to quoted where a block cannot say it */
+	else if (!plain_ok(s))
+		style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+	return emit_scalar(em, v, len, style);
+}
+
+static int emit_value(yaml_emitter_t *em, const json_t *v)
+{
+	yaml_event_t ev;
+	char num[64];
+	size_t i;
+	const char *k;
+	json_t *e;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		bool flow = json_object_size(v) == 0;  /* {} */
+		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+							 flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return -1;
+		json_object_foreach((json_t *)v, k, e) {
+			json_t *key = json_string(k);
+			int rc = key ? emit_string(em, key) : -1;
+			json_decref(key);
+			if (rc < 0 || emit_value(em, e) < 0)
+				return -1;
+		}
+		if (!yaml_mapping_end_event_initialize(&ev) || !yaml_emitter_emit(em, &ev))
+			return -1;
+		return 0;
+	}
+	case JSON_ARRAY: {
+		bool flow = json_array_size(v) == 0;  /* [] */
+		if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							  flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return -1;
+		json_array_foreach(v, i, e) {
+			if (emit_value(em, e) < 0)
+				return -1;
+		}
+		if (!yaml_sequence_end_event_initialize(&ev) || !yaml_emitter_emit(em, &ev))
+			return -1;
+		return 0;
+	}
+	case JSON_STRING:
+		return emit_string(em, v);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return emit_scalar(em, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
+	case JSON_REAL: {
+		/* jansson's own rendering keeps a ".0" so the value reads back as a float. */
+		char *s = json_dumps(v, JSON_ENCODE_ANY);
+		int rc = s ? emit_scalar(em, s, strlen(s), YAML_PLAIN_SCALAR_STYLE) : -1;
+		free(s);
+		return rc;
+	}
+	case JSON_TRUE:
+		return emit_scalar(em, "true", 4, YAML_PLAIN_SCALAR_STYLE);
+	case JSON_FALSE:
+		return emit_scalar(em, "false", 5, YAML_PLAIN_SCALAR_STYLE);
+	case JSON_NULL:
+		return emit_scalar(em, "null", 4, YAML_PLAIN_SCALAR_STYLE);
+	}
+	return -1;
+}
+
+static int write_buf(void *data, unsigned char *buf, size_t size)
+{
+	pl_buf_append(data, buf, size);
+	return 1;
+}
+
+char *pl_yaml_dump(const json_t *v)
+{
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	pl_buf out = PL_BUF_INIT;
+	int ok;
+
+	if (!v || !yaml_emitter_initialize(&em))
+		return NULL;
+	yaml_emitter_set_output(&em, write_buf, &out);
+	yaml_emitter_set_unicode(&em, 1);
+	yaml_emitter_set_indent(&em, 2);
+	yaml_emitter_set_width(&em, -1);   /* never fold long strings: one value, one line, stable diffs */
+	yaml_emitter_set_break(&em, YAML_LN_BREAK);
+	ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) && yaml_emitter_emit(&em, &ev) &&
+	     yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) && yaml_emitter_emit(&em, &ev) &&
+	     emit_value(&em, v) == 0 && yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&em, &ev) &&
+	     yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&em, &ev) && yaml_emitter_flush(&em);
+	yaml_emitter_delete(&em);
+	if (!ok || !out.data) {
+		pl_buf_free(&out);
+		return NULL;
+	}
+	return out.data;  /* ownership passes to the caller */
 }

@@ -132,10 +132,5 @@ contains "render --mesh lists the web Service by its cluster IP" '"198.18.10.20"
 contains "render --mesh lists the pod" '"web-0"' "$tmp/mesh.json"
 "$ctl" render --mesh shop --pod "$tmp/running.yaml" -f "$ex" >/dev/null 2>&1; check "render with both --pod and --mesh is a usage error" 2 $?
 
-# Stub binaries say so and exit 2; they must never pretend to work.
-for b in pillion-webhook; do
-	"$bin/$b" >/dev/null 2>&1; check "$b exits 2 until implemented" 2 $?
-done
-
 [ "$fails" -eq 0 ] && echo "pillionctl: all checks passed" || echo "pillionctl: $fails checks failed"
 [ "$fails" -eq 0 ]

@@ -555,4 +555,5 @@ def cert_ttl(s):
     return (t[1] - t[0]).total_seconds() - 300
 
 
-main()
+if __name__ == "__main__":
+    main()

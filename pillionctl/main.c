@@ -1,7 +1,8 @@
-/* pillionctl: validate policy files and show the proxy config a pod would get. */
+/* pillionctl: validate policy files, show the proxy config a pod would get, check an installed mesh. */
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "inject.h"
 #include "inputs.h"
 
@@ -13,6 +14,7 @@ static void usage(FILE *f)
 		   "  validate -f PATH...             check TrafficPolicy and MeshIdentity files\n"
 		   "  render --pod POD -f PATH...     print the proxy config a pod would get\n"
 		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
+		   "  check [--kubeconfig FILE]       inspect an installed Pillion through the Kubernetes API\n"
 		   "\n"
 		   "Run pillionctl COMMAND --help for a command's flags.\n");
 }
@@ -29,6 +31,8 @@ int main(int argc, char **argv)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(argv[1], "inject") == 0)
 		return cmd_inject(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;

@@ -145,15 +145,10 @@ static int apply_opt(op_settings *s, int opt, const char *flag, const char *v)
 		s->webhook_cert_ttl_s = ns / PL_NS_PER_S;
 		break;
 	}
-	case O_LOG_LEVEL: {
-		static const char *lv[] = {"debug", "info", "warn", "error"};
-		for (int i = 0; i < 4; i++)
-			if (strcmp(v, lv[i]) == 0) {
-				pl_log_set_level((pl_log_level)i);
-				return 0;
-			}
-		return bad(flag, v, "must be debug, info, warn or error");
-	}
+	case O_LOG_LEVEL:
+		if (pl_log_set_level_name(v) < 0)
+			return bad(flag, v, "must be debug, info, warn or error");
+		break;
 	}
 	return 0;
 }

@@ -273,21 +273,6 @@ static void add_dir(run *r, const char *path, int depth)
 	free(names);
 }
 
-/* "1.29", "v1.29" or "1.29.3" -> 29; -1 otherwise. */
-static int parse_minor(const char *s)
-{
-	char *end;
-
-	if (*s == 'v')
-		s++;
-	if (strncmp(s, "1.", 2) != 0 || s[2] < '0' || s[2] > '9')
-		return -1;
-	long m = strtol(s + 2, &end, 10);
-	if (m > 1000 || (*end && *end != '.'))
-		return -1;
-	return (int)m;
-}
-
 int cmd_inject(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -343,8 +328,7 @@ int cmd_inject(int argc, char **argv)
 			}
 			break;
 		case 'K':
-			r.opts.server_minor = parse_minor(optarg);
-			if (r.opts.server_minor < 0) {
+			if (pl_inject_server_minor(optarg, &r.opts.server_minor) < 0) {
 				fprintf(stderr, "pillionctl inject: --kubernetes-version: must look like 1.29, got \"%s\"\n",
 					optarg);
 				rc = 2;

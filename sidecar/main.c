@@ -117,8 +117,6 @@ static int parse_size(const char *flag, const char *v, size_t min, size_t max, s
 
 static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 {
-	size_t z;
-
 	switch (opt) {
 	case O_CONFIG: s->config_path = v; return 0;
 	case O_MESH: s->mesh_path = *v ? v : NULL; return 0;
@@ -145,15 +143,10 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 		else
 			return bad(flag, v, "must be true or false");
 		return 0;
-	case O_LOG_LEVEL: {
-		static const char *levels[] = {"debug", "info", "warn", "error"};
-		for (z = 0; z < 4; z++)
-			if (strcmp(v, levels[z]) == 0) {
-				pl_log_set_level((pl_log_level)z);
-				return 0;
-			}
-		return bad(flag, v, "must be debug, info, warn or error");
-	}
+	case O_LOG_LEVEL:
+		if (pl_log_set_level_name(v) < 0)
+			return bad(flag, v, "must be debug, info, warn or error");
+		return 0;
 	}
 	return 0;
 }

@@ -66,33 +66,8 @@ static int bad(const char *flag, const char *v, const char *why)
 	return 2;
 }
 
-/* "1.29", "v1.29.3", "1.29+" (some distributions) -> 29; "" or "unknown" -> 0. */
-static int minor_of(const char *v, int *out)
-{
-	char *end;
-	long major, minor;
-
-	if (!*v || strcmp(v, "unknown") == 0) {
-		*out = 0;
-		return 0;
-	}
-	if (*v == 'v')
-		v++;
-	if (*v < '0' || *v > '9')
-		return -1;
-	major = strtol(v, &end, 10);
-	if (major != 1 || *end != '.' || end[1] < '0' || end[1] > '9')
-		return -1;
-	minor = strtol(end + 1, &end, 10);
-	if (minor > 1000 || (*end && *end != '.' && *end != '+' && *end != '-'))
-		return -1;
-	*out = (int)minor;
-	return 0;
-}
-
 static int apply_opt(wh_config *c, int opt, const char *flag, const char *v, bool *check)
 {
-	static const char *lv[] = {"debug", "info", "warn", "error"};
 	unsigned char addr[16];
 	int64_t ns;
 	char *end;
@@ -138,7 +113,7 @@ static int apply_opt(wh_config *c, int opt, const char *flag, const char *v, boo
 			return bad(flag, v, "must be auto, true or false");
 		break;
 	case O_KUBE_VERSION:
-		if (minor_of(v, &c->server_minor))
+		if (pl_inject_server_minor(v, &c->server_minor) < 0)
 			return bad(flag, v, "must be a Kubernetes version such as 1.29 or v1.29.3");
 		break;
 	case O_CERT_CHECK:
@@ -151,12 +126,9 @@ static int apply_opt(wh_config *c, int opt, const char *flag, const char *v, boo
 			c->shutdown_timeout_ns = ns;
 		break;
 	case O_LOG_LEVEL:
-		for (int i = 0; i < 4; i++)
-			if (strcmp(v, lv[i]) == 0) {
-				pl_log_set_level((pl_log_level)i);
-				return 0;
-			}
-		return bad(flag, v, "must be debug, info, warn or error");
+		if (pl_log_set_level_name(v) < 0)
+			return bad(flag, v, "must be debug, info, warn or error");
+		break;
 	case O_CHECK:
 		*check = true;
 		break;

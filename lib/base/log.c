@@ -3,15 +3,27 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/buf.h"
 
 static pl_log_level min_level = PL_LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void pl_log_set_level(pl_log_level level)
 {
 	min_level = level;
+}
+
+int pl_log_set_level_name(const char *name)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(name, level_names[i]) == 0) {
+			min_level = (pl_log_level)i;
+			return 0;
+		}
+	return -1;
 }
 
 static void json_escape(pl_buf *b, const char *s)
@@ -29,7 +41,6 @@ static void json_escape(pl_buf *b, const char *s)
 
 void pl_log(pl_log_level level, const char *fmt, ...)
 {
-	static const char *names[] = {"debug", "info", "warn", "error"};
 	char msg[2048], ts[40];
 	struct timespec now;
 	struct tm tm;
@@ -44,7 +55,7 @@ void pl_log(pl_log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	pl_buf_printf(&b, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"msg\":\"", names[level], ts,
+	pl_buf_printf(&b, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"msg\":\"", level_names[level], ts,
 		      now.tv_nsec / 1000000);
 	json_escape(&b, msg);
 	pl_buf_puts(&b, "\"}\n");

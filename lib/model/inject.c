@@ -987,3 +987,26 @@ int pl_json_patch_apply(json_t *doc, const json_t *patch, char *err, size_t errl
 	pl_buf_free(&tok);
 	return rc;
 }
+
+int pl_inject_server_minor(const char *v, int *out)
+{
+	char *end;
+	long major, minor;
+
+	if (!*v || strcmp(v, "unknown") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (*v == 'v')
+		v++;
+	if (*v < '0' || *v > '9')
+		return -1;
+	major = strtol(v, &end, 10);
+	if (major != 1 || *end != '.' || end[1] < '0' || end[1] > '9')
+		return -1;
+	minor = strtol(end + 1, &end, 10);
+	if (minor > 1000 || (*end && *end != '.' && *end != '+' && *end != '-'))
+		return -1;
+	*out = (int)minor;
+	return 0;
+}

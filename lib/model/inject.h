@@ -53,6 +53,10 @@ typedef struct pl_inject_result {
 	char error[256];     /* for "invalid-pod": which field, e.g. "spec.containers: must be an array" */
 } pl_inject_result;
 
+/* The minor version of a Kubernetes version string, for server_minor: "1.29", "v1.29.3",
+ * "1.29+" and "v1.29.3-eks-..." give 29; "" and "unknown" give 0. -1 for anything else. */
+int pl_inject_server_minor(const char *version, int *minor);
+
 /* Decides and, when injecting, builds the patch against pod as given. Always fills out (free with
  * pl_inject_result_clear); returns 0, or -1 only on out-of-memory. Never aborts on odd input. */
 int pl_inject_pod(const json_t *pod, const pl_inject_opts *opts, pl_inject_result *out);

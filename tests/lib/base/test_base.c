@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "base/duration.h"
 #include "base/hmap.h"
+#include "base/log.h"
 #include "base/sha256.h"
 
 /* ---------- arena ---------- */
@@ -702,6 +703,18 @@ static void test_base64(void **state)
 	assert_null(pl_base64_decode_relaxed("not*base64", NULL));
 }
 
+/* The flag value every binary's --log-level takes. */
+static void test_log_level_name(void **state)
+{
+	(void)state;
+	assert_int_equal(pl_log_set_level_name("debug"), 0);
+	assert_int_equal(pl_log_set_level_name("error"), 0);
+	assert_int_equal(pl_log_set_level_name("info"), 0);
+	assert_int_equal(pl_log_set_level_name("verbose"), -1);
+	assert_int_equal(pl_log_set_level_name(""), -1);
+	assert_int_equal(pl_log_set_level_name("INFO"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -724,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_hmap_many),
 		cmocka_unit_test(test_hmap_delete),
 		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_log_level_name),
 	};
 	return cmocka_run_group_tests(tests, 0, NULL);
 }

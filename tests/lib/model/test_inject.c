@@ -760,6 +760,28 @@ static void test_garbage_never_crashes(void **state)
 	json_decref(base);
 }
 
+/* The version strings --kubernetes-version takes (the webhook and pillionctl share the parser). */
+static void test_server_minor(void **state)
+{
+	int m = -7;
+	(void)state;
+	assert_int_equal(pl_inject_server_minor("1.29", &m), 0);
+	assert_int_equal(m, 29);
+	assert_int_equal(pl_inject_server_minor("v1.28.4", &m), 0);
+	assert_int_equal(m, 28);
+	assert_int_equal(pl_inject_server_minor("v1.30.2-eks-1234", &m), 0);
+	assert_int_equal(m, 30);
+	assert_int_equal(pl_inject_server_minor("1.27+", &m), 0);
+	assert_int_equal(m, 27);
+	assert_int_equal(pl_inject_server_minor("unknown", &m), 0);
+	assert_int_equal(m, 0);
+	assert_int_equal(pl_inject_server_minor("2", &m), -1);
+	assert_int_equal(pl_inject_server_minor("2.1", &m), -1);
+	assert_int_equal(pl_inject_server_minor("1.", &m), -1);
+	assert_int_equal(pl_inject_server_minor("1.29x", &m), -1);
+	assert_int_equal(pl_inject_server_minor("v", &m), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -772,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_patch_apply),
 		cmocka_unit_test(test_yaml_dump),
 		cmocka_unit_test(test_garbage_never_crashes),
+		cmocka_unit_test(test_server_minor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

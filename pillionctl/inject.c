@@ -1,19 +1,17 @@
 /* pillionctl inject: adds the sidecar to the Pods and workload pod templates of manifests (GitOps), as YAML. */
 #include "inject.h"
+#include "inputs.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "base/buf.h"
 #include "json/json.h"
 #include "model/inject.h"
 
-#define INJECT_MAX_INPUT (64u << 20)
 
 static const char usage[] =
 	"usage: pillionctl inject -f PATH [-f PATH]... [-o OUT] [flags]\n"
@@ -183,94 +181,20 @@ static void process(run *r, const char *path, int doc, json_t *v, int depth)
 		inject_template(r, where, what, v, cron, "spec.jobTemplate.spec.template");
 }
 
-static bool looks_json(const pl_buf *b)
+static void inject_docs(void *ctx, const char *path, const pl_docs *docs, bool json)
 {
-	for (size_t i = 0; i < b->len; i++) {
-		char c = b->data[i];
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			continue;
-		return c == '{' || c == '[';
-	}
-	return false;
-}
+	run *r = ctx;
 
-static void add_file(run *r, const char *path)
-{
-	pl_buf b = PL_BUF_INIT;
-	pl_docs docs;
-	int rc = pl_buf_read_file(&b, path, INJECT_MAX_INPUT);
-
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", path, rc == -EFBIG ? "file larger than 64 MiB" : strerror(-rc));
-		r->io_errors++;
-		pl_buf_free(&b);
-		return;
-	}
-	bool json = has_suffix(path, ".json") || (strcmp(path, "-") == 0 && looks_json(&b));
-	if (json)
-		pl_json_load(b.data ? b.data : "", b.len, &docs);
-	else
-		pl_yaml_load(b.data ? b.data : "", b.len, &docs);
-	for (size_t i = 0; i < docs.n; i++) {
-		if (!docs.v[i].root)
+	for (size_t i = 0; i < docs->n; i++) {
+		if (!docs->v[i].root)
 			continue;
-		process(r, path, docs.v[i].index, docs.v[i].root, 0);
-		emit(r, docs.v[i].root);
+		process(r, path, docs->v[i].index, docs->v[i].root, 0);
+		emit(r, docs->v[i].root);
 	}
-	if (docs.failed) {
-		fprintf(stderr, "%s:%d: %s: %s\n", path, docs.error_doc, json ? "json" : "yaml", docs.error);
+	if (docs->failed) {
+		fprintf(stderr, "%s:%d: %s: %s\n", path, docs->error_doc, json ? "json" : "yaml", docs->error);
 		r->errors++;
 	}
-	pl_docs_free(&docs);
-	pl_buf_free(&b);
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* As pillionctl validate reads a repository: sorted, recursive, hidden entries and symlinked directories skipped. */
-static void add_dir(run *r, const char *path, int depth)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0;
-
-	if (!d) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		r->io_errors++;
-		return;
-	}
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char **nv = realloc(names, (n + 1) * sizeof(*names));
-		if (!nv || !(nv[n] = strdup(de->d_name)))
-			abort();
-		names = nv;
-		n++;
-	}
-	closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), name_cmp);
-	for (size_t i = 0; i < n; i++) {
-		pl_buf full = PL_BUF_INIT;
-		struct stat st;
-		pl_buf_printf(&full, "%s%s%s", path, has_suffix(path, "/") ? "" : "/", names[i]);
-		bool link = lstat(full.data, &st) == 0 && S_ISLNK(st.st_mode);
-		if (stat(full.data, &st) == 0 && S_ISDIR(st.st_mode)) {
-			if (!link && depth < 32)
-				add_dir(r, full.data, depth + 1);
-		} else if (has_suffix(names[i], ".yaml") || has_suffix(names[i], ".yml") ||
-			   has_suffix(names[i], ".json")) {
-			add_file(r, full.data);
-		}
-		pl_buf_free(&full);
-		free(names[i]);
-	}
-	free(names);
 }
 
 int cmd_inject(int argc, char **argv)
@@ -349,13 +273,8 @@ int cmd_inject(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	for (size_t i = 0; i < npaths; i++) {
-		struct stat st;
-		if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
-			add_dir(&r, paths[i], 0);
-		else
-			add_file(&r, paths[i]);
-	}
+	for (size_t i = 0; i < npaths; i++)
+		pl_read_inputs(paths[i], stderr, &r.io_errors, inject_docs, &r);
 	if (r.io_errors) {
 		rc = 2;
 		goto out;

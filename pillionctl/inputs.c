@@ -81,32 +81,24 @@ static bool looks_json(const pl_buf *b)
 	return false;
 }
 
-static void add_file(pl_inputs *in, const char *path, FILE *err)
+static void read_file(const char *path, FILE *err, int *io_errors, pl_docs_fn each, void *ctx)
 {
 	pl_buf b = PL_BUF_INIT;
 	pl_docs docs;
-	const char *p = pl_arena_strdup(&in->arena, path);
 
 	int rc = pl_buf_read_file(&b, path, PL_INPUT_MAX_BYTES);
 	if (rc < 0) {
 		fprintf(err, "%s: %s\n", path, rc == -EFBIG ? "file larger than 64 MiB" : strerror(-rc));
-		in->io_errors++;
+		(*io_errors)++;
 		pl_buf_free(&b);
 		return;
 	}
 	bool json = has_suffix(path, ".json") || (strcmp(path, "-") == 0 && looks_json(&b));
 	if (json)
-		pl_json_load(b.data, b.len, &docs);
+		pl_json_load(b.data ? b.data : "", b.len, &docs);
 	else
-		pl_yaml_load(b.data, b.len, &docs);
-	for (size_t i = 0; i < docs.n; i++) {
-		if (docs.v[i].root)
-			add_object(in, p, docs.v[i].index, docs.v[i].root);
-	}
-	if (docs.failed) {
-		pl_entry *e = new_entry(in, PL_ENTRY_SYNTAX, p, docs.error_doc);
-		e->syntax = pl_arena_printf(&in->arena, "%s: %s", json ? "json" : "yaml", docs.error);
-	}
+		pl_yaml_load(b.data ? b.data : "", b.len, &docs);
+	each(ctx, path, &docs, json);
 	pl_docs_free(&docs);
 	pl_buf_free(&b);
 }
@@ -116,7 +108,7 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
+static void read_dir(const char *path, FILE *err, int *io_errors, pl_docs_fn each, void *ctx, int depth)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
@@ -125,7 +117,7 @@ static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
 
 	if (!d) {
 		fprintf(err, "%s: %s\n", path, strerror(errno));
-		in->io_errors++;
+		(*io_errors)++;
 		return;
 	}
 	while ((de = readdir(d))) {
@@ -155,15 +147,41 @@ static void add_dir(pl_inputs *in, const char *path, FILE *err, int depth)
 			if (link)
 				fprintf(err, "%s: note: not following a symlinked directory\n", full.data);
 			else if (depth < 32)
-				add_dir(in, full.data, err, depth + 1);
+				read_dir(full.data, err, io_errors, each, ctx, depth + 1);
 		} else if (has_suffix(names[i], ".yaml") || has_suffix(names[i], ".yml") ||
 			   has_suffix(names[i], ".json")) {
-			add_file(in, full.data, err);
+			read_file(full.data, err, io_errors, each, ctx);
 		}
 		pl_buf_free(&full);
 		free(names[i]);
 	}
 	free(names);
+}
+
+void pl_read_inputs(const char *path, FILE *err, int *io_errors, pl_docs_fn each, void *ctx)
+{
+	struct stat st;
+
+	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		read_dir(path, err, io_errors, each, ctx, 0);
+	else
+		read_file(path, err, io_errors, each, ctx);
+}
+
+/* pl_inputs: every document of a file becomes an entry; a syntax error one more. */
+static void add_docs(void *ctx, const char *path, const pl_docs *docs, bool json)
+{
+	pl_inputs *in = ctx;
+	const char *p = pl_arena_strdup(&in->arena, path);
+
+	for (size_t i = 0; i < docs->n; i++) {
+		if (docs->v[i].root)
+			add_object(in, p, docs->v[i].index, docs->v[i].root);
+	}
+	if (docs->failed) {
+		pl_entry *e = new_entry(in, PL_ENTRY_SYNTAX, p, docs->error_doc);
+		e->syntax = pl_arena_printf(&in->arena, "%s: %s", json ? "json" : "yaml", docs->error);
+	}
 }
 
 void pl_inputs_link_duplicates(pl_inputs *in)
@@ -187,10 +205,5 @@ void pl_inputs_link_duplicates(pl_inputs *in)
 
 void pl_inputs_add(pl_inputs *in, const char *path, FILE *err)
 {
-	struct stat st;
-
-	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		add_dir(in, path, err, 0);
-	else
-		add_file(in, path, err);
+	pl_read_inputs(path, err, &in->io_errors, add_docs, in);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "base/arena.h"
+#include "json/json.h"
 #include "model/model.h"
 
 #define PL_INPUT_MAX_BYTES (64u << 20)
@@ -32,6 +33,13 @@ typedef struct pl_inputs {
 	pl_entry *v;
 	int io_errors;
 } pl_inputs;
+
+/* Called with each file's documents (json: parsed as JSON rather than YAML). */
+typedef void (*pl_docs_fn)(void *ctx, const char *path, const pl_docs *docs, bool json);
+/* Reads a file, "-" (stdin) or a directory (recursively, in name order: *.yaml, *.yml, *.json;
+ * hidden entries and symlinked directories skipped): *.json and stdin starting with { or [ as
+ * JSON, the rest as YAML. I/O errors are printed to err and counted in *io_errors. */
+void pl_read_inputs(const char *path, FILE *err, int *io_errors, pl_docs_fn each, void *ctx);
 
 void pl_inputs_init(pl_inputs *in);
 void pl_inputs_free(pl_inputs *in);

@@ -16,18 +16,59 @@ static char *field(const json_t *secret, const char *key, size_t *len)
 	return b64 ? pl_base64_decode(b64, len) : NULL;
 }
 
+void op_tls_pems_decode(const json_t *secret, op_tls_pems *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->crt = field(secret, "tls.crt", &p->crtlen);
+	p->key = field(secret, "tls.key", &p->keylen);
+	p->ca = field(secret, "ca.crt", &p->calen);
+}
+
+void op_tls_pems_clear(op_tls_pems *p)
+{
+	free(p->crt);
+	free(p->ca);
+	if (p->key) {
+		explicit_bzero(p->key, p->keylen);
+		free(p->key);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+json_t *op_tls_secret(const op *o, json_t *metadata, const pl_issued *is)
+{
+	char *crt = pl_base64_encode(is->cert_pem, strlen(is->cert_pem)), *key = pl_base64_encode(is->key_pem, strlen(is->key_pem)),
+	     *ca = pl_base64_encode(o->bundle, strlen(o->bundle));
+	json_t *obj = json_pack("{sssssoss s{ssssss}}", "apiVersion", "v1", "kind", "Secret", "metadata", metadata, "type",
+				"kubernetes.io/tls", "data", "tls.crt", crt, "tls.key", key, "ca.crt", ca);
+
+	explicit_bzero(key, strlen(key));
+	free(crt);
+	free(key);
+	free(ca);
+	return obj;
+}
+
+bool op_cert_times_ok(int64_t nb, int64_t na, int64_t ttl_s, int64_t renew_before_s, int64_t now, int64_t *renew_at)
+{
+	if (pl_cert_needs_renewal(nb, na, now, renew_before_s) || na - nb > ttl_s + PL_CA_CLOCK_SKEW_S + 60)
+		return false;
+	*renew_at = na - renew_before_s;
+	return true;
+}
+
 static int load(op *o, const json_t *secret)
 {
-	size_t crtlen = 0, keylen = 0, calen = 0;
-	char *crt = field(secret, "tls.crt", &crtlen), *key = field(secret, "tls.key", &keylen),
-	     *ca = field(secret, "ca.crt", &calen), err[512];
+	op_tls_pems p;
+	char err[512];
 	int rc = -EINVAL;
 
-	if (!crt || !key) {
+	op_tls_pems_decode(secret, &p);
+	if (!p.crt || !p.key) {
 		log_errorx("CA Secret %s/%s: needs tls.crt and tls.key (base64 PEM)", o->set.namespace, o->set.ca_secret);
 		goto out;
 	}
-	o->ca = pl_ca_load(crt, crtlen, key, keylen, ca, ca ? calen : 0, (int64_t)time(NULL), err, sizeof(err));
+	o->ca = pl_ca_load(p.crt, p.crtlen, p.key, p.keylen, p.ca, p.ca ? p.calen : 0, (int64_t)time(NULL), err, sizeof(err));
 	if (!o->ca) {
 		log_errorx("CA Secret %s/%s: %s", o->set.namespace, o->set.ca_secret, err);
 		goto out;
@@ -36,19 +77,14 @@ static int load(op *o, const json_t *secret)
 	if (pl_ca_bundle(o->ca, &bundle) < 0)
 		goto out;
 	/* ca.crt may also hold the roots of a rollover: the pods trust all of them. */
-	if (ca && pl_ca_bundle_merge(ca, calen, bundle, strlen(bundle), (int64_t)time(NULL), &o->bundle) == 0) {
+	if (p.ca && pl_ca_bundle_merge(p.ca, p.calen, bundle, strlen(bundle), (int64_t)time(NULL), &o->bundle) == 0) {
 		free(bundle);
 	} else {
 		o->bundle = bundle;
 	}
 	rc = 0;
 out:
-	free(crt);
-	free(ca);
-	if (key) {
-		explicit_bzero(key, keylen);
-		free(key);
-	}
+	op_tls_pems_clear(&p);
 	return rc;
 }
 

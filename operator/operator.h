@@ -131,6 +131,21 @@ int op_reconcile_webhook(op *o, pl_kube *k, int64_t *requeue_s);
 /* ca.c: the mesh CA from its Secret, created when absent. */
 int op_ca_bootstrap(op *o, pl_kube *k);
 
+/* A kubernetes.io/tls Secret's tls.crt, tls.key and ca.crt, base64-decoded (each NULL when absent
+ * or not base64). op_tls_pems_clear wipes the key. */
+typedef struct op_tls_pems {
+	char *crt, *key, *ca;
+	size_t crtlen, keylen, calen;
+} op_tls_pems;
+void op_tls_pems_decode(const json_t *secret, op_tls_pems *p);
+void op_tls_pems_clear(op_tls_pems *p);
+/* A kubernetes.io/tls Secret object holding an issued leaf, its key and the mesh bundle as ca.crt;
+ * metadata is stolen. The base64 copy of the key is wiped once packed. */
+json_t *op_tls_secret(const op *o, json_t *metadata, const pl_issued *is);
+/* Whether a leaf valid from nb to na is kept at now: before its renewal time (na - renew_before_s,
+ * put in *renew_at) and no longer-lived than ttl_s allows (a shortened TTL applies at once). */
+bool op_cert_times_ok(int64_t nb, int64_t na, int64_t ttl_s, int64_t renew_before_s, int64_t now, int64_t *renew_at);
+
 /* leader.c: a coordination.k8s.io/v1 Lease. Blocks until acquired (or o->stop); then renews in a thread and ends the process when the lease is lost. */
 int op_leader_acquire(op *o);
 void op_leader_release(op *o); /* on SIGTERM: a standby need not wait for expiry */

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/base64.h"
 #include "base/duration.h"
 #include "base/log.h"
 #include "json/json.h"
@@ -215,16 +214,6 @@ void op_certs_ok_free(op *o)
 	pl_hmap_free(&o->certs_ok);
 }
 
-/* What a valid certificate's dates allow: kept until its renewal time, and reissued at once
- * when a MeshIdentity shortened the TTL. */
-static bool cert_times_ok(int64_t nb, int64_t na, int64_t ttl_s, int64_t renew_before_s, int64_t *renew_at)
-{
-	if (pl_cert_needs_renewal(nb, na, unix_now(), renew_before_s) || na - nb > ttl_s + PL_CA_CLOCK_SKEW_S + 60)
-		return false;
-	*renew_at = na - renew_before_s;
-	return true;
-}
-
 /* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
 static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t ttl_s, int64_t renew_before_s,
 			int64_t *renew_at)
@@ -236,33 +225,22 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 	snprintf(ckey, sizeof(ckey), "%s/%s", meta_str(secret, "namespace") ? meta_str(secret, "namespace") : "",
 		 meta_str(secret, "name") ? meta_str(secret, "name") : "");
 	if (rv && cert_ok_get(o, ckey, rv, spiffe_id, &cnb, &cna))
-		return cert_times_ok(cnb, cna, ttl_s, renew_before_s, renew_at);
-	json_t *data = json_object_get(secret, "data");
-	const char *crt64 = pl_json_get_str(data, "tls.crt"), *ca64 = pl_json_get_str(data, "ca.crt"),
-		   *key64 = pl_json_get_str(data, "tls.key");
+		return op_cert_times_ok(cnb, cna, ttl_s, renew_before_s, unix_now(), renew_at);
 	char id[PL_SPIFFE_ID_MAX + 1] = "";
 	int64_t nb = 0, na = 0;
-	size_t crtlen = 0, calen = 0, keylen = 0;
+	op_tls_pems p;
 	bool ok = false;
 
-	if (!crt64 || !ca64 || !key64)
-		return false;
-	char *crt = pl_base64_decode(crt64, &crtlen), *ca = pl_base64_decode(ca64, &calen),
-	     *key = pl_base64_decode(key64, &keylen);
-	if (crt && ca && key && strcmp(ca, o->bundle) == 0 &&
-	    pl_cert_times(crt, crtlen, &nb, &na, id, sizeof(id)) == 0 && strcmp(id, spiffe_id) == 0 &&
-	    pl_cert_signed_by(crt, crtlen, o->bundle, strlen(o->bundle), unix_now()) &&
-	    pl_cert_key_matches(crt, crtlen, key, keylen)) {
+	op_tls_pems_decode(secret, &p);
+	if (p.crt && p.ca && p.key && strcmp(p.ca, o->bundle) == 0 &&
+	    pl_cert_times(p.crt, p.crtlen, &nb, &na, id, sizeof(id)) == 0 && strcmp(id, spiffe_id) == 0 &&
+	    pl_cert_signed_by(p.crt, p.crtlen, o->bundle, strlen(o->bundle), unix_now()) &&
+	    pl_cert_key_matches(p.crt, p.crtlen, p.key, p.keylen)) {
 		if (rv)
 			cert_ok_put(o, ckey, rv, spiffe_id, nb, na);
-		ok = cert_times_ok(nb, na, ttl_s, renew_before_s, renew_at);
+		ok = op_cert_times_ok(nb, na, ttl_s, renew_before_s, unix_now(), renew_at);
 	}
-	free(crt);
-	free(ca);
-	if (key) {
-		explicit_bzero(key, keylen);
-		free(key);
-	}
+	op_tls_pems_clear(&p);
 	return ok;
 }
 
@@ -290,22 +268,14 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 		return -EINVAL;
 	}
 	count(o, &o->m.certificates_issued);
-	char *crt = pl_base64_encode(is.cert_pem, strlen(is.cert_pem)), *key = pl_base64_encode(is.key_pem, strlen(is.key_pem)),
-	     *ca = pl_base64_encode(o->bundle, strlen(o->bundle));
 	/* The content-hash annotation of a Secret is its identity: the certificate itself decides renewal. */
-	json_t *obj = json_pack("{sssssoss s{ssssss}}", "apiVersion", "v1", "kind", "Secret", "metadata",
-				owned_meta(ns, name, pod, spiffe), "type", "kubernetes.io/tls", "data", "tls.crt", crt,
-				"tls.key", key, "ca.crt", ca);
+	json_t *obj = op_tls_secret(o, owned_meta(ns, name, pod, spiffe), &is);
 	int64_t renew = is.not_after - renew_s;
 	bool is_clamped = is.clamped;
 	int64_t is_not_after = is.not_after;
 	if (is.clamped)
 		log_warnx("the mesh CA expires before %s's certificate would: the leaf was cut to the CA's notAfter; "
 			  "renew the CA", spiffe);
-	explicit_bzero(key, strlen(key));
-	free(crt);
-	free(key);
-	free(ca);
 	pl_issued_clear(&is);
 	int rc = apply(o, k, "secrets", ns, name, obj);
 	json_decref(obj);

@@ -49,31 +49,24 @@ static void note_expiry(op *o, int64_t not_after)
  */
 static bool usable(const op *o, const json_t *secret, const wh_names *n, int64_t *not_after)
 {
-	json_t *data = json_object_get(secret, "data");
-	const char *crt64 = pl_json_get_str(data, "tls.crt"), *key64 = pl_json_get_str(data, "tls.key"),
-		   *ca64 = pl_json_get_str(data, "ca.crt"), *type = pl_json_get_str(secret, "type");
-	size_t crtlen = 0, keylen = 0, calen = 0;
-	int64_t nb = 0, na = 0, now = unix_now();
+	const char *type = pl_json_get_str(secret, "type");
+	int64_t nb = 0, na = 0, renew_at, now = unix_now();
+	op_tls_pems p;
 	bool ok = false;
 
-	if (!crt64 || !key64 || !ca64 || !type || strcmp(type, "kubernetes.io/tls") != 0)
+	if (!type || strcmp(type, "kubernetes.io/tls") != 0)
 		return false;
-	char *crt = pl_base64_decode(crt64, &crtlen), *key = pl_base64_decode(key64, &keylen),
-	     *ca = pl_base64_decode(ca64, &calen);
-	if (crt && key && ca && strcmp(ca, o->bundle) == 0 && pl_cert_times(crt, crtlen, &nb, &na, NULL, 0) == 0 &&
-	    !pl_cert_needs_renewal(nb, na, now, renew_before(o)) &&
-	    na - nb <= o->set.webhook_cert_ttl_s + PL_CA_CLOCK_SKEW_S + 60 &&
-	    pl_cert_dns_names_match(crt, crtlen, n->v, WH_NAMES) &&
-	    pl_cert_signed_by(crt, crtlen, o->bundle, strlen(o->bundle), now) && pl_cert_key_matches(crt, crtlen, key, keylen)) {
+	op_tls_pems_decode(secret, &p);
+	if (p.crt && p.key && p.ca && strcmp(p.ca, o->bundle) == 0 &&
+	    pl_cert_times(p.crt, p.crtlen, &nb, &na, NULL, 0) == 0 &&
+	    op_cert_times_ok(nb, na, o->set.webhook_cert_ttl_s, renew_before(o), now, &renew_at) &&
+	    pl_cert_dns_names_match(p.crt, p.crtlen, n->v, WH_NAMES) &&
+	    pl_cert_signed_by(p.crt, p.crtlen, o->bundle, strlen(o->bundle), now) &&
+	    pl_cert_key_matches(p.crt, p.crtlen, p.key, p.keylen)) {
 		*not_after = na;
 		ok = true;
 	}
-	free(crt);
-	free(ca);
-	if (key) {
-		explicit_bzero(key, keylen);
-		free(key);
-	}
+	op_tls_pems_clear(&p);
 	return ok;
 }
 
@@ -93,17 +86,10 @@ static int issue(op *o, pl_kube *k, const wh_names *n, int64_t *not_after, bool 
 	pthread_mutex_lock(&o->mu);
 	o->m.certificates_issued++;
 	pthread_mutex_unlock(&o->mu);
-	char *crt = pl_base64_encode(is.cert_pem, strlen(is.cert_pem)), *key = pl_base64_encode(is.key_pem, strlen(is.key_pem)),
-	     *ca = pl_base64_encode(o->bundle, strlen(o->bundle));
 	/* No owner: it lives as long as the install. The label puts it in the operator's Secret cache, so a delete is healed. */
-	json_t *obj = json_pack("{sssss{sssss{ssssss}}sss{ssssss}}", "apiVersion", "v1", "kind", "Secret", "metadata", "name",
-				name, "namespace", ns, "labels", OP_MANAGED_BY, OP_FIELD_MANAGER, "app.kubernetes.io/name",
-				o->set.webhook_service, "app.kubernetes.io/part-of", "pillion", "type", "kubernetes.io/tls",
-				"data", "tls.crt", crt, "tls.key", key, "ca.crt", ca);
-	explicit_bzero(key, strlen(key));
-	free(crt);
-	free(key);
-	free(ca);
+	json_t *obj = op_tls_secret(o, json_pack("{sssss{ssssss}}", "name", name, "namespace", ns, "labels", OP_MANAGED_BY,
+						OP_FIELD_MANAGER, "app.kubernetes.io/name", o->set.webhook_service,
+						"app.kubernetes.io/part-of", "pillion"), &is);
 	*not_after = is.not_after;
 	*clamped = is.clamped;
 	pl_issued_clear(&is);

@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kubeapi import Api  # noqa: E402
-from test_operator import start_fake_api  # noqa: E402  (the double over HTTPS with a token)
+from test_operator import remove_workdir, start_fake_api, stop_all  # noqa: E402  (shared harness)
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 FAILS, CHECKS = [], [0]
@@ -267,20 +267,8 @@ def main():
         FAILS.append("exception")
         raise
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        if FAILS:
-            for f in sorted(os.listdir(tmp)):
-                if f.endswith(".log"):
-                    print(f"--- {f} (last lines)")
-                    print("".join(open(os.path.join(tmp, f), errors="replace").readlines()[-15:]))
-        subprocess.run(["rm", "-rf", tmp])
+        stop_all(procs, timeout=15)
+        remove_workdir(tmp, show_logs=bool(FAILS))
     print(f"{CHECKS[0]} checks, {len(FAILS)} failed")
     sys.exit(1 if FAILS else 0)
 

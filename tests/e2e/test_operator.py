@@ -63,6 +63,28 @@ def pod(ns, name, sa, labels, pid, ip):
             "_ip": ip}
 
 
+def stop_all(procs, timeout=10):
+    """Stops every process started, newest first, by its PID: SIGTERM, then SIGKILL after timeout."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def remove_workdir(tmp, show_logs):
+    """Prints the tail of every *.log in tmp (when a check failed), then removes it."""
+    if show_logs:
+        for f in sorted(os.listdir(tmp)):
+            if f.endswith(".log"):
+                print(f"--- {f} (last lines)")
+                print("".join(open(os.path.join(tmp, f), errors="replace").readlines()[-15:]))
+    subprocess.run(["rm", "-rf", tmp])
+
+
 def start_fake_api(tmp, procs):
     """The test double over HTTPS with a bearer token; returns the kubeconfig it wrote."""
     key, crt = os.path.join(tmp, "api.key"), os.path.join(tmp, "api.crt")
@@ -457,25 +479,13 @@ def main():
         FAILS.append("exception")
         raise
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(procs)
         if real and api and nonlocal_mwc[0]:
             api.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{nonlocal_mwc[0]}")
         if real and api:
             for ns in (SHOP, OTHER) + ((SYS,) if (SYS or "").startswith("pe2e-") else ()):
                 api.delete(f"/api/v1/namespaces/{ns}")
-        if FAILS:
-            for f in sorted(os.listdir(tmp)):
-                if f.endswith(".log"):
-                    print(f"--- {f} (last lines)")
-                    print("".join(open(os.path.join(tmp, f), errors="replace").readlines()[-15:]))
-        subprocess.run(["rm", "-rf", tmp])
+        remove_workdir(tmp, show_logs=bool(FAILS))
     for n in NOT_RUN:
         print(f"not run: {n}")
     print(f"{CHECKS} checks, {len(FAILS)} failed, {len(NOT_RUN)} scenario(s) not run")

@@ -341,14 +341,6 @@ void op_snapshot_put(op *o, op_snapshot *s)
 
 /* --- workers --- */
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *worker(void *arg)
 {
 	op *o = arg;
@@ -356,9 +348,9 @@ static void *worker(void *arg)
 	char *key;
 
 	while ((key = pl_wq_get(o->q, -1))) {
-		int64_t requeue = 0, t0 = mono_ns();
+		int64_t requeue = 0, t0 = op_mono_ns();
 		int rc = op_reconcile(o, k, key, &requeue);
-		int64_t dt = mono_ns() - t0;
+		int64_t dt = op_mono_ns() - t0;
 		pthread_mutex_lock(&o->mu);
 		if (rc == 0)
 			o->m.reconciles_ok++;

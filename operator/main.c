@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&O.mu, NULL);
 	pthread_mutex_init(&O.snap_build_mu, NULL);
+	pl_bucket_init(&O.events, OP_EVENT_PER_S, OP_EVENT_BURST, op_mono_ns());
 	O.q = pl_wq_new(NULL);
 	pthread_t sigt;
 	pthread_create(&sigt, NULL, signals, &set);

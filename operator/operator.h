@@ -6,8 +6,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "base/arena.h"
+#include "base/bucket.h"
 #include "base/hmap.h"
 #include "ctrl/reflector.h"
 #include "ctrl/store.h"
@@ -98,7 +100,7 @@ typedef struct op {
 	op_metrics m;
 	op_api_series api[OP_API_SERIES];
 	int napi;
-	double event_tokens, event_last; /* the Event budget (reconcile.c), under mu */
+	pl_bucket events;           /* the Event budget (reconcile.c), under mu */
 	char webhook_secret[300];   /* <webhook_service>-tls */
 	/* webhook_cert.c; the key "webhook" runs on one worker at a time, so no lock: */
 	bool webhook_config_absent; /* said once in the log until the configuration appears */
@@ -163,6 +165,14 @@ bool op_rendered_current(op *o, const char *ns, const char *name, const char *ha
 void op_rendered_free(op *o);
 void op_certs_ok_forget(op *o, const char *ns, const char *name); /* reconcile.c */
 void op_certs_ok_free(op *o);
+
+static inline int64_t op_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* http.c: /healthz, /readyz, /metrics. */
 extern const double op_reconcile_bounds[OP_RECONCILE_BUCKETS];

@@ -41,23 +41,9 @@ static void count(op *o, uint64_t *field)
  * (OP_EVENT_BURST, refilled at OP_EVENT_PER_S) shared by every worker; the rest are counted and dropped. */
 void op_post_event(op *o, pl_kube *k, const json_t *about, const char *type, const char *reason, const char *msg)
 {
-	struct timespec ts;
-	bool ok;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	pthread_mutex_lock(&o->mu);
-	if (o->event_last == 0)
-		o->event_tokens = OP_EVENT_BURST;
-	else
-		o->event_tokens += (now - o->event_last) * OP_EVENT_PER_S;
-	if (o->event_tokens > OP_EVENT_BURST)
-		o->event_tokens = OP_EVENT_BURST;
-	o->event_last = now;
-	ok = o->event_tokens >= 1;
-	if (ok)
-		o->event_tokens -= 1;
-	else
+	bool ok = pl_bucket_take(&o->events, op_mono_ns());
+	if (!ok)
 		o->m.events_dropped++;
 	pthread_mutex_unlock(&o->mu);
 	if (ok && pl_kube_event(k, about, type, reason, msg, OP_FIELD_MANAGER, NULL) == 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/bucket.h"
 #include "base/hmap.h"
 #include "ctrl/workqueue.h"
 
@@ -26,9 +27,7 @@ struct pl_wq {
 	pl_hmap failures;    /* key -> (intptr_t) count, owned key */
 	delayed *heap;       /* min-heap by when */
 	size_t nheap, capheap;
-	/* Token bucket. */
-	double tokens;
-	int64_t last_refill;
+	pl_bucket bucket;    /* the overall rate of rate-limited adds */
 };
 
 static int64_t mono_ns(void *ctx)
@@ -82,8 +81,7 @@ pl_wq *pl_wq_new(const pl_wq_options *opts)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	q->tokens = q->o.burst;
-	q->last_refill = now(q);
+	pl_bucket_init(&q->bucket, q->o.qps, q->o.burst, now(q));
 	return q;
 }
 
@@ -226,22 +224,6 @@ void pl_wq_add_after(pl_wq *q, const char *key, int64_t delay_ns)
 	pthread_mutex_unlock(&q->mu);
 }
 
-/* The token bucket's delay for one more add (client-go's BucketRateLimiter). With q->mu held. */
-static int64_t bucket_delay(pl_wq *q)
-{
-	int64_t t = now(q);
-	double elapsed = (double)(t - q->last_refill) / 1e9;
-
-	q->last_refill = t;
-	q->tokens += elapsed * q->o.qps;
-	if (q->tokens > q->o.burst)
-		q->tokens = q->o.burst;
-	q->tokens -= 1;
-	if (q->tokens >= 0)
-		return 0;
-	return (int64_t)(-q->tokens / q->o.qps * 1e9);
-}
-
 void pl_wq_add_rate_limited(pl_wq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
@@ -255,7 +237,7 @@ void pl_wq_add_rate_limited(pl_wq *q, const char *key)
 		d *= 2;
 	if (d > q->o.max_delay_ns)
 		d = q->o.max_delay_ns;
-	int64_t b = bucket_delay(q);
+	int64_t b = pl_bucket_reserve(&q->bucket, now(q)); /* client-go's BucketRateLimiter */
 	if (b > d)
 		d = b;
 	pthread_mutex_unlock(&q->mu);

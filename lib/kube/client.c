@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/bucket.h"
 #include "base/log.h"
 
 #define RESPONSE_MAX ((size_t)128 << 20)
@@ -27,9 +28,7 @@ struct pl_kube {
 	bool tok_stat_valid;
 	struct stat tok_stat;         /* of token_file when token was read */
 
-	double qps, tokens;
-	int burst;
-	int64_t last_ns;
+	pl_bucket rate;               /* QPS and burst */
 
 	int max_attempts;
 	int64_t max_wait_ms;
@@ -93,16 +92,14 @@ pl_kube *pl_kube_new(const pl_kube_config *cfg, double qps, int burst)
 	}
 	k->obs = k->cfg.observer;
 	k->obs_ctx = k->cfg.observer_ctx;
-	k->qps = qps > 0 ? qps : PL_KUBE_DEFAULT_QPS;
-	k->burst = burst > 0 ? burst : PL_KUBE_DEFAULT_BURST;
-	k->tokens = k->burst;
 	k->max_attempts = 5;
 	k->max_wait_ms = 30000;
 	k->connect_s = 10;
 	k->request_s = 60;
 	k->watch_idle_s = 120;
 	k->clock = (pl_kube_clock){real_now, real_sleep, NULL};
-	k->last_ns = k->clock.now_ns(k->clock.ctx);
+	pl_bucket_init(&k->rate, qps > 0 ? qps : PL_KUBE_DEFAULT_QPS, burst > 0 ? burst : PL_KUBE_DEFAULT_BURST,
+		       k->clock.now_ns(k->clock.ctx));
 	if (k->cfg.insecure)
 		log_warnx("%s: %s: TLS verification of %s is disabled (insecure-skip-tls-verify)", __func__,
 			  k->cfg.source ? k->cfg.source : "config", k->cfg.server);
@@ -144,7 +141,7 @@ void pl_kube_set_timeouts(pl_kube *k, long connect_s, long request_s, long watch
 void pl_kube_set_clock(pl_kube *k, const pl_kube_clock *clock)
 {
 	k->clock = *clock;
-	k->last_ns = k->clock.now_ns(k->clock.ctx);
+	pl_bucket_restart(&k->rate, k->clock.now_ns(k->clock.ctx));
 }
 
 void pl_kube_set_observer(pl_kube *k, pl_kube_observer fn, void *ctx)
@@ -157,20 +154,11 @@ void pl_kube_set_observer(pl_kube *k, pl_kube_observer fn, void *ctx)
 
 static void rate_wait(pl_kube *k)
 {
-	int64_t now = k->clock.now_ns(k->clock.ctx);
+	/* A deficit is paid for by waiting, so waiters are served in order. */
+	int64_t wait = pl_bucket_reserve(&k->rate, k->clock.now_ns(k->clock.ctx));
 
-	if (now > k->last_ns) {
-		k->tokens += (double)(now - k->last_ns) / 1e9 * k->qps;
-		if (k->tokens > k->burst)
-			k->tokens = k->burst;
-		k->last_ns = now;
-	}
-	/* Reserve a token; a deficit is paid for by waiting, so waiters are served in order. */
-	k->tokens -= 1;
-	if (k->tokens < 0) {
-		int64_t wait = (int64_t)(-k->tokens / k->qps * 1e9);
+	if (wait > 0)
 		k->clock.sleep_ns(k->clock.ctx, wait);
-	}
 }
 
 /* ---------- token ---------- */

@@ -14,6 +14,7 @@
 
 #include "base/base64.h"
 #include "base/arena.h"
+#include "base/bucket.h"
 #include "base/buf.h"
 #include "base/duration.h"
 #include "base/hmap.h"
@@ -703,6 +704,35 @@ static void test_base64(void **state)
 	assert_null(pl_base64_decode_relaxed("not*base64", NULL));
 }
 
+/* The token bucket the API client, the work queue and the Event budget share. */
+static void test_bucket(void **state)
+{
+	pl_bucket b;
+	const int64_t S = 1000000000;
+	(void)state;
+
+	pl_bucket_init(&b, 2.0, 3.0, 0); /* 2 per second, burst 3, full */
+	assert_int_equal(pl_bucket_reserve(&b, 0), 0);
+	assert_int_equal(pl_bucket_reserve(&b, 0), 0);
+	assert_int_equal(pl_bucket_reserve(&b, 0), 0);
+	/* Empty: the next reservation waits half a second, the one after a whole second (in order). */
+	assert_int_equal(pl_bucket_reserve(&b, 0), S / 2);
+	assert_int_equal(pl_bucket_reserve(&b, 0), S);
+	/* take never goes into debt: after 1 s the debt of 2 is paid, nothing is left to take. */
+	assert_false(pl_bucket_take(&b, S));
+	assert_true(pl_bucket_take(&b, S + S / 2));
+	assert_false(pl_bucket_take(&b, S + S / 2));
+	/* A long idle time refills to the burst, not beyond. */
+	for (int i = 0; i < 3; i++)
+		assert_true(pl_bucket_take(&b, 100 * S));
+	assert_false(pl_bucket_take(&b, 100 * S));
+	/* A clock that goes back refills nothing; a restart moves the refill point without tokens. */
+	assert_false(pl_bucket_take(&b, 50 * S));
+	pl_bucket_restart(&b, 200 * S);
+	assert_false(pl_bucket_take(&b, 200 * S));
+	assert_true(pl_bucket_take(&b, 200 * S + S / 2));
+}
+
 /* The flag value every binary's --log-level takes. */
 static void test_log_level_name(void **state)
 {
@@ -738,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_hmap_delete),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_log_level_name),
+		cmocka_unit_test(test_bucket),
 	};
 	return cmocka_run_group_tests(tests, 0, NULL);
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The main job for now: validate the example policies, show what bad policy looks like, render two pods' proxy configs.
+# make demo: pillionctl on the example policies, then the whole mesh on this machine (scripts/demo.py).
 set -eu
 bin=${1:-build/bin}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,12 +17,4 @@ rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "demo: expected exit 1, got $rc" >&2; exit 1; }
 
-for pod in web-pod frontend-pod; do
-	say "pillionctl render --pod examples/pods/$pod.yaml -f examples/valid"
-	"$bin/pillionctl" render --pod "examples/pods/$pod.yaml" -f examples/valid 2>/dev/null
-done
-
-say "the local mesh: scripts/demo-mesh.sh"
-"$top/scripts/demo-mesh.sh" "$bin"
-
-say "demo done: the operator and webhook (which do this on a cluster) arrive in later releases; see README.md"
+exec /usr/bin/python3 "$top/scripts/demo.py" "$bin"

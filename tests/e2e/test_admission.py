@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kubeapi import Api  # noqa: E402
-from test_operator import remove_workdir, start_fake_api, stop_all  # noqa: E402  (shared harness)
+from harness import remove_workdir, start_fake_api, stop_all  # noqa: E402
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 FAILS, CHECKS = [], [0]
@@ -72,7 +72,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pillion-adm-e2e.")
     procs = []
     try:
-        kc = start_fake_api(tmp, procs)
+        kc = start_fake_api(SRC, tmp, procs)
         api = Api(kc, tmp)
         SYS, APP, PLAIN = "pillion-system", f"adm-{secrets.token_hex(2)}", "plain"
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYS}})

@@ -22,6 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kubeapi import Api  # noqa: E402
+from harness import remove_workdir, start_fake_api, stop_all  # noqa: E402
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 PY = "/usr/bin/python3"
@@ -63,47 +64,6 @@ def pod(ns, name, sa, labels, pid, ip):
             "_ip": ip}
 
 
-def stop_all(procs, timeout=10):
-    """Stops every process started, newest first, by its PID: SIGTERM, then SIGKILL after timeout."""
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def remove_workdir(tmp, show_logs):
-    """Prints the tail of every *.log in tmp (when a check failed), then removes it."""
-    if show_logs:
-        for f in sorted(os.listdir(tmp)):
-            if f.endswith(".log"):
-                print(f"--- {f} (last lines)")
-                print("".join(open(os.path.join(tmp, f), errors="replace").readlines()[-15:]))
-    subprocess.run(["rm", "-rf", tmp])
-
-
-def start_fake_api(tmp, procs):
-    """The test double over HTTPS with a bearer token; returns the kubeconfig it wrote."""
-    key, crt = os.path.join(tmp, "api.key"), os.path.join(tmp, "api.crt")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-days", "1", "-keyout", key, "-out", crt, "-subj", "/CN=fake-apiserver",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    ready, kc = os.path.join(tmp, "ready.json"), os.path.join(tmp, "kubeconfig")
-    api_log = open(os.path.join(tmp, "api.log"), "w")
-    token = secrets.token_hex(16)
-    p = subprocess.Popen([PY, os.path.join(SRC, "e2e/apiserver/fake_apiserver.py"), "--port", "0", "--tls-port", "0",
-                          "--tls-cert", crt, "--tls-key", key, "--token", token,
-                          "--crds", os.path.join(SRC, "crds"), "--kubeconfig-out", kc, "--ready-file", ready,
-                          "--bookmark-interval", "1"], stdout=api_log, stderr=subprocess.STDOUT)
-    procs.append(p)
-    if not wait("api server", lambda: os.path.exists(ready) and os.path.getsize(ready) > 0, 20):
-        raise SystemExit("the test API server did not start")
-    return kc
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="pillion-op-e2e.")
     procs = []
@@ -114,7 +74,7 @@ def main():
     api = None
     nonlocal_mwc = [None]  # the webhook configuration made, for the cleanup
     try:
-        kc = os.environ["KUBECONFIG"].split(":")[0] if real else start_fake_api(tmp, procs)
+        kc = os.environ["KUBECONFIG"].split(":")[0] if real else start_fake_api(SRC, tmp, procs)
         api = Api(kc, tmp)
         fake = api.req("GET", "/_fake/state")[0] == 200
         # Fresh namespaces per run, so a real cluster can run the suite again and again. On the

@@ -226,7 +226,7 @@ class Pod:
                                          "hostIP": "198.18.0.1"}})
         info(f"{self.ns}/{self.name}: network namespace {self.netns}, pod IP {self.ip}")
         got = self.sync_volumes()
-        if self.obj["spec"].get("volumes"):
+        if any("configMap" in v or "secret" in v for v in self.obj["spec"].get("volumes", [])):
             info(f"  volumes projected: {', '.join(got) or 'none yet (optional: the proxy waits for them)'}")
         for c in self.obj["spec"].get("initContainers", []):
             cmd, uid = self.command(c), self.uid(c)
@@ -243,13 +243,25 @@ class Pod:
                                    timeout=60)
                 if r.returncode != 0:
                     raise DemoError(f"{self.name}: init container {c['name']} exited {r.returncode}: {r.stderr}")
-                info(f"  init container {c['name']} ran and exited 0: {(r.stdout + r.stderr).strip().splitlines()[-1]}")
+                info(f"  init container {c['name']} ran and exited 0:")
+                for ln in (r.stdout + r.stderr).strip().splitlines():
+                    info("    " + ln)
         t0 = time.monotonic()
         for c in self.obj["spec"]["containers"]:
             cmd, uid = self.command(c), self.uid(c)
             self.procs.append((c["name"], self.node.spawn(in_ns(self.netns, uid, *cmd), f"{self.name}-{c['name']}.log",
                                                           env=self.env(c))))
             info(f"  container {c['name']} started (UID {uid})")
+            hook = ((c.get("lifecycle") or {}).get("postStart") or {}).get("exec", {}).get("command")
+            if hook:  # the kubelet starts the next container only once this returns
+                if os.path.basename(hook[0]).startswith("pillion-"):
+                    hook = [os.path.join(BIN, os.path.basename(hook[0]))] + hook[1:]
+                h0 = time.monotonic()
+                r = subprocess.run(in_ns(self.netns, uid, *hook), capture_output=True, text=True, timeout=150)
+                if r.returncode != 0:
+                    raise DemoError(f"{self.name}: {c['name']}'s postStart hook exited {r.returncode}: {r.stderr}")
+                info(f"  {c['name']}: postStart hook `{' '.join(c['lifecycle']['postStart']['exec']['command'][1:])}` "
+                     f"returned 0 after {time.monotonic() - h0:.1f} s; the next container may start")
         probed = [c for c in self.obj["spec"]["containers"] if c.get("readinessProbe")]
         if probed:
             if not wait(lambda: self.sync_volumes() is not None and all(self.probe(c, "readinessProbe") for c in probed),

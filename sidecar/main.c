@@ -52,6 +52,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: pillion-proxy --config FILE --tls-dir DIR [--mesh FILE] [flags]\n"
 		"       pillion-proxy --check --config FILE [--mesh FILE]\n"
+		"       pillion-proxy wait [--admin-port N] [--timeout DUR]   (until /ready is 200; --help)\n"
 		"\n"
 		"The Pillion sidecar: relays the pod's redirected TCP, with mTLS between meshed pods.\n"
 		"Every flag can also be set by an environment variable, e.g. PILLION_TLS_DIR; flags win.\n"
@@ -396,6 +397,8 @@ int main(int argc, char **argv)
 	s->reload_debounce_ns = 50 * PL_NS_PER_MS;
 	s->resync_ns = 30 * PL_NS_PER_S;
 	s->splice = true;
+	if (argc > 1 && strcmp(argv[1], "wait") == 0)
+		return px_wait_main(argc - 1, argv + 1);
 	int r = parse_args(argc, argv, s);
 	if (r)
 		return r;

@@ -56,6 +56,8 @@ enum px_detect px_detect(const unsigned char *p, size_t len, size_t *need);
 /* admin.c: /live, /ready, /metrics, /config, POST /shutdown. */
 void px_admin_accept(proxy *px, int fd);
 void px_metrics_render(const proxy *px, pl_buf *b);
+/* wait.c: `pillion-proxy wait`, argv[0] being "wait": 0 once /ready is 200, 1 on timeout, 2 on bad flags. */
+int px_wait_main(int argc, char **argv);
 /* main.c: stop accepting, let open connections finish (bounded), then exit. */
 void px_drain(proxy *px, const char *why);
 

@@ -577,7 +577,12 @@ static json_t *proxy_container(ctx *c, bool native)
 	json_object_set_new(ct, "terminationMessagePolicy", json_string("FallbackToLogsOnError"));
 	if (native)
 		json_object_set_new(ct, "restartPolicy", json_string("Always"));
-	if (json_object_size(ct) != (native ? 13u : 12u))
+	else
+		/* The kubelet starts the next container only once this hook has returned. */
+		json_object_set_new(ct, "lifecycle",
+				    json_pack("{s:{s:{s:[s,s,s,s]}}}", "postStart", "exec", "command",
+					      PL_INJECT_PROXY_PATH, "wait", "--timeout", "120s"));
+	if (json_object_size(ct) != 13u)
 		c->oom = true;
 	return ct;
 }
@@ -731,12 +736,13 @@ static bool choose_native(ctx *c)
  * only once the proxy's startupProbe passes, so the app's init and main containers start meshed, a
  * Job completes when its app exits, and the proxy stops after the app.
  *
- * Container (older clusters): the proxy is the first container, with no postStart hook. The kubelet
- * starts containers in order and would wait for a postStart hook, but an httpGet hook is tried once,
- * the instant the proxy process starts, and a failure kills the container; an exec hook needs a
- * waiting command the distroless image does not have. So the app may start before the proxy is ready
- * and its first connections can be refused: documented in docs/injection.md, with the native sidecar
- * as the fix. pillion-init goes after the app's init containers there, so they keep a working
+ * Container (older clusters): the proxy is the first container, with an exec postStart hook running
+ * `pillion-proxy wait` (until its /ready is 200, at most 120 s). The kubelet starts containers in
+ * order and starts the next one only after the previous one's postStart hook returned, so the app
+ * starts once the proxy serves (Istio's holdApplicationUntilProxyStarts does the same). An httpGet
+ * hook would not do: it is tried once, the instant the process starts, and a failure kills the
+ * container. A hook that times out kills the proxy container (restarted with back-off) and the app
+ * starts anyway. pillion-init goes after the app's init containers there, so they keep a working
  * (unmeshed) network instead of being redirected to a proxy that has not started.
  */
 static void build(ctx *c, bool native)

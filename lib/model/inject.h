@@ -15,6 +15,8 @@
 #define PL_INJECT_OUTBOUND_PORT 15401
 #define PL_INJECT_INBOUND_PORT  15406
 #define PL_INJECT_ADMIN_PORT    15420
+/* Where the proxy image puts the binary (Dockerfile): the postStart hook runs it. */
+#define PL_INJECT_PROXY_PATH    "/usr/local/bin/pillion-proxy"
 /* AUTO picks a native sidecar from this minor version on: SidecarContainers is alpha (off by default)
  * in 1.28, where the API server drops restartPolicy and the proxy would block the pod in Init forever;
  * beta and on by default from 1.29. */

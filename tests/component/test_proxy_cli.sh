@@ -54,5 +54,39 @@ contains "... naming the variable" 'PILLION_DRAIN_TIMEOUT: "soon": must be a dur
 "$bin/pillion-proxy" --help >"$tmp/out" 2>&1; check "--help exits 0" 0 $?
 contains "--help documents the environment" "PILLION_TLS_DIR" "$tmp/out"
 
+# --- pillion-proxy wait: the postStart hook of a proxy that is a regular container ---
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+"$bin/pillion-proxy" wait --timeout soon >"$tmp/out" 2>&1; check "wait: a bad --timeout is a usage error" 2 $?
+contains "... naming the flag" '--timeout: "soon"' "$tmp/out"
+ap=$(free_port)
+"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 300ms >"$tmp/out" 2>&1; check "wait: nothing listening, exit 1 at the timeout" 1 $?
+contains "... saying what it last saw" "not ready after 300ms (last: connect 127.0.0.1:$ap: Connection refused)" "$tmp/out"
+# A proxy without its certificate yet: it answers /ready with 503.
+mkdir -p "$tmp/tls"
+"$bin/pillion-proxy" --config "$tmp/web.json" --tls-dir "$tmp/tls" --admin-address 127.0.0.1 --admin-port "$ap" \
+	--outbound-port "$(free_port)" --inbound-port "$(free_port)" --resync-interval 1s --log-level error &
+ppid=$!
+for _ in $(seq 1 50); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ap/ready")" = 503 ] && break
+	sleep 0.1
+done
+"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 1s >"$tmp/out" 2>&1; check "wait: a proxy not ready yet, exit 1" 1 $?
+contains "... with the reason /ready gave" "(last: /ready: 503" "$tmp/out"
+# The certificate arrives while wait polls: it returns 0 then.
+"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 20s >"$tmp/out" 2>&1 &
+wpid=$!
+sleep 0.5
+id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["identity"]["spiffeId"])' "$tmp/web.json")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ca -keyout "$tmp/ca.key" \
+	-out "$tmp/tls/ca.crt" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=web -keyout "$tmp/leaf.key" -out "$tmp/leaf.csr" 2>/dev/null
+printf 'subjectAltName=URI:%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n' "$id" >"$tmp/leaf.ext"
+openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/tls/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
+	-extfile "$tmp/leaf.ext" -out "$tmp/leaf.crt" 2>/dev/null
+cp "$tmp/leaf.key" "$tmp/tls/tls.key" && cp "$tmp/leaf.crt" "$tmp/tls/tls.crt"
+wait "$wpid"; check "wait: returns 0 once the proxy becomes ready" 0 $?
+contains "... saying after how long" "pillion-proxy wait: ready after" "$tmp/out"
+kill -TERM "$ppid"; wait "$ppid"
+
 [ "$fails" = 0 ] && echo "pillion-proxy cli: all checks passed"
 [ "$fails" = 0 ]

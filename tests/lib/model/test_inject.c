@@ -404,9 +404,17 @@ static void test_placement(void **state)
 			assert_string_equal(str_at(got, "spec.initContainers.2.name"), "migrate");
 			assert_string_equal(str_at(got, "spec.containers.0.name"), "web");
 			assert_int_equal(json_array_size(at(got, "spec.containers")), 2);
+			/* Its startup probe holds the next containers back: no hook. */
+			assert_null(at(got, "spec.initContainers.1.lifecycle"));
 		} else {
 			assert_string_equal(str_at(got, "spec.containers.0.name"), "pillion-proxy");
 			assert_int_equal(json_array_size(at(got, "spec.initContainers")), 2);
+			/* The kubelet starts the app after this hook returns: once the proxy is ready. */
+			json_t *cmd = at(got, "spec.containers.0.lifecycle.postStart.exec.command");
+			assert_int_equal(json_array_size(cmd), 4);
+			assert_string_equal(json_string_value(json_array_get(cmd, 0)), "/usr/local/bin/pillion-proxy");
+			assert_string_equal(json_string_value(json_array_get(cmd, 1)), "wait");
+			assert_null(at(got, "spec.containers.0.restartPolicy"));
 		}
 		const char *status = json_string_value(json_object_get(at(got, "metadata.annotations"),
 									"pillion.dev/injected"));

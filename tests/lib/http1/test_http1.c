@@ -1,0 +1,435 @@
+/* lib/http1: request and response heads, framing, the smuggling refusals, chunked scanning, detection. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "http1/http1.h"
+
+static pl_h1_limits lim;
+static pl_h1_header hdrs[128];
+
+static int req(const char *s, pl_h1_msg *m, pl_h1_error *e)
+{
+	return pl_h1_parse_request(s, strlen(s), &lim, hdrs, 128, m, e);
+}
+
+static int resp(const char *s, enum pl_h1_method meth, pl_h1_msg *m, pl_h1_error *e)
+{
+	return pl_h1_parse_response(s, strlen(s), &lim, meth, hdrs, 128, m, e);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	pl_h1_limits_default(&lim);
+	return 0;
+}
+
+static bool str_is(pl_h1_str s, const char *want)
+{
+	return s.len == strlen(want) && memcmp(s.p, want, s.len) == 0;
+}
+
+static void test_request_basic(void **state)
+{
+	(void)state;
+	pl_h1_msg m;
+	pl_h1_error e;
+	const char *r = "GET /api/items?id=3 HTTP/1.1\r\nHost: web.shop\r\nUser-Agent: curl/7.88\r\n"
+			"X-Empty:\r\nX-Spaces:  a b \t\r\n\r\nBODY";
+
+	assert_int_equal(req(r, &m, &e), 1);
+	assert_int_equal(m.head_len, strlen(r) - 4);
+	assert_int_equal(m.method_id, PL_H1_GET);
+	assert_true(str_is(m.target, "/api/items?id=3"));
+	assert_true(str_is(m.path, "/api/items"));
+	assert_true(str_is(m.host, "web.shop"));
+	assert_int_equal(m.minor, 1);
+	assert_int_equal(m.nheaders, 4);
+	assert_true(str_is(m.headers[2].value, ""));
+	assert_true(str_is(m.headers[3].value, "a b"));
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	assert_true(m.keep_alive);
+	assert_false(m.upgrade);
+	assert_non_null(pl_h1_find(&m, "user-agent"));
+	assert_null(pl_h1_find(&m, "cookie"));
+
+	/* Every prefix of a valid head asks for more bytes, never fails. */
+	for (size_t n = 0; n < m.head_len; n++)
+		assert_int_equal(pl_h1_parse_request(r, n, &lim, hdrs, 128, &m, &e), 0);
+}
+
+static void test_request_framing(void **state)
+{
+	(void)state;
+	pl_h1_msg m;
+	pl_h1_error e;
+
+	assert_int_equal(req("POST /o HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_LENGTH);
+	assert_int_equal(m.content_length, 12);
+	assert_int_equal(req("POST /o HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	assert_int_equal(req("POST /o HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_CHUNKED);
+	assert_int_equal(req("PUT /o HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n", &m, &e), 1);
+	assert_true(m.expect_continue);
+	/* Persistence: 1.1 unless close; 1.0 only with keep-alive. */
+	assert_int_equal(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, close\r\n\r\n", &m, &e), 1);
+	assert_false(m.keep_alive);
+	assert_int_equal(req("GET / HTTP/1.0\r\n\r\n", &m, &e), 1);
+	assert_false(m.keep_alive);
+	assert_int_equal(req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &m, &e), 1);
+	assert_true(m.keep_alive);
+	/* Upgrade needs both fields. */
+	assert_int_equal(req("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", &m, &e), 1);
+	assert_true(m.upgrade);
+	assert_int_equal(req("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", &m, &e), 1);
+	assert_false(m.upgrade);
+	/* Target forms. */
+	assert_int_equal(req("GET http://web.shop/a/b?x HTTP/1.1\r\nHost: web.shop\r\n\r\n", &m, &e), 1);
+	assert_true(str_is(m.path, "/a/b"));
+	assert_int_equal(req("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", &m, &e), 1);
+	assert_true(str_is(m.path, "/"));
+	assert_int_equal(req("CONNECT web.shop:443 HTTP/1.1\r\nHost: web.shop:443\r\n\r\n", &m, &e), 1);
+	assert_true(m.upgrade);
+	/* A minor version above 1 is read as 1.1. */
+	assert_int_equal(req("GET / HTTP/1.7\r\nHost: a\r\n\r\n", &m, &e), 1);
+	assert_int_equal(m.minor, 1);
+}
+
+static void test_hop_by_hop(void **state)
+{
+	(void)state;
+	pl_h1_msg m;
+	pl_h1_error e;
+
+	assert_int_equal(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\n"
+			     "Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: X-Sum\r\nX-Other: 2\r\n\r\n", &m, &e), 1);
+	assert_true(m.conn_tokens);
+	assert_true(pl_h1_hop_by_hop(&m, (pl_h1_str){"Connection", 10}));
+	assert_true(pl_h1_hop_by_hop(&m, (pl_h1_str){"x-secret", 8}));
+	assert_true(pl_h1_hop_by_hop(&m, (pl_h1_str){"Keep-Alive", 10}));
+	assert_true(pl_h1_hop_by_hop(&m, (pl_h1_str){"TE", 2}));
+	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"Trailer", 7}));
+	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"X-Other", 7}));
+	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"Host", 4}));
+	assert_true(pl_h1_list_has((pl_h1_str){" a ,\tB,c", 8}, "b"));
+	assert_false(pl_h1_list_has((pl_h1_str){"ab,c", 4}, "a"));
+}
+
+/* Request smuggling and malformed heads: each refused with its status and a reason. */
+static void test_request_refusals(void **state)
+{
+	(void)state;
+	/* B: a literal with its length, so an embedded NUL is part of it. */
+#define B(raw, status, what) {raw, sizeof(raw) - 1, status, what}
+	static const struct { const char *raw; size_t len; int status; const char *what; } bad[] = {
+		/* CL.TE and TE.CL: both framings at once. */
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+		 "Content-Length and Transfer-Encoding together"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400,
+		 "Content-Length and Transfer-Encoding together"),
+		/* TE.TE obfuscations. */
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 501, "Transfer-Encoding other than chunked"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 501,
+		 "Transfer-Encoding other than chunked"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+		 "Transfer-Encoding other than chunked"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n", 400,
+		 "more than one Transfer-Encoding"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400,
+		 "whitespace between a field name and its colon"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\x0b" "chunked\r\n\r\n", 400,
+		 "control character in a field value"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 501,
+		 "Transfer-Encoding other than chunked"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nFoo: bar\r\n Transfer-Encoding: chunked\r\n\r\n", 400,
+		 "obsolete line folding (a field line starting with whitespace)"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nX: y\rTransfer-Encoding: chunked\r\n\r\n", 400, "bare CR in a field value"),
+		B("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "Transfer-Encoding in an HTTP/1.0 request"),
+		/* Content-Length: twice (even equal), lists, signs, overflow. */
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400,
+		 "more than one Content-Length"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400,
+		 "more than one Content-Length"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400, "Content-Length is not a decimal number"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400, "Content-Length is not a decimal number"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", 400, "Content-Length is not a decimal number"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400, "Content-Length too large"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400, "empty Content-Length"),
+		/* Bytes that must never appear. */
+		B("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400, "NUL in a field value"),
+		B("GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "line ends in a bare LF (CRLF required)"),
+		B("GET / HTTP/1.1\r\nHost: a\n\r\n", 400, "line ends in a bare LF (CRLF required)"),
+		B("GET / HTTP/1.1\r\nHo\x01st: a\r\n\r\n", 400, "invalid byte in a field name"),
+		B("GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n", 400, "empty field name"),
+		B("GET / HTTP/1.1\r\nHost\r\n\r\n", 400, "field line without a colon"),
+		/* The request line. */
+		B("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed request-target"),
+		B("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, "malformed HTTP version"),
+		B("GET /a\x80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed request-target"),
+		B("G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed method"),
+		B("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, "HTTP version not supported"),
+		B("GET / HTTP/1.1\r\n\r\n", 400, "HTTP/1.1 request without Host"),
+		B("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host"),
+		B("GET web.shop:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
+		B("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
+		B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "empty line before the request line"),
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		pl_h1_msg m;
+		pl_h1_error e = {0};
+		size_t n = bad[i].len;
+		print_message("case %zu: %s\n", i, bad[i].what);
+		assert_int_equal(pl_h1_parse_request(bad[i].raw, n, &lim, hdrs, 128, &m, &e), -1);
+		assert_int_equal(e.status, bad[i].status);
+		assert_string_equal(e.what, bad[i].what);
+		assert_true(e.offset <= n);
+	}
+#undef B
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	pl_h1_msg m;
+	pl_h1_error e;
+	pl_h1_limits small = {.max_line = 64, .max_head = 256, .max_headers = 4};
+	char buf[1024];
+
+	/* A request line longer than max_line: 400 as soon as max_line + 2 bytes hold no LF. */
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf, "GET /", 5);
+	assert_int_equal(pl_h1_parse_request(buf, 66, &small, hdrs, 128, &m, &e), -1);
+	assert_int_equal(e.status, 400);
+	assert_string_equal(e.what, "request line too long");
+	assert_int_equal(pl_h1_parse_request(buf, 65, &small, hdrs, 128, &m, &e), 0);
+	/* A header section past max_head: 431, without waiting for its end. */
+	int n = snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ");
+	memset(buf + n, 'b', sizeof(buf) - (size_t)n);
+	assert_int_equal(pl_h1_parse_request(buf, 300, &small, hdrs, 128, &m, &e), -1);
+	assert_int_equal(e.status, 431);
+	assert_string_equal(e.what, "header section too large");
+	/* More fields than max_headers: 431. */
+	const char *many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+	assert_int_equal(pl_h1_parse_request(many, strlen(many), &small, hdrs, 128, &m, &e), -1);
+	assert_int_equal(e.status, 431);
+	assert_string_equal(e.what, "too many header fields");
+	/* ... and more than the caller's array holds. */
+	assert_int_equal(pl_h1_parse_request(many, strlen(many), &lim, hdrs, 2, &m, &e), -1);
+	/* A head that exactly fits max_head is fine. */
+	const char *fits = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	pl_h1_limits exact = {.max_line = 64, .max_head = (uint32_t)strlen(fits), .max_headers = 4};
+	assert_int_equal(pl_h1_parse_request(fits, strlen(fits), &exact, hdrs, 128, &m, &e), 1);
+	exact.max_head--;
+	assert_int_equal(pl_h1_parse_request(fits, strlen(fits), &exact, hdrs, 128, &m, &e), -1);
+	assert_int_equal(e.status, 431);
+}
+
+static void test_response(void **state)
+{
+	(void)state;
+	pl_h1_msg m;
+	pl_h1_error e;
+
+	assert_int_equal(resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", PL_H1_GET, &m, &e), 1);
+	assert_int_equal(m.status, 200);
+	assert_true(str_is(m.reason, "OK"));
+	assert_int_equal(m.body, PL_H1_BODY_LENGTH);
+	assert_true(m.keep_alive);
+	/* No reason phrase, with or without the space. */
+	assert_int_equal(resp("HTTP/1.1 204\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	assert_int_equal(resp("HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	/* HEAD, 304 and 1xx have no body whatever their fields say. */
+	assert_int_equal(resp("HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", PL_H1_HEAD, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	assert_int_equal(resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	assert_int_equal(resp("HTTP/1.1 100 Continue\r\n\r\n", PL_H1_POST, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+	/* Chunked; read-until-close ends persistence. */
+	assert_int_equal(resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_CHUNKED);
+	assert_int_equal(resp("HTTP/1.1 200 OK\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	assert_int_equal(m.body, PL_H1_BODY_CLOSE);
+	assert_false(m.keep_alive);
+	assert_int_equal(resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", PL_H1_GET, &m, &e), 1);
+	assert_false(m.keep_alive);
+	/* Upgrades and tunnels. */
+	assert_int_equal(resp("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+			      PL_H1_GET, &m, &e), 1);
+	assert_true(m.upgrade);
+	assert_int_equal(resp("HTTP/1.1 200 Connection established\r\n\r\n", PL_H1_CONNECT, &m, &e), 1);
+	assert_true(m.upgrade);
+	assert_int_equal(m.body, PL_H1_BODY_NONE);
+
+	static const struct { const char *raw; const char *what; } bad[] = {
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+		 "Content-Length and Transfer-Encoding together"},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n", "more than one Content-Length"},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding other than chunked"},
+		{"HTTP/1.1 20 OK\r\n\r\n", "malformed status code"},
+		{"HTTP/1.1 600 What\r\n\r\n", "malformed status code"},
+		{"HTTP/1.1 200OK\r\n\r\n", "malformed status code"},
+		{"HTTP/2 200 OK\r\n\r\n", "malformed HTTP version in the status line"},
+		{"ICY 200 OK\r\n\r\n", "malformed HTTP version in the status line"},
+		{"HTTP/1.1 200 O\x01K\r\n\r\n", "control character in the reason phrase"},
+		{"HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n", "obsolete line folding (a field line starting with whitespace)"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("response case %zu\n", i);
+		assert_int_equal(resp(bad[i].raw, PL_H1_GET, &m, &e), -1);
+		assert_int_equal(e.status, 502);
+		assert_string_equal(e.what, bad[i].what);
+	}
+}
+
+/* Scans body in pieces of step bytes; returns the bytes the body took, or -1 with *e set. */
+static ssize_t scan(const char *body, size_t len, size_t step, pl_h1_error *e)
+{
+	pl_h1_chunked c;
+	size_t used = 0;
+	bool done = false;
+
+	pl_h1_chunked_init(&c);
+	while (used < len && !done) {
+		size_t n = len - used < step ? len - used : step;
+		ssize_t r = pl_h1_chunked_scan(&c, body + used, n, &lim, 400, &done, e);
+		if (r < 0)
+			return -1;
+		used += (size_t)r;
+		if (!done && (size_t)r != n)
+			return -2; /* must take everything unless the body ended */
+	}
+	return done ? (ssize_t)used : -3;
+}
+
+static void test_chunked(void **state)
+{
+	(void)state;
+	pl_h1_error e;
+	const char *ok[] = {
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n",
+		"3\r\nabc\r\n0\r\nX-Sum: 12\r\nX-Other: a b\r\n\r\n",
+		"0\r\n\r\n",
+		"000000000000005\r\nhello\r\n0\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		for (size_t step = 1; step <= strlen(ok[i]); step++) {
+			/* Whatever the split, the body ends at the same byte; what follows is the next message. */
+			char buf[256];
+			int n = snprintf(buf, sizeof(buf), "%sGET / HTTP/1.1\r\n", ok[i]);
+			assert_int_equal(scan(buf, (size_t)n, step, &e), (ssize_t)strlen(ok[i]));
+		}
+
+	static const struct { const char *raw; const char *what; } bad[] = {
+		{"FFFFFFFFFFFFFFFF\r\n", "chunk size too large"},              /* 2^64 - 1 */
+		{"1000000000000000\r\n", "chunk size too large"},              /* 2^60: 16 digits */
+		{"-1\r\n", "invalid chunk size"},
+		{"5 \r\nhello\r\n0\r\n\r\n", "invalid chunk size"},           /* whitespace after the size */
+		{" 5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"},
+		{"0x5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"},
+		{"\r\nhello\r\n0\r\n\r\n", "invalid chunk size"},
+		{"5\nhello\r\n0\r\n\r\n", "invalid chunk size"},              /* bare LF after the size */
+		{"5\r\nhelloX\r\n0\r\n\r\n", "chunk data longer than its size"},
+		{"5\r\nhello\rX0\r\n\r\n", "chunk data not ended by CRLF"},
+		{"5\r\nhello\n0\r\n\r\n", "chunk data longer than its size"},
+		{"5;a\x01\r\nhello\r\n0\r\n\r\n", "control character in a chunk extension"},
+		{"5;a\nb\r\nhello\r\n0\r\n\r\n", "control character in a chunk extension"},
+		{"0\r\n X: 1\r\n\r\n", "obsolete line folding in the trailer section"},
+		{"0\r\nX : 1\r\n\r\n", "invalid byte in a trailer field name"},
+		{"0\r\nX: 1\n\r\n", "control character in a trailer field value"},
+		{"0\r\n\rX", "chunked body not ended by CRLF"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("chunked case %zu: %s\n", i, bad[i].what);
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(scan(bad[i].raw, strlen(bad[i].raw), 3, &e), -1);
+		assert_int_equal(e.status, 400);
+		assert_string_equal(e.what, bad[i].what);
+	}
+	/* A long extension is cut off. */
+	char ext[5000];
+	memset(ext, 'x', sizeof(ext));
+	memcpy(ext, "5;", 2);
+	assert_int_equal(scan(ext, sizeof(ext), 512, &e), -1);
+	assert_string_equal(e.what, "chunk extension too long");
+	/* Responses get 502. */
+	pl_h1_chunked c;
+	bool done;
+	pl_h1_chunked_init(&c);
+	assert_int_equal(pl_h1_chunked_scan(&c, "g\r\n", 3, &lim, 502, &done, &e), -1);
+	assert_int_equal(e.status, 502);
+	/* Error offsets count from the body's first byte across calls. */
+	pl_h1_chunked_init(&c);
+	assert_int_equal(pl_h1_chunked_scan(&c, "5\r\nhel", 6, &lim, 400, &done, &e), 6);
+	assert_int_equal(pl_h1_chunked_scan(&c, "loZ", 3, &lim, 400, &done, &e), -1);
+	assert_int_equal(e.offset, 8);
+}
+
+static void test_detect(void **state)
+{
+	(void)state;
+	static const struct { const char *s; enum pl_h1_detect want; } cases[] = {
+		{"", PL_H1_DETECT_MORE},
+		{"GE", PL_H1_DETECT_MORE},
+		{"GET /", PL_H1_DETECT_MORE},
+		{"GET / HTTP/1.", PL_H1_DETECT_MORE},
+		{"GET / HTTP/1.1\r", PL_H1_DETECT_HTTP},
+		{"PROPFIND /dav HTTP/1.0\r\n", PL_H1_DETECT_HTTP},
+		{"\x16\x03\x01\x02\x00", PL_H1_DETECT_NOT},          /* a TLS ClientHello */
+		{"PRI * HTTP/2.0\r\n", PL_H1_DETECT_HTTP},            /* HTTP/2's preface: the parser answers 505 */
+		{"*1\r\n$4\r\nPING\r\n", PL_H1_DETECT_NOT},           /* Redis */
+		{"SSH-2.0-OpenSSH_9.2\r\n", PL_H1_DETECT_NOT},
+		{"GET  / HTTP/1.1\r\n", PL_H1_DETECT_NOT},
+		{"GET / XTTP/1.1\r\n", PL_H1_DETECT_NOT},
+		{"get / http/1.1\r\n", PL_H1_DETECT_NOT},
+		{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", PL_H1_DETECT_NOT},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("detect case %zu\n", i);
+		assert_int_equal(pl_h1_detect(cases[i].s, strlen(cases[i].s), 8192), cases[i].want);
+	}
+	/* A huge target is still HTTP (the parser then answers 400), not a reason to wait for ever. */
+	char big[300];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /", 5);
+	assert_int_equal(pl_h1_detect(big, sizeof(big), 256), PL_H1_DETECT_HTTP);
+	assert_int_equal(pl_h1_detect(big, 200, 256), PL_H1_DETECT_MORE);
+}
+
+static void test_idempotent(void **state)
+{
+	(void)state;
+	assert_true(pl_h1_idempotent(PL_H1_GET));
+	assert_true(pl_h1_idempotent(PL_H1_PUT));
+	assert_true(pl_h1_idempotent(PL_H1_DELETE));
+	assert_false(pl_h1_idempotent(PL_H1_POST));
+	assert_false(pl_h1_idempotent(PL_H1_PATCH));
+	assert_false(pl_h1_idempotent(PL_H1_OTHER));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_request_basic, setup),
+		cmocka_unit_test_setup(test_request_framing, setup),
+		cmocka_unit_test_setup(test_hop_by_hop, setup),
+		cmocka_unit_test_setup(test_request_refusals, setup),
+		cmocka_unit_test_setup(test_limits, setup),
+		cmocka_unit_test_setup(test_response, setup),
+		cmocka_unit_test_setup(test_chunked, setup),
+		cmocka_unit_test_setup(test_detect, setup),
+		cmocka_unit_test_setup(test_idempotent, setup),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

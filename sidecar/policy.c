@@ -1,0 +1,316 @@
+/* Per-request policy decisions (routes, backends, authorization, retry budget, ejection, faults). */
+#include <string.h>
+
+#include "http1/http1.h"
+#include "policy.h"
+
+unsigned px_method_bit(enum pl_h1_method m)
+{
+	switch (m) {
+	case PL_H1_GET: return PL_METHOD_GET;
+	case PL_H1_HEAD: return PL_METHOD_HEAD;
+	case PL_H1_POST: return PL_METHOD_POST;
+	case PL_H1_PUT: return PL_METHOD_PUT;
+	case PL_H1_DELETE: return PL_METHOD_DELETE;
+	case PL_H1_CONNECT: return PL_METHOD_CONNECT;
+	case PL_H1_OPTIONS: return PL_METHOD_OPTIONS;
+	case PL_H1_TRACE: return PL_METHOD_TRACE;
+	case PL_H1_PATCH: return PL_METHOD_PATCH;
+	default: return 0;
+	}
+}
+
+static bool span_is(pl_h1_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+static bool span_has_prefix(pl_h1_str s, const char *lit, size_t n)
+{
+	return s.len >= n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Field names compare case-insensitively; the model keeps them as written. */
+static const pl_h1_header *find_field(const pl_h1_msg *m, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		pl_h1_str f = m->headers[i].name;
+		if (f.len != n)
+			continue;
+		uint32_t k = 0;
+		while (k < n && (f.p[k] | 0x20) == (name[k] | 0x20))
+			k++;
+		if (k == n)
+			return &m->headers[i];
+	}
+	return NULL;
+}
+
+bool px_route_matches(const pl_route_match *rm, const pl_h1_msg *m, pl_h1_str path)
+{
+	if (rm->path_kind == PL_PATH_EXACT && !span_is(path, rm->path))
+		return false;
+	if (rm->path_kind == PL_PATH_PREFIX && !span_has_prefix(path, rm->path, strlen(rm->path)))
+		return false;
+	if (rm->method && !(rm->method & px_method_bit(m->method_id)))
+		return false;
+	for (size_t i = 0; i < rm->nheaders; i++) {
+		const pl_header_match *h = &rm->headers[i];
+		const pl_h1_header *f = find_field(m, h->name);
+		if (h->kind == PL_HEADER_PRESENT ? !f : h->kind == PL_HEADER_ABSENT ? f != NULL :
+		    !f || !span_is(f->value, h->value))
+			return false;
+	}
+	return true;
+}
+
+const pl_route *px_route_select(const pl_outbound_policy *op, const pl_h1_msg *m, pl_h1_str path)
+{
+	for (size_t i = 0; i < op->nroutes; i++)
+		if (px_route_matches(&op->routes[i].match, m, path))
+			return &op->routes[i];
+	return NULL;
+}
+
+const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < r->nbackends; i++)
+		total += (uint64_t)(r->backends[i].weight > 0 ? r->backends[i].weight : 0);
+	if (!total)
+		return NULL;
+	uint64_t at = (uint64_t)rnd * total >> 32;   /* uniform in [0, total) without a modulo bias worth naming */
+	for (size_t i = 0; i < r->nbackends; i++) {
+		uint64_t w = (uint64_t)(r->backends[i].weight > 0 ? r->backends[i].weight : 0);
+		if (at < w)
+			return &r->backends[i];
+		at -= w;
+	}
+	return NULL;
+}
+
+pl_h1_str px_spiffe_namespace(const char *id)
+{
+	const char *p = id && strncmp(id, "spiffe://", 9) == 0 ? strchr(id + 9, '/') : NULL;
+
+	if (!p || strncmp(p, "/ns/", 4) != 0)
+		return (pl_h1_str){"", 0};
+	p += 4;
+	const char *e = strchr(p, '/');
+	return (pl_h1_str){p, (uint32_t)(e ? (size_t)(e - p) : strlen(p))};
+}
+
+/* "*" is any authenticated caller; a pattern ending in "/" then "*" matches IDs under that prefix. */
+static bool identity_matches(const char *pattern, const char *id)
+{
+	size_t n = strlen(pattern);
+
+	if (!id)
+		return false;
+	if (n == 1 && pattern[0] == '*')
+		return true;
+	if (n >= 2 && pattern[n - 1] == '*' && pattern[n - 2] == '/')
+		return strncmp(pattern, id, n - 1) == 0 && id[n - 1] != '\0';
+	return strcmp(pattern, id) == 0;
+}
+
+static bool path_matches(const char *pattern, pl_h1_str path)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return span_has_prefix(path, pattern, n - 1);
+	return span_is(path, pattern);
+}
+
+static bool rule_allows(const pl_authz_rule *r, const char *peer_id, pl_h1_str ns, const pl_h1_msg *m,
+			pl_h1_str path)
+{
+	bool ok = !r->identities.n;
+	for (size_t i = 0; !ok && i < r->identities.n; i++)
+		ok = identity_matches(r->identities.v[i], peer_id);
+	if (!ok)
+		return false;
+	ok = !r->namespaces.n;
+	for (size_t i = 0; !ok && i < r->namespaces.n; i++)
+		ok = span_is(ns, r->namespaces.v[i]);   /* a plaintext caller's is empty */
+	if (!ok)
+		return false;
+	ok = !r->paths.n;
+	for (size_t i = 0; !ok && i < r->paths.n; i++)
+		ok = path_matches(r->paths.v[i], path);
+	if (!ok)
+		return false;
+	return !r->methods || (r->methods & px_method_bit(m->method_id));
+}
+
+bool px_authorize(const pl_authorization *a, const char *peer_id, const pl_h1_msg *m, pl_h1_str path,
+		  const char **rule)
+{
+	*rule = NULL;
+	if (!a->set || !a->nrules)
+		return true;
+	pl_h1_str ns = px_spiffe_namespace(peer_id);
+	for (size_t i = 0; i < a->nrules; i++)
+		if (rule_allows(&a->rules[i], peer_id, ns, m, path)) {
+			*rule = a->rules[i].name;
+			return true;
+		}
+	return false;
+}
+
+static int hexdig(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int px_path_normalize(pl_h1_str path, char *out, uint32_t cap)
+{
+	uint32_t o = 0, i = 0;
+
+	if (!path.len || path.p[0] != '/' || cap < 1)
+		return -1;
+	/* Encoded separators and dots mean different paths to different servers: refuse them. */
+	for (uint32_t k = 0; k + 2 < path.len; k++)
+		if (path.p[k] == '%') {
+			int v = hexdig(path.p[k + 1]) * 16 + hexdig(path.p[k + 2]);
+			if (hexdig(path.p[k + 1]) < 0 || hexdig(path.p[k + 2]) < 0 || v == '/' || v == '\\' || v == '.')
+				return -1;
+		}
+	bool dir = false;       /* the result ends in a directory: a trailing slash */
+	while (i < path.len) {
+		while (i < path.len && path.p[i] == '/')   /* "//" is "/" */
+			i++;
+		uint32_t s = i;
+		while (i < path.len && path.p[i] != '/')
+			i++;
+		uint32_t n = i - s;
+		if (n == 0)
+			break;
+		if (n == 1 && path.p[s] == '.') {
+			dir = true;
+			continue;
+		}
+		if (n == 2 && path.p[s] == '.' && path.p[s + 1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			dir = true;
+			continue;
+		}
+		if (o + 1 + n > cap)
+			return -1;
+		out[o++] = '/';
+		memcpy(out + o, path.p + s, n);
+		o += n;
+		dir = false;
+	}
+	if (path.p[path.len - 1] == '/')
+		dir = true;
+	if (o == 0 || dir) {
+		if (o >= cap)
+			return -1;
+		out[o++] = '/';
+	}
+	return (int)o;
+}
+
+/* --- retry budget: a sliding window of PX_BUDGET_SLOTS slots --- */
+
+void px_budget_init(px_retry_budget *b, const pl_retries *r)
+{
+	memset(b, 0, sizeof(*b));
+	b->percent = r->set ? r->budget_percent : 20;
+	b->min_per_second = r->set ? r->budget_min_per_second : 10;
+	b->window_ns = r->set && r->budget_window_ns > 0 ? r->budget_window_ns : INT64_C(10000000000);
+}
+
+static int slot(px_retry_budget *b, int64_t now_ns)
+{
+	int64_t width = b->window_ns / PX_BUDGET_SLOTS, start = now_ns - now_ns % width;
+	int i = (int)((now_ns / width) % PX_BUDGET_SLOTS);
+
+	if (b->slot_start[i] != start) {
+		b->slot_start[i] = start;
+		b->requests[i] = b->retries[i] = 0;
+	}
+	return i;
+}
+
+void px_budget_request(px_retry_budget *b, int64_t now_ns)
+{
+	b->requests[slot(b, now_ns)]++;
+}
+
+bool px_budget_try_retry(px_retry_budget *b, int64_t now_ns)
+{
+	int cur = slot(b, now_ns);
+	int64_t width = b->window_ns / PX_BUDGET_SLOTS, oldest = now_ns - b->window_ns;
+	uint64_t reqs = 0, rets = 0;
+
+	for (int i = 0; i < PX_BUDGET_SLOTS; i++)
+		if (b->slot_start[i] + width > oldest) {
+			reqs += b->requests[i];
+			rets += b->retries[i];
+		}
+	/* Allowed: retries * 100 <= percent * requests + 100 * min_per_second * window seconds. */
+	uint64_t allowance = (uint64_t)b->percent * reqs +
+			     (uint64_t)b->min_per_second * 100 * (uint64_t)(b->window_ns / INT64_C(1000000)) / 1000;
+	if ((rets + 1) * 100 > allowance)
+		return false;
+	b->retries[cur]++;
+	return true;
+}
+
+/* --- outlier ejection --- */
+
+bool px_outlier_result(px_outlier *o, const pl_circuit_breaker *cb, bool failure, int64_t now_ns)
+{
+	if (!failure) {
+		o->consecutive = 0;
+		if (!px_outlier_ejected(o, now_ns))
+			o->ejections = 0;
+		return false;
+	}
+	int threshold = cb->set && cb->consecutive_failures > 0 ? cb->consecutive_failures : 5;
+	if (++o->consecutive < threshold || px_outlier_ejected(o, now_ns))
+		return false;
+	int64_t base = cb->set && cb->base_ejection_ns > 0 ? cb->base_ejection_ns : INT64_C(30000000000);
+	int64_t max = cb->set && cb->max_ejection_ns > 0 ? cb->max_ejection_ns : INT64_C(300000000000);
+	o->ejections++;
+	int64_t d = o->ejections > max / base ? max : base * o->ejections;
+	o->ejected_until = now_ns + (d < max ? d : max);
+	o->consecutive = 0;
+	return true;
+}
+
+bool px_outlier_ejected(const px_outlier *o, int64_t now_ns)
+{
+	return now_ns < o->ejected_until;
+}
+
+/* --- fault injection --- */
+
+static bool roll_hits(uint32_t roll, int percent)
+{
+	return percent > 0 && ((uint64_t)roll * 100 >> 32) < (uint64_t)percent;
+}
+
+px_fault_decision px_fault_roll(const pl_fault *f, uint32_t roll_delay, uint32_t roll_abort)
+{
+	px_fault_decision d = {0, 0};
+
+	if (f->delay_set && roll_hits(roll_delay, f->delay_percent))
+		d.delay_ns = f->delay_ns;
+	if (f->abort_set && roll_hits(roll_abort, f->abort_percent))
+		d.abort_status = f->abort_status;
+	return d;
+}

@@ -14,14 +14,6 @@
 #include "base/duration.h"
 #include "proxy.h"
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * PL_NS_PER_S + ts.tv_nsec;
-}
-
 /* One GET /ready over HTTP/1.0: the status code, 0 when the proxy does not answer yet. */
 static int probe_ready(int port, int64_t timeout_ns, char *why, size_t whylen)
 {
@@ -117,15 +109,15 @@ int px_wait_main(int argc, char **argv)
 		fprintf(stderr, "pillion-proxy wait: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	int64_t start = now_ns(), deadline = start + timeout_ns;
+	int64_t start = pl_mono_ns(), deadline = start + timeout_ns;
 	for (;;) {
-		int64_t left = deadline - now_ns();
+		int64_t left = deadline - pl_mono_ns();
 		if (probe_ready(port, left < PL_NS_PER_S ? (left > 0 ? left : 1) : PL_NS_PER_S, why, sizeof(why)) == 200) {
 			fprintf(stderr, "pillion-proxy wait: ready after %lld ms\n",
-				(long long)((now_ns() - start) / PL_NS_PER_MS));
+				(long long)((pl_mono_ns() - start) / PL_NS_PER_MS));
 			return 0;
 		}
-		if (now_ns() + 100 * PL_NS_PER_MS >= deadline) {
+		if (pl_mono_ns() + 100 * PL_NS_PER_MS >= deadline) {
 			char d[32];
 			pl_duration_format(timeout_ns, d, sizeof(d));
 			fprintf(stderr, "pillion-proxy wait: not ready after %s (last: %s)\n", d, why);

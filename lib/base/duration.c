@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int64_t unit_ns(const char **p)
 {
@@ -131,4 +132,12 @@ void pl_duration_format(int64_t ns, char *out, size_t size)
 		if (ns == 0)
 			break;
 	}
+}
+
+int64_t pl_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * PL_NS_PER_S + ts.tv_nsec;
 }

@@ -17,6 +17,8 @@
  * Returns 0, -EINVAL for bad syntax, -ERANGE past INT64_MAX nanoseconds.
  */
 int pl_duration_parse(const char *s, int64_t *out_ns);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t pl_mono_ns(void);
 /* Shortest Go-style form: 1h30m, 250ms, 1.5s, 0s. Writes at most size bytes. */
 void pl_duration_format(int64_t ns, char *out, size_t size);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/duration.h"
 #include "base/log.h"
 #include "ctrl/reflector.h"
 #include "json/json.h"
@@ -93,10 +94,7 @@ static int on_event(void *ctx, const char *type, json_t *obj)
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return pl_mono_ns() / PL_NS_PER_MS;
 }
 
 static void *run(void *arg)

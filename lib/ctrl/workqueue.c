@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/duration.h"
 #include "base/bucket.h"
 #include "base/hmap.h"
 #include "ctrl/workqueue.h"
@@ -32,11 +33,8 @@ struct pl_wq {
 
 static int64_t mono_ns(void *ctx)
 {
-	struct timespec ts;
 	(void)ctx;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return pl_mono_ns();
 }
 
 static int64_t now(pl_wq *q) { return q->o.now(q->o.now_ctx); }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/duration.h"
 #include "base/bucket.h"
 #include "base/log.h"
 
@@ -42,11 +43,8 @@ struct pl_kube {
 
 static int64_t real_now(void *ctx)
 {
-	struct timespec ts;
-
 	(void)ctx;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return pl_mono_ns();
 }
 
 static void real_sleep(void *ctx, int64_t ns)
@@ -315,17 +313,12 @@ typedef struct xfer {
 	int64_t retry_after_s;
 } xfer;
 
-static int64_t mono_ns(void)
-{
-	return real_now(NULL);
-}
-
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	xfer *x = ud;
 	size_t len = size * n;
 
-	x->last_byte_ns = mono_ns();
+	x->last_byte_ns = pl_mono_ns();
 	if (x->c->sink) {
 		if (!x->http)
 			curl_easy_getinfo(x->k->curl, CURLINFO_RESPONSE_CODE, &x->http);
@@ -352,7 +345,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	size_t len = size * n;
 	static const char ra[] = "retry-after:";
 
-	x->last_byte_ns = mono_ns();
+	x->last_byte_ns = pl_mono_ns();
 
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		x->retry_after_s = 0;   /* a new response (after a redirect or 1xx) */
@@ -382,7 +375,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 	xfer *x = ud;
 
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	if (mono_ns() - x->last_byte_ns > (int64_t)x->k->watch_idle_s * 1000000000) {
+	if (pl_mono_ns() - x->last_byte_ns > (int64_t)x->k->watch_idle_s * 1000000000) {
 		x->idle = true;
 		return 1;
 	}
@@ -446,7 +439,7 @@ static int attempt(pl_kube *k, const kube_call *c, xfer *x, pl_kube_status *st)
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	if (c->sink) {
-		x->last_byte_ns = mono_ns();
+		x->last_byte_ns = pl_mono_ns();
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

@@ -31,24 +31,6 @@ static bool span_has_prefix(pl_h1_str s, const char *lit, size_t n)
 	return s.len >= n && memcmp(s.p, lit, n) == 0;
 }
 
-/* Field names compare case-insensitively; the model keeps them as written. */
-static const pl_h1_header *find_field(const pl_h1_msg *m, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (uint32_t i = 0; i < m->nheaders; i++) {
-		pl_h1_str f = m->headers[i].name;
-		if (f.len != n)
-			continue;
-		uint32_t k = 0;
-		while (k < n && (f.p[k] | 0x20) == (name[k] | 0x20))
-			k++;
-		if (k == n)
-			return &m->headers[i];
-	}
-	return NULL;
-}
-
 bool px_route_matches(const pl_route_match *rm, const pl_h1_msg *m, pl_h1_str path)
 {
 	if (rm->path_kind == PL_PATH_EXACT && !span_is(path, rm->path))
@@ -59,7 +41,7 @@ bool px_route_matches(const pl_route_match *rm, const pl_h1_msg *m, pl_h1_str pa
 		return false;
 	for (size_t i = 0; i < rm->nheaders; i++) {
 		const pl_header_match *h = &rm->headers[i];
-		const pl_h1_header *f = find_field(m, h->name);
+		const pl_h1_header *f = pl_h1_find(m, h->name);   /* the model keeps names as written */
 		if (h->kind == PL_HEADER_PRESENT ? !f : h->kind == PL_HEADER_ABSENT ? f != NULL :
 		    !f || !span_is(f->value, h->value))
 			return false;

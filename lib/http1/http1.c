@@ -34,6 +34,12 @@ static inline unsigned char lower(unsigned char c)
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
+/* A request too large for the limits is 431; a response keeps its 502. */
+static int too_large(int status)
+{
+	return status == 400 ? 431 : status;
+}
+
 static int fail(pl_h1_error *err, int status, size_t offset, const char *what)
 {
 	err->status = status;
@@ -49,34 +55,49 @@ void pl_h1_limits_default(pl_h1_limits *lim)
 	lim->max_headers = PL_H1_DEFAULT_MAX_HEADERS;
 }
 
-bool pl_h1_eq(pl_h1_str s, const char *lit)
+static bool eq_ci(pl_h1_str a, pl_h1_str b)
 {
-	size_t n = strlen(lit);
-
-	if (s.len != n)
+	if (a.len != b.len)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower((unsigned char)s.p[i]) != (unsigned char)lit[i])
+	for (uint32_t i = 0; i < a.len; i++)
+		if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
 			return false;
 	return true;
+}
+
+bool pl_h1_eq(pl_h1_str s, const char *lit)
+{
+	return eq_ci(s, (pl_h1_str){lit, (uint32_t)strlen(lit)});
+}
+
+/* The next non-empty element of a comma-separated list from *i, without its whitespace. */
+static bool next_element(pl_h1_str list, uint32_t *i, pl_h1_str *el)
+{
+	while (*i < list.len) {
+		while (*i < list.len && (list.p[*i] == ' ' || list.p[*i] == '\t' || list.p[*i] == ','))
+			(*i)++;
+		uint32_t start = *i;
+		while (*i < list.len && list.p[*i] != ',')
+			(*i)++;
+		uint32_t end = *i;
+		while (end > start && (list.p[end - 1] == ' ' || list.p[end - 1] == '\t'))
+			end--;
+		if (end > start) {
+			*el = (pl_h1_str){list.p + start, end - start};
+			return true;
+		}
+	}
+	return false;
 }
 
 bool pl_h1_list_has(pl_h1_str list, const char *token)
 {
 	uint32_t i = 0;
+	pl_h1_str el;
 
-	while (i < list.len) {
-		while (i < list.len && (list.p[i] == ' ' || list.p[i] == '\t' || list.p[i] == ','))
-			i++;
-		uint32_t start = i;
-		while (i < list.len && list.p[i] != ',')
-			i++;
-		uint32_t end = i;
-		while (end > start && (list.p[end - 1] == ' ' || list.p[end - 1] == '\t'))
-			end--;
-		if (end > start && pl_h1_eq((pl_h1_str){list.p + start, end - start}, token))
+	while (next_element(list, &i, &el))
+		if (pl_h1_eq(el, token))
 			return true;
-	}
 	return false;
 }
 
@@ -98,15 +119,15 @@ bool pl_h1_hop_by_hop(const pl_h1_msg *m, pl_h1_str name)
 	if (!m->conn_tokens)
 		return false;
 	/* Fields named by Connection: compare the name against each token of each Connection field. */
-	char low[64];
-	if (name.len >= sizeof(low))
-		return false;
-	for (uint32_t i = 0; i < name.len; i++)
-		low[i] = (char)lower((unsigned char)name.p[i]);
-	low[name.len] = '\0';
-	for (uint32_t i = 0; i < m->nheaders; i++)
-		if (pl_h1_eq(m->headers[i].name, "connection") && pl_h1_list_has(m->headers[i].value, low))
-			return true;
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		if (!pl_h1_eq(m->headers[i].name, "connection"))
+			continue;
+		uint32_t k = 0;
+		pl_h1_str tok;
+		while (next_element(m->headers[i].value, &k, &tok))
+			if (eq_ci(tok, name))
+				return true;
+	}
 	return false;
 }
 
@@ -270,7 +291,7 @@ static int field_line(walk *w, pl_h1_msg *m, pl_h1_header *hdrs, size_t max_hdrs
 	pl_h1_str value = {b + vstart, (uint32_t)(vend - vstart)};
 
 	if (m->nheaders >= w->lim->max_headers || m->nheaders >= max_hdrs)
-		return fail(w->err, w->status == 400 ? 431 : w->status, start, "too many header fields");
+		return fail(w->err, too_large(w->status), start, "too many header fields");
 	hdrs[m->nheaders].name = name;
 	hdrs[m->nheaders].value = value;
 	m->nheaders++;
@@ -295,21 +316,11 @@ static int field_line(walk *w, pl_h1_msg *m, pl_h1_header *hdrs, size_t max_hdrs
 		s->conn_keep_alive |= pl_h1_list_has(value, "keep-alive");
 		s->conn_upgrade |= pl_h1_list_has(value, "upgrade");
 		/* Tokens other than these name hop-by-hop fields. */
-		pl_h1_str rest = value;
-		for (uint32_t k = 0, t0 = 0; k <= rest.len; k++) {
-			if (k == rest.len || rest.p[k] == ',') {
-				uint32_t a = t0, z = k;
-				while (a < z && (rest.p[a] == ' ' || rest.p[a] == '\t'))
-					a++;
-				while (z > a && (rest.p[z - 1] == ' ' || rest.p[z - 1] == '\t'))
-					z--;
-				pl_h1_str tok = {rest.p + a, z - a};
-				if (tok.len && !pl_h1_eq(tok, "close") && !pl_h1_eq(tok, "keep-alive") &&
-				    !pl_h1_eq(tok, "upgrade"))
-					m->conn_tokens = true;
-				t0 = k + 1;
-			}
-		}
+		uint32_t k = 0;
+		pl_h1_str tok;
+		while (next_element(value, &k, &tok))
+			if (!pl_h1_eq(tok, "close") && !pl_h1_eq(tok, "keep-alive") && !pl_h1_eq(tok, "upgrade"))
+				m->conn_tokens = true;
 	} else if (pl_h1_eq(name, "upgrade")) {
 		s->has_upgrade = true;
 	} else if (pl_h1_eq(name, "expect")) {
@@ -324,8 +335,8 @@ static int fields(walk *w, pl_h1_msg *m, pl_h1_header *hdrs, size_t max_hdrs, se
 	for (;;) {
 		size_t start, end, room = w->lim->max_head > w->pos ? w->lim->max_head - w->pos : 0;
 		if (room < 2)
-			return fail(w->err, w->status == 400 ? 431 : w->status, w->pos, "header section too large");
-		int r = next_line(w, room - 2, w->status == 400 ? 431 : w->status, "header section too large", &start,
+			return fail(w->err, too_large(w->status), w->pos, "header section too large");
+		int r = next_line(w, room - 2, too_large(w->status), "header section too large", &start,
 				  &end);
 		if (r <= 0)
 			return r;
@@ -565,7 +576,7 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 				c->state = C_FINAL_LF;
 			} else if (tchar[b]) {
 				if (++c->ntrailers > lim->max_headers)
-					return fail(err, err_status == 400 ? 431 : err_status, off, "too many trailer fields");
+					return fail(err, too_large(err_status), off, "too many trailer fields");
 				c->state = C_TRAILER_NAME;
 			} else {
 				return fail(err, err_status, off,
@@ -602,7 +613,7 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 			return 0;
 		}
 		if (c->state >= C_TRAILER && c->state <= C_FINAL_LF && ++c->trailers > lim->max_head)
-			return fail(err, err_status == 400 ? 431 : err_status, off, "trailer section too large");
+			return fail(err, too_large(err_status), off, "trailer section too large");
 		i++;
 	}
 	c->offset += len;

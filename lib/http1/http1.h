@@ -43,11 +43,11 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 
 /* RFC 9110 section 9.2.2. */
 bool pl_h1_idempotent(enum pl_h1_method m);
-/* Case-insensitive comparison of a span with a NUL-terminated lower-case literal. */
+/* Case-insensitive comparison of a span with a NUL-terminated string. */
 bool pl_h1_eq(pl_h1_str s, const char *lit);
 /* Whether a comma-separated list (a Connection value) holds token, case-insensitively. */
 bool pl_h1_list_has(pl_h1_str list, const char *token);
-/* The first field named name (lower-case literal), or NULL. */
+/* The first field named name (compared case-insensitively), or NULL. */
 const pl_h1_header *pl_h1_find(const pl_h1_msg *m, const char *name);
 /* Hop-by-hop for a proxy (RFC 9110 section 7.6.1): Connection, Keep-Alive, Proxy-Connection, TE,
  * Upgrade, Trailer, and the fields the message's Connection names. Transfer-Encoding is framing:

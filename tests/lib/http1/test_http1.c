@@ -119,6 +119,11 @@ static void test_hop_by_hop(void **state)
 	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"Trailer", 7}));
 	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"X-Other", 7}));
 	assert_false(pl_h1_hop_by_hop(&m, (pl_h1_str){"Host", 4}));
+	/* A long name named by Connection is hop-by-hop too (names were once cut at 63 bytes). */
+	const char *lr = "GET / HTTP/1.1\r\nHost: a\r\nConnection: "
+			 "x-a-very-long-field-name-that-goes-on-and-on-past-sixty-four-bytes-of-it\r\n\r\n";
+	assert_int_equal(req(lr, &m, &e), 1);
+	assert_true(pl_h1_hop_by_hop(&m, (pl_h1_str){"X-A-Very-Long-Field-Name-That-Goes-On-And-On-Past-Sixty-Four-Bytes-Of-It", 72}));
 	assert_true(pl_h1_list_has((pl_h1_str){" a ,\tB,c", 8}, "b"));
 	assert_false(pl_h1_list_has((pl_h1_str){"ab,c", 4}, "a"));
 }

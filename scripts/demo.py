@@ -316,12 +316,13 @@ def kube_proxy(node, api, svc_ns, svc):
     pods = api.get(f"/api/v1/namespaces/{svc_ns}/pods")["items"]
     ips = [p["status"]["podIP"] for p in pods if p.get("status", {}).get("podIP")
            and all(p["metadata"].get("labels", {}).get(k) == v for k, v in sel.items())]
-    for port in s["spec"]["ports"]:
-        for ip in ips[:1]:
-            sh("ip", "netns", "exec", node.name, "iptables", "-t", "nat", "-A", "PREROUTING", "-d",
-               s["spec"]["clusterIP"] + "/32", "-p", "tcp", "--dport", str(port["port"]), "-j", "DNAT",
-               "--to-destination", f"{ip}:{port['targetPort']}")
-            info(f"Service {svc_ns}/{svc} {s['spec']['clusterIP']}:{port['port']} -> {ip}:{port['targetPort']}")
+    if not ips:
+        raise DemoError(f"Service {svc_ns}/{svc} has no endpoint")
+    for port in s["spec"]["ports"]:   # one endpoint in the demo: no balancing to set up
+        sh("ip", "netns", "exec", node.name, "iptables", "-t", "nat", "-A", "PREROUTING", "-d",
+           s["spec"]["clusterIP"] + "/32", "-p", "tcp", "--dport", str(port["port"]), "-j", "DNAT",
+           "--to-destination", f"{ips[0]}:{port['targetPort']}")
+        info(f"Service {svc_ns}/{svc} {s['spec']['clusterIP']}:{port['port']} -> {ips[0]}:{port['targetPort']}")
 
 
 def main():
@@ -510,8 +511,7 @@ def main():
         say("policy in git: a TrafficPolicy for web is applied (server-side apply, as Argo CD or Flux do)")
 
         def apply(path, obj):
-            code, out = api.req("PATCH", f"{path}/{obj['metadata']['name']}?fieldManager=gitops&force=true", obj,
-                                "application/apply-patch+yaml")
+            code, out = api.apply(path, obj, "gitops")
             if code not in (200, 201):
                 raise DemoError(f"apply {obj['kind']}: {code} {out}")
 

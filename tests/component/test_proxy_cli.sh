@@ -55,6 +55,7 @@ contains "... naming the variable" 'PILLION_DRAIN_TIMEOUT: "soon": must be a dur
 contains "--help documents the environment" "PILLION_TLS_DIR" "$tmp/out"
 
 # --- pillion-proxy wait: the postStart hook of a proxy that is a regular container ---
+. "$src/tests/e2e/certs.sh"   # mk_ca, mk_leaf
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 "$bin/pillion-proxy" wait --timeout soon >"$tmp/out" 2>&1; check "wait: a bad --timeout is a usage error" 2 $?
 contains "... naming the flag" '--timeout: "soon"' "$tmp/out"
@@ -77,13 +78,8 @@ contains "... with the reason /ready gave" "(last: /ready: 503" "$tmp/out"
 wpid=$!
 sleep 0.5
 id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["identity"]["spiffeId"])' "$tmp/web.json")
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ca -keyout "$tmp/ca.key" \
-	-out "$tmp/tls/ca.crt" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=web -keyout "$tmp/leaf.key" -out "$tmp/leaf.csr" 2>/dev/null
-printf 'subjectAltName=URI:%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\n' "$id" >"$tmp/leaf.ext"
-openssl x509 -req -in "$tmp/leaf.csr" -CA "$tmp/tls/ca.crt" -CAkey "$tmp/ca.key" -CAcreateserial -days 1 \
-	-extfile "$tmp/leaf.ext" -out "$tmp/leaf.crt" 2>/dev/null
-cp "$tmp/leaf.key" "$tmp/tls/tls.key" && cp "$tmp/leaf.crt" "$tmp/tls/tls.crt"
+mk_ca "$tmp" ca && mk_leaf "$tmp" ca leaf "$id"
+cp "$tmp/ca.crt" "$tmp/tls/ca.crt" && cp "$tmp/leaf.key" "$tmp/tls/tls.key" && cp "$tmp/leaf.crt" "$tmp/tls/tls.crt"
 wait "$wpid"; check "wait: returns 0 once the proxy becomes ready" 0 $?
 contains "... saying after how long" "pillion-proxy wait: ready after" "$tmp/out"
 kill -TERM "$ppid"; wait "$ppid"

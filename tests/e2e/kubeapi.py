@@ -104,5 +104,11 @@ class Api:
     def merge_patch(self, path, patch):
         return self.req("PATCH", path, patch, "application/merge-patch+json")
 
+    def apply(self, path, obj, manager):
+        """Server-side apply of obj into collection path, as kubectl apply --server-side --force-conflicts
+        (or a GitOps tool) does: (HTTP status, decoded JSON)."""
+        return self.req("PATCH", f"{path}/{obj['metadata']['name']}?fieldManager={manager}&force=true", obj,
+                        "application/apply-patch+yaml")
+
     def delete(self, path):
         return self.req("DELETE", path)[0]

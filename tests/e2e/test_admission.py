@@ -19,13 +19,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kubeapi import Api  # noqa: E402
-from harness import remove_workdir, start_fake_api, stop_all  # noqa: E402
+from harness import remove_workdir, start_fake_api, stop_all, wait  # noqa: E402
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 FAILS, CHECKS = [], [0]
@@ -36,19 +35,6 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + ("" if ok or not detail else f": {detail}"), flush=True)
     if not ok:
         FAILS.append(name)
-
-
-def wait(fn, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            v = fn()
-        except Exception:  # a transient error while polling is retried
-            v = None
-        if v:
-            return v
-        time.sleep(0.1)
-    return None
 
 
 def free_port():
@@ -180,8 +166,7 @@ def main():
                         "authorization": {"rules": [{"name": "same-ns", "from": {"namespaces": [APP]}}]}}}
 
         def apply(obj):
-            return api.req("PATCH", f"{TP}/{obj['metadata']['name']}?fieldManager=argocd&force=true", obj,
-                           "application/apply-patch+yaml")[0]
+            return api.apply(TP, obj, "argocd")[0]
 
         before = cm(APP, f"pillion-{ids[0]}")["metadata"]["annotations"]["pillion.dev/content-hash"]
         check("a TrafficPolicy applied with server-side apply (as Argo CD does) is accepted", apply(pol) in (200, 201))

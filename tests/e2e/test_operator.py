@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kubeapi import Api  # noqa: E402
-from harness import remove_workdir, start_fake_api, stop_all  # noqa: E402
+from harness import remove_workdir, start_fake_api, stop_all, wait  # noqa: E402
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 PY = "/usr/bin/python3"
@@ -37,20 +37,6 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + ("" if ok or not detail else f": {detail}"), flush=True)
     if not ok:
         FAILS.append(name)
-
-
-def wait(what, fn, timeout=20.0):
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-        except Exception:  # a transient error while polling is retried
-            last = None
-        if last:
-            return last
-        time.sleep(0.1)
-    return None
 
 
 def pod(ns, name, sa, labels, pid, ip):
@@ -155,7 +141,7 @@ def main():
             return [p for p in json.loads(m["data"]["mesh.json"])["pods"] if p["namespace"] in (SHOP, OTHER)] if m else None
 
         # --- pods created -> their objects appear, owned by them, with the right content ---
-        got = wait("configmaps", lambda: all(cm(p["metadata"]["namespace"], "pillion-" + p["metadata"]["annotations"]["pillion.dev/id"]) for p in pods), 30 * T)
+        got = wait(lambda: all(cm(p["metadata"]["namespace"], "pillion-" + p["metadata"]["annotations"]["pillion.dev/id"]) for p in pods), 30 * T)
         check("each injected pod gets ConfigMap pillion-<id>", bool(got))
         web0 = api.get(f"/api/v1/namespaces/{SHOP}/pods/web-0")
         c = cm(SHOP, "pillion-w0")
@@ -168,7 +154,7 @@ def main():
               and cfg["identity"]["spiffeId"] == spiffe(SHOP, "web"))
         check("... and its content hash as an annotation",
               c and c["metadata"]["annotations"]["pillion.dev/content-hash"] == cfg.get("hash"))
-        s = wait("secret", lambda: secret(SHOP, "pillion-w0-tls"), 20 * T)
+        s = wait(lambda: secret(SHOP, "pillion-w0-tls"), 20 * T)
         pem = base64.b64decode(s["data"]["tls.crt"]) if s else b""
         san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=pem, capture_output=True).stdout.decode()
         check("each pod gets Secret pillion-<id>-tls with a certificate for its SPIFFE ID",
@@ -182,18 +168,18 @@ def main():
         open(leaf, "wb").write(pem)
         v = subprocess.run(["openssl", "verify", "-CAfile", cafile, leaf], capture_output=True)
         check("... signed by the mesh CA whose bundle the Secret carries", v.returncode == 0, v.stderr.decode())
-        m = wait("mesh", lambda: cm(SHOP, "pillion-mesh"), 20 * T)
+        m = wait(lambda: cm(SHOP, "pillion-mesh"), 20 * T)
         mesh = json.loads(m["data"]["mesh.json"]) if m else {}
         svc_ids = [x for x in mesh.get("services", []) if x["name"] == "web" and x["namespace"] == SHOP]
         check("namespace shop gets pillion-mesh listing Service web and its identity",
               svc_ids and svc_ids[0]["addresses"] == [web_ip] and svc_ids[0]["identities"] == [spiffe(SHOP, "web")], svc_ids)
         check("... and every meshed pod with its IP", len(mesh_pods(SHOP) or []) == 4)
-        check("namespace other gets its own pillion-mesh", wait("mesh other", lambda: cm(OTHER, "pillion-mesh"), 10 * T) is not None)
+        check("namespace other gets its own pillion-mesh", wait(lambda: cm(OTHER, "pillion-mesh"), 10 * T) is not None)
 
         # --- the admission webhook's serving certificate and its configuration's caBundle ---
         WH_NAMES = [f"pillion-webhook.{SYS}.svc", f"pillion-webhook.{SYS}.svc.cluster.local", f"pillion-webhook.{SYS}",
                     "pillion-webhook"]
-        ws = wait("webhook secret", lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
+        ws = wait(lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
         wsan = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=cert_of(ws) if ws else b"",
                               capture_output=True).stdout.decode()
         dns = sorted(x.strip()[4:] for x in wsan.split("\n", 1)[-1].split(",") if x.strip().startswith("DNS:"))
@@ -210,36 +196,36 @@ def main():
             return [w["clientConfig"].get("caBundle") for w in (api.get(f"{MWC}/{WHC}") or {}).get("webhooks", [])]
 
         want_bundle = ws["data"]["ca.crt"] if ws else None
-        got = wait("caBundle", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        got = wait(lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
         check("every webhook of the MutatingWebhookConfiguration gets the mesh bundle as its caBundle", bool(got),
               [(b or "")[:16] for b in ca_bundles()])
         code, out = api.req("PATCH", f"{MWC}/{WHC}", [{"op": "replace", "path": "/webhooks/1/clientConfig/caBundle",
                                                        "value": base64.b64encode(b"stale").decode()}],
                             "application/json-patch+json")
         t0 = time.monotonic()
-        got = wait("caBundle healed", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        got = wait(lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
         check("a caBundle reset (as a kubectl apply of the configuration would) is healed within seconds",
               code == 200 and bool(got) and time.monotonic() - t0 < 10 * T, (code, time.monotonic() - t0))
         api.delete(f"{MWC}/{WHC}")
         time.sleep(0.5 * T)
         api.create(MWC, webhook_configuration(WHC, SYS, run))
-        got = wait("caBundle after re-create", lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
+        got = wait(lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
         check("a configuration deleted and created again while the operator runs gets its caBundle", bool(got))
         def expiry_reported():
             # (read around a renewal that may land between the two reads)
             x = secret(SYS, "pillion-webhook-tls")
             return x and abs(metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds")
                              - cert_not_after(x)) <= 1
-        check("/metrics reports the webhook certificate's expiry time", bool(wait("expiry", expiry_reported, 10)),
+        check("/metrics reports the webhook certificate's expiry time", bool(wait(expiry_reported, 10)),
               metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds"))
         api.delete(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls")
-        healed = wait("webhook secret healed", lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
+        healed = wait(lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
         check("a deleted webhook Secret is issued again", bool(healed) and key_matches(healed)
               and verify_server(tmp, healed).returncode == 0)
         if fake:
             # --webhook-cert-ttl 30s: renewed at 2/3 of its life, 20 s after it was issued.
             serial_w = cert_serial(healed) if healed else None
-            renewed = wait("webhook renewal", lambda: (lambda x: x if x and cert_serial(x) != serial_w else None)(
+            renewed = wait(lambda: (lambda x: x if x and cert_serial(x) != serial_w else None)(
                 secret(SYS, "pillion-webhook-tls")), 35)
             check("the webhook certificate is reissued when its renewal is due (2/3 of --webhook-cert-ttl)",
                   bool(renewed) and verify_server(tmp, renewed).returncode == 0 and key_matches(renewed)
@@ -259,7 +245,7 @@ def main():
             "apiVersion": "pillion.dev/v1alpha1", "kind": "TrafficPolicy", "metadata": {"name": "web", "namespace": SHOP},
             "spec": {"targetRef": {"name": "web"}, "exportTo": ["."],
                      "authorization": {"rules": [{"name": "frontend", "from": {"identities": [spiffe(SHOP, "frontend")]}}]}}})
-        changed = wait("policy applied", lambda: rv(SHOP, "pillion-w0") != before[(SHOP, "pillion-w0")]
+        changed = wait(lambda: rv(SHOP, "pillion-w0") != before[(SHOP, "pillion-w0")]
                        and rv(SHOP, "pillion-f0") != before[(SHOP, "pillion-f0")], 20 * T)
         check("a new TrafficPolicy rewrites the configs of the pods it applies to", bool(changed))
         time.sleep(1.0 * T)
@@ -276,41 +262,41 @@ def main():
                     return c
             return None
 
-        acc = wait("accepted", lambda: cond("trafficpolicies", SHOP, "web", "Accepted"), 20 * T)
+        acc = wait(lambda: cond("trafficpolicies", SHOP, "web", "Accepted"), 20 * T)
         check("status: Accepted=True with observedGeneration", acc and acc["status"] == "True"
               and acc.get("observedGeneration") == 1, acc)
-        prog = wait("programmed", lambda: (lambda c: c if c and c["status"] == "True" else None)(
+        prog = wait(lambda: (lambda c: c if c and c["status"] == "True" else None)(
             cond("trafficpolicies", SHOP, "web", "Programmed")), 20 * T)
         check("status: Programmed=True counting the pods (n/n pods)", prog and prog["message"].endswith("pods")
               and prog["message"].split("/")[0] == prog["message"].split("/")[1].split()[0], prog)
         api.create(TP, invalid_policy(SHOP))
-        acc = wait("rejected", lambda: cond("trafficpolicies", SHOP, "zero", "Accepted"), 20 * T)
+        acc = wait(lambda: cond("trafficpolicies", SHOP, "zero", "Accepted"), 20 * T)
         check("an invalid policy (passes the schema, fails the operator's rules) gets Accepted=False with the field path",
               acc and acc["status"] == "False" and "spec.routes[0].backends" in acc["message"], acc)
 
         def events(ns):
             return api.get(f"/api/v1/namespaces/{ns}/events")["items"]
 
-        evs = wait("events", lambda: [e for e in events(SHOP) if e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "zero"], 20 * T)
+        evs = wait(lambda: [e for e in events(SHOP) if e.get("reason") == "Invalid" and e["involvedObject"]["name"] == "zero"], 20 * T)
         check("... and a Warning Event naming the error", bool(evs) and "spec.routes[0].backends" in evs[0]["message"], evs)
         evs = [e for e in events(SHOP) if e.get("reason") == "CertificateIssued"]
         check("issuing a certificate posts a Normal Event on the pod", any(e["involvedObject"]["kind"] == "Pod" for e in evs))
 
         # --- healing and garbage collection ---
         api.delete(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-w1")
-        check("a deleted ConfigMap is recreated", wait("heal", lambda: cm(SHOP, "pillion-w1"), 20 * T) is not None)
+        check("a deleted ConfigMap is recreated", wait(lambda: cm(SHOP, "pillion-w1"), 20 * T) is not None)
         api.delete(f"/api/v1/namespaces/{SHOP}/pods/web-1")
         check("a deleted pod's ConfigMap and Secret go with it",
-              wait("gc", lambda: cm(SHOP, "pillion-w1") is None and secret(SHOP, "pillion-w1-tls") is None, 30 * T) is not None)
-        check("... and the mesh directory drops it", bool(wait("mesh update", lambda: len(mesh_pods(SHOP) or []) == 3, 20 * T)))
+              wait(lambda: cm(SHOP, "pillion-w1") is None and secret(SHOP, "pillion-w1-tls") is None, 30 * T) is not None)
+        check("... and the mesh directory drops it", bool(wait(lambda: len(mesh_pods(SHOP) or []) == 3, 20 * T)))
 
         # --- certificate rotation before expiry ---
         api.create(f"/apis/pillion.dev/v1alpha1/namespaces/{OTHER}/meshidentities", {
             "apiVersion": "pillion.dev/v1alpha1", "kind": "MeshIdentity", "metadata": {"name": "short", "namespace": OTHER},
             "spec": {"certificate": {"ttl": "10m", "renewBefore": "9m57s"}}})
-        first = wait("short cert", lambda: (lambda s: s and cert_ttl(s) <= 600 and s)(secret(OTHER, "pillion-c0-tls")), 20 * T)
+        first = wait(lambda: (lambda s: s and cert_ttl(s) <= 600 and s)(secret(OTHER, "pillion-c0-tls")), 20 * T)
         serial1 = cert_serial(first) if first else None
-        rotated = wait("rotation", lambda: (lambda s: s if s and cert_serial(s) != serial1 else None)(secret(OTHER, "pillion-c0-tls")), 20 * T)
+        rotated = wait(lambda: (lambda s: s if s and cert_serial(s) != serial1 else None)(secret(OTHER, "pillion-c0-tls")), 20 * T)
         check("a certificate inside its renewBefore window is reissued", bool(first) and bool(rotated))
         check("... with a key that matches it", bool(rotated) and key_matches(rotated))
 
@@ -320,20 +306,20 @@ def main():
             time.sleep(0.5)
             make_pod(pod(SHOP, "web-2", "web", {"app": "web"}, "w2", "198.18.2.4"))
             check("after watches were cut mid-line and answered 410, a new pod still gets its objects",
-                  wait("after faults", lambda: cm(SHOP, "pillion-w2") and secret(SHOP, "pillion-w2-tls"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w2") and secret(SHOP, "pillion-w2-tls"), 30) is not None)
             api.req("POST", "/_fake/faults", {"requests": [{"prefix": f"/api/v1/namespaces/{SHOP}/configmaps", "method": "PATCH",
                                                            "status": 500, "count": 2}]})
             api.merge_patch(f"/api/v1/namespaces/{SHOP}/pods/web-2", {"metadata": {"labels": {"app": "web", "v": "2"}}})
             api.delete(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-w2")
             check("a write that fails with 500 is retried with backoff until it lands",
-                  wait("retry", lambda: cm(SHOP, "pillion-w2"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w2"), 30) is not None)
 
             # API Priority and Fairness pushing back: 429s with Retry-After are waited out, not failures.
             api.req("POST", "/_fake/faults", {"requests": [{"path": f"/api/v1/namespaces/{SHOP}/configmaps", "prefix": True,
                                                            "method": "PATCH", "status": 429, "retryAfter": 1, "count": 3}]})
             make_pod(pod(SHOP, "web-4", "web", {"app": "web"}, "w4", "198.18.2.6"))
             check("a burst of 429s with Retry-After delays a write but it lands",
-                  wait("after 429", lambda: cm(SHOP, "pillion-w4"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w4"), 30) is not None)
             check("... and /metrics counts the 429 answers",
                   metric(25441, 'pillion_operator_api_requests_total{verb="PATCH",code="429"}') >= 3)
 
@@ -346,9 +332,9 @@ def main():
             code, _ = api.merge_patch(f"{TP}/web", {"spec": {"routes": [{"name": "all", "timeout": "3s",
                                                                              "backends": [{"name": "web"}]}]}})
             check("after an API server restart, a new pod gets its objects",
-                  wait("after restart", lambda: cm(SHOP, "pillion-w3") and secret(SHOP, "pillion-w3-tls"), 40) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w3") and secret(SHOP, "pillion-w3-tls"), 40) is not None)
             check("... and a policy change made after it reaches the target's pods",
-                  wait("policy after restart", lambda: '"timeoutMs":3000' in json.dumps(
+                  wait(lambda: '"timeoutMs":3000' in json.dumps(
                       json.loads(cm(SHOP, "pillion-f0")["data"]["proxy.json"]), separators=(",", ":")), 30) is not None,
                   (code, cm(SHOP, "pillion-f0")["data"]["proxy.json"]))
             check("... after a relist (the watch history was compacted)",
@@ -361,14 +347,14 @@ def main():
         batch = [f"b{i}" for i in range(24)]
         for i, b in enumerate(batch):
             make_pod(pod(SHOP, f"batch-{i}", "web", {"app": "batch"}, b, f"198.18.4.{i + 2}"))
-        midway = wait("first of the batch", lambda: any(cm(SHOP, f"pillion-{b}") for b in batch), 30 * T)
+        midway = wait(lambda: any(cm(SHOP, f"pillion-{b}") for b in batch), 30 * T)
         op.send_signal(signal.SIGKILL)
         op.wait(timeout=10)
         done_before = [b for b in batch if secret(SHOP, f"pillion-{b}-tls")]
         print(f"note: operator killed with {len(done_before)} of {len(batch)} new pods' Secrets written")
         serials.update({b: cert_serial(secret(SHOP, f"pillion-{b}-tls")) for b in done_before})
         op = start_operator("a")  # the same replica restarted: it still holds the Lease
-        all_done = wait("batch", lambda: all(cm(SHOP, f"pillion-{b}") and secret(SHOP, f"pillion-{b}-tls") for b in batch), 60 * T)
+        all_done = wait(lambda: all(cm(SHOP, f"pillion-{b}") and secret(SHOP, f"pillion-{b}-tls") for b in batch), 60 * T)
         check("operator killed mid-reconcile and restarted: every pod gets its ConfigMap and Secret", bool(all_done))
         check("... the kill really came mid-way", bool(midway) and len(done_before) < len(batch), len(done_before))
         time.sleep(1.0 * T)
@@ -385,7 +371,7 @@ def main():
         for i in range(len(batch)):
             api.delete(f"/api/v1/namespaces/{SHOP}/pods/batch-{i}")
         check("... and the batch's objects go when its pods are deleted",
-              wait("batch gc", lambda: not any(cm(SHOP, f"pillion-{b}") or secret(SHOP, f"pillion-{b}-tls") for b in batch), 30 * T) is not None)
+              wait(lambda: not any(cm(SHOP, f"pillion-{b}") or secret(SHOP, f"pillion-{b}-tls") for b in batch), 30 * T) is not None)
 
         # --- a second replica waits with a warm cache; the leader killed, it takes over, rewriting nothing ---
         time.sleep(1.5 * T)
@@ -408,7 +394,7 @@ def main():
         op.send_signal(signal.SIGKILL)
         op.wait(timeout=10)
         op = standby
-        ready = wait("ready", lambda: "ready: leader" in get_url("http://127.0.0.1:25442/readyz")[1], 40)
+        ready = wait(lambda: "ready: leader" in get_url("http://127.0.0.1:25442/readyz")[1], 40)
         check("when the leader dies, the standby takes the lease once it expires", bool(ready))
         time.sleep(3)
         after = managed_rvs()

@@ -15,7 +15,7 @@
 #include "json/json.h"
 #include "model/model.h"
 #include "pki/tls.h"
-#include "proxy.h"
+#include "l7.h"
 
 #define REQ_MAX 8192
 #define ADMIN_TIMEOUT_NS (5 * 1000000000LL)
@@ -131,6 +131,7 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 	pl_buf_printf(b, "pillion_proxy_ready %d\n", px_ready(px, &why) ? 1 : 0);
 	metric_head(b, "pillion_proxy_buffers_pooled", "gauge", "Free relay buffers kept for reuse.");
 	pl_buf_printf(b, "pillion_proxy_buffers_pooled %zu\n", px->npool);
+	px_stats_render(px, b);
 }
 
 static void config_body(admin_conn *a)

@@ -11,7 +11,8 @@
 #include "base/log.h"
 #include "pki/tls.h"
 #include "orig.h"
-#include "proxy.h"
+#include "l7.h"
+#include "model/model.h"
 
 #define PEEK_MAX (16384 + 5)
 
@@ -76,6 +77,28 @@ static void rcvlowat_reset(px_conn *c)
 	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 }
 
+/* The caller is known (mTLS) or allowed (plaintext): HTTP becomes a session, unless the port is opaque. */
+static void to_app(px_conn *c)
+{
+	proxy *px = c->px;
+
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (pl_mesh_dir_opaque(px->mesh ? &px->mesh->dir : NULL, px_addr_port(&c->orig))) {
+		dial_app(c);
+		return;
+	}
+	c->state = PX_ST_L7DETECT;
+	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
+	px_conn_timeout(c, px->set.detect_timeout_ns);
+	/* Bytes may be waiting already (in the socket, or decrypted inside the TLS session). */
+	px_l7_detect(c, 0, false);
+}
+
+void px_inbound_forward(px_conn *c)
+{
+	dial_app(c);
+}
+
 static void plaintext(px_conn *c)
 {
 	/* Detection may have raised the low-water mark: the relay must see every byte. */
@@ -84,8 +107,7 @@ static void plaintext(px_conn *c)
 		px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
 		return;
 	}
-	pl_ev_timer_stop(c->px->loop, &c->timer);
-	dial_app(c);
+	to_app(c);
 }
 
 /* Nothing (or nothing whole) was said: a server-speaks-first client in plaintext, allowed unless STRICT. */
@@ -181,10 +203,85 @@ void px_inbound_handshake_done(px_conn *c)
 		return;
 	}
 	c->peer_id = strdup(id);
-	dial_app(c);
+	to_app(c);
 }
 
 void px_inbound_connected(px_conn *c)
 {
 	px_conn_relay(c);
+}
+
+/* --- HTTP: the server side of TrafficPolicy --- */
+
+int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+{
+	proxy *px = hs->px;
+	const pl_proxy_config *cfg = &hs->cfg->cfg;
+	int port = px_addr_port(&hs->orig);
+	char lbl[1024];
+
+	hs->ip = NULL;
+	for (size_t i = 0; i < cfg->ninbound; i++)
+		if (cfg->inbound[i].port == port) {
+			hs->ip = &cfg->inbound[i];
+			break;
+		}
+	if (!hs->ip)
+		return 0;
+	const pl_inbound_policy *ip = hs->ip;
+	snprintf(hs->service, sizeof(hs->service), "%s", ip->service ? ip->service : "");
+	if (ip->authorization.set) {
+		const char *rule = NULL;
+		if (!px_authorize(&ip->authorization, hs->peer_id, m, path, &rule)) {
+			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", hs->service, ip->policy ? ip->policy : "");
+			px_stats_inc(px, PX_F_DENIED, lbl);
+			r->cause = "forbidden";
+			snprintf(r->msg, sizeof(r->msg),
+				 "no authorization rule of TrafficPolicy %s allows %s to %.*s %.*s", ip->policy,
+				 hs->peer_id ? hs->peer_id : "a plaintext caller (no identity)", (int)m->method.len,
+				 m->method.p, (int)(path.len > 200 ? 200 : path.len), path.p);
+			return 403;
+		}
+	}
+	if (ip->rate_limit.set) {
+		const pl_rate_limit *rl = &ip->rate_limit;
+		int64_t now = pl_ev_now(px->loop);
+		snprintf(lbl, sizeof(lbl), "bucket|%d|%s", port, ip->policy ? ip->policy : "");
+		px_rt *b = px_rt_get(px, lbl);
+		if (b->bucket_key[0] != rl->requests_per_second || b->bucket_key[1] != rl->burst) {
+			pl_bucket_init(&b->bucket, rl->requests_per_second, rl->burst > 0 ? rl->burst : rl->requests_per_second, now);
+			b->bucket_key[0] = rl->requests_per_second;
+			b->bucket_key[1] = rl->burst;
+		}
+		if (!pl_bucket_take(&b->bucket, now)) {
+			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", hs->service, ip->policy ? ip->policy : "");
+			px_stats_inc(px, PX_F_RATE_LIMITED, lbl);
+			r->cause = "rate limited";
+			r->retry_after_s = 1;
+			snprintf(r->msg, sizeof(r->msg), "rate limit of TrafficPolicy %s: %d requests per second, burst %d",
+				 ip->policy, rl->requests_per_second, rl->burst);
+			return 429;
+		}
+	}
+	return 0;
+}
+
+void px_inbound_target(px_hs *hs)
+{
+	px_target *t = &hs->target;
+
+	memset(t, 0, sizeof(*t));
+	if (hs->orig.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&t->addr;
+		s->sin6_family = AF_INET6;
+		s->sin6_addr = in6addr_loopback;
+		s->sin6_port = htons((uint16_t)px_addr_port(&hs->orig));
+		t->addrlen = sizeof(*s);
+	} else {
+		struct sockaddr_in *s = (struct sockaddr_in *)&t->addr;
+		s->sin_family = AF_INET;
+		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s->sin_port = htons((uint16_t)px_addr_port(&hs->orig));
+		t->addrlen = sizeof(*s);
+	}
 }

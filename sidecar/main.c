@@ -16,7 +16,7 @@
 #include "base/duration.h"
 #include "base/env.h"
 #include "base/log.h"
-#include "proxy.h"
+#include "l7.h"
 
 #define ACCEPT_BATCH 64
 
@@ -340,6 +340,7 @@ static void drain_timer_cb(pl_ev_loop *loop, void *data)
 		log_info("drain time is up: closing %zu connections", px->nconns);
 	while (px->conns)
 		px_conn_close(px->conns, false);
+	px_http_close_all(px);
 	px->stop = true;
 }
 
@@ -352,6 +353,8 @@ void px_drain(proxy *px, const char *why)
 		 (long long)(px->set.drain_ns / PL_NS_PER_MS));
 	close_listener(px, &px->lst[PX_OUT]);
 	close_listener(px, &px->lst[PX_IN]);
+	/* HTTP sessions between requests close now; the others after their response (connection: close). */
+	px_http_drain(px);
 	if (px->nconns == 0) {
 		/* Give the admin answer (POST /shutdown) a moment to leave. */
 		pl_ev_timer_start(px->loop, &px->drain_timer, 50 * PL_NS_PER_MS);
@@ -425,6 +428,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	px.started_at = pl_ev_now(px.loop);
+	px.idle_timeout_ns = 600 * PL_NS_PER_S;
+	px.head_timeout_ns = 30 * PL_NS_PER_S;
+	px_stats_init(&px);
 	pl_ev_timer_init(&px.drain_timer, drain_timer_cb, &px);
 	pl_ev_io_init(&sig_io, signal_cb, &px);
 	pl_ev_io_start(px.loop, &sig_io, sigfd, EPOLLIN);
@@ -455,6 +461,12 @@ int main(int argc, char **argv)
 		}
 	}
 	close_listener(&px, &px.admin);
+	while (px.conns)
+		px_conn_close(px.conns, false);
+	px_http_close_all(&px);
+	px_pools_free(&px);
+	px_stats_free(&px);
+	px_hbuf_free(&px);
 	px_state_close(&px);
 	px_pool_free(&px);
 	pl_ev_loop_free(px.loop);

@@ -11,7 +11,7 @@
 #include "pki/tls.h"
 #include "model/model.h"
 #include "orig.h"
-#include "proxy.h"
+#include "l7.h"
 
 /* Linux netfilter: the same option number at SOL_IP and SOL_IPV6. */
 #define PX_SO_ORIGINAL_DST 80
@@ -99,7 +99,19 @@ void px_outbound_accept(proxy *px, int fd)
 		c->mesh->refs++;
 		c->expect = ids;
 		c->nexpect = n;
+		/* Meshed and not opaque: HTTP gets the route's policy and pooled mTLS connections. */
+		if (!pl_mesh_dir_opaque(&px->mesh->dir, px_addr_port(&c->orig))) {
+			c->state = PX_ST_L7DETECT;
+			pl_ev_io_set(px->loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
+			px_conn_timeout(c, px->set.detect_timeout_ns);
+			return;
+		}
 	}
+	px_outbound_forward(c);
+}
+
+void px_outbound_forward(px_conn *c)
+{
 	int r = px_conn_dial(c, (const struct sockaddr *)&c->orig, c->origlen);
 	if (r < 0) {
 		log_info("outbound dial failed: %s", strerror(-r));
@@ -149,4 +161,142 @@ void px_outbound_handshake_done(px_conn *c)
 	c->mesh = NULL;
 	c->expect = NULL;
 	px_conn_relay(c);
+}
+
+/* --- HTTP: the client side of TrafficPolicy --- */
+
+int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+{
+	proxy *px = hs->px;
+	const pl_proxy_config *cfg = &hs->cfg->cfg;
+	char ip[INET6_ADDRSTRLEN], key[1024];
+	int port = px_addr_port(&hs->orig);
+
+	px_addr_ip(&hs->orig, ip, sizeof(ip));
+	const pl_mesh_service *ms = hs->mesh ? pl_mesh_dir_service_at(&hs->mesh->dir, ip, port) : NULL;
+	if (ms)
+		snprintf(hs->service, sizeof(hs->service), "%s/%s", ms->namespace, ms->name);
+	hs->op = NULL;
+	hs->route = NULL;
+	for (size_t i = 0; ms && i < cfg->noutbound; i++) {
+		const pl_outbound_policy *op = &cfg->outbound[i];
+		if (strcmp(op->service, hs->service) == 0 && (op->port == 0 || op->port == port)) {
+			hs->op = op;
+			break;
+		}
+	}
+	if (!hs->op)
+		return 0;
+	hs->route = px_route_select(hs->op, m, path);
+	if (!hs->route) {
+		r->cause = "no route";
+		snprintf(r->msg, sizeof(r->msg), "no route of TrafficPolicy %s matches %.*s %.*s", hs->op->policy,
+			 (int)m->method.len, m->method.p, (int)(path.len > 200 ? 200 : path.len), path.p);
+		return 404;
+	}
+	const pl_retries *rt = &hs->route->retries;
+	if (rt->set) {
+		snprintf(key, sizeof(key), "budget|%s|%s", hs->op->policy, hs->route->name ? hs->route->name : "");
+		px_rt *b = px_rt_get(px, key);
+		if (b->budget_key[0] != rt->budget_percent + 1 || b->budget_key[1] != rt->budget_min_per_second) {
+			px_budget_init(&b->budget, rt);
+			b->budget_key[0] = rt->budget_percent + 1;
+			b->budget_key[1] = rt->budget_min_per_second;
+		}
+		px_budget_request(&b->budget, pl_ev_now(px->loop));
+		hs->budget_rt = b;
+	}
+	px_fault_decision fd = px_fault_roll(&hs->route->fault, px_random(), px_random());
+	hs->fault_delay_ns = fd.delay_ns;
+	hs->fault_abort = fd.abort_status;
+	return 0;
+}
+
+static void set_addr(px_target *t, const char *ip, int port)
+{
+	memset(&t->addr, 0, sizeof(t->addr));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&t->addr;
+		s->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, ip, &s->sin6_addr);
+		s->sin6_port = htons((uint16_t)port);
+		t->addrlen = sizeof(*s);
+	} else {
+		struct sockaddr_in *s = (struct sockaddr_in *)&t->addr;
+		s->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &s->sin_addr);
+		s->sin_port = htons((uint16_t)port);
+		t->addrlen = sizeof(*s);
+	}
+}
+
+/* The address of a backend Service: one of the caller's address family when it has one. */
+static const char *service_addr(const pl_mesh_service *s, int family)
+{
+	for (size_t i = 0; i < s->addresses.n; i++)
+		if ((strchr(s->addresses.v[i], ':') != NULL) == (family == AF_INET6))
+			return s->addresses.v[i];
+	return s->addresses.n ? s->addresses.v[0] : NULL;
+}
+
+int px_outbound_target(px_hs *hs, px_refusal *r)
+{
+	proxy *px = hs->px;
+	px_target *t = &hs->target;
+	char ip[INET6_ADDRSTRLEN], key[1024];
+	int port = px_addr_port(&hs->orig);
+	size_t n = 0;
+
+	t->backend = NULL;
+	hs->backend = NULL;
+	hs->outlier_rt = NULL;
+	if (!hs->route) {
+		t->addr = hs->orig;
+		t->addrlen = hs->origlen;
+		px_addr_ip(&hs->orig, ip, sizeof(ip));
+		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+		return 0;
+	}
+	const pl_route *rt = hs->route;
+	const pl_circuit_breaker *cb = &hs->op->circuit_breaker;
+	bool skip[64] = {0};
+	px_rt *ort[64] = {0};
+	size_t nb = rt->nbackends < 64 ? rt->nbackends : 64;
+	int64_t now = pl_ev_now(px->loop);
+	for (size_t i = 0; i < nb; i++) {
+		snprintf(key, sizeof(key), "outlier|%s|%s", hs->op->policy, rt->backends[i].name);
+		ort[i] = px_rt_get(px, key);
+		skip[i] = cb->set && cb->consecutive_failures && px_outlier_ejected(&ort[i]->outlier, now);
+	}
+	const pl_backend *b = px_backend_pick(rt, px_random(), skip);
+	if (!b) {
+		r->cause = "circuit open";
+		snprintf(r->msg, sizeof(r->msg),
+			 "circuit breaker: every backend of route \"%s\" of TrafficPolicy %s is ejected after consecutive failures",
+			 rt->name ? rt->name : "", hs->op->policy);
+		return 503;
+	}
+	size_t bi = (size_t)(b - rt->backends);
+	hs->outlier_rt = bi < nb ? ort[bi] : NULL;
+	hs->backend = b->name;
+	t->backend = b->name;
+	int bport = b->port ? b->port : port;
+	if (strcmp(b->name, hs->op->service) == 0 && bport == port) {
+		t->addr = hs->orig;
+		t->addrlen = hs->origlen;
+		px_addr_ip(&hs->orig, ip, sizeof(ip));
+		t->tls = pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+		return 0;
+	}
+	const pl_mesh_service *s = hs->mesh ? pl_mesh_dir_service(&hs->mesh->dir, b->name) : NULL;
+	const char *addr = s ? service_addr(s, hs->orig.ss_family) : NULL;
+	if (!addr) {
+		r->cause = "no backend address";
+		snprintf(r->msg, sizeof(r->msg), "backend %s of TrafficPolicy %s has no address in the mesh directory",
+			 b->name, hs->op->policy);
+		return 503;
+	}
+	set_addr(t, addr, bport);
+	t->tls = s->identities.n > 0;
+	return 0;
 }

@@ -57,17 +57,22 @@ const pl_route *px_route_select(const pl_outbound_policy *op, const pl_h1_msg *m
 	return NULL;
 }
 
-const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd)
+static uint64_t weight_of(const pl_route *r, size_t i, const bool *skip)
+{
+	return skip && skip[i] ? 0 : (uint64_t)(r->backends[i].weight > 0 ? r->backends[i].weight : 0);
+}
+
+const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd, const bool *skip)
 {
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < r->nbackends; i++)
-		total += (uint64_t)(r->backends[i].weight > 0 ? r->backends[i].weight : 0);
+		total += weight_of(r, i, skip);
 	if (!total)
 		return NULL;
 	uint64_t at = (uint64_t)rnd * total >> 32;   /* uniform in [0, total) without a modulo bias worth naming */
 	for (size_t i = 0; i < r->nbackends; i++) {
-		uint64_t w = (uint64_t)(r->backends[i].weight > 0 ? r->backends[i].weight : 0);
+		uint64_t w = weight_of(r, i, skip);
 		if (at < w)
 			return &r->backends[i];
 		at -= w;

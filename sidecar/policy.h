@@ -18,8 +18,9 @@ unsigned px_method_bit(enum pl_h1_method m);
 const pl_route *px_route_select(const pl_outbound_policy *op, const pl_h1_msg *m, pl_h1_str path);
 bool px_route_matches(const pl_route_match *rm, const pl_h1_msg *m, pl_h1_str path);
 
-/* A backend by weight; rnd is uniform over uint32. NULL when every weight is 0. */
-const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd);
+/* A backend by weight; rnd is uniform over uint32. skip (NULL, or one flag per backend) leaves
+ * backends out (ejected ones). NULL when every weight left is 0. */
+const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd, const bool *skip);
 
 /* Authorization of one request. peer_id: the caller's SPIFFE ID, NULL for a plaintext caller.
  * Without rules every request is allowed (*rule NULL); with rules, the first rule that allows

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "base/arena.h"
+#include "base/hmap.h"
 #include "ev/ev.h"
 #include "model/model-t.h"
 
@@ -45,6 +46,7 @@ typedef struct px_file {
 } px_file;
 
 typedef struct px_config {
+	int refs;                  /* the proxy holds one; each HTTP request in flight holds one */
 	pl_arena arena;
 	pl_proxy_config cfg;
 	json_t *doc;               /* as read, for /config */
@@ -84,6 +86,8 @@ typedef struct px_metrics {
 
 typedef struct proxy proxy;
 typedef struct px_conn px_conn;
+typedef struct px_hs px_hs;
+typedef struct px_family px_family;
 
 typedef struct px_listener {
 	proxy *px;
@@ -113,7 +117,8 @@ typedef struct px_flow {
 	uint64_t bytes;
 } px_flow;
 
-enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY };
+/* L7DETECT: the connection's first (decrypted) bytes decide between an HTTP session and the byte relay. */
+enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY, PX_ST_L7DETECT };
 
 struct px_conn {
 	proxy *px;
@@ -148,9 +153,17 @@ struct proxy {
 	pl_ev_timer reload_timer, resync_timer, drain_timer;
 	px_metrics m;
 	px_conn *conns;             /* every open relayed connection */
-	size_t nconns;
+	size_t nconns;              /* relayed connections and HTTP sessions */
+	px_hs *sessions;            /* every open HTTP session */
+	pl_hmap pools;              /* upstream connection pools by destination key */
+	pl_hmap rt;                 /* px_rt by name: budgets, outliers, rate limits */
+	px_family *fam;             /* L7 metric families (PX_F__N) */
 	char **pool;                /* free relay buffers */
 	size_t npool;
+	char **hpool;               /* free HTTP head buffers (PX_HBUF) */
+	size_t nhpool;
+	int64_t idle_timeout_ns;    /* a downstream HTTP connection with no request in flight */
+	int64_t head_timeout_ns;    /* a request head begun must be whole within this */
 	bool draining;
 	bool stop;
 	int exit_code;

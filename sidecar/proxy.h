@@ -15,6 +15,8 @@ void px_state_reload(proxy *px);
 /* True with a valid config and a valid, unexpired certificate for the config's identity. */
 bool px_ready(const proxy *px, const char **why);
 void px_mesh_unref(px_mesh *m);
+/* Drops one hold on a config; the last one frees it (an HTTP request keeps its config across a reload). */
+void px_config_unref(px_config *c);
 /* A valid config and, for its identity, a certificate valid now: what mTLS in either direction needs. */
 bool px_creds_usable(const proxy *px);
 /* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
@@ -47,6 +49,12 @@ void px_inbound_detect(px_conn *c, uint32_t ev);
 void px_inbound_detect_timeout(px_conn *c);
 void px_inbound_handshake_done(px_conn *c);
 void px_inbound_connected(px_conn *c);
+
+/* L7 detection (outbound.c for PX_OUT, inbound.c for PX_IN): HTTP becomes a session, anything else,
+ * or silence until the timeout, goes on as bytes. */
+void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out);
+void px_outbound_forward(px_conn *c);
+void px_inbound_forward(px_conn *c);
 
 /* detect.c: a pure look at the first bytes of an inbound connection. */
 enum px_detect { PX_DETECT_MORE, PX_DETECT_PLAIN, PX_DETECT_TLS_MESH, PX_DETECT_TLS_OTHER };

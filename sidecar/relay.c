@@ -12,7 +12,7 @@
 
 #include "base/log.h"
 #include "pki/tls.h"
-#include "proxy.h"
+#include "l7.h"
 
 #define POOL_MAX 256
 #define SPLICE_CHUNK (64 * 1024)
@@ -205,6 +205,40 @@ void px_conn_close(px_conn *c, bool reset)
 	free(c);
 	if (px->draining && px->nconns == 0)
 		px->stop = true;
+}
+
+void px_conn_forget(px_conn *c)
+{
+	pl_ev_io_stop(c->px->loop, &c->down.io);
+	c->down.fd = -1;
+	c->down.tls = NULL;
+	px_conn_close(c, false);
+}
+
+px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const char *to_up, size_t nup,
+			const char *to_down, size_t ndown)
+{
+	if (nup > px->set.buf_size || ndown > px->set.buf_size)
+		return NULL;
+	px_conn *c = px_conn_new(px, dir, down->fd);
+	c->down.tls = down->tls;
+	c->up.fd = up->fd;
+	c->up.tls = up->tls;
+	c->tls = down->tls || up->tls;
+	if (pl_ev_io_start(px->loop, &c->up.io, up->fd, 0) < 0)
+		abort();
+	if (nup) {
+		c->d2u.buf = buf_get(px);
+		memcpy(c->d2u.buf, to_up, nup);
+		c->d2u.len = (uint32_t)nup;
+	}
+	if (ndown) {
+		c->u2d.buf = buf_get(px);
+		memcpy(c->u2d.buf, to_down, ndown);
+		c->u2d.len = (uint32_t)ndown;
+	}
+	px_conn_relay(c);
+	return c;
 }
 
 void px_conn_refuse(px_conn *c, int reason)
@@ -579,6 +613,10 @@ static void side_event(px_conn *c, px_side *s, uint32_t ev)
 {
 	/* Before the relay, only one side is watched; the other can still report ERR or HUP. */
 	px_side *busy = c->state == PX_ST_CONNECT ? &c->up : c->state == PX_ST_HANDSHAKE ? tls_side(c) : &c->down;
+	if (c->state == PX_ST_L7DETECT) {
+		px_l7_detect(c, ev, false);
+		return;
+	}
 	if (c->state != PX_ST_RELAY && s != busy) {
 		if (ev & (EPOLLERR | EPOLLHUP))
 			px_conn_close(c, true); /* the client went away while we set up its connection */
@@ -634,6 +672,9 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		break;
 	case PX_ST_HANDSHAKE:
 		px_conn_tls_failed(c, PX_TLSF_TIMEOUT, "no handshake within the timeout");
+		break;
+	case PX_ST_L7DETECT:
+		px_l7_detect(c, 0, true);
 		break;
 	default:
 		break;

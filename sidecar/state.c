@@ -34,9 +34,9 @@ static void hash_bytes(const pl_buf *b, char out[80])
 	snprintf(out, 80, "sha256:%s", hex);
 }
 
-static void config_free(px_config *c)
+void px_config_unref(px_config *c)
 {
-	if (!c)
+	if (!c || --c->refs > 0)
 		return;
 	json_decref(c->doc);
 	pl_arena_free(&c->arena);
@@ -92,11 +92,12 @@ static px_config *config_parse(const pl_buf *b, char *err, size_t errlen)
 	px_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		abort();
+	c->refs = 1;
 	pl_arena_init(&c->arena);
 	c->doc = root;
 	if (!pl_proxy_config_decode(&c->arena, root, &c->cfg, &errs)) {
 		errors_str(&errs, err, errlen);
-		config_free(c);
+		px_config_unref(c);
 		return NULL;
 	}
 	return c;
@@ -192,7 +193,7 @@ static void reload_config(proxy *px)
 		return;
 	}
 	bool identity_changed = !px->config || strcmp(px->config->cfg.spiffe_id, c->cfg.spiffe_id) != 0;
-	config_free(px->config);
+	px_config_unref(px->config);
 	px->config = c;
 	outcome(px, F_CONFIG, hash, NULL);
 	/* A certificate refused for another identity may be the right one now. */
@@ -372,7 +373,7 @@ void px_state_close(proxy *px)
 		pl_ev_io_stop(px->loop, &px->inotify_io);
 		close(px->inotify_fd);
 	}
-	config_free(px->config);
+	px_config_unref(px->config);
 	px->config = NULL;
 	px_mesh_unref(px->mesh);
 	px->mesh = NULL;

@@ -135,6 +135,12 @@ static void build_tables(pl_arena *a, pl_mesh_dir *dir)
 					pl_hmap_put(&dir->_by_addr_port, key, s);
 			}
 	}
+	for (size_t i = 0; i < dir->nservices; i++) {
+		pl_mesh_service *s = &dir->services[i];
+		char *key = pl_arena_printf(a, "%s/%s", s->namespace, s->name);
+		if (!pl_hmap_get(&dir->_by_name, key))
+			pl_hmap_put(&dir->_by_name, key, s);
+	}
 	for (size_t i = 0; i < dir->npods; i++) {
 		pl_mesh_pod *p = &dir->pods[i];
 		for (size_t j = 0; j < p->addresses.n; j++)
@@ -211,6 +217,33 @@ void pl_mesh_dir_free(pl_mesh_dir *dir)
 {
 	pl_hmap_free(&dir->_by_addr_port);
 	pl_hmap_free(&dir->_by_addr);
+	pl_hmap_free(&dir->_by_name);
+}
+
+const pl_mesh_service *pl_mesh_dir_service_at(const pl_mesh_dir *dir, const char *addr, int port)
+{
+	char c[INET6_ADDRSTRLEN], key[INET6_ADDRSTRLEN + 8];
+
+	if (!dir || !canon_addr(addr, c))
+		return NULL;
+	snprintf(key, sizeof(key), "%s|%d", c, port);
+	return pl_hmap_get(&dir->_by_addr_port, key);
+}
+
+const pl_mesh_service *pl_mesh_dir_service(const pl_mesh_dir *dir, const char *qname)
+{
+	return dir ? pl_hmap_get(&dir->_by_name, qname) : NULL;
+}
+
+bool pl_mesh_dir_opaque(const pl_mesh_dir *dir, int port)
+{
+	const int *v = dir ? dir->opaque_ports : pl_default_opaque_ports;
+	size_t n = dir ? dir->nopaque : pl_default_opaque_nports;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == port)
+			return true;
+	return false;
 }
 
 const char *const *pl_mesh_dir_lookup(const pl_mesh_dir *dir, const char *addr, int port, size_t *n)

@@ -291,6 +291,7 @@ typedef struct pl_mesh_dir {
 	/* Lookup tables built by pl_mesh_dir_decode: "addr|port" -> service, "addr" -> pod. */
 	pl_hmap _by_addr_port;
 	pl_hmap _by_addr;
+	pl_hmap _by_name;    /* "namespace/name" -> service */
 } pl_mesh_dir;
 
 typedef enum pl_kind {

@@ -91,6 +91,12 @@ void pl_mesh_dir_free(pl_mesh_dir *dir);
  * not in the mesh (plain passthrough). *n gets the count.
  */
 const char *const *pl_mesh_dir_lookup(const pl_mesh_dir *dir, const char *addr, int port, size_t *n);
+/* The Service listed at addr:port, or NULL (a pod address, or not in the mesh). */
+const pl_mesh_service *pl_mesh_dir_service_at(const pl_mesh_dir *dir, const char *addr, int port);
+/* The Service named "namespace/name", or NULL. */
+const pl_mesh_service *pl_mesh_dir_service(const pl_mesh_dir *dir, const char *qname);
+/* Whether connections to port are opaque: relayed as bytes, never inspected for HTTP. */
+bool pl_mesh_dir_opaque(const pl_mesh_dir *dir, int port);
 /* The default opaque ports (server-speaks-first protocols), used when the file lists none. */
 extern const int pl_default_opaque_ports[];
 extern const size_t pl_default_opaque_nports;

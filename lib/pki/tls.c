@@ -347,6 +347,16 @@ ssize_t pl_tls_read(pl_tls *t, void *buf, size_t len)
 	return io_error(t, 0);
 }
 
+ssize_t pl_tls_peek(pl_tls *t, void *buf, size_t len)
+{
+	size_t n = 0;
+
+	errno = 0;
+	if (SSL_peek_ex(t->ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	return io_error(t, 0);
+}
+
 ssize_t pl_tls_write(pl_tls *t, const void *buf, size_t len)
 {
 	size_t n = 0;

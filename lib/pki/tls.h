@@ -46,6 +46,8 @@ void pl_tls_free(pl_tls *t);
 int pl_tls_handshake(pl_tls *t, const char **reason, char *err, size_t errlen);
 /* >0 bytes, 0 end of stream (close_notify or TCP FIN), PL_IO_WANT_*, or -errno (-ECONNRESET, -EPROTO). */
 ssize_t pl_tls_read(pl_tls *t, void *buf, size_t len);
+/* As pl_tls_read, leaving the bytes to be read again. */
+ssize_t pl_tls_peek(pl_tls *t, void *buf, size_t len);
 ssize_t pl_tls_write(pl_tls *t, const void *buf, size_t len);
 /* Sends close_notify (our half-close). 0 done, PL_IO_WANT_*, or -errno. */
 int pl_tls_shutdown(pl_tls *t);

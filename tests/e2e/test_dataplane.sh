@@ -220,8 +220,9 @@ r0=$(metric "$PA" 'pillion_proxy_reloads_total{file="mesh",result="ok"}')
 project "$T/a/mesh" mesh.json="$T/mesh-wrong.json"
 wait_for 10 sh -c "test \"\$(ip netns exec '$PA' curl -s http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_reloads_total\{file=\"mesh\",result=\"ok\"\}/ {print \$2}')\" -gt $r0" ||
 	fail "(d) a's proxy did not reload the mesh directory"
-check "(d) a refuses b when b presents an identity the directory does not list" \
-	sh -c "! ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s --max-time 5 http://$B4:8080/hello.txt"
+# HTTP: the app gets a 503 from its proxy that says why, never b's answer.
+check "(d) a refuses b when b presents an identity the directory does not list (503 naming the identity)" \
+	sh -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -i --max-time 5 http://$B4:8080/hello.txt >'$T/d.out'; grep -q '^HTTP/1.1 503' '$T/d.out' && grep -qi '^pillion-proxy-error: mtls failure' '$T/d.out' && grep -q 'not an identity the mesh directory lists' '$T/d.out' && ! grep -q MARKER '$T/d.out'"
 check "(d) ... counted as outbound peer_identity" \
 	test "$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')" -gt "$o0"
 project "$T/a/mesh" mesh.json="$T/mesh.json"

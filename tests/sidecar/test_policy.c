@@ -72,16 +72,16 @@ static void test_backends(void **state)
 
 	/* 10,000 evenly spread rolls (rounded up, so none falls short of its share): exactly the weights. */
 	for (uint32_t i = 0; i < 10000; i++) {
-		const pl_backend *got = px_backend_pick(&r, (uint32_t)((((uint64_t)i << 32) + 9999) / 10000));
+		const pl_backend *got = px_backend_pick(&r, (uint32_t)((((uint64_t)i << 32) + 9999) / 10000), NULL);
 		hits[got - b]++;
 	}
 	assert_int_equal(hits[0], 9000);
 	assert_int_equal(hits[1], 1000);
 	assert_int_equal(hits[2], 0);
-	assert_ptr_equal(px_backend_pick(&r, 0), &b[0]);
-	assert_ptr_equal(px_backend_pick(&r, UINT32_MAX), &b[1]);
+	assert_ptr_equal(px_backend_pick(&r, 0, NULL), &b[0]);
+	assert_ptr_equal(px_backend_pick(&r, UINT32_MAX, NULL), &b[1]);
 	b[0].weight = b[1].weight = 0;
-	assert_null(px_backend_pick(&r, 7));
+	assert_null(px_backend_pick(&r, 7, NULL));
 }
 
 static void test_authorization(void **state)

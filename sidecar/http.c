@@ -1,0 +1,1314 @@
+/* HTTP/1 sessions: one downstream connection, its requests in order, each forwarded over a pooled upstream
+ * connection with its route's policy (timeouts, retries, circuit breaking, faults), or answered by the proxy. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/duration.h"
+#include "base/log.h"
+#include "http1/http1.h"
+#include "orig.h"
+#include "pki/tls.h"
+#include "l7.h"
+
+#define HBUF_POOL_MAX 64
+#define LINGER_NS (2 * PL_NS_PER_S)
+
+/* What a step did: the session may go on, is blocked on I/O, or is gone (freed). */
+enum { BLOCKED = 0, PROGRESS = 1, GONE = -1 };
+
+static const pl_h1_limits limits = {PL_H1_DEFAULT_MAX_LINE, PL_H1_DEFAULT_MAX_HEAD, PL_H1_DEFAULT_MAX_HEADERS};
+
+static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
+static void timer_cb(pl_ev_loop *loop, void *data);
+static void run(px_hs *hs);
+static int start_attempt(px_hs *hs);
+
+/* --- buffers --- */
+
+static char *hbuf_get(proxy *px)
+{
+	if (px->nhpool)
+		return px->hpool[--px->nhpool];
+	char *b = malloc(PX_HBUF);
+	if (!b)
+		abort();
+	return b;
+}
+
+static void hbuf_put(proxy *px, char **b)
+{
+	if (!*b)
+		return;
+	if (px->nhpool < HBUF_POOL_MAX) {
+		if (!px->hpool && !(px->hpool = malloc(HBUF_POOL_MAX * sizeof(char *))))
+			abort();
+		px->hpool[px->nhpool++] = *b;
+	} else {
+		free(*b);
+	}
+	*b = NULL;
+}
+
+void px_hbuf_free(proxy *px)
+{
+	while (px->nhpool)
+		free(px->hpool[--px->nhpool]);
+	free(px->hpool);
+	px->hpool = NULL;
+}
+
+/* --- detection --- */
+
+void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
+{
+	int one = 1;
+
+	if (!timed_out) {
+		int r = px_http_try(c, ev);
+		if (r != 0)
+			return;
+	} else if (!c->down.tls) {
+		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	}
+	pl_ev_timer_stop(c->px->loop, &c->timer);
+	if (c->dir == PX_OUT)
+		px_outbound_forward(c);
+	else
+		px_inbound_forward(c);
+}
+
+uint32_t px_random(void)
+{
+	static uint64_t s;
+
+	if (!s) {
+		if (getrandom(&s, sizeof(s), 0) != sizeof(s))
+			s = (uint64_t)pl_mono_ns();
+		s |= 1;
+	}
+	/* xorshift64*: decisions need spread, not secrecy */
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	return (uint32_t)((s * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+int px_http_try(px_conn *c, uint32_t ev)
+{
+	/* On the stack: a request line up to its version, at most the line limit. */
+	char buf[PL_H1_DEFAULT_MAX_LINE + 16];
+	ssize_t n;
+
+	if (c->down.tls) {
+		n = pl_tls_peek(c->down.tls, buf, sizeof(buf));
+		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
+			return -1;
+	} else {
+		n = recv(c->down.fd, buf, sizeof(buf), MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return -1;
+	}
+	int one = 1;
+	if (n <= 0)
+		goto bytes; /* closed before a word: the byte relay passes the end on */
+	switch (pl_h1_detect(buf, (size_t)n, PL_H1_DEFAULT_MAX_LINE)) {
+	case PL_H1_DETECT_HTTP:
+		break;
+	case PL_H1_DETECT_NOT:
+		goto bytes;
+	default:
+		if (c->down.tls)
+			break; /* a request line split across TLS records: what came is HTTP so far */
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			goto bytes;
+		{
+			int lowat = (int)n + 1;
+			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		}
+		return -1;
+	}
+	if (!c->down.tls)
+		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	px_http_start(c);
+	return 1;
+bytes:
+	if (!c->down.tls)
+		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	return 0;
+}
+
+/* --- session life --- */
+
+static const char *dir_name(int dir) { return dir == PX_OUT ? "outbound" : "inbound"; }
+
+static bool log_allowed(proxy *px)
+{
+	static int64_t window;
+	static int n;
+	int64_t now = pl_ev_now(px->loop) / PL_NS_PER_S;
+
+	if (now != window) {
+		window = now;
+		n = 0;
+	}
+	return ++n <= 5;
+}
+
+static void request_clear(px_hs *hs)
+{
+	proxy *px = hs->px;
+
+	free(hs->uhead);
+	hs->uhead = NULL;
+	free(hs->dhead);
+	hs->dhead = NULL;
+	hs->uhead_len = hs->uhead_off = hs->dhead_len = hs->dhead_off = 0;
+	hbuf_put(px, &hs->rin);
+	if (hs->pool) {
+		px_pool_cancel(hs->pool, hs);
+		hs->pool = NULL;
+	}
+	if (hs->up)
+		px_up_release(hs->up, false);
+	px_config_unref(hs->cfg);
+	hs->cfg = NULL;
+	px_mesh_unref(hs->mesh);
+	hs->mesh = NULL;
+	hs->op = NULL;
+	hs->route = NULL;
+	hs->ip = NULL;
+	hs->budget_rt = hs->outlier_rt = NULL;
+	hs->backend = NULL;
+	hs->local_cause = NULL;
+}
+
+static void hs_free(px_hs *hs, bool reset)
+{
+	proxy *px = hs->px;
+
+	request_clear(hs);
+	pl_ev_timer_stop(px->loop, &hs->timer);
+	if (hs->down.fd >= 0) {
+		pl_ev_io_stop(px->loop, &hs->down.io);
+		if (reset) {
+			struct linger lg = {1, 0};
+			setsockopt(hs->down.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			px->m.resets[hs->dir]++;
+		}
+		pl_tls_free(hs->down.tls);
+		close(hs->down.fd);
+	}
+	hbuf_put(px, &hs->in);
+	free(hs->peer_id);
+	px->m.conns_open[hs->dir][hs->down_tls]--;
+	if (hs->prev)
+		hs->prev->next = hs->next;
+	else
+		px->sessions = hs->next;
+	if (hs->next)
+		hs->next->prev = hs->prev;
+	px->nconns--;
+	free(hs);
+	if (px->draining && px->nconns == 0)
+		px->stop = true;
+}
+
+void px_http_start(px_conn *c)
+{
+	proxy *px = c->px;
+	px_hs *hs = calloc(1, sizeof(*hs));
+
+	if (!hs)
+		abort();
+	hs->px = px;
+	hs->dir = c->dir;
+	hs->orig = c->orig;
+	hs->origlen = c->origlen;
+	hs->peer_id = c->peer_id;
+	c->peer_id = NULL;
+	hs->down.fd = c->down.fd;
+	hs->down.tls = c->down.tls;
+	hs->down_tls = c->tls; /* counted by its mesh hop: upstream for outbound, downstream for inbound */
+	px_conn_forget(c);
+	pl_ev_io_init(&hs->down.io, down_cb, hs);
+	pl_ev_timer_init(&hs->timer, timer_cb, hs);
+	if (pl_ev_io_start(px->loop, &hs->down.io, hs->down.fd, EPOLLIN) < 0)
+		abort();
+	hs->next = px->sessions;
+	if (px->sessions)
+		px->sessions->prev = hs;
+	px->sessions = hs;
+	px->nconns++;
+	px->m.conns_total[hs->dir][hs->down_tls]++;
+	px->m.conns_open[hs->dir][hs->down_tls]++;
+	hs->state = PX_HS_HEAD;
+	hs->down_rd = true; /* detection saw bytes waiting */
+	pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
+	run(hs);
+}
+
+/* --- writing heads --- */
+
+static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
+{
+	if (*len + n > *cap) {
+		uint32_t c = *cap ? *cap : 512;
+		while (c < *len + n)
+			c *= 2;
+		char *nb = realloc(*b, c);
+		if (!nb)
+			abort();
+		*b = nb;
+		*cap = c;
+	}
+	memcpy(*b + *len, p, n);
+	*len += (uint32_t)n;
+}
+
+static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
+
+/* The first line and the fields of a head, without the hop-by-hop ones; the caller ends it. */
+static void copy_head(const pl_h1_msg *m, const char *raw, char **b, uint32_t *len, uint32_t *cap, bool keep_upgrade)
+{
+	const char *eol = memchr(raw, '\n', m->head_len);
+	put(b, len, cap, raw, (size_t)(eol - raw) + 1);
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		const pl_h1_header *h = &m->headers[i];
+		if (pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade")))
+			continue;
+		put(b, len, cap, h->name.p, h->name.len);
+		put(b, len, cap, ": ", 2);
+		put(b, len, cap, h->value.p, h->value.len);
+		put(b, len, cap, "\r\n", 2);
+	}
+}
+
+static const char *reason_of(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+static const char *route_name(const px_hs *hs) { return hs->route && hs->route->name ? hs->route->name : ""; }
+
+static void finish_stats(px_hs *hs)
+{
+	proxy *px = hs->px;
+
+	px_stats_request(px, hs->dir, hs->service, route_name(hs), hs->status, pl_ev_now(px->loop) - hs->t_start);
+}
+
+/* The proxy answers this request itself. The connection ends after it when the request's body was
+ * not read whole (what follows on the connection is unknown). */
+static void local_response(px_hs *hs, int status, const px_refusal *r)
+{
+	proxy *px = hs->px;
+	char head[1024], lbl[600];
+	uint32_t cap = 0;
+
+	if (hs->pool) {
+		px_pool_cancel(hs->pool, hs);
+		hs->pool = NULL;
+	}
+	if (hs->up)
+		px_up_release(hs->up, false);
+	hbuf_put(px, &hs->rin);
+	if (!hs->req_read_done || !hs->req_keep_alive || px->draining)
+		hs->close_after = true;
+	free(hs->dhead);
+	hs->dhead = NULL;
+	hs->dhead_len = hs->dhead_off = 0;
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\npillion-proxy-error: %s\r\n"
+			 "content-length: %zu\r\n%s",
+			 status, reason_of(status), r->cause, strlen(r->msg) + 10, hs->close_after ? "connection: close\r\n" : "");
+	put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
+	if (status == 429 && r->retry_after_s > 0) {
+		n = snprintf(head, sizeof(head), "retry-after: %lld\r\n", (long long)r->retry_after_s);
+		put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
+	}
+	puts_(&hs->dhead, &hs->dhead_len, &cap, "\r\npillion: ");
+	puts_(&hs->dhead, &hs->dhead_len, &cap, r->msg);
+	puts_(&hs->dhead, &hs->dhead_len, &cap, "\n");
+	hs->status = status;
+	hs->local_cause = r->cause;
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",cause=\"%s\"", dir_name(hs->dir), r->cause);
+	px_stats_inc(px, PX_F_LOCAL, lbl);
+	if (log_allowed(px))
+		log_info("%s request answered by the proxy: %d %s: %s", dir_name(hs->dir), status, r->cause, r->msg);
+	hs->state = PX_HS_LOCAL;
+	pl_ev_timer_stop(px->loop, &hs->timer);
+}
+
+static void refuse(px_hs *hs, int status, const char *cause, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void refuse(px_hs *hs, int status, const char *cause, const char *fmt, ...)
+{
+	px_refusal r = {.cause = cause};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
+	va_end(ap);
+	local_response(hs, status, &r);
+}
+
+/* --- the request --- */
+
+static void arm_deadline(px_hs *hs)
+{
+	proxy *px = hs->px;
+	int64_t when = hs->deadline;
+
+	if (hs->try_deadline && (!when || hs->try_deadline < when))
+		when = hs->try_deadline;
+	if (when)
+		pl_ev_timer_start(px->loop, &hs->timer, when > pl_ev_now(px->loop) ? when - pl_ev_now(px->loop) : 0);
+	else
+		pl_ev_timer_stop(px->loop, &hs->timer);
+}
+
+/* Finds where the request body ends among the bytes read so far. */
+static int scan_request(px_hs *hs)
+{
+	if (hs->req_read_done)
+		return 0;
+	uint32_t avail = hs->in_len - hs->rq_end;
+	if (hs->req_body == PL_H1_BODY_LENGTH) {
+		uint32_t k = hs->req_left < avail ? (uint32_t)hs->req_left : avail;
+		hs->rq_end += k;
+		hs->req_left -= k;
+		hs->req_read_done = hs->req_left == 0;
+		return 0;
+	}
+	bool done = false;
+	pl_h1_error err;
+	ssize_t k = pl_h1_chunked_scan(&hs->req_ck, hs->in + hs->rq_end, avail, &limits, 400, &done, &err);
+	if (k < 0) {
+		if (hs->state == PX_HS_EXCHANGE && (hs->uhead_off || hs->resp_any)) {
+			if (log_allowed(hs->px))
+				log_info("%s request body refused at byte %llu: %s", dir_name(hs->dir),
+					 (unsigned long long)hs->req_ck.offset, err.what);
+			return -1;
+		}
+		refuse(hs, 400, "bad request", "request body refused at byte %u of the body: %s", err.offset, err.what);
+		return 1;
+	}
+	hs->rq_end += (uint32_t)k;
+	hs->req_read_done = done;
+	return 0;
+}
+
+static bool replayable(const px_hs *hs)
+{
+	return !hs->discarded && (pl_h1_idempotent(hs->method) || hs->req_read_done);
+}
+
+/* A head was parsed: the policy decides, then the first attempt starts. */
+static int begin_request(px_hs *hs, const pl_h1_msg *m)
+{
+	proxy *px = hs->px;
+	char norm[PL_H1_DEFAULT_MAX_LINE];
+	px_refusal r = {0};
+	uint32_t cap = 0;
+
+	hs->t_start = pl_ev_now(px->loop);
+	hs->method = m->method_id;
+	hs->minor = m->minor;
+	hs->req_keep_alive = m->keep_alive;
+	hs->expect = m->expect_continue;
+	hs->upgrade = m->upgrade && m->method_id != PL_H1_CONNECT;
+	hs->head_len = m->head_len;
+	hs->req_body = m->body;
+	hs->req_left = m->content_length;
+	hs->rq_pos = hs->rq_end = m->head_len;
+	hs->req_read_done = m->body == PL_H1_BODY_NONE;
+	hs->req_sent = false;
+	hs->discarded = false;
+	hs->close_after = false;
+	hs->attempts = 0;
+	hs->stale_retried = false;
+	hs->status = 0;
+	hs->service[0] = '\0';
+	hs->fault_delay_ns = 0;
+	hs->fault_abort = 0;
+	if (m->body == PL_H1_BODY_CHUNKED)
+		pl_h1_chunked_init(&hs->req_ck);
+	hs->cfg = px->config;
+	hs->cfg->refs++;
+	hs->mesh = px->mesh;
+	if (hs->mesh)
+		hs->mesh->refs++;
+	pl_ev_timer_stop(px->loop, &hs->timer);
+
+	if (m->method_id == PL_H1_CONNECT) {
+		refuse(hs, 405, "method not allowed", "CONNECT is not proxied: the mesh already tunnels every connection");
+		return PROGRESS;
+	}
+	int nl = px_path_normalize(m->path, norm, sizeof(norm));
+	if (nl < 0) {
+		refuse(hs, 400, "bad request", "the path holds an encoded slash, backslash or dot, which is refused");
+		return PROGRESS;
+	}
+	pl_h1_str path = {norm, (uint32_t)nl};
+	int status = hs->dir == PX_OUT ? px_outbound_request(hs, m, path, &r) : px_inbound_request(hs, m, path, &r);
+	if (status) {
+		local_response(hs, status, &r);
+		return PROGRESS;
+	}
+	if (scan_request(hs))
+		return PROGRESS;
+
+	/* The head as it goes upstream: hop-by-hop fields removed; an HTTP/1.0 client's request keeps the
+	 * pooled connection open. */
+	copy_head(m, hs->in, &hs->uhead, &hs->uhead_len, &cap, hs->upgrade);
+	if (hs->upgrade)
+		puts_(&hs->uhead, &hs->uhead_len, &cap, "connection: upgrade\r\n");
+	else if (m->minor == 0)
+		puts_(&hs->uhead, &hs->uhead_len, &cap, "connection: keep-alive\r\n");
+	put(&hs->uhead, &hs->uhead_len, &cap, "\r\n", 2);
+
+	if (hs->route && hs->route->timeout_ns)
+		hs->deadline = hs->t_start + hs->route->timeout_ns;
+	else
+		hs->deadline = 0;
+	if (hs->fault_abort) {
+		refuse(hs, hs->fault_abort, "fault injected", "an abort injected by route \"%s\" of TrafficPolicy %s",
+		       route_name(hs), hs->op->policy);
+		return PROGRESS;
+	}
+	if (hs->fault_delay_ns) {
+		hs->state = PX_HS_DELAY;
+		pl_ev_timer_start(px->loop, &hs->timer, hs->fault_delay_ns);
+		return PROGRESS;
+	}
+	return start_attempt(hs);
+}
+
+static void response_reset(px_hs *hs)
+{
+	hs->rin_len = hs->rs_pos = hs->rs_end = 0;
+	hs->resp_head = hs->resp_done = hs->resp_any = false;
+	hs->up_rd = false;
+}
+
+static int start_attempt(px_hs *hs)
+{
+	proxy *px = hs->px;
+	px_refusal r = {0};
+	int err = 0;
+
+	hs->attempts++;
+	hs->uhead_off = 0;
+	hs->rq_pos = hs->head_len;
+	hs->req_sent = false;
+	response_reset(hs);
+	free(hs->dhead);
+	hs->dhead = NULL;
+	hs->dhead_len = hs->dhead_off = 0;
+	if (hs->dir == PX_OUT) {
+		int status = px_outbound_target(hs, &r);
+		if (status) {
+			local_response(hs, status, &r);
+			return PROGRESS;
+		}
+	} else {
+		px_inbound_target(hs);
+	}
+	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
+	hs->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
+	arm_deadline(hs);
+	const pl_circuit_breaker *cb = hs->op ? &hs->op->circuit_breaker : NULL;
+	hs->pool = px_pool_get(px, hs->dir, &hs->target);
+	hs->state = PX_HS_WAIT;
+	int a = px_pool_acquire(hs->pool, hs, cb && cb->set ? cb->max_connections : 0,
+				cb && cb->set ? cb->max_pending : 0, &err);
+	if (a == 1) {
+		hs->state = PX_HS_EXCHANGE;
+		return PROGRESS;
+	}
+	if (a == -1) {
+		char lbl[600];
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", hs->service);
+		px_stats_inc(px, PX_F_EJECTIONS, lbl);
+		hs->pool = NULL;
+		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
+		       cb->max_pending, hs->backend ? hs->backend : hs->service);
+		return PROGRESS;
+	}
+	if (a == -2) {
+		hs->pool = NULL;
+		px_http_up_failed(hs, PX_CAUSE_CONNECT, strerror(err));
+		return GONE; /* px_http_up_failed ran the session */
+	}
+	return BLOCKED;
+}
+
+/* Whether this failure may be retried now; a retry allowed is counted against the budget. */
+static bool retry_allowed(px_hs *hs, int cause, int status)
+{
+	proxy *px = hs->px;
+	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
+	char lbl[700];
+
+	if (!rt || !rt->set || hs->attempts > rt->attempts || !replayable(hs))
+		return false;
+	unsigned on = rt->retry_on;
+	bool match;
+	switch (cause) {
+	case PX_CAUSE_CONNECT:
+	case PX_CAUSE_TLS: match = on & (PL_RETRY_CONNECT_FAILURE | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
+	case PX_CAUSE_RESET: match = on & (PL_RETRY_RESET | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
+	case PX_CAUSE_TIMEOUT: match = on & (PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
+	default:
+		match = ((on & PL_RETRY_5XX) && status >= 500) ||
+			((on & PL_RETRY_GATEWAY_ERROR) && (status == 502 || status == 503 || status == 504));
+		break;
+	}
+	if (!match)
+		return false;
+	if (hs->deadline && pl_ev_now(px->loop) >= hs->deadline)
+		return false;
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\"", dir_name(hs->dir), hs->service,
+		 route_name(hs));
+	if (hs->budget_rt && !px_budget_try_retry(&hs->budget_rt->budget, pl_ev_now(px->loop))) {
+		px_stats_inc(px, PX_F_BUDGET_EXHAUSTED, lbl);
+		return false;
+	}
+	px_stats_inc(px, PX_F_RETRIES, lbl);
+	return true;
+}
+
+/* The outcome of one attempt for the backend's outlier detection. */
+static void outlier_result(px_hs *hs, bool failure)
+{
+	proxy *px = hs->px;
+
+	if (!hs->outlier_rt || !hs->op || !hs->op->circuit_breaker.set || !hs->op->circuit_breaker.consecutive_failures)
+		return;
+	if (px_outlier_result(&hs->outlier_rt->outlier, &hs->op->circuit_breaker, failure, pl_ev_now(px->loop))) {
+		char lbl[700];
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->service,
+			 hs->backend ? hs->backend : hs->service);
+		px_stats_inc(px, PX_F_EJECTIONS, lbl);
+		if (log_allowed(px))
+			log_info("circuit breaker: backend %s of %s ejected after %d consecutive failures",
+				 hs->backend ? hs->backend : hs->service, hs->service,
+				 hs->op->circuit_breaker.consecutive_failures);
+	}
+}
+
+static const char *cause_word(int cause)
+{
+	switch (cause) {
+	case PX_CAUSE_CONNECT: return "connect failure";
+	case PX_CAUSE_TLS: return "mtls failure";
+	case PX_CAUSE_RESET: return "upstream reset";
+	case PX_CAUSE_TIMEOUT: return "per-try timeout";
+	default: return "upstream error";
+	}
+}
+
+/* An attempt failed before a response was passed on: retry, or answer. */
+static int attempt_failed(px_hs *hs, int cause, const char *detail)
+{
+	bool reused = hs->up && hs->up->reused;
+
+	if (hs->pool) {
+		px_pool_cancel(hs->pool, hs);
+		hs->pool = NULL;
+	}
+	if (hs->up)
+		px_up_release(hs->up, false);
+	outlier_result(hs, true);
+	/* A pooled connection the server closed as we sent: the request never reached it. Once, free. */
+	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->stale_retried && replayable(hs)) {
+		hs->stale_retried = true;
+		hs->attempts--;
+		return start_attempt(hs);
+	}
+	if (retry_allowed(hs, cause, 0))
+		return start_attempt(hs);
+	const char *to = hs->backend ? hs->backend : hs->service[0] ? hs->service : "the app";
+	if (cause == PX_CAUSE_TIMEOUT)
+		refuse(hs, 504, "per-try timeout", "no response from %s within the per-try timeout of %lld ms (%d attempts)",
+		       to, (long long)(hs->route->retries.per_try_timeout_ns / PL_NS_PER_MS), hs->attempts);
+	else
+		refuse(hs, cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS ? 503 : 502, cause_word(cause),
+		       "%s to %s: %s (%d attempt%s)", cause_word(cause), to, detail, hs->attempts,
+		       hs->attempts == 1 ? "" : "s");
+	return PROGRESS;
+}
+
+void px_http_up_ready(px_hs *hs)
+{
+	hs->state = PX_HS_EXCHANGE;
+	hs->up_rd = false;
+	run(hs);
+}
+
+void px_http_up_failed(px_hs *hs, int cause, const char *detail)
+{
+	hs->pool = NULL;
+	hs->up = NULL;
+	if (attempt_failed(hs, cause, detail) != GONE)
+		run(hs);
+}
+
+/* --- the response --- */
+
+static int tunnel(px_hs *hs)
+{
+	proxy *px = hs->px;
+	px_side up, down = hs->down;
+	int dir = hs->dir;
+
+	/* The 101 head and whatever the server sent after it go down; what the client sent after its
+	 * request goes up. */
+	uint32_t cap = hs->dhead_len;
+	put(&hs->dhead, &hs->dhead_len, &cap, hs->rin + hs->rs_pos, hs->rin_len - hs->rs_pos);
+	if (hs->dhead_len - hs->dhead_off > px->set.buf_size || hs->in_len - hs->rq_end > px->set.buf_size) {
+		refuse(hs, 502, "upgrade", "the upgrade response or the bytes after it do not fit the relay buffer");
+		return PROGRESS;
+	}
+	finish_stats(hs);
+	px_up_detach(hs->up, &up);
+	pl_ev_io_stop(px->loop, &hs->down.io);
+	hs->down.fd = -1;
+	hs->down.tls = NULL;
+	px_conn *c = px_conn_tunnel(px, dir, &down, &up, hs->in + hs->rq_end, hs->in_len - hs->rq_end,
+				    hs->dhead + hs->dhead_off, hs->dhead_len - hs->dhead_off);
+	/* The session's connection lives on as the tunnel: counted once. */
+	if (c)
+		px->m.conns_total[dir][c->tls]--;
+	hs_free(hs, false);
+	return GONE;
+}
+
+static int scan_response(px_hs *hs)
+{
+	uint32_t avail = hs->rin_len - hs->rs_end;
+
+	if (hs->resp_done) {
+		if (avail) { /* more than the response said it had */
+			hs->up_reusable = false;
+			hs->rin_len = hs->rs_end;
+		}
+		return 0;
+	}
+	switch (hs->resp_body) {
+	case PL_H1_BODY_LENGTH: {
+		uint32_t k = hs->resp_left < avail ? (uint32_t)hs->resp_left : avail;
+		hs->rs_end += k;
+		hs->resp_left -= k;
+		hs->resp_done = hs->resp_left == 0;
+		break;
+	}
+	case PL_H1_BODY_CHUNKED: {
+		bool done = false;
+		pl_h1_error err;
+		ssize_t k = pl_h1_chunked_scan(&hs->resp_ck, hs->rin + hs->rs_end, avail, &limits, 502, &done, &err);
+		if (k < 0) {
+			if (log_allowed(hs->px))
+				log_info("%s response body from upstream refused: %s", dir_name(hs->dir), err.what);
+			return -1;
+		}
+		hs->rs_end += (uint32_t)k;
+		hs->resp_done = done;
+		break;
+	}
+	case PL_H1_BODY_CLOSE:
+		hs->rs_end = hs->rin_len;
+		break;
+	default:
+		hs->resp_done = true;
+		break;
+	}
+	if (hs->resp_done && hs->rin_len > hs->rs_end) {
+		hs->up_reusable = false;
+		hs->rin_len = hs->rs_end;
+	}
+	return 0;
+}
+
+/* A final response head is here: retry it, or pass it on. */
+static int response_head(px_hs *hs, const pl_h1_msg *m)
+{
+	proxy *px = hs->px;
+	uint32_t cap = 0;
+
+	outlier_result(hs, m->status >= 500);
+	if (m->status >= 500 && retry_allowed(hs, PX_CAUSE_STATUS, m->status)) {
+		if (hs->up)
+			px_up_release(hs->up, false);
+		return start_attempt(hs);
+	}
+	hs->status = m->status;
+	hs->resp_head = true;
+	hs->deadline = hs->try_deadline = 0;
+	pl_ev_timer_stop(px->loop, &hs->timer);
+	hs->up_reusable = m->keep_alive && m->body != PL_H1_BODY_CLOSE;
+	hs->resp_body = m->body;
+	hs->resp_left = m->content_length;
+	hs->resp_done = m->body == PL_H1_BODY_NONE;
+	if (m->body == PL_H1_BODY_CHUNKED)
+		pl_h1_chunked_init(&hs->resp_ck);
+	if (!hs->req_keep_alive || px->draining || m->body == PL_H1_BODY_CLOSE)
+		hs->close_after = true;
+	bool up101 = m->status == 101 && hs->upgrade;
+	copy_head(m, hs->rin, &hs->dhead, &hs->dhead_len, &cap, up101);
+	if (up101)
+		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: upgrade\r\n");
+	else if (hs->close_after)
+		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: close\r\n");
+	else if (hs->minor == 0)
+		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: keep-alive\r\n");
+	put(&hs->dhead, &hs->dhead_len, &cap, "\r\n", 2);
+	hs->rs_pos = hs->rs_end = m->head_len;
+	if (up101) {
+		hs->rs_end = hs->rin_len;
+		return tunnel(hs);
+	}
+	if (scan_response(hs) < 0)
+		return -2;
+	return PROGRESS;
+}
+
+/* Parses what rin holds: interim responses go down as they are, a final one is decided on. */
+static int parse_response(px_hs *hs)
+{
+	pl_h1_header hdrs[PL_H1_DEFAULT_MAX_HEADERS];
+	pl_h1_msg m;
+	pl_h1_error err;
+
+	for (;;) {
+		int r = pl_h1_parse_response(hs->rin, hs->rin_len, &limits, hs->method, hdrs, PL_H1_DEFAULT_MAX_HEADERS,
+					     &m, &err);
+		if (r == 0)
+			return BLOCKED;
+		if (r < 0) {
+			hs->up_reusable = false;
+			if (hs->up)
+				px_up_release(hs->up, false);
+			outlier_result(hs, true);
+			if (retry_allowed(hs, PX_CAUSE_STATUS, 502))
+				return start_attempt(hs);
+			refuse(hs, 502, "bad response", "the response from upstream was refused at byte %u: %s", err.offset,
+			       err.what);
+			return PROGRESS;
+		}
+		if (m.status >= 200 || (m.status == 101 && hs->upgrade))
+			return response_head(hs, &m);
+		/* 1xx: passed on at once (100 Continue releases the client's body). */
+		uint32_t cap = hs->dhead_len;
+		put(&hs->dhead, &hs->dhead_len, &cap, hs->rin, m.head_len);
+		memmove(hs->rin, hs->rin + m.head_len, hs->rin_len - m.head_len);
+		hs->rin_len -= m.head_len;
+	}
+}
+
+/* --- I/O steps --- */
+
+static void want(px_side *s, ssize_t n, bool write)
+{
+	if (write)
+		s->want_w = (int)n;
+	else
+		s->want_r = (int)n;
+}
+
+/* Reads what the head needs from downstream. */
+static int read_head(px_hs *hs)
+{
+	proxy *px = hs->px;
+
+	if (!hs->down_rd && !(hs->down.tls && pl_tls_pending(hs->down.tls)))
+		return BLOCKED;
+	if (!hs->in)
+		hs->in = hbuf_get(px);
+	if (hs->in_len == 0)
+		pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
+	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
+	if (n > 0) {
+		hs->in_len += (uint32_t)n;
+		hs->down.want_r = 0;
+		return PROGRESS;
+	}
+	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+		hs->down_rd = false;
+		want(&hs->down, n, false);
+		if (hs->in_len == 0) {
+			hbuf_put(px, &hs->in);
+			pl_ev_timer_start(px->loop, &hs->timer, px->idle_timeout_ns);
+		}
+		return BLOCKED;
+	}
+	/* The client closed (or reset) between requests, or inside a head: nothing to answer. */
+	hs_free(hs, n < 0);
+	return GONE;
+}
+
+static int head_step(px_hs *hs)
+{
+	proxy *px = hs->px;
+	pl_h1_header hdrs[PL_H1_DEFAULT_MAX_HEADERS];
+	pl_h1_msg m;
+	pl_h1_error err;
+
+	if (hs->in_len) {
+		int r = pl_h1_parse_request(hs->in, hs->in_len, &limits, hdrs, PL_H1_DEFAULT_MAX_HEADERS, &m, &err);
+		if (r > 0) {
+			if (!px->config) { /* the proxy was never ready: no policy to apply */
+				px_refusal rf = {.cause = "not ready"};
+				snprintf(rf.msg, sizeof(rf.msg), "the proxy has no valid config yet");
+				hs->req_read_done = m.body == PL_H1_BODY_NONE;
+				hs->req_keep_alive = false;
+				hs->head_len = m.head_len;
+				hs->rq_end = m.head_len;
+				hs->t_start = pl_ev_now(px->loop);
+				local_response(hs, 503, &rf);
+				return PROGRESS;
+			}
+			return begin_request(hs, &m);
+		}
+		if (r < 0) {
+			hs->req_read_done = false;
+			hs->t_start = pl_ev_now(px->loop);
+			refuse(hs, err.status, "bad request", "request refused at byte %u: %s", err.offset, err.what);
+			return PROGRESS;
+		}
+	}
+	if (px->draining && hs->in_len == 0) {
+		hs_free(hs, false);
+		return GONE;
+	}
+	return read_head(hs);
+}
+
+static int send_up(px_hs *hs)
+{
+	px_up *u = hs->up;
+
+	while (u && (hs->uhead_off < hs->uhead_len || hs->rq_pos < hs->rq_end)) {
+		const char *p;
+		uint32_t n;
+		if (hs->uhead_off < hs->uhead_len) {
+			p = hs->uhead + hs->uhead_off;
+			n = hs->uhead_len - hs->uhead_off;
+		} else {
+			p = hs->in + hs->rq_pos;
+			n = hs->rq_end - hs->rq_pos;
+		}
+		ssize_t w = px_side_send(&u->s, p, n);
+		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
+			want(&u->s, w, true);
+			return BLOCKED;
+		}
+		if (w < 0) {
+			if (hs->resp_head)
+				return -2;
+			return attempt_failed(hs, PX_CAUSE_RESET, strerror((int)-w));
+		}
+		u->s.want_w = 0;
+		if (hs->uhead_off < hs->uhead_len)
+			hs->uhead_off += (uint32_t)w;
+		else
+			hs->rq_pos += (uint32_t)w;
+	}
+	if (u && hs->req_read_done && !hs->req_sent) {
+		hs->req_sent = true;
+		return PROGRESS;
+	}
+	/* Everything read was sent and the buffer is full: the body streams on, and can no longer be replayed. */
+	if (!hs->req_read_done && hs->rq_pos == hs->in_len && hs->in_len == PX_HBUF) {
+		hs->in_len = hs->rq_pos = hs->rq_end = hs->head_len;
+		hs->discarded = true;
+		return PROGRESS;
+	}
+	return BLOCKED;
+}
+
+static int read_body(px_hs *hs)
+{
+	if (hs->req_read_done || hs->in_len == PX_HBUF)
+		return BLOCKED;
+	if (!hs->down_rd && !(hs->down.tls && pl_tls_pending(hs->down.tls)))
+		return BLOCKED;
+	size_t room = PX_HBUF - hs->in_len;
+	if (hs->req_body == PL_H1_BODY_LENGTH && hs->req_left < room)
+		room = (size_t)hs->req_left;
+	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, room);
+	if (n > 0) {
+		hs->in_len += (uint32_t)n;
+		hs->down.want_r = 0;
+		int r = scan_request(hs);
+		return r < 0 ? -2 : PROGRESS;
+	}
+	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+		hs->down_rd = false;
+		want(&hs->down, n, false);
+		return BLOCKED;
+	}
+	/* The client went away in the middle of its body. */
+	return -2;
+}
+
+static int read_up(px_hs *hs)
+{
+	px_up *u = hs->up;
+
+	if (!u || hs->resp_done)
+		return BLOCKED;
+	if (!hs->up_rd && !(u->s.tls && pl_tls_pending(u->s.tls)))
+		return BLOCKED;
+	if (hs->resp_head) {
+		if (hs->rs_pos < hs->rin_len)
+			return BLOCKED; /* back-pressure: the client has not taken what we have */
+		hs->rin_len = hs->rs_pos = hs->rs_end = 0;
+	}
+	if (!hs->rin)
+		hs->rin = hbuf_get(hs->px);
+	size_t room = PX_HBUF - hs->rin_len;
+	if (hs->resp_head && hs->resp_body == PL_H1_BODY_LENGTH && hs->resp_left < room)
+		room = (size_t)hs->resp_left;
+	if (room == 0)
+		return BLOCKED;
+	ssize_t n = px_side_recv(&u->s, hs->rin + hs->rin_len, room);
+	if (n > 0) {
+		u->s.want_r = 0;
+		hs->rin_len += (uint32_t)n;
+		hs->resp_any = true;
+		if (!hs->resp_head) {
+			int r = parse_response(hs);
+			return r == GONE || r == -2 ? r : PROGRESS;
+		}
+		return scan_response(hs) < 0 ? -2 : PROGRESS;
+	}
+	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+		hs->up_rd = false;
+		want(&u->s, n, false);
+		return BLOCKED;
+	}
+	/* The end of the upstream connection. */
+	if (hs->resp_head) {
+		if (hs->resp_body == PL_H1_BODY_CLOSE && n == 0) {
+			hs->resp_done = true;
+			hs->up_reusable = false;
+			return PROGRESS;
+		}
+		return -2; /* a body cut short: the client must see it cut too */
+	}
+	if (hs->resp_any) {
+		if (hs->up)
+			px_up_release(hs->up, false);
+		outlier_result(hs, true);
+		refuse(hs, 502, "bad response", "upstream closed the connection inside the response head");
+		return PROGRESS;
+	}
+	return attempt_failed(hs, PX_CAUSE_RESET,
+			      n == 0 ? "the connection was closed before a response" : strerror((int)-n));
+}
+
+static int send_down(px_hs *hs)
+{
+	for (;;) {
+		const char *p;
+		uint32_t n;
+		if (hs->dhead_off < hs->dhead_len) {
+			p = hs->dhead + hs->dhead_off;
+			n = hs->dhead_len - hs->dhead_off;
+		} else if (hs->resp_head && hs->rs_pos < hs->rs_end) {
+			p = hs->rin + hs->rs_pos;
+			n = hs->rs_end - hs->rs_pos;
+		} else {
+			return BLOCKED;
+		}
+		ssize_t w = px_side_send(&hs->down, p, n);
+		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
+			want(&hs->down, w, true);
+			return BLOCKED;
+		}
+		if (w < 0)
+			return -2;
+		hs->down.want_w = 0;
+		if (hs->dhead_off < hs->dhead_len)
+			hs->dhead_off += (uint32_t)w;
+		else
+			hs->rs_pos += (uint32_t)w;
+	}
+}
+
+/* Graceful end: FIN (close_notify first with TLS), then the rest of what the client sends is read and
+ * dropped for a moment, so the kernel does not turn our close into a reset that eats the response. */
+static int end_session(px_hs *hs)
+{
+	proxy *px = hs->px;
+
+	if (hs->down.tls)
+		pl_tls_shutdown(hs->down.tls);
+	shutdown(hs->down.fd, SHUT_WR);
+	request_clear(hs);
+	hbuf_put(px, &hs->in);
+	hs->in_len = 0;
+	hs->state = PX_HS_LOCAL;
+	hs->close_after = true;
+	hs->req_keep_alive = false;
+	hs->dhead_len = hs->dhead_off = 0;
+	hs->resp_head = false;
+	hs->lingering = true;
+	pl_ev_timer_start(px->loop, &hs->timer, LINGER_NS);
+	return BLOCKED;
+}
+
+/* The response is out: the next request, or the end. */
+static int request_done(px_hs *hs)
+{
+	proxy *px = hs->px;
+
+	finish_stats(hs);
+	if (hs->up) {
+		bool reuse = hs->up_reusable && hs->req_sent && hs->local_cause == NULL;
+		px_up_release(hs->up, reuse);
+	}
+	if (!hs->req_read_done)
+		hs->close_after = true;
+	if (hs->close_after)
+		return end_session(hs);
+	request_clear(hs);
+	/* Pipelined bytes after this request are the next one. */
+	uint32_t rest = hs->in_len - hs->rq_end;
+	if (rest)
+		memmove(hs->in, hs->in + hs->rq_end, rest);
+	hs->in_len = rest;
+	hs->head_len = hs->rq_pos = hs->rq_end = 0;
+	hs->state = PX_HS_HEAD;
+	if (!rest) {
+		hbuf_put(px, &hs->in);
+		pl_ev_timer_start(px->loop, &hs->timer, px->idle_timeout_ns);
+	} else {
+		pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
+	}
+	return PROGRESS;
+}
+
+/* Gives up on the exchange: both connections end at once, so the client sees a cut, not a
+ * different answer. */
+static int abort_exchange(px_hs *hs)
+{
+	if (hs->status == 0)
+		hs->status = 502;
+	finish_stats(hs);
+	hs_free(hs, true);
+	return GONE;
+}
+
+static int exchange_step(px_hs *hs)
+{
+	int r, any = BLOCKED;
+
+	r = send_up(hs);
+	if (r == GONE)
+		return GONE;
+	if (r == -2)
+		return abort_exchange(hs);
+	if (hs->state != PX_HS_EXCHANGE)
+		return PROGRESS;
+	any |= r;
+	r = read_body(hs);
+	if (r == -2)
+		return abort_exchange(hs);
+	if (hs->state != PX_HS_EXCHANGE)
+		return PROGRESS;
+	any |= r;
+	r = read_up(hs);
+	if (r == GONE)
+		return GONE;
+	if (r == -2)
+		return abort_exchange(hs);
+	if (hs->state != PX_HS_EXCHANGE)
+		return PROGRESS;
+	any |= r;
+	r = send_down(hs);
+	if (r == -2)
+		return abort_exchange(hs);
+	any |= r;
+	if (hs->resp_done && hs->dhead_off == hs->dhead_len && hs->rs_pos == hs->rs_end)
+		return request_done(hs);
+	return any;
+}
+
+static int local_step(px_hs *hs)
+{
+	if (hs->lingering) {
+		/* lingering after the end: drop what comes, until EOF or the timer */
+		char sink[4096];
+		for (int i = 0; i < 16; i++) {
+			ssize_t n = px_side_recv(&hs->down, sink, sizeof(sink));
+			if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+				hs->down_rd = false;
+				want(&hs->down, n, false);
+				return BLOCKED;
+			}
+			if (n <= 0) {
+				hs_free(hs, false);
+				return GONE;
+			}
+		}
+		return BLOCKED;
+	}
+	int r = send_down(hs);
+	if (r == -2) {
+		finish_stats(hs);
+		hs_free(hs, true);
+		return GONE;
+	}
+	if (hs->dhead_off < hs->dhead_len)
+		return BLOCKED;
+	return request_done(hs);
+}
+
+static void update_interest(px_hs *hs)
+{
+	proxy *px = hs->px;
+	uint32_t dm = 0, um = 0;
+	bool down_read = false, down_write = hs->dhead_off < hs->dhead_len || (hs->resp_head && hs->rs_pos < hs->rs_end);
+
+	switch (hs->state) {
+	case PX_HS_HEAD: down_read = true; break;
+	case PX_HS_LOCAL: down_read = hs->lingering; break;
+	case PX_HS_EXCHANGE: down_read = !hs->req_read_done && hs->in_len < PX_HBUF; break;
+	default: break; /* waiting: the client's further bytes stay in the socket */
+	}
+	if (down_read)
+		dm |= hs->down.want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+	if (down_write)
+		dm |= hs->down.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+	pl_ev_io_set(px->loop, &hs->down.io, dm);
+	if (hs->state == PX_HS_EXCHANGE && hs->up) {
+		px_side *s = &hs->up->s;
+		if (!hs->resp_done && !(hs->resp_head && hs->rs_pos < hs->rin_len))
+			um |= s->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		if (hs->uhead_off < hs->uhead_len || hs->rq_pos < hs->rq_end)
+			um |= s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+		pl_ev_io_set(px->loop, &s->io, um);
+	}
+}
+
+static void run(px_hs *hs)
+{
+	for (int guard = 0; guard < 256; guard++) {
+		int r;
+		switch (hs->state) {
+		case PX_HS_HEAD: r = head_step(hs); break;
+		case PX_HS_EXCHANGE: r = exchange_step(hs); break;
+		case PX_HS_LOCAL: r = local_step(hs); break;
+		default: r = BLOCKED; break;
+		}
+		if (r == GONE)
+			return;
+		if (r == BLOCKED)
+			break;
+	}
+	update_interest(hs);
+}
+
+static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	px_hs *hs = data;
+	(void)loop;
+
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		hs->down_rd = true;
+	if ((ev & EPOLLERR) && hs->state != PX_HS_EXCHANGE) {
+		hs_free(hs, true);
+		return;
+	}
+	run(hs);
+}
+
+void px_http_up_event(px_hs *hs, uint32_t ev)
+{
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		hs->up_rd = true;
+	run(hs);
+}
+
+static void timer_cb(pl_ev_loop *loop, void *data)
+{
+	px_hs *hs = data;
+	proxy *px = hs->px;
+	(void)loop;
+
+	switch (hs->state) {
+	case PX_HS_HEAD:
+		if (hs->in_len == 0) { /* idle keep-alive connection */
+			hs_free(hs, false);
+			return;
+		}
+		hs->t_start = pl_ev_now(px->loop);
+		refuse(hs, 408, "request timeout", "the request head was not complete within %lld s",
+		       (long long)(px->head_timeout_ns / PL_NS_PER_S));
+		break;
+	case PX_HS_DELAY:
+		if (start_attempt(hs) == GONE)
+			return;
+		break;
+	case PX_HS_WAIT:
+	case PX_HS_EXCHANGE:
+		if (hs->deadline && pl_ev_now(px->loop) >= hs->deadline) {
+			if (hs->up)
+				px_up_release(hs->up, false);
+			outlier_result(hs, true);
+			refuse(hs, 504, "timeout", "no response from %s within the route timeout of %lld ms (route \"%s\" of TrafficPolicy %s, %d attempt%s)",
+			       hs->backend ? hs->backend : hs->service,
+			       (long long)(hs->route->timeout_ns / PL_NS_PER_MS), route_name(hs), hs->op->policy,
+			       hs->attempts, hs->attempts == 1 ? "" : "s");
+			break;
+		}
+		if (attempt_failed(hs, PX_CAUSE_TIMEOUT, "per-try timeout") == GONE)
+			return;
+		break;
+	case PX_HS_LOCAL:
+		hs_free(hs, false);
+		return;
+	}
+	run(hs);
+}
+
+void px_http_drain(proxy *px)
+{
+	px_hs *hs = px->sessions, *next;
+
+	px_pools_close_idle(px);
+	for (; hs; hs = next) {
+		next = hs->next;
+		if (hs->state == PX_HS_HEAD && hs->in_len == 0)
+			hs_free(hs, false);
+	}
+}
+
+void px_http_close_all(proxy *px)
+{
+	while (px->sessions)
+		hs_free(px->sessions, false);
+}

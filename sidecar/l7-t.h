@@ -1,0 +1,168 @@
+/* Types of the proxy's HTTP/1 layer: downstream sessions, upstream connection pools, per-policy runtime state, L7 metrics. */
+#ifndef PILLION_SIDECAR_L7_T_H
+#define PILLION_SIDECAR_L7_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "base/bucket.h"
+#include "base/hmap.h"
+#include "http1/http1-t.h"
+#include "policy.h"
+#include "proxy-t.h"
+
+/* A whole head (32 KiB at most) plus room for a small body: requests that fit are replayable. */
+#define PX_HBUF (PL_H1_DEFAULT_MAX_HEAD + 16384)
+
+typedef struct px_hs px_hs;
+typedef struct px_up px_up;
+typedef struct px_pool px_pool;
+
+enum px_up_state { PX_UP_CONNECT, PX_UP_HANDSHAKE, PX_UP_IDLE, PX_UP_BUSY };
+
+/* One upstream connection: dialled for a session, then kept in its pool between requests. */
+struct px_up {
+	proxy *px;
+	px_pool *pool;
+	px_side s;
+	int state;
+	bool reused;                /* served an earlier request: a failure before any answer may be a stale close */
+	pl_ev_timer timer;          /* connect, handshake or idle timeout */
+	px_hs *hs;                  /* the session it serves or is dialled for */
+	px_up *prev, *next;         /* the pool's idle list */
+};
+
+/* Every connection to one destination (address, port, mTLS or not). */
+struct px_pool {
+	char key[80];
+	int dir;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls;
+	px_up *idle;
+	uint32_t nidle, nconns;     /* nconns: open, idle, busy or dialling */
+	px_hs *wait_head, *wait_tail; /* sessions waiting for a connection (max connections reached) */
+	uint32_t nwait;
+};
+
+/* Where one attempt goes. */
+typedef struct px_target {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls;
+	const char *backend;        /* "namespace/name", or NULL: the destination the caller dialled */
+} px_target;
+
+/* Why the proxy answers a request itself. */
+typedef struct px_refusal {
+	const char *cause;          /* short, for the pillion-proxy-error field and the metric label */
+	char msg[512];              /* for the body */
+	int64_t retry_after_s;      /* 429: Retry-After */
+} px_refusal;
+
+/* Runtime state that outlives a config reload, found by name (policy, route, backend, port). */
+typedef struct px_rt {
+	px_retry_budget budget;
+	int budget_key[2];          /* the parameters budget was set up with */
+	px_outlier outlier;
+	bool ejected_seen;          /* for counting circuit state changes */
+	pl_bucket bucket;
+	double bucket_key[2];
+} px_rt;
+
+enum px_hs_state {
+	PX_HS_HEAD,                 /* waiting for (the rest of) a request head */
+	PX_HS_DELAY,                /* fault injection: holding the request */
+	PX_HS_WAIT,                 /* waiting for an upstream connection */
+	PX_HS_EXCHANGE,             /* request and response flowing */
+	PX_HS_LOCAL,                /* writing a response of the proxy's own */
+};
+
+/* One downstream HTTP/1 connection: the app (outbound) or a caller (inbound). One request at a time;
+ * pipelined requests wait in the buffer, so responses keep their order. */
+struct px_hs {
+	proxy *px;
+	int dir;
+	int state;
+	px_side down;
+	bool down_rd, up_rd;        /* the last poll said readable */
+	bool down_tls;              /* counted as an mTLS connection */
+	bool lingering;             /* our FIN is sent: reading and dropping until the client's */
+	struct sockaddr_storage orig;
+	socklen_t origlen;
+	char *peer_id;              /* inbound mTLS: the caller's SPIFFE ID; NULL for plaintext */
+	px_config *cfg;             /* held while a request is in flight */
+	px_mesh *mesh;
+	pl_ev_timer timer;
+	int64_t deadline, try_deadline, t_start;
+
+	/* downstream bytes: [0, in_len) of in; the current request's head starts at 0 */
+	char *in;
+	uint32_t in_len;
+	uint32_t head_len;          /* raw request head */
+	uint32_t rq_pos, rq_end;    /* request body bytes in in: [rq_pos, rq_end) still to send */
+	bool discarded;             /* body bytes were dropped after sending: no replay */
+	bool req_read_done, req_sent;
+	uint64_t req_left;
+	pl_h1_chunked req_ck;
+	enum pl_h1_body req_body;
+	enum pl_h1_method method;
+	int minor;
+	bool req_keep_alive, expect, upgrade;
+	char *uhead;                /* the request head as sent upstream */
+	uint32_t uhead_len, uhead_off;
+
+	/* the policy of this request */
+	const pl_outbound_policy *op;
+	const pl_route *route;
+	const pl_inbound_policy *ip;
+	px_rt *budget_rt;
+	px_rt *outlier_rt;          /* the backend of the current attempt */
+	const char *backend;
+	int attempts;
+	bool stale_retried;
+	px_target target;
+	int64_t fault_delay_ns;
+	int fault_abort;
+	char service[320];          /* "namespace/name" of the destination Service, or "" */
+
+	/* upstream and response */
+	px_pool *pool;
+	px_up *up;
+	px_hs *wait_next;
+	char *rin;
+	uint32_t rin_len, rs_pos, rs_end;
+	bool resp_head, resp_done, resp_any;
+	enum pl_h1_body resp_body;
+	uint64_t resp_left;
+	pl_h1_chunked resp_ck;
+	int status;
+	bool up_reusable;
+	bool close_after;           /* the downstream connection ends after this response */
+	char *dhead;                /* response head (or a whole local response) for downstream */
+	uint32_t dhead_len, dhead_off;
+	const char *local_cause;    /* the proxy answered itself: why */
+
+	px_hs *prev, *next;
+};
+
+/* Metrics with labels: one family, its series by label text. */
+#define PX_LAT_BUCKETS 15
+typedef struct px_hist {
+	uint64_t b[PX_LAT_BUCKETS];
+	uint64_t count;
+	double sum;
+} px_hist;
+
+typedef struct px_family {
+	const char *name, *help, *type;
+	pl_hmap series;             /* label text (owned) -> uint64_t * or px_hist * */
+} px_family;
+
+enum px_fam {
+	PX_F_REQUESTS, PX_F_DURATION, PX_F_RETRIES, PX_F_BUDGET_EXHAUSTED, PX_F_EJECTIONS, PX_F_DENIED,
+	PX_F_RATE_LIMITED, PX_F_LOCAL, PX_F_UPSTREAM_CONNS, PX_F__N
+};
+
+#endif

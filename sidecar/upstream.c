@@ -1,0 +1,436 @@
+/* Upstream connections for HTTP: one pool per destination, dialled and mTLS'd on demand, kept alive and reused. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/duration.h"
+#include "base/log.h"
+#include "model/model.h"
+#include "orig.h"
+#include "pki/tls.h"
+#include "l7.h"
+
+/* A pooled connection nobody used for this long is closed: servers close theirs after 5 to 60 s,
+ * and a connection the server has closed is found by its read event anyway. */
+#define UP_IDLE_NS (60 * PL_NS_PER_S)
+
+static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);
+static void up_timer_cb(pl_ev_loop *loop, void *data);
+
+ssize_t px_side_recv(px_side *s, void *b, size_t n)
+{
+	if (s->tls)
+		return pl_tls_read(s->tls, b, n);
+	for (;;) {
+		ssize_t r = recv(s->fd, b, n, 0);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_READ : -errno;
+	}
+}
+
+ssize_t px_side_send(px_side *s, const void *b, size_t n)
+{
+	if (s->tls)
+		return pl_tls_write(s->tls, b, n);
+	for (;;) {
+		ssize_t r = send(s->fd, b, n, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_WRITE : -errno;
+	}
+}
+
+px_pool *px_pool_get(proxy *px, int dir, const px_target *t)
+{
+	char ip[INET6_ADDRSTRLEN], key[80];
+
+	px_addr_ip(&t->addr, ip, sizeof(ip));
+	snprintf(key, sizeof(key), "%c|%s|%d|%c", dir == PX_OUT ? 'o' : 'i', ip, px_addr_port(&t->addr),
+		 t->tls ? 't' : 'p');
+	px_pool *p = pl_hmap_get(&px->pools, key);
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		abort();
+	memcpy(p->key, key, sizeof(key));
+	p->dir = dir;
+	p->addr = t->addr;
+	p->addrlen = t->addrlen;
+	p->tls = t->tls;
+	pl_hmap_put(&px->pools, p->key, p);
+	return p;
+}
+
+static void idle_remove(px_pool *p, px_up *u)
+{
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		p->idle = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	u->prev = u->next = NULL;
+	p->nidle--;
+}
+
+static void up_free(px_up *u)
+{
+	proxy *px = u->px;
+
+	if (u->state == PX_UP_IDLE)
+		idle_remove(u->pool, u);
+	pl_ev_timer_stop(px->loop, &u->timer);
+	if (u->s.fd >= 0) {
+		pl_ev_io_stop(px->loop, &u->s.io);
+		pl_tls_free(u->s.tls);
+		close(u->s.fd);
+	}
+	u->pool->nconns--;
+	free(u);
+}
+
+static int dial(px_pool *p, px_hs *hs);
+
+/* A connection slot opened up: the first waiting session dials. */
+static void wake_waiter(px_pool *p)
+{
+	while (p->wait_head) {
+		px_hs *hs = p->wait_head;
+		p->wait_head = hs->wait_next;
+		if (!p->wait_head)
+			p->wait_tail = NULL;
+		hs->wait_next = NULL;
+		p->nwait--;
+		int r = dial(p, hs);
+		if (r == 0)
+			return;
+		px_http_up_failed(hs, PX_CAUSE_CONNECT, strerror(-r));
+	}
+}
+
+/* Closes u; with fail, the session it was dialled for learns why. */
+static void up_close(px_up *u, bool fail, int cause, const char *detail)
+{
+	px_pool *p = u->pool;
+	px_hs *hs = u->hs;
+	bool dialling = u->state == PX_UP_CONNECT || u->state == PX_UP_HANDSHAKE;
+
+	if (hs && hs->up == u)
+		hs->up = NULL;
+	up_free(u);
+	if (fail && hs && dialling)
+		px_http_up_failed(hs, cause, detail);
+	wake_waiter(p);
+}
+
+static int dial(px_pool *p, px_hs *hs)
+{
+	proxy *px = hs->px;
+	px_up *u = calloc(1, sizeof(*u));
+	int one = 1;
+
+	if (!u)
+		abort();
+	u->px = px;
+	u->pool = p;
+	u->hs = hs;
+	u->s.fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	pl_ev_io_init(&u->s.io, up_cb, u);
+	pl_ev_timer_init(&u->timer, up_timer_cb, u);
+	if (u->s.fd < 0) {
+		int e = errno;
+		free(u);
+		return -e;
+	}
+	setsockopt(u->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	p->nconns++;
+	if (connect(u->s.fd, (const struct sockaddr *)&p->addr, p->addrlen) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		u->hs = NULL;
+		up_free(u);
+		px->m.connect_fail[p->dir]++;
+		return -e;
+	}
+	if (pl_ev_io_start(px->loop, &u->s.io, u->s.fd, EPOLLOUT) < 0)
+		abort();
+	u->state = PX_UP_CONNECT;
+	hs->up = u;
+	pl_ev_timer_start(px->loop, &u->timer, px->set.connect_timeout_ns);
+	return 0;
+}
+
+int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *err)
+{
+	if (p->idle) {
+		px_up *u = p->idle;
+		idle_remove(p, u);
+		pl_ev_timer_stop(hs->px->loop, &u->timer);
+		u->state = PX_UP_BUSY;
+		u->hs = hs;
+		hs->up = u;
+		pl_ev_io_set(hs->px->loop, &u->s.io, 0);
+		return 1;
+	}
+	if (max_conns > 0 && p->nconns >= (uint32_t)max_conns) {
+		if (max_pending > 0 && p->nwait >= (uint32_t)max_pending)
+			return -1;
+		hs->wait_next = NULL;
+		if (p->wait_tail)
+			p->wait_tail->wait_next = hs;
+		else
+			p->wait_head = hs;
+		p->wait_tail = hs;
+		p->nwait++;
+		return 0;
+	}
+	int r = dial(p, hs);
+	if (r < 0) {
+		*err = -r;
+		return -2;
+	}
+	return 0;
+}
+
+void px_up_detach(px_up *u, px_side *out)
+{
+	proxy *px = u->px;
+
+	pl_ev_io_stop(px->loop, &u->s.io);
+	pl_ev_timer_stop(px->loop, &u->timer);
+	*out = u->s;
+	u->s.fd = -1;
+	u->s.tls = NULL;
+	if (u->hs && u->hs->up == u)
+		u->hs->up = NULL;
+	u->hs = NULL;
+	px_pool *p = u->pool;
+	up_free(u);
+	wake_waiter(p);
+}
+
+void px_pool_cancel(px_pool *p, px_hs *hs)
+{
+	px_hs **pp = &p->wait_head, *prev = NULL;
+
+	for (; *pp; prev = *pp, pp = &(*pp)->wait_next) {
+		if (*pp != hs)
+			continue;
+		*pp = hs->wait_next;
+		if (p->wait_tail == hs)
+			p->wait_tail = prev;
+		hs->wait_next = NULL;
+		p->nwait--;
+		return;
+	}
+	if (hs->up && hs->up->hs == hs) {
+		hs->up->hs = NULL;
+		up_close(hs->up, false, 0, NULL);
+	}
+}
+
+void px_up_release(px_up *u, bool reuse)
+{
+	proxy *px = u->px;
+	px_pool *p = u->pool;
+
+	if (u->hs && u->hs->up == u)
+		u->hs->up = NULL;
+	u->hs = NULL;
+	if (!reuse || px->draining || (u->s.tls && pl_tls_pending(u->s.tls))) {
+		up_close(u, false, 0, NULL);
+		return;
+	}
+	u->reused = true;
+	if (p->wait_head) {
+		/* A waiting session takes it straight away. */
+		px_hs *hs = p->wait_head;
+		p->wait_head = hs->wait_next;
+		if (!p->wait_head)
+			p->wait_tail = NULL;
+		hs->wait_next = NULL;
+		p->nwait--;
+		u->hs = hs;
+		hs->up = u;
+		u->state = PX_UP_BUSY;
+		pl_ev_io_set(px->loop, &u->s.io, 0);
+		px_http_up_ready(hs);
+		return;
+	}
+	u->state = PX_UP_IDLE;
+	u->next = p->idle;
+	if (p->idle)
+		p->idle->prev = u;
+	p->idle = u;
+	p->nidle++;
+	/* Readable while idle means the server closed it (or talks out of turn): either way it goes. */
+	pl_ev_io_set(px->loop, &u->s.io, EPOLLIN | EPOLLRDHUP);
+	pl_ev_timer_start(px->loop, &u->timer, UP_IDLE_NS);
+}
+
+/* The identities the mesh directory lists for the pool's destination now. */
+static bool peer_ok(px_up *u, char *msg, size_t msglen)
+{
+	proxy *px = u->px;
+	char id[2048], ip[INET6_ADDRSTRLEN];
+	size_t n = 0;
+
+	if (!pl_tls_peer_spiffe_id(u->s.tls, id, sizeof(id))) {
+		snprintf(msg, msglen, "the peer certificate has no single spiffe:// URI SAN");
+		return false;
+	}
+	px_addr_ip(&u->pool->addr, ip, sizeof(ip));
+	const char *const *ids =
+		px->mesh ? pl_mesh_dir_lookup(&px->mesh->dir, ip, px_addr_port(&u->pool->addr), &n) : NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	snprintf(msg, msglen, "the peer is %s, not an identity the mesh directory lists for it", id);
+	return false;
+}
+
+static void established(px_up *u)
+{
+	proxy *px = u->px;
+	char lbl[96];
+
+	pl_ev_timer_stop(px->loop, &u->timer);
+	u->state = PX_UP_BUSY;
+	pl_ev_io_set(px->loop, &u->s.io, 0);
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", u->pool->dir == PX_OUT ? "outbound" : "inbound",
+		 u->s.tls ? "true" : "false");
+	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
+	if (u->hs)
+		px_http_up_ready(u->hs);
+	else
+		px_up_release(u, true);
+}
+
+static void handshake(px_up *u)
+{
+	proxy *px = u->px;
+	const char *reason = "other";
+	char err[2300] = "";
+
+	int r = pl_tls_handshake(u->s.tls, &reason, err, sizeof(err));
+	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
+		pl_ev_io_set(px->loop, &u->s.io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+		return;
+	}
+	if (r < 0) {
+		px->m.tls_fail[u->pool->dir][px_tls_fail_index(reason)]++;
+		up_close(u, true, PX_CAUSE_TLS, err);
+		return;
+	}
+	if (!peer_ok(u, err, sizeof(err))) {
+		px->m.tls_fail[u->pool->dir][PX_TLSF_PEER_IDENTITY]++;
+		up_close(u, true, PX_CAUSE_TLS, err);
+		return;
+	}
+	established(u);
+}
+
+static void connected(px_up *u)
+{
+	proxy *px = u->px;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(u->s.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		px->m.connect_fail[u->pool->dir]++;
+		up_close(u, true, PX_CAUSE_CONNECT, strerror(err));
+		return;
+	}
+	if (!u->pool->tls) {
+		established(u);
+		return;
+	}
+	if (!px_creds_usable(px)) {
+		up_close(u, true, PX_CAUSE_TLS, "no usable certificate");
+		return;
+	}
+	u->s.tls = pl_tls_client_new(px->creds, u->s.fd);
+	if (!u->s.tls) {
+		up_close(u, true, PX_CAUSE_TLS, "cannot create a TLS session");
+		return;
+	}
+	u->state = PX_UP_HANDSHAKE;
+	pl_ev_timer_start(px->loop, &u->timer, px->set.handshake_timeout_ns);
+	handshake(u);
+}
+
+static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	px_up *u = data;
+	(void)loop;
+
+	switch (u->state) {
+	case PX_UP_CONNECT:
+		connected(u);
+		break;
+	case PX_UP_HANDSHAKE:
+		handshake(u);
+		break;
+	case PX_UP_IDLE:
+		up_close(u, false, 0, NULL);
+		break;
+	default:
+		if (u->hs)
+			px_http_up_event(u->hs, ev);
+		else
+			up_close(u, false, 0, NULL);
+		break;
+	}
+}
+
+static void up_timer_cb(pl_ev_loop *loop, void *data)
+{
+	px_up *u = data;
+	(void)loop;
+
+	if (u->state == PX_UP_CONNECT) {
+		u->px->m.connect_fail[u->pool->dir]++;
+		up_close(u, true, PX_CAUSE_CONNECT, "connect timed out");
+	} else if (u->state == PX_UP_HANDSHAKE) {
+		u->px->m.tls_fail[u->pool->dir][PX_TLSF_TIMEOUT]++;
+		up_close(u, true, PX_CAUSE_TLS, "no handshake within the timeout");
+	} else if (u->state == PX_UP_IDLE) {
+		up_close(u, false, 0, NULL);
+	}
+}
+
+void px_pools_close_idle(proxy *px)
+{
+	size_t it = 0;
+	pl_hmap_slot *s;
+
+	while ((s = pl_hmap_next(&px->pools, &it))) {
+		px_pool *p = s->value;
+		while (p->idle)
+			up_free(p->idle);
+	}
+}
+
+void px_pools_free(proxy *px)
+{
+	size_t it = 0;
+	pl_hmap_slot *s;
+
+	px_pools_close_idle(px);
+	while ((s = pl_hmap_next(&px->pools, &it)))
+		free(s->value);
+	pl_hmap_free(&px->pools);
+}

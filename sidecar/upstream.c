@@ -234,9 +234,11 @@ void px_pool_cancel(px_pool *p, px_hs *hs)
 		p->nwait--;
 		return;
 	}
-	if (hs->up && hs->up->hs == hs) {
-		hs->up->hs = NULL;
-		up_close(hs->up, false, 0, NULL);
+	px_up *u = hs->up;
+	if (u && u->hs == hs) {
+		hs->up = NULL;
+		u->hs = NULL;
+		up_close(u, false, 0, NULL);
 	}
 }
 

@@ -1,0 +1,405 @@
+#!/bin/bash
+# L7 end-to-end test: every TrafficPolicy feature through real traffic. Pods in network namespaces,
+# pillion-init's rules, pillion-proxy with mTLS on both sides, http_peer.py as a server that fails,
+# delays, resets or hangs on command, and unmodified clients (curl, raw sockets).
+# usage: test_http.sh BIN_DIR   (root; needs iproute2, iptables, curl, openssl, python3)
+set -u
+BIN=$(cd "${1:?usage: test_http.sh BIN_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, iptables)"
+need ip iptables ip6tables curl openssl setpriv timeout /usr/bin/python3
+PY=/usr/bin/python3
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
+
+E2E_TMP=$(mktemp -d /tmp/pillion-http.XXXXXX)
+trap e2e_cleanup EXIT
+[ -n "${KEEP_TMP:-}" ] && trap "E2E_TMP=; e2e_cleanup" EXIT
+T=$E2E_TMP
+SFX=$(printf '%04x' $((RANDOM)))
+SW=ph-sw-$SFX
+APP_UID=1000
+PROXY_UID=1407
+
+# --- network: a (client, meshed), b (web, meshed), c (no proxy), d (web-canary, meshed) ---
+ip netns add "$SW" && E2E_NETNS+=("$SW") || die "ip netns add failed"
+ip -n "$SW" link add br0 type bridge
+ip -n "$SW" link set br0 up
+n=0
+for pod in a b c d; do
+	n=$((n + 1))
+	ns=ph-$pod-$SFX
+	ip netns add "$ns" && E2E_NETNS+=("$ns") || die "ip netns add $ns failed"
+	ip link add "h$pod$SFX" type veth peer name "q$pod$SFX"
+	ip link set "h$pod$SFX" netns "$ns"
+	ip link set "q$pod$SFX" netns "$SW"
+	ip -n "$ns" link set "h$pod$SFX" name eth0
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "198.18.2.$n/24" dev eth0
+	ip -n "$ns" addr add "2001:db8:2::$n/64" dev eth0 nodad
+	ip -n "$ns" link set eth0 up
+	ip -n "$SW" link set "q$pod$SFX" master br0
+	ip -n "$SW" link set "q$pod$SFX" up
+done
+PA=ph-a-$SFX; PB=ph-b-$SFX; PC=ph-c-$SFX; PD=ph-d-$SFX
+B4=198.18.2.2; D4=198.18.2.4; B6=2001:db8:2::2
+wait_for 5 ip netns exec "$PA" ping -c1 -W1 "$B4" || die "no IPv4 path between the pods"
+
+# --- identities ---
+TD=cluster.local
+mkdir -p "$T/pki"
+mk_ca "$T/pki" ca
+for p in a b d; do mk_leaf "$T/pki" ca "$p" "spiffe://$TD/ns/e2e/sa/$p"; done
+[ -s "$T/pki/d.crt" ] || die "openssl could not make the test certificates"
+
+# --- Services (their "cluster IPs" are the pods' own addresses: no kube-proxy here) and policies ---
+svc() { # NAME SELECTOR_APP IP PORT
+	printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: e2e}\nspec:\n  selector: {app: %s}\n  clusterIP: %s\n  ports: [{name: http, port: %s, targetPort: %s}]\n' "$1" "$2" "$3" "$4" "$4"
+}
+{
+	svc web b "$B4" 8080
+	svc web-canary d "$D4" 8080
+	svc cb b "$B4" 8081
+	svc rl b "$B4" 8082
+	svc dead b "$B4" 8099
+	cat <<'YAML'
+---
+apiVersion: pillion.dev/v1alpha1
+kind: MeshIdentity
+metadata: {name: default, namespace: e2e}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: web, port: 8080}
+  routes:
+  - name: split
+    match: {path: {prefix: /split/}}
+    backends: [{name: web, weight: 50}, {name: web-canary, weight: 50}]
+  - name: canary
+    match: {headers: [{name: x-canary, exact: "true"}]}
+    backends: [{name: web-canary}]
+  - name: retry
+    match: {path: {prefix: /retry/}}
+    retries: {attempts: 2, retryOn: [5xx]}
+  - name: post
+    match: {path: {prefix: /post/}, method: POST}
+    retries: {attempts: 1, retryOn: [5xx]}
+  - name: slow
+    match: {path: {prefix: /slow/}}
+    timeout: 300ms
+  - name: pertry
+    match: {path: {prefix: /pertry/}}
+    timeout: 5s
+    retries: {attempts: 1, perTryTimeout: 300ms, retryOn: [gateway-error]}
+  - name: reset
+    match: {path: {prefix: /reset/}}
+    retries: {attempts: 1, retryOn: [reset]}
+  - name: budget
+    match: {path: {prefix: /budget/}}
+    retries: {attempts: 3, retryOn: [5xx], budget: {percent: 0, minPerSecond: 0, window: 1s}}
+  - name: abort
+    match: {path: {prefix: /abort/}}
+    faultInjection: {abort: {percent: 100, httpStatus: 418}}
+  - name: delay
+    match: {path: {prefix: /delay/}}
+    faultInjection: {delay: {percent: 100, duration: 400ms}}
+  - name: dead
+    match: {path: {prefix: /dead/}}
+    backends: [{name: dead, port: 8099}]
+    retries: {attempts: 1, retryOn: [5xx]}
+  - name: default
+  authorization:
+    rules:
+    - name: a-reads-writes
+      from: {identities: ["spiffe://cluster.local/ns/e2e/sa/a"]}
+      to: {methods: [GET, POST, PUT, HEAD]}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: cb, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: cb, port: 8081}
+  routes:
+  - name: cb
+    match: {path: {prefix: /cb/}}
+  circuitBreaker:
+    consecutiveFailures: 2
+    baseEjectionTime: 1s
+    maxEjectionTime: 10s
+    maxConnections: 1
+    maxPendingRequests: 1
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: rl, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: rl, port: 8082}
+  rateLimit: {requestsPerSecond: 1, burst: 2}
+YAML
+} > "$T/objs.yaml"
+
+pod() { # NAME PORTS...
+	local name=$1 ports="" p; shift
+	for p in "$@"; do ports="$ports{containerPort: $p}, "; done
+	cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pillion.dev/id: "${name}0000000000000000000000000000001"}}
+spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]}]}
+YAML
+}
+pod a > "$T/pod-a.yaml"
+pod b 8080 8081 8082 8099 > "$T/pod-b.yaml"
+pod d 8080 > "$T/pod-d.yaml"
+for p in a b d; do
+	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
+done
+
+ID() { echo "\"spiffe://$TD/ns/e2e/sa/$1\""; }
+cat > "$T/mesh.json" <<JSON
+{"apiVersion":"pillion.dev/v1alpha1","kind":"MeshDirectory","namespace":"e2e",
+ "services":[
+  {"namespace":"e2e","name":"web","addresses":["$B4","$B6"],"ports":[8080],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"web-canary","addresses":["$D4"],"ports":[8080],"identities":[$(ID d)]},
+  {"namespace":"e2e","name":"cb","addresses":["$B4"],"ports":[8081],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"rl","addresses":["$B4"],"ports":[8082],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"dead","addresses":["$B4"],"ports":[8099],"identities":[$(ID b)]}],
+ "pods":[{"namespace":"e2e","name":"a","addresses":["198.18.2.1"],"identity":$(ID a)},
+         {"namespace":"e2e","name":"b","addresses":["$B4","$B6"],"identity":$(ID b)},
+         {"namespace":"e2e","name":"d","addresses":["$D4"],"identity":$(ID d)}]}
+JSON
+for p in a b d; do
+	mkdir -p "$T/$p/config" "$T/$p/mesh" "$T/$p/tls"
+	project "$T/$p/mesh" mesh.json="$T/mesh.json"
+	project "$T/$p/tls" tls.crt="$T/pki/$p.crt" tls.key="$T/pki/$p.key" ca.crt="$T/pki/ca.crt"
+	project "$T/$p/config" proxy.json="$T/$p.json"
+done
+chmod -R a+rX "$T"
+mkdir -p "$T/run" && chmod 1777 "$T/run"
+
+# --- apps: the misbehaving server ---
+peer() { # NS NAME PORT
+	bg "$1" "$APP_UID" $PY "$HERE/http_peer.py" serve --listen "[::]:$3" --name "$2" --ready-file "$T/run/ready-$2-$3"
+	wait_for 10 test -s "$T/run/ready-$2-$3" || die "http_peer $2:$3 did not start"
+}
+# IPv6 wildcard listeners with V6ONLY: a v4 listener each as well.
+peer4() { bg "$1" "$APP_UID" $PY "$HERE/http_peer.py" serve --listen "0.0.0.0:$3" --name "$2" --ready-file "$T/run/ready4-$2-$3"; wait_for 10 test -s "$T/run/ready4-$2-$3" || die "http_peer $2:$3 (v4) did not start"; }
+for port in 8080 8081 8082; do peer "$PB" b "$port"; peer4 "$PB" b "$port"; done
+peer "$PD" d 8080; peer4 "$PD" d 8080
+
+# --- the mesh ---
+for p in a b d; do
+	ns=ph-$p-$SFX
+	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
+	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
+		--tls-dir "$T/$p/tls" --detect-timeout 300ms --log-level info
+done
+for ns in "$PA" "$PB" "$PD"; do
+	wait_for 10 ip netns exec "$ns" curl -sf -o /dev/null http://127.0.0.1:15420/ready || die "proxy in $ns not ready"
+done
+ok "three proxies ready"
+
+# curl as a's app: prints the response head and body
+ca() { in_ns "$PA" "$APP_UID" curl -s -i --max-time 10 "$@"; }
+hdr() { tr -d '\r' | awk -v k="$1" 'BEGIN{IGNORECASE=1} index(tolower($0), tolower(k)":") == 1 { sub(/^[^:]*: */, ""); print; exit }'; }
+status() { head -1 | awk '{print $2}'; }
+client() { in_ns "$1" "$APP_UID" timeout 60 $PY "$HERE/http_client.py" "${@:2}"; }
+stats() { ip netns exec "$PB" curl -s --max-time 3 "http://127.0.0.1:$1/__stats"; }
+export -f status hdr stats
+export PB
+
+# (1) plain request through both proxies, with mTLS, counted on both sides
+ca "http://$B4:8080/hello" > "$T/r1"
+check "(1) a reaches web through both proxies" grep -q "hello from b path=/hello" "$T/r1"
+check "(1) a's proxy counts it: outbound, e2e/web, route default, 200" \
+	test "$(metric "$PA" 'pillion_proxy_requests_total{direction="outbound",service="e2e/web",route="default",class="2xx",code="200"}')" -ge 1
+check "(1) b's proxy counts it inbound for e2e/web" \
+	test "$(metric "$PB" 'pillion_proxy_requests_total{direction="inbound",service="e2e/web",route="",class="2xx",code="200"}')" -ge 1
+check "(1) the latency histogram starts at 0.5 ms" \
+	bash -c "ip netns exec '$PA' curl -s http://127.0.0.1:15420/metrics | grep -q 'pillion_proxy_request_duration_seconds_bucket{direction=\"outbound\",service=\"e2e/web\",route=\"default\",le=\"0.0005\"}'"
+
+# (2) connection reuse: 20 requests on 20 client connections ride on few mTLS connections
+u0=$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')
+for i in $(seq 1 20); do ca "http://$B4:8080/reuse" >/dev/null; done
+u1=$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')
+check "(2) 20 client connections reused pooled mTLS connections (opened $((u1 - u0)))" test $((u1 - u0)) -le 2
+ca "http://$B4:8080/reuse" > "$T/r2"
+check "(2) b's proxy reuses its connection to the app (x-conn-requests > 1)" test "$(hdr x-conn-requests < "$T/r2")" -gt 1
+
+# (3) traffic split and header routes
+out=$(client "$PA" peers "$B4" 8080 /split/x 200)
+nb=$(echo "$out" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("b:200",0))')
+nd=$(echo "$out" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("d:200",0))')
+check "(3) a 50/50 split reaches both backends ($out)" bash -c "[ $nb -ge 60 ] && [ $nd -ge 60 ] && [ $((nb + nd)) -eq 200 ]"
+out=$(client "$PA" peers "$B4" 8080 /anything 10 "x-canary: true")
+check "(3) x-canary: true goes to web-canary ($out)" test "$out" = '{"d:200": 10}'
+
+# (4) retries
+ca "http://$B4:8080/retry/a?fail=2" > "$T/r4"
+check "(4) two 503s are retried: 200 on the third attempt" bash -c "[ \"\$(status < '$T/r4')\" = 200 ] && [ \"\$(hdr x-request-count < '$T/r4')\" = 3 ]"
+check "(4) ... and counted as retries" \
+	test "$(metric "$PA" 'pillion_proxy_retries_total{direction="outbound",service="e2e/web",route="retry"}')" -ge 2
+ca "http://$B4:8080/retry/b?fail=5" > "$T/r4b"
+check "(4) attempts are bounded: 3 tries, then the upstream's 503 is passed on" \
+	bash -c "[ \"\$(status < '$T/r4b')\" = 503 ] && [ \"\$(hdr x-request-count < '$T/r4b')\" = 3 ]"
+ca "http://$B4:8080/noretry?fail=1" > "$T/r4c"
+check "(4) a route without retries passes the first 503 on" bash -c "[ \"\$(status < '$T/r4c')\" = 503 ] && [ \"\$(hdr x-request-count < '$T/r4c')\" = 1 ]"
+ca -X POST --data-binary 'small body' "http://$B4:8080/post/a?fail=1&echo=1" > "$T/r4d"
+check "(4) a POST with a small body (buffered whole) is retried" \
+	bash -c "[ \"\$(status < '$T/r4d')\" = 200 ] && grep -q '\"body_len\": 10' '$T/r4d'"
+ca "http://$B4:8080/reset/a?resetfirst=1" > "$T/r4e"
+check "(4) retryOn reset: a connection reset is retried" bash -c "[ \"\$(status < '$T/r4e')\" = 200 ]"
+ca "http://$B4:8080/budget/a?fail=5" > "$T/r4f"
+check "(4) an empty retry budget stops retries (1 try)" bash -c "[ \"\$(hdr x-request-count < '$T/r4f')\" = 1 ]"
+check "(4) ... counted as budget exhausted" \
+	test "$(metric "$PA" 'pillion_proxy_retry_budget_exhausted_total{direction="outbound",service="e2e/web",route="budget"}')" -ge 1
+
+# (5) timeouts
+t0=$(date +%s%N)
+ca "http://$B4:8080/slow/a?delay=3000" > "$T/r5"
+t1=$(date +%s%N)
+check "(5) the route timeout answers 504 naming the cause" \
+	bash -c "[ \"\$(status < '$T/r5')\" = 504 ] && [ \"\$(hdr pillion-proxy-error < '$T/r5')\" = timeout ] && grep -q 'route \"slow\" of TrafficPolicy e2e/web' '$T/r5'"
+check "(5) ... before the server answered ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 2900
+ca "http://$B4:8080/pertry/a?delay=1500&delayfirst=1" > "$T/r5b"
+check "(5) a per-try timeout is retried: 200 from the second attempt" \
+	bash -c "[ \"\$(status < '$T/r5b')\" = 200 ] && [ \"\$(hdr x-request-count < '$T/r5b')\" = 2 ]"
+
+# (6) fault injection
+ca "http://$B4:8080/abort/a" > "$T/r6"
+check "(6) an injected abort answers its status" \
+	bash -c "[ \"\$(status < '$T/r6')\" = 418 ] && [ \"\$(hdr pillion-proxy-error < '$T/r6')\" = 'fault injected' ]"
+check "(6) ... without reaching the server" bash -c "! echo '$(stats 8080)' | grep -q '/abort/a'"
+t0=$(date +%s%N)
+ca "http://$B4:8080/delay/a" > "$T/r6b"
+t1=$(date +%s%N)
+check "(6) an injected delay holds the request, then it succeeds ($(( (t1 - t0) / 1000000 )) ms)" \
+	bash -c "[ \"\$(status < '$T/r6b')\" = 200 ] && [ $(( (t1 - t0) / 1000000 )) -ge 400 ]"
+
+# (7) connect failure at the far side: b's proxy cannot reach port 8099, a retries, then 503 names it
+ca "http://$B4:8080/dead/a" > "$T/r7"
+check "(7) an unreachable backend port: 503 naming the connect failure" \
+	bash -c "[ \"\$(status < '$T/r7')\" = 503 ] && [ \"\$(hdr pillion-proxy-error < '$T/r7')\" = 'connect failure' ]"
+
+# (8) circuit breaking: consecutive failures eject, maxConnections/maxPending answer 503 at once
+for i in 1 2; do ca "http://$B4:8081/cb/e?status=500" >/dev/null; done
+ca "http://$B4:8081/cb/e?status=500" > "$T/r8"
+check "(8) after 2 consecutive 500s the backend is ejected: 503 circuit open" \
+	bash -c "[ \"\$(status < '$T/r8')\" = 503 ] && [ \"\$(hdr pillion-proxy-error < '$T/r8')\" = 'circuit open' ]"
+n=$(stats 8081 | $PY -c 'import json,sys; print(json.load(sys.stdin)["paths"].get("/cb/e?status=500"))')
+check "(8) ... the ejected backend was not asked a third time ($n)" test "$n" = 2
+check "(8) ... counted" \
+	test "$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="e2e/cb",reason="ejected",backend="e2e/cb"}')" -ge 1
+sleep 1.2
+ca "http://$B4:8081/cb/ok" > "$T/r8b"
+check "(8) after the ejection time the backend is tried again" bash -c "[ \"\$(status < '$T/r8b')\" = 200 ]"
+out=$(client "$PA" concurrent "$B4" 8081 "/cb/slow?delay=1500" 3)
+check "(8) maxConnections 1 + maxPending 1: the third concurrent request gets 503 overflow at once ($out)" \
+	bash -c "echo '$out' | grep -q '503:overflow' && [ \$(echo '$out' | grep -o '200:-' | wc -l) = 2 ]"
+ca "http://$B4:8081/elsewhere" > "$T/r8c"
+check "(8) a request no route matches: 404 naming the policy" \
+	bash -c "[ \"\$(status < '$T/r8c')\" = 404 ] && grep -q 'no route of TrafficPolicy e2e/cb' '$T/r8c'"
+
+# (9) authorization at b: a may GET/POST/PUT/HEAD, not DELETE; a plaintext caller has no identity
+ca -X DELETE "http://$B4:8080/x" > "$T/r9"
+check "(9) DELETE from a is denied with 403 naming the policy" \
+	bash -c "[ \"\$(status < '$T/r9')\" = 403 ] && grep -q 'TrafficPolicy e2e/web allows spiffe://$TD/ns/e2e/sa/a' '$T/r9'"
+in_ns "$PC" "$APP_UID" curl -s -i --max-time 5 "http://$B4:8080/x" > "$T/r9b"
+check "(9) a plaintext caller (PERMISSIVE) is denied: no identity" \
+	bash -c "[ \"\$(status < '$T/r9b')\" = 403 ] && grep -q 'plaintext caller' '$T/r9b'"
+check "(9) ... denials counted at b" \
+	test "$(metric "$PB" 'pillion_proxy_authorization_denied_total{service="e2e/web",policy="e2e/web"}')" -ge 2
+
+# (10) rate limit at b: 1/s, burst 2
+codes=""
+for i in 1 2 3 4; do ca "http://$B4:8082/rl" > "$T/r10.$i"; codes="$codes $(status < "$T/r10.$i")"; done
+check "(10) the rate limit answers 429 after the burst ($codes)" bash -c "echo '$codes' | grep -q 429"
+check "(10) ... with Retry-After" bash -c "grep -il '^retry-after: 1' $T/r10.* | grep -q ."
+
+# (11) HTTP details: bodies, Expect, upgrade, hop-by-hop, pipelining, HTTP/1.0, IPv6
+head -c 5000000 /dev/urandom > "$T/big"
+chmod a+r "$T/big"
+sum=$(sha256sum "$T/big" | cut -d' ' -f1)
+ca -X POST -H 'Transfer-Encoding: chunked' --data-binary @"$T/big" "http://$B4:8080/up?echo=1" > "$T/r11"
+check "(11) a 5 MB chunked upload streams through intact" grep -q "\"body_sha256\": \"$sum\"" "$T/r11"
+ca -H 'Expect: 100-continue' --data-binary @"$T/big" "http://$B4:8080/post/e?echo=1" > "$T/r11b"
+check "(11) Expect: 100-continue gets 100 from the server, then the body goes" \
+	bash -c "grep -q '^HTTP/1.1 100' '$T/r11b' && grep -q '\"body_sha256\": \"$sum\"' '$T/r11b'"
+n=$(in_ns "$PA" "$APP_UID" curl -s --max-time 20 "http://$B4:8080/big?body=20000000" | wc -c)
+check "(11) a 20 MB response arrives whole ($n bytes)" test "$n" = 20000000
+n=$(in_ns "$PA" "$APP_UID" curl -s --max-time 20 "http://$B4:8080/ch?chunked=500" | wc -l)
+check "(11) a chunked response of 500 chunks arrives whole" test "$n" = 500
+check "(11) an Upgrade becomes a tunnel after 101 (through both proxies)" client "$PA" upgrade "$B4" 8080
+ca -H 'Connection: keep-alive, x-secret' -H 'x-secret: 1' -H 'Keep-Alive: timeout=5' -H 'TE: trailers' \
+	-H 'x-kept: yes' "http://$B4:8080/hop?echo=1" > "$T/r11c"
+check "(11) hop-by-hop fields (and those Connection names) are removed; others kept" \
+	bash -c "grep -qi '\"x-kept\"' '$T/r11c' && ! grep -qi -e '\"x-secret\"' -e '\"keep-alive\"' -e '\"te\"' '$T/r11c'"
+out=$(client "$PA" raw "$B4" 8080 'GET /p1 HTTP/1.1\r\nHost: b\r\n\r\nGET /p2 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n')
+check "(11) two pipelined requests get two responses in order" \
+	bash -c "echo '$out' | grep -o 'path=/p[12]' | tr '\n' ' ' | grep -qx 'path=/p1 path=/p2 '"
+out=$(client "$PA" raw "$B4" 8080 'GET /old HTTP/1.0\r\nHost: b\r\n\r\n')
+check "(11) an HTTP/1.0 request is answered and the connection closed" bash -c "echo '$out' | grep -q 'path=/old'"
+check "(11) IPv6: a reaches web by its IPv6 address" grep -q 'path=/v6' <(ca "http://[$B6]:8080/v6")
+
+# (12) request smuggling: refused at a's proxy (never reaches b), and at b's inbound from plaintext c
+# b's inbound is asked on 8081, which has no authorization rules (on 8080 a plaintext caller gets 403 first).
+nreq() { echo $(( $(stats 8080 | $PY -c 'import json,sys; print(json.load(sys.stdin)["requests"])') + $(stats 8081 | $PY -c 'import json,sys; print(json.load(sys.stdin)["requests"])') )); }
+before=$(nreq)
+smuggle() { # NAME STATUS RAW
+	local o1 o2
+	o1=$(client "$PA" raw "$B4" 8080 "$3")
+	o2=$(in_ns "$PC" "$APP_UID" timeout 20 $PY "$HERE/http_client.py" raw "$B4" 8081 "$3")
+	check "(12) $1: $2 from a's outbound proxy" bash -c "echo '$o1' | head -1 | grep -q '^HTTP/1.1 $2'"
+	check "(12) $1: $2 from b's inbound proxy (plaintext caller)" bash -c "echo '$o2' | head -1 | grep -q '^HTTP/1.1 $2'"
+}
+smuggle "CL.TE" 400 'POST / HTTP/1.1\r\nHost: b\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG'
+smuggle "TE.CL" 400 'POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n'
+smuggle "TE.TE xchunked" 501 'POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'
+smuggle "TE.TE space before colon" 400 'POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n'
+smuggle "TE.TE two fields" 400 'POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n'
+smuggle "double Content-Length" 400 'POST / HTTP/1.1\r\nHost: b\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'
+smuggle "chunk size overflow" 400 'POST / HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\n'
+smuggle "obs-fold" 400 'GET / HTTP/1.1\r\nHost: b\r\nX-A: 1\r\n  folded\r\n\r\n'
+smuggle "NUL in a value" 400 'GET / HTTP/1.1\r\nHost: b\r\nX-A: a\0b\r\n\r\n'
+after=$(nreq)
+check "(12) none of them reached the server ($before -> $after)" test "$before" = "$after"
+long=$(head -c 9000 /dev/zero | tr '\0' a)
+out=$(client "$PA" raw "$B4" 8080 "GET /$long HTTP/1.1\\r\\nHost: b\\r\\n\\r\\n")
+check "(12) a request line over 8 KiB: 400" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 400'"
+out=$(client "$PA" raw "$B4" 8080 "GET / HTTP/1.1\\r\\nHost: b\\r\\nX-Big: $long$long$long$long\\r\\n\\r\\n")
+check "(12) a head over 32 KiB: 431" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 431'"
+
+# (13) hot reload under HTTP load: a's and b's configs swap back and forth, no request fails
+cp "$T/a.json" "$T/a1.json"; cp "$T/b.json" "$T/b1.json"
+# A second rendering with a changed rule: render from edited objects, so the hashes are right.
+sed 's/name: a-reads-writes/name: a-reads-writes-v2/; s/timeout: 300ms/timeout: 301ms/' "$T/objs.yaml" > "$T/objs2.yaml"
+"$BIN/pillionctl" render --pod "$T/pod-a.yaml" -f "$T/objs2.yaml" > "$T/a2.json" || die "render a2"
+"$BIN/pillionctl" render --pod "$T/pod-b.yaml" -f "$T/objs2.yaml" > "$T/b2.json" || die "render b2"
+chmod a+r "$T"/*.json
+r0=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')
+client "$PA" load "$B4" 8080 /load 8 20000 > "$T/load.out" 2>"$T/load.err" &
+LOADPID=$!
+client "$PA" load "$B4" 8080 "/post/load" 8 20000 > "$T/load2.out" 2>"$T/load2.err" &
+LOADPID2=$!
+for i in $(seq 1 12); do
+	v=$((i % 2 + 1))
+	project "$T/a/config" proxy.json="$T/a$v.json"
+	project "$T/b/config" proxy.json="$T/b$v.json"
+	sleep 0.4
+done
+wait "$LOADPID"; wait "$LOADPID2"
+r1=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')
+check "(13) b reloaded its config under load ($r0 -> $r1)" test "$r1" -ge $((r0 + 6))
+check "(13) keep-alive load during the reloads: no failed request ($(cat "$T/load.out"))" grep -q 'failed=0' "$T/load.out"
+check "(13) ... second loop too ($(cat "$T/load2.out"))" grep -q 'failed=0' "$T/load2.out"
+
+# (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
+check "(14) metrics show HTTP sessions counted as connections" \
+	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -ge 20
+
+echo "$E2E_CHECKS checks, $E2E_FAILS failed"
+[ "$E2E_FAILS" = 0 ]

@@ -9,6 +9,10 @@
 #   pillion-mtls  client -> pillion-proxy (outbound) =TLS 1.3 mTLS=> pillion-proxy (inbound) -> app
 #   haproxy-2     client -> haproxy =TLS 1.3 mTLS=> haproxy -> app
 #   nginx-2       client -> nginx stream =TLS 1.3 mTLS=> nginx stream -> app
+#   pillion-l7    as pillion-mtls, with a TrafficPolicy: one route, a timeout, retries (HTTP parsed both hops)
+#   haproxy-l7-cap  HAProxy as a captured sidecar pair, mode http, mTLS, the same route, timeout and retries
+# Then IDLE_CONNS idle keep-alive connections (each after one request) through pillion-l7 and
+# haproxy-l7-cap: the proxies' RSS per idle connection.
 #
 # Needs root (network namespaces, iptables). Everything it starts is stopped by PID and
 # every namespace it creates is deleted on exit, also on failure or Ctrl-C.
@@ -29,7 +33,8 @@ RATE_CONNS=${RATE_CONNS:-16}      # fixed-rate run: keep-alive connections
 PROXY_WORKERS=${PROXY_WORKERS:-1} # haproxy nbthread / nginx worker_processes
 APP_WORKERS=${APP_WORKERS:-1}     # app nginx worker_processes
 BODY_BYTES=${BODY_BYTES:-1024}    # app response body size
-ROWS=${ROWS:-"direct pillion-pass haproxy-1 haproxy-1-cap nginx-1 pillion-mtls haproxy-2 haproxy-2-cap nginx-2"}
+ROWS=${ROWS:-"direct pillion-pass haproxy-1 haproxy-1-cap nginx-1 pillion-mtls haproxy-2 haproxy-2-cap nginx-2 pillion-l7 haproxy-l7-cap"}
+IDLE_CONNS=${IDLE_CONNS:-10000}   # idle keep-alive connections for the RSS-per-connection test (0: skip)
 OUT=${OUT:-$BENCH/results/latest.md}
 READY_TIMEOUT=${READY_TIMEOUT:-10} # seconds to wait for a proxy to become ready
 ROUNDS=${ROUNDS:-1}               # repeat all rows this many times; the table shows medians
@@ -43,7 +48,7 @@ STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
 
-for v in DURATION WARMUP THREADS CONNS RATE RATE_CONNS PROXY_WORKERS APP_WORKERS BODY_BYTES READY_TIMEOUT ROUNDS; do
+for v in DURATION WARMUP THREADS CONNS RATE RATE_CONNS PROXY_WORKERS APP_WORKERS BODY_BYTES READY_TIMEOUT ROUNDS IDLE_CONNS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
 done
 ((DURATION >= 1 && DURATION <= 600)) || die "DURATION must be between 1 and 600"
@@ -51,11 +56,14 @@ done
 ((THREADS >= 1 && CONNS >= THREADS && RATE >= 1 && RATE_CONNS >= 1)) || die "bad THREADS/CONNS/RATE/RATE_CONNS"
 ((PROXY_WORKERS >= 1 && APP_WORKERS >= 1 && BODY_BYTES >= 2 && BODY_BYTES <= 65536)) || die "bad workers/BODY_BYTES"
 for r in $ROWS; do
-	case $r in direct|pillion-pass|pillion-mtls|haproxy-1|haproxy-2|haproxy-1-cap|haproxy-2-cap|nginx-1|nginx-2) ;;
+	case $r in direct|pillion-pass|pillion-mtls|pillion-l7|haproxy-1|haproxy-2|haproxy-1-cap|haproxy-2-cap|haproxy-l7-cap|nginx-1|nginx-2) ;;
 	*) die "unknown row '$r' in ROWS" ;;
 	esac
 done
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces, iptables): sudo $0"
+((IDLE_CONNS <= 30000)) || die "IDLE_CONNS must be at most 30000"
+# Idle connections: every process started from here may hold that many descriptors (root may raise it).
+{ ulimit -Hn 65536 && ulimit -n 65536; } 2>/dev/null || log "bench: note: cannot raise the descriptor limit"
 
 # ---------------------------------------------------------------- dependencies
 need_pkgs=()
@@ -228,7 +236,7 @@ daemon off;
 master_process on;
 pid $WORK/app/nginx.pid;
 error_log $WORK/app/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 40000; }
 http {
 	access_log off;
 	client_body_temp_path $WORK/app/tmp-body;
@@ -314,6 +322,28 @@ spec:
     port: $APP_PORT
     targetPort: http
 EOF
+# pillion-l7: the same, plus what the HAProxy L7 row is configured to do: a route, a timeout, retries.
+cat >"$WORK/pillion/policy-l7.yaml" <<EOF
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata:
+  name: server
+  namespace: bench
+spec:
+  targetRef:
+    kind: Service
+    name: server
+    port: $APP_PORT
+  routes:
+  - name: all
+    match:
+      path: {prefix: /}
+    timeout: 5s
+    retries:
+      attempts: 2
+      perTryTimeout: 2s
+      retryOn: [5xx, connect-failure]
+EOF
 cp "$WORK/pki/ca.crt" "$WORK/pillion/ca.crt" # world-readable copy for the negative check
 cat >"$WORK/pillion/mesh-empty.json" <<EOF
 {"apiVersion":"pillion.dev/v1alpha1","kind":"MeshDirectory","namespace":"bench","services":[],"pods":[]}
@@ -332,7 +362,9 @@ if [[ ! -x $BIN/pillion-proxy || ! -x $BIN/pillion-init || ! -x $BIN/pillionctl 
 else
 	for who in server client; do
 		if ! "$BIN/pillionctl" render --pod "$WORK/pillion/$who/pod.yaml" -f "$WORK/pillion/policies.yaml" \
-			>"$WORK/pillion/$who/config.json" 2>"$WORK/logs/render-$who.log"; then
+			>"$WORK/pillion/$who/config.json" 2>"$WORK/logs/render-$who.log" ||
+			! "$BIN/pillionctl" render --pod "$WORK/pillion/$who/pod.yaml" -f "$WORK/pillion/policies.yaml" \
+				-f "$WORK/pillion/policy-l7.yaml" >"$WORK/pillion/$who/config-l7.json" 2>>"$WORK/logs/render-$who.log"; then
 			PILLION_NA="pillionctl render failed: $(head -n1 "$WORK/logs/render-$who.log")"
 		fi
 	done
@@ -471,6 +503,37 @@ measure() { # measure ROW HOST PORT PROXY_PID...
 		"proxy RSS ${rss_idle:--} -> ${rss_load:--} kB"
 }
 
+# IDLE_CONNS keep-alive connections, each after one request, held idle: the proxies' RSS before and
+# with them, and the difference per connection.
+declare -A IDLE_RES
+measure_idle() { # measure_idle ROW HOST PORT PROXY_PID...
+	local row=$1 host=$2 port=$3 before after held pid i line
+	shift 3
+	local procs=()
+	# shellcheck disable=SC2207
+	procs=($(with_children "$@"))
+	rm -f "$WORK/idle-ready" "$WORK/idle-stop"
+	before=$(rss_kb "${procs[@]}")
+	log "bench: [$row] opening $IDLE_CONNS idle keep-alive connections"
+	start_bg "$WORK/logs/$row.idle" ip netns exec "$NS_C" /usr/bin/python3 "$BENCH/idle.py" "$host" "$port" \
+		"$IDLE_CONNS" "$WORK/idle-ready" "$WORK/idle-stop" 300
+	pid=$BG_PID
+	for ((i = 0; i < 2400; i++)); do
+		[[ -e $WORK/idle-ready ]] && break
+		alive "$pid" || break
+		sleep 0.1
+	done
+	line=$(cat "$WORK/idle-ready" 2>/dev/null || echo "none")
+	sleep 1
+	after=$(rss_kb "${procs[@]}")
+	# shellcheck disable=SC2046
+	held=$(find $(with_children "$1" | sed 's|.*|/proc/&/fd|') -lname 'socket:*' 2>/dev/null | wc -l)
+	touch "$WORK/idle-stop"
+	forget_pid "$pid"
+	IDLE_RES[$row]="$before $after $(kv " $line" open) $(kv " $line" failed) $held"
+	log "bench: [$row] idle: $line; client proxy holds $held sockets; RSS $before -> $after kB"
+}
+
 fail_row() { # fail_row ROW REASON [LOGFILE...]
 	local row=$1 f
 	ROW_STATE=fail
@@ -502,6 +565,36 @@ defaults
 frontend in
 	$2
 	default_backend out
+backend out
+	$3
+EOF
+}
+
+# The HTTP equivalent of a pillion sidecar pair with one route, a 5 s timeout and 2 retries on
+# 5xx or connect failure: HAProxy parses HTTP on both hops and reuses its server connections.
+haproxy_l7_cfg() { # haproxy_l7_cfg FILE BIND_LINE SERVER_LINE
+	cat >"$1" <<EOF
+global
+	nbthread $PROXY_WORKERS
+	maxconn 30000
+	# The descriptor limit may be below 2 x maxconn (a container's hard limit): run with it,
+	# as pillion-proxy does; client connections need one descriptor each, server ones are reused.
+	no strict-limits
+	ssl-server-verify required
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 300s
+	timeout server 2s
+	timeout http-keep-alive 300s
+	timeout http-request 30s
+	retries 2
+	retry-on conn-failure 500 501 502 503 504
+	http-reuse always
+frontend in
+	$2
+	acl route_all path_beg /
+	use_backend out if route_all
 backend out
 	$3
 EOF
@@ -553,8 +646,8 @@ start_nginx() { # start_nginx NS DIR NAME: PID in BG_PID
 }
 
 # --- pillion
-start_pillion() { # start_pillion NS WHO MESHFILE: runs pillion-init, then the proxy; PID in BG_PID
-	local ns=$1 who=$2 mesh=$3 pid i
+start_pillion() { # start_pillion NS WHO MESHFILE [CONFIG]: runs pillion-init, then the proxy; PID in BG_PID
+	local ns=$1 who=$2 mesh=$3 cfg=${4:-$WORK/pillion/$2/config.json} pid i
 	if ! ip netns exec "$ns" "$BIN/pillion-init" >"$WORK/logs/init-$who.log" 2>&1; then
 		echo "pillion-init exited $?: $(head -n1 "$WORK/logs/init-$who.log")" >"$WORK/logs/pillion-why"
 		return 1
@@ -562,7 +655,7 @@ start_pillion() { # start_pillion NS WHO MESHFILE: runs pillion-init, then the p
 	INIT_NSES+=("$ns")
 	start_bg "$WORK/logs/pillion-$who.log" ip netns exec "$ns" \
 		setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
-		"$WORK/pillion-proxy" --config "$WORK/pillion/$who/config.json" --mesh "$mesh" \
+		"$WORK/pillion-proxy" --config "$cfg" --mesh "$mesh" \
 		--tls-dir "$WORK/pillion/$who/tls" --outbound-port 15401 --inbound-port 15406 \
 		--admin-port 15420 --admin-address 127.0.0.1 --log-level warn ${PILLION_FLAGS:-}
 	pid=$BG_PID
@@ -588,7 +681,7 @@ start_pillion() { # start_pillion NS WHO MESHFILE: runs pillion-init, then the p
 negative_checks() {
 	local row=$1 code port
 	case $row in
-	haproxy-2-cap)
+	haproxy-2-cap | haproxy-l7-cap)
 		# as the proxy's UID (not captured on the client side), straight to the server's capture
 		code=$(ip netns exec "$NS_C" setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
 			curl -sk -o /dev/null -w '%{http_code}' --max-time 5 "https://$S_ADDR:$APP_PORT/" 2>/dev/null || true)
@@ -600,7 +693,7 @@ negative_checks() {
 			"https://$S_ADDR:$port/" 2>/dev/null || true)
 		[[ $code != 200 ]] || R_NOTE[$row]+="server side accepted TLS without a client certificate; "
 		;;
-	pillion-mtls)
+	pillion-mtls | pillion-l7)
 		# as the proxy's UID, which the client namespace's rules leave alone
 		code=$(ip netns exec "$NS_C" setpriv --reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
 			curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$S_ADDR:$APP_PORT/" 2>/dev/null || true)
@@ -645,7 +738,7 @@ run_row() {
 	direct)
 		host=$S_ADDR port=$APP_PORT
 		;;
-	pillion-pass | pillion-mtls)
+	pillion-pass | pillion-mtls | pillion-l7)
 		host=$S_ADDR port=$APP_PORT # the client targets the app; the redirect rules do the rest
 		rm -f "$WORK/logs/pillion-why"
 		local why=$PILLION_NA
@@ -656,12 +749,14 @@ run_row() {
 			start_pillion "$NS_C" client "$WORK/pillion/mesh-empty.json" || ROW_STATE=na
 			p1=$BG_PID
 		else
+			local sfx=''
+			[[ $row == pillion-l7 ]] && sfx=-l7
 			BG_PID=
-			start_pillion "$NS_S" server "$WORK/pillion/mesh.json" || ROW_STATE=na
+			start_pillion "$NS_S" server "$WORK/pillion/mesh.json" "$WORK/pillion/server/config$sfx.json" || ROW_STATE=na
 			p2=$BG_PID
 			if [[ $ROW_STATE != na ]]; then
 				BG_PID=
-				start_pillion "$NS_C" client "$WORK/pillion/mesh.json" || ROW_STATE=na
+				start_pillion "$NS_C" client "$WORK/pillion/mesh.json" "$WORK/pillion/client/config$sfx.json" || ROW_STATE=na
 				p1=$BG_PID
 			fi
 		fi
@@ -711,6 +806,20 @@ run_row() {
 			wait_tcp "$NS_C" 127.0.0.1 15401 "$p1"; } ||
 			fail_row "$row" "captured haproxy did not start" "$WORK/logs/haproxy-2cs.log" "$WORK/logs/haproxy-2cc.log"
 		;;
+	haproxy-l7-cap)
+		d=$WORK/pki-sidecar
+		haproxy_l7_cfg "$WORK/haproxy-l7s.cfg" \
+			"bind :15406 ssl crt $d/server.pem ca-file $d/ca.crt verify required ssl-min-ver TLSv1.3 alpn pillion/1" \
+			"server app 127.0.0.1:$APP_PORT"
+		haproxy_l7_cfg "$WORK/haproxy-l7c.cfg" "bind 127.0.0.1:15401" \
+			"server s $S_ADDR:$APP_PORT ssl crt $d/client.pem ca-file $d/ca.crt verify required verifyhost server.bench.svc.cluster.local ssl-min-ver TLSv1.3 alpn pillion/1"
+		host=$S_ADDR port=$APP_PORT
+		{ capture "$NS_S" haproxy-l7s && start_haproxy "$NS_S" "$WORK/haproxy-l7s.cfg" haproxy-l7s sidecar && p2=$BG_PID &&
+			wait_tcp "$NS_S" 127.0.0.1 15406 "$p2" &&
+			capture "$NS_C" haproxy-l7c && start_haproxy "$NS_C" "$WORK/haproxy-l7c.cfg" haproxy-l7c sidecar && p1=$BG_PID &&
+			wait_tcp "$NS_C" 127.0.0.1 15401 "$p1"; } ||
+			fail_row "$row" "captured haproxy did not start" "$WORK/logs/haproxy-l7s.log" "$WORK/logs/haproxy-l7c.log"
+		;;
 	nginx-1)
 		nginx_cfg "$WORK/nginx-1" "		listen 127.0.0.1:15011;
 		proxy_pass $S_ADDR:$APP_PORT;"
@@ -746,10 +855,15 @@ run_row() {
 	if [[ -z $ROW_STATE ]]; then
 		local why
 		if why=$(smoke "$NS_C" "http://$host:$port/"); then
-			negative_checks "$row"
-			# shellcheck disable=SC2086
-			measure "$row" "$host" "$port" $p1 $p2
-			[[ $row == pillion-* ]] && pillion_metrics "$row" "$p1" "$p2"
+			if [[ -n ${IDLE_MODE:-} ]]; then
+				# shellcheck disable=SC2086
+				measure_idle "$row" "$host" "$port" $p1 $p2
+			else
+				negative_checks "$row"
+				# shellcheck disable=SC2086
+				measure "$row" "$host" "$port" $p1 $p2
+				[[ $row == pillion-* ]] && pillion_metrics "$row" "$p1" "$p2"
+			fi
 		else
 			fail_row "$row" "$why" "$WORK/logs/pillion-client.log" "$WORK/logs/pillion-server.log" \
 				"$WORK/nginx-2c/error.log" "$WORK/nginx-2s/error.log"
@@ -778,6 +892,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	((ROUNDS == 1)) || log "bench: round $round of $ROUNDS"
 	for row in $ROWS; do run_row "$row"; done
 done
+IDLE_ROWS=''
+if ((IDLE_CONNS > 0)); then
+	IDLE_MODE=1
+	for row in pillion-l7 haproxy-l7-cap; do
+		[[ " $ROWS " == *" $row "* ]] || continue
+		IDLE_ROWS+="$row "
+		run_row "$row"
+	done
+	IDLE_MODE=
+fi
 
 # ---------------------------------------------------------------- report
 num() { [[ -n ${1:-} ]] && awk -v x="$1" -v p="$2" 'BEGIN{printf "%.*f", p, x}' || printf '?'; }
@@ -797,6 +921,8 @@ label() {
 	haproxy-1-cap) echo "HAProxy as a sidecar (same capture rules), 1 hop plaintext" ;;
 	haproxy-2-cap) echo "HAProxy as a sidecar (same capture rules), 2 hops mTLS" ;;
 	nginx-2) echo "nginx stream, 2 hops TLS 1.3 mTLS" ;;
+	pillion-l7) echo "pillion, 2 hops mTLS, HTTP policy: route, timeout, retries" ;;
+	haproxy-l7-cap) echo "HAProxy as a sidecar, 2 hops mTLS, mode http: route, timeout, retries" ;;
 	esac
 }
 
@@ -850,8 +976,27 @@ report() {
 	done
 }
 
+idle_report() {
+	[[ -n $IDLE_ROWS ]] || return 0
+	echo
+	echo "Idle keep-alive connections: $IDLE_CONNS client connections, each after one request, held open; RSS summed over both proxies of the row (client and server side), before and with them."
+	echo
+	echo "| setup | connections open / failed | client proxy sockets | proxy RSS before / with them MiB | RSS per idle connection |"
+	echo "| --- | ---: | ---: | ---: | ---: |"
+	local row b a o f h
+	for row in $IDLE_ROWS; do
+		read -r b a o f h <<<"${IDLE_RES[$row]:-}"
+		if [[ -z ${a:-} || -z ${o:-} || ${o:-0} == 0 ]]; then
+			echo "| $(label "$row") | failed (${R_NOTE[$row]:-no result}) | | | |"
+			continue
+		fi
+		printf '| %s | %s / %s | %s | %s / %s | %s bytes |\n' "$(label "$row")" "$o" "$f" "$h" "$(mib "$b")" "$(mib "$a")" \
+			"$(awk -v a="$a" -v b="$b" -v n="$o" 'BEGIN{printf "%.0f", (a-b)*1024/n}')"
+	done
+}
+
 mkdir -p "$(dirname "$OUT")"
-report >"$WORK/report.md"
+{ report; idle_report; } >"$WORK/report.md"
 cp "$WORK/report.md" "$OUT"
 echo
 cat "$WORK/report.md"

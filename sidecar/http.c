@@ -27,6 +27,7 @@ static const pl_h1_limits limits = {PL_H1_DEFAULT_MAX_LINE, PL_H1_DEFAULT_MAX_HE
 
 static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void timer_cb(pl_ev_loop *loop, void *data);
+static void idle_timer_cb(pl_ev_loop *loop, void *data);
 static void run(px_hs *hs);
 static int start_attempt(px_hs *hs);
 
@@ -195,6 +196,7 @@ static void hs_free(px_hs *hs, bool reset)
 
 	request_clear(hs);
 	pl_ev_timer_stop(px->loop, &hs->timer);
+	pl_ev_timer_stop(px->loop, &hs->idle_timer);
 	if (hs->down.fd >= 0) {
 		pl_ev_io_stop(px->loop, &hs->down.io);
 		if (reset) {
@@ -239,6 +241,7 @@ void px_http_start(px_conn *c)
 	px_conn_forget(c);
 	pl_ev_io_init(&hs->down.io, down_cb, hs);
 	pl_ev_timer_init(&hs->timer, timer_cb, hs);
+	pl_ev_timer_init(&hs->idle_timer, idle_timer_cb, hs);
 	if (pl_ev_io_start(px->loop, &hs->down.io, hs->down.fd, EPOLLIN) < 0)
 		abort();
 	hs->next = px->sessions;
@@ -250,7 +253,8 @@ void px_http_start(px_conn *c)
 	px->m.conns_open[hs->dir][hs->down_tls]++;
 	hs->state = PX_HS_HEAD;
 	hs->down_rd = true; /* detection saw bytes waiting */
-	pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
+	hs->last_active = hs->head_started = pl_ev_now(px->loop);
+	pl_ev_timer_start(px->loop, &hs->idle_timer, px->head_timeout_ns);
 	run(hs);
 }
 
@@ -274,20 +278,56 @@ static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 
 static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
 
-/* The first line and the fields of a head, without the hop-by-hop ones; the caller ends it. */
-static void copy_head(const pl_h1_msg *m, const char *raw, char **b, uint32_t *len, uint32_t *cap, bool keep_upgrade)
+static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade)
 {
-	const char *eol = memchr(raw, '\n', m->head_len);
-	put(b, len, cap, raw, (size_t)(eol - raw) + 1);
-	for (uint32_t i = 0; i < m->nheaders; i++) {
+	return pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade"));
+}
+
+/*
+ * The head for the next hop: the first line and the fields, without the hop-by-hop ones, plus add.
+ * Built in a scratch buffer, then put back in place so that it ends where the original ended: head
+ * and body leave in one write (one TLS record, one segment), with no allocation. It fits unless add
+ * is longer than what was removed; then it goes to *sep (appended, allocated). Returns where the head
+ * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
+ */
+static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, char **sep,
+			    uint32_t *seplen)
+{
+	static char tmp[PL_H1_DEFAULT_MAX_HEAD + 256];
+	size_t addlen = strlen(add);
+	bool any = addlen > 0;
+	uint32_t n, i;
+
+	for (i = 0; i < m->nheaders && !any; i++)
+		any = drop_field(m, &m->headers[i], keep_upgrade);
+	if (!any)
+		return 0;
+	const char *eol = memchr(buf, '\n', m->head_len);
+	n = (uint32_t)(eol - buf) + 1;
+	memcpy(tmp, buf, n);
+	for (i = 0; i < m->nheaders; i++) {
 		const pl_h1_header *h = &m->headers[i];
-		if (pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade")))
+		if (drop_field(m, h, keep_upgrade))
 			continue;
-		put(b, len, cap, h->name.p, h->name.len);
-		put(b, len, cap, ": ", 2);
-		put(b, len, cap, h->value.p, h->value.len);
-		put(b, len, cap, "\r\n", 2);
+		memcpy(tmp + n, h->name.p, h->name.len);
+		n += h->name.len;
+		memcpy(tmp + n, ": ", 2);
+		memcpy(tmp + n + 2, h->value.p, h->value.len);
+		n += 2 + h->value.len;
+		memcpy(tmp + n, "\r\n", 2);
+		n += 2;
 	}
+	memcpy(tmp + n, add, addlen);
+	n += (uint32_t)addlen;
+	memcpy(tmp + n, "\r\n", 2);
+	n += 2;
+	if (n <= m->head_len) {
+		memcpy(buf + m->head_len - n, tmp, n);
+		return (int32_t)(m->head_len - n);
+	}
+	uint32_t cap = *seplen;
+	put(sep, seplen, &cap, tmp, n);
+	return -1;
 }
 
 static const char *reason_of(int status)
@@ -316,7 +356,18 @@ static void finish_stats(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	px_stats_request(px, hs->dir, hs->service, route_name(hs), hs->status, pl_ev_now(px->loop) - hs->t_start);
+	if (!px->fam)
+		return;
+	/* Label text is built and looked up only when something changed since this session's last request. */
+	if (!hs->stat_ctr || hs->stat_gen != px->gen || hs->stat_route != hs->route || hs->stat_code != hs->status) {
+		px_stats_request_series(px, hs->dir, hs->service, route_name(hs), hs->status, &hs->stat_ctr,
+					&hs->stat_hist);
+		hs->stat_gen = px->gen;
+		hs->stat_route = hs->route;
+		hs->stat_code = hs->status;
+	}
+	(*hs->stat_ctr)++;
+	px_stats_observe(hs->stat_hist, pl_ev_now(px->loop) - hs->t_start);
 }
 
 /* The proxy answers this request itself. The connection ends after it when the request's body was
@@ -430,7 +481,6 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	proxy *px = hs->px;
 	char norm[PL_H1_DEFAULT_MAX_LINE];
 	px_refusal r = {0};
-	uint32_t cap = 0;
 
 	hs->t_start = pl_ev_now(px->loop);
 	hs->method = m->method_id;
@@ -459,7 +509,6 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->mesh = px->mesh;
 	if (hs->mesh)
 		hs->mesh->refs++;
-	pl_ev_timer_stop(px->loop, &hs->timer);
 
 	if (m->method_id == PL_H1_CONNECT) {
 		refuse(hs, 405, "method not allowed", "CONNECT is not proxied: the mesh already tunnels every connection");
@@ -480,13 +529,11 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		return PROGRESS;
 
 	/* The head as it goes upstream: hop-by-hop fields removed; an HTTP/1.0 client's request keeps the
-	 * pooled connection open. */
-	copy_head(m, hs->in, &hs->uhead, &hs->uhead_len, &cap, hs->upgrade);
-	if (hs->upgrade)
-		puts_(&hs->uhead, &hs->uhead_len, &cap, "connection: upgrade\r\n");
-	else if (m->minor == 0)
-		puts_(&hs->uhead, &hs->uhead_len, &cap, "connection: keep-alive\r\n");
-	put(&hs->uhead, &hs->uhead_len, &cap, "\r\n", 2);
+	 * pooled connection open. The parsed spans are stale from here on. */
+	int32_t st = rewrite_head(m, hs->in,
+				  hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "",
+				  hs->upgrade, &hs->uhead, &hs->uhead_len);
+	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
 	if (hs->route && hs->route->timeout_ns)
 		hs->deadline = hs->t_start + hs->route->timeout_ns;
@@ -520,7 +567,7 @@ static int start_attempt(px_hs *hs)
 
 	hs->attempts++;
 	hs->uhead_off = 0;
-	hs->rq_pos = hs->head_len;
+	hs->rq_pos = hs->req_start;
 	hs->req_sent = false;
 	response_reset(hs);
 	free(hs->dhead);
@@ -755,7 +802,6 @@ static int scan_response(px_hs *hs)
 static int response_head(px_hs *hs, const pl_h1_msg *m)
 {
 	proxy *px = hs->px;
-	uint32_t cap = 0;
 
 	outlier_result(hs, m->status >= 500);
 	if (m->status >= 500 && retry_allowed(hs, PX_CAUSE_STATUS, m->status)) {
@@ -776,15 +822,12 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	if (!hs->req_keep_alive || px->draining || m->body == PL_H1_BODY_CLOSE)
 		hs->close_after = true;
 	bool up101 = m->status == 101 && hs->upgrade;
-	copy_head(m, hs->rin, &hs->dhead, &hs->dhead_len, &cap, up101);
-	if (up101)
-		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: upgrade\r\n");
-	else if (hs->close_after)
-		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: close\r\n");
-	else if (hs->minor == 0)
-		puts_(&hs->dhead, &hs->dhead_len, &cap, "connection: keep-alive\r\n");
-	put(&hs->dhead, &hs->dhead_len, &cap, "\r\n", 2);
-	hs->rs_pos = hs->rs_end = m->head_len;
+	int32_t st = rewrite_head(m, hs->rin,
+				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
+				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
+				  up101, &hs->dhead, &hs->dhead_len);
+	hs->rs_pos = st >= 0 ? (uint32_t)st : m->head_len;
+	hs->rs_end = m->head_len;
 	if (up101) {
 		hs->rs_end = hs->rin_len;
 		return tunnel(hs);
@@ -847,7 +890,7 @@ static int read_head(px_hs *hs)
 	if (!hs->in)
 		hs->in = hbuf_get(px);
 	if (hs->in_len == 0)
-		pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
+		hs->head_started = pl_ev_now(px->loop);
 	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
 	if (n > 0) {
 		hs->in_len += (uint32_t)n;
@@ -857,10 +900,8 @@ static int read_head(px_hs *hs)
 	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
 		hs->down_rd = false;
 		want(&hs->down, n, false);
-		if (hs->in_len == 0) {
+		if (hs->in_len == 0)
 			hbuf_put(px, &hs->in);
-			pl_ev_timer_start(px->loop, &hs->timer, px->idle_timeout_ns);
-		}
 		return BLOCKED;
 	}
 	/* The client closed (or reset) between requests, or inside a head: nothing to answer. */
@@ -898,7 +939,11 @@ static int head_step(px_hs *hs)
 			return PROGRESS;
 		}
 	}
-	if (px->draining && hs->in_len == 0) {
+	if ((px->draining || hs->down_eof) && hs->in_len == 0) {
+		hs_free(hs, false);
+		return GONE;
+	}
+	if (hs->down_eof) { /* half a head, and the client is done sending */
 		hs_free(hs, false);
 		return GONE;
 	}
@@ -948,16 +993,15 @@ static int send_up(px_hs *hs)
 	return BLOCKED;
 }
 
+/* Reads the rest of the body, and whatever the client sends after it (a pipelined request waits in
+ * the buffer): the read interest stays as it is from one request to the next. */
 static int read_body(px_hs *hs)
 {
-	if (hs->req_read_done || hs->in_len == PX_HBUF)
+	if (hs->down_eof || hs->in_len == PX_HBUF)
 		return BLOCKED;
 	if (!hs->down_rd && !(hs->down.tls && pl_tls_pending(hs->down.tls)))
 		return BLOCKED;
-	size_t room = PX_HBUF - hs->in_len;
-	if (hs->req_body == PL_H1_BODY_LENGTH && hs->req_left < room)
-		room = (size_t)hs->req_left;
-	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, room);
+	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
 	if (n > 0) {
 		hs->in_len += (uint32_t)n;
 		hs->down.want_r = 0;
@@ -969,7 +1013,12 @@ static int read_body(px_hs *hs)
 		want(&hs->down, n, false);
 		return BLOCKED;
 	}
-	/* The client went away in the middle of its body. */
+	if (n == 0 && hs->req_read_done) { /* a half-close after the request: answer, then end */
+		hs->down_eof = true;
+		hs->close_after = true;
+		return PROGRESS;
+	}
+	/* The client went away in the middle of its body, or reset. */
 	return -2;
 }
 
@@ -1100,14 +1149,11 @@ static int request_done(px_hs *hs)
 	if (rest)
 		memmove(hs->in, hs->in + hs->rq_end, rest);
 	hs->in_len = rest;
-	hs->head_len = hs->rq_pos = hs->rq_end = 0;
+	hs->head_len = hs->rq_pos = hs->rq_end = hs->req_start = 0;
 	hs->state = PX_HS_HEAD;
-	if (!rest) {
+	hs->last_active = hs->head_started = pl_ev_now(px->loop);
+	if (!rest)
 		hbuf_put(px, &hs->in);
-		pl_ev_timer_start(px->loop, &hs->timer, px->idle_timeout_ns);
-	} else {
-		pl_ev_timer_start(px->loop, &hs->timer, px->head_timeout_ns);
-	}
 	return PROGRESS;
 }
 
@@ -1194,10 +1240,9 @@ static void update_interest(px_hs *hs)
 	bool down_read = false, down_write = hs->dhead_off < hs->dhead_len || (hs->resp_head && hs->rs_pos < hs->rs_end);
 
 	switch (hs->state) {
-	case PX_HS_HEAD: down_read = true; break;
+	case PX_HS_HEAD: down_read = !hs->down_eof; break;
 	case PX_HS_LOCAL: down_read = hs->lingering; break;
-	case PX_HS_EXCHANGE: down_read = !hs->req_read_done && hs->in_len < PX_HBUF; break;
-	default: break; /* waiting: the client's further bytes stay in the socket */
+	default: down_read = !hs->down_eof && hs->in_len < PX_HBUF; break;
 	}
 	if (down_read)
 		dm |= hs->down.want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
@@ -1206,6 +1251,8 @@ static void update_interest(px_hs *hs)
 	pl_ev_io_set(px->loop, &hs->down.io, dm);
 	if (hs->state == PX_HS_EXCHANGE && hs->up) {
 		px_side *s = &hs->up->s;
+		/* Readable stays on from request to request; off only under back-pressure or once the
+		 * answer is whole (then a readable socket could only spin). */
 		if (!hs->resp_done && !(hs->resp_head && hs->rs_pos < hs->rin_len))
 			um |= s->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 		if (hs->uhead_off < hs->uhead_len || hs->rq_pos < hs->rq_end)
@@ -1222,7 +1269,13 @@ static void run(px_hs *hs)
 		case PX_HS_HEAD: r = head_step(hs); break;
 		case PX_HS_EXCHANGE: r = exchange_step(hs); break;
 		case PX_HS_LOCAL: r = local_step(hs); break;
-		default: r = BLOCKED; break;
+		default: /* waiting: the body (or the next request) may still be read into the buffer */
+			r = read_body(hs);
+			if (r == -2) {
+				r = abort_exchange(hs);
+				break;
+			}
+			break;
 		}
 		if (r == GONE)
 			return;
@@ -1261,14 +1314,7 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 
 	switch (hs->state) {
 	case PX_HS_HEAD:
-		if (hs->in_len == 0) { /* idle keep-alive connection */
-			hs_free(hs, false);
-			return;
-		}
-		hs->t_start = pl_ev_now(px->loop);
-		refuse(hs, 408, "request timeout", "the request head was not complete within %lld s",
-		       (long long)(px->head_timeout_ns / PL_NS_PER_S));
-		break;
+		return;
 	case PX_HS_DELAY:
 		if (start_attempt(hs) == GONE)
 			return;
@@ -1292,6 +1338,39 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		hs_free(hs, false);
 		return;
 	}
+	run(hs);
+}
+
+/* Idle and slow-head timeouts, checked when the timer fires rather than re-armed per request. */
+static void idle_timer_cb(pl_ev_loop *loop, void *data)
+{
+	px_hs *hs = data;
+	proxy *px = hs->px;
+	int64_t now = pl_ev_now(loop);
+
+	if (hs->state != PX_HS_HEAD) {
+		pl_ev_timer_start(loop, &hs->idle_timer, px->head_timeout_ns);
+		return;
+	}
+	if (hs->in_len == 0) {
+		int64_t idle = now - hs->last_active, left = px->idle_timeout_ns - idle;
+		if (left <= 0) {
+			hs_free(hs, false);
+			return;
+		}
+		pl_ev_timer_start(loop, &hs->idle_timer, left < px->head_timeout_ns ? left : px->head_timeout_ns);
+		return;
+	}
+	int64_t left = px->head_timeout_ns - (now - hs->head_started);
+	if (left > 0) {
+		pl_ev_timer_start(loop, &hs->idle_timer, left);
+		return;
+	}
+	hs->t_start = now;
+	hs->req_read_done = false;
+	refuse(hs, 408, "request timeout", "the request head was not complete within %lld s",
+	       (long long)(px->head_timeout_ns / PL_NS_PER_S));
+	pl_ev_timer_start(loop, &hs->idle_timer, px->head_timeout_ns);
 	run(hs);
 }
 

@@ -15,6 +15,14 @@
 /* A whole head (32 KiB at most) plus room for a small body: requests that fit are replayable. */
 #define PX_HBUF (PL_H1_DEFAULT_MAX_HEAD + 16384)
 
+/* Metrics with labels: one family, its series by label text. */
+#define PX_LAT_BUCKETS 15
+typedef struct px_hist {
+	uint64_t b[PX_LAT_BUCKETS];
+	uint64_t count;
+	double sum;
+} px_hist;
+
 typedef struct px_hs px_hs;
 typedef struct px_up px_up;
 typedef struct px_pool px_pool;
@@ -31,6 +39,7 @@ struct px_up {
 	pl_ev_timer timer;          /* connect, handshake or idle timeout */
 	px_hs *hs;                  /* the session it serves or is dialled for */
 	px_up *prev, *next;         /* the pool's idle list */
+	int64_t idle_since;
 };
 
 /* Every connection to one destination (address, port, mTLS or not). */
@@ -94,13 +103,17 @@ struct px_hs {
 	char *peer_id;              /* inbound mTLS: the caller's SPIFFE ID; NULL for plaintext */
 	px_config *cfg;             /* held while a request is in flight */
 	px_mesh *mesh;
-	pl_ev_timer timer;
+	pl_ev_timer timer;          /* deadlines, fault delay, lingering */
+	pl_ev_timer idle_timer;     /* idle and slow-head timeouts, checked lazily: no timer work per request */
+	int64_t last_active, head_started;
 	int64_t deadline, try_deadline, t_start;
+	bool down_eof;              /* the client half-closed after its request */
 
 	/* downstream bytes: [0, in_len) of in; the current request's head starts at 0 */
 	char *in;
 	uint32_t in_len;
 	uint32_t head_len;          /* raw request head */
+	uint32_t req_start;         /* where the head as sent upstream starts in in (rewritten in place) */
 	uint32_t rq_pos, rq_end;    /* request body bytes in in: [rq_pos, rq_end) still to send */
 	bool discarded;             /* body bytes were dropped after sending: no replay */
 	bool req_read_done, req_sent;
@@ -143,17 +156,15 @@ struct px_hs {
 	char *dhead;                /* response head (or a whole local response) for downstream */
 	uint32_t dhead_len, dhead_off;
 	const char *local_cause;    /* the proxy answered itself: why */
+	/* the request counter and histogram of the last request, reused while nothing changed */
+	uint64_t stat_gen;
+	const void *stat_route;
+	int stat_code;
+	uint64_t *stat_ctr;
+	px_hist *stat_hist;
 
 	px_hs *prev, *next;
 };
-
-/* Metrics with labels: one family, its series by label text. */
-#define PX_LAT_BUCKETS 15
-typedef struct px_hist {
-	uint64_t b[PX_LAT_BUCKETS];
-	uint64_t count;
-	double sum;
-} px_hist;
 
 typedef struct px_family {
 	const char *name, *help, *type;

@@ -60,8 +60,10 @@ void px_conn_forget(px_conn *c);
 /* stats.c */
 void px_stats_init(proxy *px);
 void px_stats_free(proxy *px);
-/* A request answered: counts it under (direction, service, route, code) and its latency. */
-void px_stats_request(proxy *px, int dir, const char *service, const char *route, int code, int64_t ns);
+/* The counter and histogram of requests under (direction, service, route, code). */
+void px_stats_request_series(proxy *px, int dir, const char *service, const char *route, int code, uint64_t **ctr,
+			     px_hist **hist);
+void px_stats_observe(px_hist *h, int64_t ns);
 /* +1 on a counter family with the given label text ("direction=\"outbound\",service=\"...\""). */
 void px_stats_inc(proxy *px, enum px_fam f, const char *labels);
 void px_stats_render(const proxy *px, pl_buf *b);

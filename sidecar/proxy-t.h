@@ -163,6 +163,7 @@ struct proxy {
 	char **hpool;               /* free HTTP head buffers (PX_HBUF) */
 	size_t nhpool;
 	int64_t idle_timeout_ns;    /* a downstream HTTP connection with no request in flight */
+	uint64_t gen;               /* +1 at every config or mesh swap (caches keyed on it) */
 	int64_t head_timeout_ns;    /* a request head begun must be whole within this */
 	bool draining;
 	bool stop;

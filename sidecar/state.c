@@ -195,6 +195,7 @@ static void reload_config(proxy *px)
 	bool identity_changed = !px->config || strcmp(px->config->cfg.spiffe_id, c->cfg.spiffe_id) != 0;
 	px_config_unref(px->config);
 	px->config = c;
+	px->gen++;
 	outcome(px, F_CONFIG, hash, NULL);
 	/* A certificate refused for another identity may be the right one now. */
 	if (identity_changed)
@@ -219,6 +220,7 @@ static void reload_mesh(proxy *px)
 	}
 	px_mesh_unref(px->mesh);
 	px->mesh = m;
+	px->gen++;
 	outcome(px, F_MESH, hash, NULL);
 }
 

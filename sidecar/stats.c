@@ -87,18 +87,21 @@ void px_stats_inc(proxy *px, enum px_fam f, const char *labels)
 	(*c)++;
 }
 
-void px_stats_request(proxy *px, int dir, const char *service, const char *route, int code, int64_t ns)
+void px_stats_request_series(proxy *px, int dir, const char *service, const char *route, int code, uint64_t **ctr,
+			     px_hist **hist)
 {
 	char lbl[800];
 	const char *d = dir == PX_OUT ? "outbound" : "inbound";
 
-	if (!px->fam)
-		return;
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\",class=\"%dxx\",code=\"%d\"", d,
 		 service, route, code / 100, code);
-	px_stats_inc(px, PX_F_REQUESTS, lbl);
+	*ctr = series(&px->fam[PX_F_REQUESTS], lbl, sizeof(uint64_t));
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\"", d, service, route);
-	px_hist *h = series(&px->fam[PX_F_DURATION], lbl, sizeof(px_hist));
+	*hist = series(&px->fam[PX_F_DURATION], lbl, sizeof(px_hist));
+}
+
+void px_stats_observe(px_hist *h, int64_t ns)
+{
 	double s = (double)ns / 1e9;
 	for (int i = 0; i < PX_LAT_BUCKETS; i++)
 		if (s <= lat_le[i]) {

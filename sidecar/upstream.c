@@ -180,7 +180,8 @@ int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *
 		u->state = PX_UP_BUSY;
 		u->hs = hs;
 		hs->up = u;
-		pl_ev_io_set(hs->px->loop, &u->s.io, 0);
+		/* Still watched for reading (steady interest: no epoll_ctl per request); the idle timer is
+		 * left to fire and find the connection busy. */
 		return 1;
 	}
 	if (max_conns > 0 && p->nconns >= (uint32_t)max_conns) {
@@ -266,7 +267,6 @@ void px_up_release(px_up *u, bool reuse)
 		u->hs = hs;
 		hs->up = u;
 		u->state = PX_UP_BUSY;
-		pl_ev_io_set(px->loop, &u->s.io, 0);
 		px_http_up_ready(hs);
 		return;
 	}
@@ -277,8 +277,10 @@ void px_up_release(px_up *u, bool reuse)
 	p->idle = u;
 	p->nidle++;
 	/* Readable while idle means the server closed it (or talks out of turn): either way it goes. */
-	pl_ev_io_set(px->loop, &u->s.io, EPOLLIN | EPOLLRDHUP);
-	pl_ev_timer_start(px->loop, &u->timer, UP_IDLE_NS);
+	pl_ev_io_set(px->loop, &u->s.io, EPOLLIN);
+	u->idle_since = pl_ev_now(px->loop);
+	if (!pl_ev_timer_armed(&u->timer))
+		pl_ev_timer_start(px->loop, &u->timer, UP_IDLE_NS);
 }
 
 /* The identities the mesh directory lists for the pool's destination now. */
@@ -309,7 +311,7 @@ static void established(px_up *u)
 
 	pl_ev_timer_stop(px->loop, &u->timer);
 	u->state = PX_UP_BUSY;
-	pl_ev_io_set(px->loop, &u->s.io, 0);
+	pl_ev_io_set(px->loop, &u->s.io, EPOLLIN);
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", u->pool->dir == PX_OUT ? "outbound" : "inbound",
 		 u->s.tls ? "true" : "false");
 	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
@@ -410,7 +412,11 @@ static void up_timer_cb(pl_ev_loop *loop, void *data)
 		u->px->m.tls_fail[u->pool->dir][PX_TLSF_TIMEOUT]++;
 		up_close(u, true, PX_CAUSE_TLS, "no handshake within the timeout");
 	} else if (u->state == PX_UP_IDLE) {
-		up_close(u, false, 0, NULL);
+		int64_t idle = pl_ev_now(u->px->loop) - u->idle_since;
+		if (idle >= UP_IDLE_NS)
+			up_close(u, false, 0, NULL);
+		else
+			pl_ev_timer_start(u->px->loop, &u->timer, UP_IDLE_NS - idle);
 	}
 }
 

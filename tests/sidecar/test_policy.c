@@ -80,6 +80,12 @@ static void test_backends(void **state)
 	assert_int_equal(hits[2], 0);
 	assert_ptr_equal(px_backend_pick(&r, 0, NULL), &b[0]);
 	assert_ptr_equal(px_backend_pick(&r, UINT32_MAX, NULL), &b[1]);
+	/* Ejected backends are left out: the others share everything by their weights. */
+	bool skip[3] = {true, false, false};
+	for (uint32_t i = 0; i < 1000; i++)
+		assert_ptr_equal(px_backend_pick(&r, i * 4294967u, skip), &b[1]);
+	skip[1] = true;
+	assert_null(px_backend_pick(&r, 7, skip));   /* all ejected (the third weighs 0): the circuit is open */
 	b[0].weight = b[1].weight = 0;
 	assert_null(px_backend_pick(&r, 7, NULL));
 }

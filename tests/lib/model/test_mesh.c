@@ -220,6 +220,37 @@ static void test_service_before_pod(void **state)
 	fx_free(&f);
 }
 
+/* The HTTP layer finds the Service behind a destination, backends by name, and the opaque ports. */
+static void test_service_lookup(void **state)
+{
+	(void)state;
+	mesh_fx f;
+
+	fx_decode(&f, good_dir);
+	assert_true(f.ok);
+	const pl_mesh_service *s = pl_mesh_dir_service_at(&f.dir, "FD00:10:96:0:0:0:0:A", 443);
+	assert_non_null(s);
+	assert_string_equal(s->name, "web");
+	assert_ptr_equal(pl_mesh_dir_service(&f.dir, "shop/web"), s);
+	assert_null(pl_mesh_dir_service(&f.dir, "shop/nope"));
+	assert_null(pl_mesh_dir_service(&f.dir, "web"));
+	assert_null(pl_mesh_dir_service_at(&f.dir, "10.96.0.10", 81));   /* a port it does not list */
+	assert_null(pl_mesh_dir_service_at(&f.dir, "10.0.1.5", 80));      /* a pod, not a Service */
+	assert_null(pl_mesh_dir_service_at(&f.dir, "not-an-address", 80));
+	assert_true(pl_mesh_dir_opaque(&f.dir, 3306));
+	assert_false(pl_mesh_dir_opaque(&f.dir, 80));
+	fx_free(&f);
+	/* Without a directory: the default opaque ports, and no Service anywhere. */
+	assert_true(pl_mesh_dir_opaque(NULL, 5432));
+	assert_false(pl_mesh_dir_opaque(NULL, 8080));
+	assert_null(pl_mesh_dir_service(NULL, "shop/web"));
+	fx_decode(&f, "{" HEAD ", \"opaquePorts\": [7000]}");
+	assert_true(f.ok);
+	assert_true(pl_mesh_dir_opaque(&f.dir, 7000));
+	assert_false(pl_mesh_dir_opaque(&f.dir, 3306));   /* a listed set replaces the defaults */
+	fx_free(&f);
+}
+
 static void test_opaque_ports_listed(void **state)
 {
 	(void)state;
@@ -387,6 +418,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_directory),
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_service_lookup),
 		cmocka_unit_test(test_service_before_pod),
 		cmocka_unit_test(test_opaque_ports_listed),
 		cmocka_unit_test(test_errors_with_paths),

@@ -188,6 +188,7 @@ static void request_clear(px_hs *hs)
 	hs->budget_rt = hs->outlier_rt = NULL;
 	hs->backend = NULL;
 	hs->local_cause = NULL;
+	hs->service = ""; /* it pointed into the config or mesh just let go */
 }
 
 static void hs_free(px_hs *hs, bool reset)
@@ -231,6 +232,7 @@ void px_http_start(px_conn *c)
 		abort();
 	hs->px = px;
 	hs->dir = c->dir;
+	hs->service = "";
 	hs->orig = c->orig;
 	hs->origlen = c->origlen;
 	hs->peer_id = c->peer_id;
@@ -499,7 +501,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->attempts = 0;
 	hs->stale_retried = false;
 	hs->status = 0;
-	hs->service[0] = '\0';
+	hs->service = "";
 	hs->fault_delay_ns = 0;
 	hs->fault_abort = 0;
 	if (m->body == PL_H1_BODY_CHUNKED)
@@ -573,20 +575,21 @@ static int start_attempt(px_hs *hs)
 	free(hs->dhead);
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
+	px_target target;
 	if (hs->dir == PX_OUT) {
-		int status = px_outbound_target(hs, &r);
+		int status = px_outbound_target(hs, &target, &r);
 		if (status) {
 			local_response(hs, status, &r);
 			return PROGRESS;
 		}
 	} else {
-		px_inbound_target(hs);
+		px_inbound_target(hs, &target);
 	}
 	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
 	hs->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(hs);
 	const pl_circuit_breaker *cb = hs->op ? &hs->op->circuit_breaker : NULL;
-	hs->pool = px_pool_get(px, hs->dir, &hs->target);
+	hs->pool = px_pool_get(px, hs->dir, &target);
 	hs->state = PX_HS_WAIT;
 	int a = px_pool_acquire(hs->pool, hs, cb && cb->set ? cb->max_connections : 0,
 				cb && cb->set ? cb->max_pending : 0, &err);

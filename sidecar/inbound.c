@@ -229,7 +229,7 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 	if (!hs->ip)
 		return 0;
 	const pl_inbound_policy *ip = hs->ip;
-	snprintf(hs->service, sizeof(hs->service), "%s", ip->service ? ip->service : "");
+	hs->service = ip->service ? ip->service : "";
 	if (ip->authorization.set) {
 		const char *rule = NULL;
 		if (!px_authorize(&ip->authorization, hs->peer_id, m, path, &rule)) {
@@ -266,10 +266,8 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 	return 0;
 }
 
-void px_inbound_target(px_hs *hs)
+void px_inbound_target(px_hs *hs, px_target *t)
 {
-	px_target *t = &hs->target;
-
 	memset(t, 0, sizeof(*t));
 	if (hs->orig.ss_family == AF_INET6) {
 		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&t->addr;

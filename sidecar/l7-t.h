@@ -135,10 +135,9 @@ struct px_hs {
 	const char *backend;
 	int attempts;
 	bool stale_retried;
-	px_target target;
 	int64_t fault_delay_ns;
 	int fault_abort;
-	char service[320];          /* "namespace/name" of the destination Service, or "" */
+	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */
 
 	/* upstream and response */
 	px_pool *pool;

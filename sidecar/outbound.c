@@ -175,7 +175,7 @@ int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 	px_addr_ip(&hs->orig, ip, sizeof(ip));
 	const pl_mesh_service *ms = hs->mesh ? pl_mesh_dir_service_at(&hs->mesh->dir, ip, port) : NULL;
 	if (ms)
-		snprintf(hs->service, sizeof(hs->service), "%s/%s", ms->namespace, ms->name);
+		hs->service = ms->qname;
 	hs->op = NULL;
 	hs->route = NULL;
 	for (size_t i = 0; ms && i < cfg->noutbound; i++) {
@@ -239,10 +239,9 @@ static const char *service_addr(const pl_mesh_service *s, int family)
 	return s->addresses.n ? s->addresses.v[0] : NULL;
 }
 
-int px_outbound_target(px_hs *hs, px_refusal *r)
+int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 {
 	proxy *px = hs->px;
-	px_target *t = &hs->target;
 	char ip[INET6_ADDRSTRLEN], key[1024];
 	int port = px_addr_port(&hs->orig);
 	size_t n = 0;

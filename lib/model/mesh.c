@@ -138,6 +138,7 @@ static void build_tables(pl_arena *a, pl_mesh_dir *dir)
 	for (size_t i = 0; i < dir->nservices; i++) {
 		pl_mesh_service *s = &dir->services[i];
 		char *key = pl_arena_printf(a, "%s/%s", s->namespace, s->name);
+		s->qname = key;
 		if (!pl_hmap_get(&dir->_by_name, key))
 			pl_hmap_put(&dir->_by_name, key, s);
 	}

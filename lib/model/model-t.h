@@ -270,6 +270,7 @@ typedef struct pl_mesh_service {
 	size_t nports;
 	int *ports;
 	pl_strv identities;  /* SPIFFE IDs its pods may present */
+	const char *qname;   /* "namespace/name", set by pl_mesh_dir_decode */
 } pl_mesh_service;
 
 typedef struct pl_mesh_pod {

@@ -149,17 +149,18 @@ bytes:
 
 static const char *dir_name(int dir) { return dir == PX_OUT ? "outbound" : "inbound"; }
 
-static bool log_allowed(proxy *px)
-{
-	static int64_t window;
-	static int n;
-	int64_t now = pl_ev_now(px->loop) / PL_NS_PER_S;
+static px_log_rate log_rate;
+static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
-	if (now != window) {
-		window = now;
-		n = 0;
+/* The request no longer wants its upstream connection: it stops waiting for one, or closes it. */
+static void drop_upstream(px_hs *hs)
+{
+	if (hs->pool) {
+		px_pool_cancel(hs->pool, hs);
+		hs->pool = NULL;
 	}
-	return ++n <= 5;
+	if (hs->up)
+		px_up_release(hs->up, false);
 }
 
 static void request_clear(px_hs *hs)
@@ -172,12 +173,7 @@ static void request_clear(px_hs *hs)
 	hs->dhead = NULL;
 	hs->uhead_len = hs->uhead_off = hs->dhead_len = hs->dhead_off = 0;
 	hbuf_put(px, &hs->rin);
-	if (hs->pool) {
-		px_pool_cancel(hs->pool, hs);
-		hs->pool = NULL;
-	}
-	if (hs->up)
-		px_up_release(hs->up, false);
+	drop_upstream(hs);
 	px_config_unref(hs->cfg);
 	hs->cfg = NULL;
 	px_mesh_unref(hs->mesh);
@@ -380,12 +376,7 @@ static void local_response(px_hs *hs, int status, const px_refusal *r)
 	char head[1024], lbl[600];
 	uint32_t cap = 0;
 
-	if (hs->pool) {
-		px_pool_cancel(hs->pool, hs);
-		hs->pool = NULL;
-	}
-	if (hs->up)
-		px_up_release(hs->up, false);
+	drop_upstream(hs);
 	hbuf_put(px, &hs->rin);
 	if (!hs->req_read_done || !hs->req_keep_alive || px->draining)
 		hs->close_after = true;
@@ -684,12 +675,7 @@ static int attempt_failed(px_hs *hs, int cause, const char *detail)
 {
 	bool reused = hs->up && hs->up->reused;
 
-	if (hs->pool) {
-		px_pool_cancel(hs->pool, hs);
-		hs->pool = NULL;
-	}
-	if (hs->up)
-		px_up_release(hs->up, false);
+	drop_upstream(hs);
 	outlier_result(hs, true);
 	/* A pooled connection the server closed as we sent: the request never reached it. Once, free. */
 	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->stale_retried && replayable(hs)) {
@@ -1171,36 +1157,22 @@ static int abort_exchange(px_hs *hs)
 	return GONE;
 }
 
+/* Each step returns PROGRESS, BLOCKED, GONE (hs freed), or -2: the exchange cannot go on. */
 static int exchange_step(px_hs *hs)
 {
-	int r, any = BLOCKED;
+	static int (*const steps[])(px_hs *) = {send_up, read_body, read_up, send_down};
+	int any = BLOCKED;
 
-	r = send_up(hs);
-	if (r == GONE)
-		return GONE;
-	if (r == -2)
-		return abort_exchange(hs);
-	if (hs->state != PX_HS_EXCHANGE)
-		return PROGRESS;
-	any |= r;
-	r = read_body(hs);
-	if (r == -2)
-		return abort_exchange(hs);
-	if (hs->state != PX_HS_EXCHANGE)
-		return PROGRESS;
-	any |= r;
-	r = read_up(hs);
-	if (r == GONE)
-		return GONE;
-	if (r == -2)
-		return abort_exchange(hs);
-	if (hs->state != PX_HS_EXCHANGE)
-		return PROGRESS;
-	any |= r;
-	r = send_down(hs);
-	if (r == -2)
-		return abort_exchange(hs);
-	any |= r;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int r = steps[i](hs);
+		if (r == GONE)
+			return GONE;
+		if (r == -2)
+			return abort_exchange(hs);
+		if (hs->state != PX_HS_EXCHANGE) /* a retry started, or the proxy answers itself */
+			return PROGRESS;
+		any |= r;
+	}
 	if (hs->resp_done && hs->dhead_off == hs->dhead_len && hs->rs_pos == hs->rs_end)
 		return request_done(hs);
 	return any;
@@ -1225,12 +1197,8 @@ static int local_step(px_hs *hs)
 		}
 		return BLOCKED;
 	}
-	int r = send_down(hs);
-	if (r == -2) {
-		finish_stats(hs);
-		hs_free(hs, true);
-		return GONE;
-	}
+	if (send_down(hs) == -2)
+		return abort_exchange(hs);
 	if (hs->dhead_off < hs->dhead_len)
 		return BLOCKED;
 	return request_done(hs);

@@ -44,25 +44,29 @@ void px_inbound_accept(proxy *px, int fd)
 	px_conn_timeout(c, mtls_mode(px) == PL_MTLS_STRICT ? px->set.handshake_timeout_ns : px->set.detect_timeout_ns);
 }
 
+/* The app: loopback of the caller's family, at the port the caller dialled. */
+static socklen_t app_addr(const struct sockaddr_storage *orig, struct sockaddr_storage *app)
+{
+	memset(app, 0, sizeof(*app));
+	if (orig->ss_family == AF_INET6) {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)app;
+		s->sin6_family = AF_INET6;
+		s->sin6_addr = in6addr_loopback;
+		s->sin6_port = htons((uint16_t)px_addr_port(orig));
+		return sizeof(*s);
+	}
+	struct sockaddr_in *s = (struct sockaddr_in *)app;
+	s->sin_family = AF_INET;
+	s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->sin_port = htons((uint16_t)px_addr_port(orig));
+	return sizeof(*s);
+}
+
 static void dial_app(px_conn *c)
 {
 	struct sockaddr_storage app;
-	socklen_t len;
+	socklen_t len = app_addr(&c->orig, &app);
 
-	memset(&app, 0, sizeof(app));
-	if (c->orig.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&app;
-		s->sin6_family = AF_INET6;
-		s->sin6_addr = in6addr_loopback;
-		s->sin6_port = htons((uint16_t)px_addr_port(&c->orig));
-		len = sizeof(*s);
-	} else {
-		struct sockaddr_in *s = (struct sockaddr_in *)&app;
-		s->sin_family = AF_INET;
-		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		s->sin_port = htons((uint16_t)px_addr_port(&c->orig));
-		len = sizeof(*s);
-	}
 	int r = px_conn_dial(c, (const struct sockaddr *)&app, len);
 	if (r < 0) {
 		log_info("inbound dial failed: %s", strerror(-r));
@@ -269,17 +273,5 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 void px_inbound_target(px_hs *hs, px_target *t)
 {
 	memset(t, 0, sizeof(*t));
-	if (hs->orig.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&t->addr;
-		s->sin6_family = AF_INET6;
-		s->sin6_addr = in6addr_loopback;
-		s->sin6_port = htons((uint16_t)px_addr_port(&hs->orig));
-		t->addrlen = sizeof(*s);
-	} else {
-		struct sockaddr_in *s = (struct sockaddr_in *)&t->addr;
-		s->sin_family = AF_INET;
-		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		s->sin_port = htons((uint16_t)px_addr_port(&hs->orig));
-		t->addrlen = sizeof(*s);
-	}
+	t->addrlen = app_addr(&hs->orig, &t->addr);
 }

@@ -75,7 +75,6 @@ typedef struct px_rt {
 	px_retry_budget budget;
 	int budget_key[2];          /* the parameters budget was set up with */
 	px_outlier outlier;
-	bool ejected_seen;          /* for counting circuit state changes */
 	pl_bucket bucket;
 	double bucket_key[2];
 } px_rt;
@@ -138,6 +137,7 @@ struct px_hs {
 	int64_t fault_delay_ns;
 	int fault_abort;
 	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */
+	bool dest_tls;              /* outbound: the dialled destination is sent mTLS */
 
 	/* upstream and response */
 	px_pool *pool;

@@ -38,8 +38,6 @@ void px_up_detach(px_up *u, px_side *out);
 void px_up_release(px_up *u, bool reuse);
 /* The session stops waiting for (or dialling) a connection. */
 void px_pool_cancel(px_pool *p, px_hs *hs);
-ssize_t px_side_recv(px_side *s, void *b, size_t n);
-ssize_t px_side_send(px_side *s, const void *b, size_t n);
 void px_pools_free(proxy *px);
 /* Closes idle pooled connections (draining). */
 void px_pools_close_idle(proxy *px);

@@ -172,10 +172,17 @@ int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 	char ip[INET6_ADDRSTRLEN], key[1024];
 	int port = px_addr_port(&hs->orig);
 
+	/* Who answers at the dialled address, looked up once per request: the Service (its policy),
+	 * and whether it is sent mTLS. */
 	px_addr_ip(&hs->orig, ip, sizeof(ip));
 	const pl_mesh_service *ms = hs->mesh ? pl_mesh_dir_service_at(&hs->mesh->dir, ip, port) : NULL;
-	if (ms)
+	size_t n = 0;
+	if (ms) {
 		hs->service = ms->qname;
+		hs->dest_tls = ms->identities.n > 0;
+	} else {
+		hs->dest_tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+	}
 	hs->op = NULL;
 	hs->route = NULL;
 	for (size_t i = 0; ms && i < cfg->noutbound; i++) {
@@ -242,9 +249,8 @@ static const char *service_addr(const pl_mesh_service *s, int family)
 int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 {
 	proxy *px = hs->px;
-	char ip[INET6_ADDRSTRLEN], key[1024];
+	char key[1024];
 	int port = px_addr_port(&hs->orig);
-	size_t n = 0;
 
 	t->backend = NULL;
 	hs->backend = NULL;
@@ -252,8 +258,7 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 	if (!hs->route) {
 		t->addr = hs->orig;
 		t->addrlen = hs->origlen;
-		px_addr_ip(&hs->orig, ip, sizeof(ip));
-		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+		t->tls = hs->dest_tls;
 		return 0;
 	}
 	const pl_route *rt = hs->route;
@@ -283,8 +288,7 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 	if (strcmp(b->name, hs->op->service) == 0 && bport == port) {
 		t->addr = hs->orig;
 		t->addrlen = hs->origlen;
-		px_addr_ip(&hs->orig, ip, sizeof(ip));
-		t->tls = pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+		t->tls = hs->dest_tls;
 		return 0;
 	}
 	const pl_mesh_service *s = hs->mesh ? pl_mesh_dir_service(&hs->mesh->dir, b->name) : NULL;

@@ -84,6 +84,12 @@ typedef struct px_metrics {
 	uint64_t spliced_bytes;
 } px_metrics;
 
+/* A log line budget: a few lines a second per budget. */
+typedef struct px_log_rate {
+	int64_t window;
+	int n;
+} px_log_rate;
+
 typedef struct proxy proxy;
 typedef struct px_conn px_conn;
 typedef struct px_hs px_hs;

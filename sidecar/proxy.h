@@ -37,6 +37,11 @@ void px_conn_refuse(px_conn *c, int reason);
 void px_conn_handshake(px_conn *c);
 void px_conn_tls_failed(px_conn *c, int fail, const char *detail);
 void px_pool_free(proxy *px);
+/* One read or write on a side, raw or TLS: bytes, 0 at the end (reads), PL_IO_WANT_* or -errno. */
+ssize_t px_side_recv(px_side *s, void *b, size_t n);
+ssize_t px_side_send(px_side *s, const void *b, size_t n);
+/* Per-connection failures are counted; their log lines are limited to a few a second per budget. */
+bool px_log_allowed(const proxy *px, px_log_rate *r);
 int px_tls_fail_index(const char *reason);
 const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t outlen);
 

@@ -58,19 +58,19 @@ const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t out
 	return out;
 }
 
-/* Per-connection failures are counted; their log lines are limited to a few a second. */
-static bool log_allowed(proxy *px)
+bool px_log_allowed(const proxy *px, px_log_rate *r)
 {
-	static int64_t window;
-	static int n;
 	int64_t now = pl_ev_now(px->loop) / 1000000000;
 
-	if (now != window) {
-		window = now;
-		n = 0;
+	if (now != r->window) {
+		r->window = now;
+		r->n = 0;
 	}
-	return ++n <= 5;
+	return ++r->n <= 5;
 }
+
+static px_log_rate log_rate;
+static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
 static char *buf_get(proxy *px)
 {
@@ -352,7 +352,7 @@ void px_conn_handshake(px_conn *c)
 
 /* --- the pumps --- */
 
-static ssize_t xrecv(px_side *s, void *b, size_t n)
+ssize_t px_side_recv(px_side *s, void *b, size_t n)
 {
 	if (s->tls)
 		return pl_tls_read(s->tls, b, n);
@@ -366,7 +366,7 @@ static ssize_t xrecv(px_side *s, void *b, size_t n)
 	}
 }
 
-static ssize_t xsend(px_side *s, const void *b, size_t n)
+ssize_t px_side_send(px_side *s, const void *b, size_t n)
 {
 	if (s->tls)
 		return pl_tls_write(s->tls, b, n);
@@ -425,7 +425,7 @@ static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src
 		if (f->len) {
 			if (!dst_ready)
 				return 0;
-			ssize_t n = xsend(dst, f->buf + f->off, f->len);
+			ssize_t n = px_side_send(dst, f->buf + f->off, f->len);
 			if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
 				dst->want_w = (int)n;
 				return 0;
@@ -450,7 +450,7 @@ static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src
 			return 0;
 		if (!f->buf)
 			f->buf = buf_get(px);
-		ssize_t n = xrecv(src, f->buf, px->set.buf_size);
+		ssize_t n = px_side_recv(src, f->buf, px->set.buf_size);
 		if (n > 0) {
 			src->want_r = 0;
 			f->len = (uint32_t)n;

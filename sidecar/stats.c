@@ -65,19 +65,22 @@ void px_stats_free(proxy *px)
 	map_free(&px->rt);
 }
 
-static void *series(px_family *f, const char *labels, size_t size)
+/* The value under key, created zeroed (size bytes) on first use; map owns key copies and values. */
+static void *get_or_new(pl_hmap *m, const char *key, size_t size)
 {
-	void *v = pl_hmap_get(&f->series, labels);
+	void *v = pl_hmap_get(m, key);
 
 	if (v)
 		return v;
 	v = calloc(1, size);
-	char *k = strdup(labels);
+	char *k = strdup(key);
 	if (!v || !k)
 		abort();
-	pl_hmap_put(&f->series, k, v);
+	pl_hmap_put(m, k, v);
 	return v;
 }
+
+static void *series(px_family *f, const char *labels, size_t size) { return get_or_new(&f->series, labels, size); }
 
 void px_stats_inc(proxy *px, enum px_fam f, const char *labels)
 {
@@ -141,16 +144,4 @@ void px_stats_render(const proxy *px, pl_buf *b)
 	}
 }
 
-px_rt *px_rt_get(proxy *px, const char *key)
-{
-	px_rt *r = pl_hmap_get(&px->rt, key);
-
-	if (r)
-		return r;
-	r = calloc(1, sizeof(*r));
-	char *k = strdup(key);
-	if (!r || !k)
-		abort();
-	pl_hmap_put(&px->rt, k, r);
-	return r;
-}
+px_rt *px_rt_get(proxy *px, const char *key) { return get_or_new(&px->rt, key, sizeof(px_rt)); }

@@ -23,34 +23,6 @@
 static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void up_timer_cb(pl_ev_loop *loop, void *data);
 
-ssize_t px_side_recv(px_side *s, void *b, size_t n)
-{
-	if (s->tls)
-		return pl_tls_read(s->tls, b, n);
-	for (;;) {
-		ssize_t r = recv(s->fd, b, n, 0);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_READ : -errno;
-	}
-}
-
-ssize_t px_side_send(px_side *s, const void *b, size_t n)
-{
-	if (s->tls)
-		return pl_tls_write(s->tls, b, n);
-	for (;;) {
-		ssize_t r = send(s->fd, b, n, MSG_NOSIGNAL);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_WRITE : -errno;
-	}
-}
-
 px_pool *px_pool_get(proxy *px, int dir, const px_target *t)
 {
 	char ip[INET6_ADDRSTRLEN], key[80];
@@ -103,16 +75,27 @@ static void up_free(px_up *u)
 
 static int dial(px_pool *p, px_hs *hs);
 
+/* The longest-waiting session, taken off the queue; NULL when none waits. */
+static px_hs *pop_waiter(px_pool *p)
+{
+	px_hs *hs = p->wait_head;
+
+	if (!hs)
+		return NULL;
+	p->wait_head = hs->wait_next;
+	if (!p->wait_head)
+		p->wait_tail = NULL;
+	hs->wait_next = NULL;
+	p->nwait--;
+	return hs;
+}
+
 /* A connection slot opened up: the first waiting session dials. */
 static void wake_waiter(px_pool *p)
 {
-	while (p->wait_head) {
-		px_hs *hs = p->wait_head;
-		p->wait_head = hs->wait_next;
-		if (!p->wait_head)
-			p->wait_tail = NULL;
-		hs->wait_next = NULL;
-		p->nwait--;
+	px_hs *hs;
+
+	while ((hs = pop_waiter(p))) {
 		int r = dial(p, hs);
 		if (r == 0)
 			return;
@@ -256,14 +239,9 @@ void px_up_release(px_up *u, bool reuse)
 		return;
 	}
 	u->reused = true;
-	if (p->wait_head) {
+	px_hs *hs = pop_waiter(p);
+	if (hs) {
 		/* A waiting session takes it straight away. */
-		px_hs *hs = p->wait_head;
-		p->wait_head = hs->wait_next;
-		if (!p->wait_head)
-			p->wait_tail = NULL;
-		hs->wait_next = NULL;
-		p->nwait--;
 		u->hs = hs;
 		hs->up = u;
 		u->state = PX_UP_BUSY;

@@ -73,6 +73,32 @@ wait_for() {
 
 . "$(dirname "${BASH_SOURCE[0]}")/certs.sh"   # mk_ca, mk_leaf
 
+# e2e_pods PREFIX SFX NET4 NET6 POD...: a switch namespace PREFIX-sw-SFX with a bridge, and a pod
+# namespace PREFIX-<pod>-SFX on it per POD, the n-th with NET4.n/24 and NET6::n/64 on eth0.
+e2e_pods() {
+	local prefix=$1 sfx=$2 net4=$3 net6=$4 sw=$1-sw-$2 n=0 pod ns
+	shift 4
+	ip netns add "$sw" && E2E_NETNS+=("$sw") || die "ip netns add $sw failed"
+	ip -n "$sw" link add br0 type bridge
+	ip -n "$sw" link set br0 up
+	ip -n "$sw" link set lo up
+	for pod in "$@"; do
+		n=$((n + 1))
+		ns=$prefix-$pod-$sfx
+		ip netns add "$ns" && E2E_NETNS+=("$ns") || die "ip netns add $ns failed"
+		ip link add "v$prefix$pod$sfx" type veth peer name "p$prefix$pod$sfx"
+		ip link set "v$prefix$pod$sfx" netns "$ns"
+		ip link set "p$prefix$pod$sfx" netns "$sw"
+		ip -n "$ns" link set "v$prefix$pod$sfx" name eth0
+		ip -n "$ns" link set lo up
+		ip -n "$ns" addr add "$net4.$n/24" dev eth0
+		ip -n "$ns" addr add "$net6::$n/64" dev eth0 nodad
+		ip -n "$ns" link set eth0 up
+		ip -n "$sw" link set "p$prefix$pod$sfx" master br0
+		ip -n "$sw" link set "p$prefix$pod$sfx" up
+	done
+}
+
 # --- kubelet-style projected volume: DIR/..data -> ..<ts>, DIR/<key> -> ..data/<key> ---
 
 PROJ_SEQ=0

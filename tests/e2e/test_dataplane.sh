@@ -24,26 +24,7 @@ PROXY_UID=1407
 
 # --- network: a switch namespace with a bridge, three pods ---
 # a and b are meshed (rules + proxy); c is a pod without a proxy.
-ip netns add "$SW" && E2E_NETNS+=("$SW") || die "ip netns add failed"
-ip -n "$SW" link add br0 type bridge
-ip -n "$SW" link set br0 up
-ip -n "$SW" link set lo up
-n=0
-for pod in a b c; do
-	n=$((n + 1))
-	ns=pl-$pod-$SFX
-	ip netns add "$ns" && E2E_NETNS+=("$ns") || die "ip netns add $ns failed"
-	ip link add "v$pod$SFX" type veth peer name "p$pod$SFX"
-	ip link set "v$pod$SFX" netns "$ns"
-	ip link set "p$pod$SFX" netns "$SW"
-	ip -n "$ns" link set "v$pod$SFX" name eth0
-	ip -n "$ns" link set lo up
-	ip -n "$ns" addr add "198.18.1.$n/24" dev eth0
-	ip -n "$ns" addr add "2001:db8:1::$n/64" dev eth0 nodad
-	ip -n "$ns" link set eth0 up
-	ip -n "$SW" link set "p$pod$SFX" master br0
-	ip -n "$SW" link set "p$pod$SFX" up
-done
+e2e_pods pl "$SFX" 198.18.1 2001:db8:1 a b c
 A4=198.18.1.1; B4=198.18.1.2; C4=198.18.1.3
 A6=2001:db8:1::1; B6=2001:db8:1::2
 wait_for 5 ip netns exec "$PA" ping -c1 -W1 "$B4" || die "no IPv4 path between the pods"
@@ -159,7 +140,7 @@ check "(a) b's proxy terminated an inbound mTLS connection" \
 	test "$(metric "$PB" 'pillion_proxy_connections_total{direction="inbound",transport="mtls"}')" -ge 1
 
 # (b) on the wire between the pods: TLS from the first byte, no plaintext HTTP
-bg "$SW" 0 tcpdump -Z root -i "pb$SFX" --immediate-mode -U -n -s 0 -w "$T/wire.pcap" "tcp port 8080" 2>"$T/tcpdump.log"
+bg "$SW" 0 tcpdump -Z root -i "pplb$SFX" --immediate-mode -U -n -s 0 -w "$T/wire.pcap" "tcp port 8080" 2>"$T/tcpdump.log"
 TCPDUMP=$LAST_PID
 wait_for 10 grep -q "listening on" "$T/tcpdump.log" || die "tcpdump did not start"
 get "$PA" "$APP_UID" "http://$B4:8080/hello.txt" >/dev/null

@@ -18,30 +18,11 @@ trap e2e_cleanup EXIT
 [ -n "${KEEP_TMP:-}" ] && trap "E2E_TMP=; e2e_cleanup" EXIT
 T=$E2E_TMP
 SFX=$(printf '%04x' $((RANDOM)))
-SW=ph-sw-$SFX
 APP_UID=1000
 PROXY_UID=1407
 
 # --- network: a (client, meshed), b (web, meshed), c (no proxy), d (web-canary, meshed) ---
-ip netns add "$SW" && E2E_NETNS+=("$SW") || die "ip netns add failed"
-ip -n "$SW" link add br0 type bridge
-ip -n "$SW" link set br0 up
-n=0
-for pod in a b c d; do
-	n=$((n + 1))
-	ns=ph-$pod-$SFX
-	ip netns add "$ns" && E2E_NETNS+=("$ns") || die "ip netns add $ns failed"
-	ip link add "h$pod$SFX" type veth peer name "q$pod$SFX"
-	ip link set "h$pod$SFX" netns "$ns"
-	ip link set "q$pod$SFX" netns "$SW"
-	ip -n "$ns" link set "h$pod$SFX" name eth0
-	ip -n "$ns" link set lo up
-	ip -n "$ns" addr add "198.18.2.$n/24" dev eth0
-	ip -n "$ns" addr add "2001:db8:2::$n/64" dev eth0 nodad
-	ip -n "$ns" link set eth0 up
-	ip -n "$SW" link set "q$pod$SFX" master br0
-	ip -n "$SW" link set "q$pod$SFX" up
-done
+e2e_pods ph "$SFX" 198.18.2 2001:db8:2 a b c d
 PA=ph-a-$SFX; PB=ph-b-$SFX; PC=ph-c-$SFX; PD=ph-d-$SFX
 B4=198.18.2.2; D4=198.18.2.4; B6=2001:db8:2::2
 wait_for 5 ip netns exec "$PA" ping -c1 -W1 "$B4" || die "no IPv4 path between the pods"

@@ -16,6 +16,7 @@
 #include "orig.h"
 #include "pki/tls.h"
 #include "l7.h"
+#include "trace.h"
 
 #define HBUF_POOL_MAX 64
 #define LINGER_NS (2 * PL_NS_PER_S)
@@ -85,7 +86,7 @@ void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
 		px_inbound_forward(c);
 }
 
-uint32_t px_random(void)
+uint64_t px_random64(void)
 {
 	static uint64_t s;
 
@@ -94,12 +95,14 @@ uint32_t px_random(void)
 			s = (uint64_t)pl_mono_ns();
 		s |= 1;
 	}
-	/* xorshift64*: decisions need spread, not secrecy */
+	/* xorshift64*: decisions and trace ids need spread, not secrecy */
 	s ^= s >> 12;
 	s ^= s << 25;
 	s ^= s >> 27;
-	return (uint32_t)((s * 0x2545F4914F6CDD1DULL) >> 32);
+	return s * 0x2545F4914F6CDD1DULL;
 }
+
+uint32_t px_random(void) { return (uint32_t)(px_random64() >> 32); }
 
 int px_http_try(px_conn *c, uint32_t ev)
 {
@@ -184,6 +187,7 @@ static void request_clear(px_hs *hs)
 	hs->budget_rt = hs->outlier_rt = NULL;
 	hs->backend = NULL;
 	hs->local_cause = NULL;
+	px_alog_discard(hs);
 	hs->service = ""; /* it pointed into the config or mesh just let go */
 }
 
@@ -276,8 +280,10 @@ static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 
 static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
 
-static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade)
+static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace)
 {
+	if (drop_trace && (pl_h1_eq(h->name, "traceparent") || pl_h1_eq(h->name, "tracestate")))
+		return true;
 	return pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade"));
 }
 
@@ -288,8 +294,8 @@ static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgr
  * is longer than what was removed; then it goes to *sep (appended, allocated). Returns where the head
  * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
  */
-static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, char **sep,
-			    uint32_t *seplen)
+static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
+			    char **sep, uint32_t *seplen)
 {
 	static char tmp[PL_H1_DEFAULT_MAX_HEAD + 256];
 	size_t addlen = strlen(add);
@@ -297,7 +303,7 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 	uint32_t n, i;
 
 	for (i = 0; i < m->nheaders && !any; i++)
-		any = drop_field(m, &m->headers[i], keep_upgrade);
+		any = drop_field(m, &m->headers[i], keep_upgrade, drop_trace);
 	if (!any)
 		return 0;
 	const char *eol = memchr(buf, '\n', m->head_len);
@@ -305,7 +311,7 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 	memcpy(tmp, buf, n);
 	for (i = 0; i < m->nheaders; i++) {
 		const pl_h1_header *h = &m->headers[i];
-		if (drop_field(m, h, keep_upgrade))
+		if (drop_field(m, h, keep_upgrade, drop_trace))
 			continue;
 		memcpy(tmp + n, h->name.p, h->name.len);
 		n += h->name.len;
@@ -354,6 +360,8 @@ static void finish_stats(px_hs *hs)
 {
 	proxy *px = hs->px;
 
+	if (hs->alog)
+		px_alog_end(hs);
 	if (!px->fam)
 		return;
 	/* Label text is built and looked up only when something changed since this session's last request. */
@@ -443,6 +451,8 @@ static int scan_request(px_hs *hs)
 		hs->rq_end += k;
 		hs->req_left -= k;
 		hs->req_read_done = hs->req_left == 0;
+		if (hs->alog)
+			px_alog_count(hs, false, k);
 		return 0;
 	}
 	bool done = false;
@@ -460,6 +470,8 @@ static int scan_request(px_hs *hs)
 	}
 	hs->rq_end += (uint32_t)k;
 	hs->req_read_done = done;
+	if (hs->alog)
+		px_alog_count(hs, false, (size_t)k);
 	return 0;
 }
 
@@ -514,6 +526,25 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	}
 	pl_h1_str path = {norm, (uint32_t)nl};
 	int status = hs->dir == PX_OUT ? px_outbound_request(hs, m, path, &r) : px_inbound_request(hs, m, path, &r);
+
+	/* Trace context and the access log, by the destination's policy or the defaults (Add, 1%, no log).
+	 * A request the proxy answers itself starts no trace. */
+	const pl_tracing *tr = hs->op ? &hs->op->tracing : hs->ip ? &hs->ip->tracing : NULL;
+	const pl_access_log *al = hs->op ? &hs->op->access_log : hs->ip ? &hs->ip->access_log : NULL;
+	px_trace trace;
+	char tfield[80] = "", add[128];
+	int traced = px_trace_of(m, &trace);
+	bool drop_trace = false;
+	if (!status && traced != 1 && (!tr || tr->mode == PL_TRACE_ADD)) {
+		double pct = tr ? tr->sampling_percent : 1;
+		bool sampled = (double)px_random() < pct * 42949672.96;
+		px_trace_new(&trace, px_random64(), px_random64(), px_random64(), sampled);
+		px_trace_field(&trace, tfield);
+		drop_trace = traced < 0; /* an invalid traceparent, and its tracestate, are replaced */
+		traced = 1;
+	}
+	if (al && al->enabled)
+		px_alog_begin(hs, m, al, traced == 1 ? trace.trace_id : NULL);
 	if (status) {
 		local_response(hs, status, &r);
 		return PROGRESS;
@@ -523,9 +554,9 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 
 	/* The head as it goes upstream: hop-by-hop fields removed; an HTTP/1.0 client's request keeps the
 	 * pooled connection open. The parsed spans are stale from here on. */
-	int32_t st = rewrite_head(m, hs->in,
-				  hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "",
-				  hs->upgrade, &hs->uhead, &hs->uhead_len);
+	snprintf(add, sizeof(add), "%s%s",
+		 hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "", tfield);
+	int32_t st = rewrite_head(m, hs->in, add, hs->upgrade, drop_trace, &hs->uhead, &hs->uhead_len);
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
 	if (hs->route && hs->route->timeout_ns)
@@ -576,6 +607,8 @@ static int start_attempt(px_hs *hs)
 	} else {
 		px_inbound_target(hs, &target);
 	}
+	if (hs->alog)
+		px_alog_upstream(hs, &target.addr);
 	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
 	hs->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(hs);
@@ -814,7 +847,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	int32_t st = rewrite_head(m, hs->rin,
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
-				  up101, &hs->dhead, &hs->dhead_len);
+				  up101, false, &hs->dhead, &hs->dhead_len);
 	hs->rs_pos = st >= 0 ? (uint32_t)st : m->head_len;
 	hs->rs_end = m->head_len;
 	if (up101) {
@@ -1089,6 +1122,8 @@ static int send_down(px_hs *hs)
 		if (w < 0)
 			return -2;
 		hs->down.want_w = 0;
+		if (hs->alog)
+			px_alog_count(hs, true, (size_t)w);
 		if (hs->dhead_off < hs->dhead_len)
 			hs->dhead_off += (uint32_t)w;
 		else

@@ -155,6 +155,7 @@ struct px_hs {
 	char *dhead;                /* response head (or a whole local response) for downstream */
 	uint32_t dhead_len, dhead_off;
 	const char *local_cause;    /* the proxy answered itself: why */
+	struct px_alog_req *alog;   /* the access log line of this request, when its policy wants one */
 	/* the request counter and histogram of the last request, reused while nothing changed */
 	uint64_t stat_gen;
 	const void *stat_route;
@@ -172,7 +173,7 @@ typedef struct px_family {
 
 enum px_fam {
 	PX_F_REQUESTS, PX_F_DURATION, PX_F_RETRIES, PX_F_BUDGET_EXHAUSTED, PX_F_EJECTIONS, PX_F_DENIED,
-	PX_F_RATE_LIMITED, PX_F_LOCAL, PX_F_UPSTREAM_CONNS, PX_F__N
+	PX_F_RATE_LIMITED, PX_F_LOCAL, PX_F_UPSTREAM_CONNS, PX_F_ACCESS_LOG, PX_F__N
 };
 
 #endif

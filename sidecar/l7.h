@@ -13,6 +13,7 @@ void px_http_start(px_conn *c);
  * over (c is gone), 0 when not (relay c as bytes; also for a client that closed), -1 to wait for more. */
 int px_http_try(px_conn *c, uint32_t ev);
 uint32_t px_random(void);
+uint64_t px_random64(void);
 /* Upstream callbacks for the session a connection was dialled for. */
 void px_http_up_ready(px_hs *hs);
 void px_http_up_failed(px_hs *hs, int cause, const char *detail);
@@ -54,6 +55,19 @@ px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const ch
 			const char *to_down, size_t ndown);
 /* Frees c but leaves its downstream socket (and TLS) open for a new owner. */
 void px_conn_forget(px_conn *c);
+
+/* accesslog.c: the JSON access log on stdout. */
+void px_alog_init(proxy *px);
+/* Writes what is queued, as far as stdout takes it now (the rest is tried again shortly). */
+void px_alog_flush(proxy *px);
+void px_alog_free(proxy *px);
+/* Starts hs's line from the request head (before the head is rewritten). */
+void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const char *trace_id);
+void px_alog_upstream(px_hs *hs, const struct sockaddr_storage *ss);
+void px_alog_count(px_hs *hs, bool response, size_t n);
+/* The request is over: the line is completed and queued (unless its filter leaves it out). */
+void px_alog_end(px_hs *hs);
+void px_alog_discard(px_hs *hs);
 
 /* stats.c */
 void px_stats_init(proxy *px);

@@ -431,6 +431,7 @@ int main(int argc, char **argv)
 	px.idle_timeout_ns = 600 * PL_NS_PER_S;
 	px.head_timeout_ns = 30 * PL_NS_PER_S;
 	px_stats_init(&px);
+	px_alog_init(&px);
 	pl_ev_timer_init(&px.drain_timer, drain_timer_cb, &px);
 	pl_ev_io_init(&sig_io, signal_cb, &px);
 	pl_ev_io_start(px.loop, &sig_io, sigfd, EPOLLIN);
@@ -455,6 +456,8 @@ int main(int argc, char **argv)
 
 	while (!px.stop) {
 		r = pl_ev_run_once(px.loop, -1);
+		if (px.alog_out.len)
+			px_alog_flush(&px);
 		if (r < 0) {
 			log_errorx("event loop: %s", strerror(-r));
 			return 1;
@@ -465,6 +468,7 @@ int main(int argc, char **argv)
 		px_conn_close(px.conns, false);
 	px_http_close_all(&px);
 	px_pools_free(&px);
+	px_alog_free(&px);
 	px_stats_free(&px);
 	px_hbuf_free(&px);
 	px_state_close(&px);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 #include "base/hmap.h"
 #include "ev/ev.h"
 #include "model/model-t.h"
@@ -164,6 +165,9 @@ struct proxy {
 	pl_hmap pools;              /* upstream connection pools by destination key */
 	pl_hmap rt;                 /* px_rt by name: budgets, outliers, rate limits */
 	px_family *fam;             /* L7 metric families (PX_F__N) */
+	pl_buf alog_out;            /* access log lines not yet written */
+	int alog_fd;
+	pl_ev_timer alog_timer;     /* tries again when stdout was full */
 	char **pool;                /* free relay buffers */
 	size_t npool;
 	char **hpool;               /* free HTTP head buffers (PX_HBUF) */

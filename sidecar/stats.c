@@ -29,6 +29,8 @@ static const struct {
 			"Responses the proxy gave itself instead of the upstream's, by cause"},
 	[PX_F_UPSTREAM_CONNS] = {"pillion_proxy_upstream_connections_total", "counter",
 				 "HTTP upstream connections opened (each is reused across requests)"},
+	[PX_F_ACCESS_LOG] = {"pillion_proxy_access_log_lines_total", "counter",
+			     "Access log lines queued for stdout, or dropped because the reader fell 4 MiB behind"},
 };
 
 void px_stats_init(proxy *px)

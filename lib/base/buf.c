@@ -70,6 +70,65 @@ void pl_buf_printf(pl_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at s (first byte 0x80 or more), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (len > n || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+void pl_buf_json_str(pl_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+
+	buf_reserve(b, n + 2);
+	b->data[b->len++] = '"';
+	while (i < n) {
+		unsigned char c = u[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			i++;
+			continue;
+		}
+		size_t k = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+		if (k) {
+			i += k;
+			continue;
+		}
+		pl_buf_append(b, s + run, i - run);
+		char e[6] = {'\\', (char)c, 'u', '0', '0', 0};
+		if (c == '"' || c == '\\') {
+			pl_buf_append(b, e, 2);
+		} else {
+			e[1] = 'u';
+			e[2] = '0';
+			e[3] = '0';
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			pl_buf_append(b, e, 6);
+		}
+		run = ++i;
+	}
+	pl_buf_append(b, s + run, n - run);
+	pl_buf_append(b, "\"", 1);
+}
+
 int pl_buf_read_file(pl_buf *b, const char *path, size_t max)
 {
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);

@@ -26,19 +26,6 @@ int pl_log_set_level_name(const char *name)
 	return -1;
 }
 
-static void json_escape(pl_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			pl_buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			pl_buf_printf(b, "\\u%04x", c);
-		else
-			pl_buf_append(b, s, 1);
-	}
-}
-
 void pl_log(pl_log_level level, const char *fmt, ...)
 {
 	char msg[2048], ts[40];
@@ -55,10 +42,10 @@ void pl_log(pl_log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	pl_buf_printf(&b, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"msg\":\"", level_names[level], ts,
+	pl_buf_printf(&b, "{\"level\":\"%s\",\"ts\":\"%s.%03ldZ\",\"msg\":", level_names[level], ts,
 		      now.tv_nsec / 1000000);
-	json_escape(&b, msg);
-	pl_buf_puts(&b, "\"}\n");
+	pl_buf_json_str(&b, msg, strlen(msg));
+	pl_buf_puts(&b, "}\n");
 	fwrite(b.data, 1, b.len, stderr);
 	pl_buf_free(&b);
 }

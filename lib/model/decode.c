@@ -145,6 +145,7 @@ static const char *type_word(json_type t)
 	case JSON_ARRAY: return "a list";
 	case JSON_STRING: return "a string";
 	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
 	default: return "a boolean";
 	}
 }
@@ -161,7 +162,7 @@ static bool get_typed(pl_dec *d, const json_t *obj, const char *key, bool requir
 			dec_error_at(d, key, "is required");
 		return false;
 	}
-	bool ok = t == JSON_TRUE ? json_is_boolean(v) : json_typeof(v) == t;
+	bool ok = t == JSON_TRUE ? json_is_boolean(v) : t == JSON_REAL ? json_is_number(v) : json_typeof(v) == t;
 	if (!ok) {
 		pl_json_describe(v, got, sizeof(got));
 		dec_error_at(d, key, "must be %s, got %s", type_word(t), got);
@@ -281,6 +282,22 @@ bool dec_int64(pl_dec *d, const json_t *obj, const char *key, bool required, int
 		return false;
 	}
 	*out = n;
+	return true;
+}
+
+bool dec_number(pl_dec *d, const json_t *obj, const char *key, bool required, double min, double max,
+		double *out)
+{
+	json_t *v;
+
+	if (!get_typed(d, obj, key, required, JSON_REAL, &v))
+		return false;
+	double x = json_number_value(v);
+	if (!(x >= min && x <= max)) {
+		dec_error_at(d, key, "must be between %g and %g, got %g", min, max, x);
+		return false;
+	}
+	*out = x;
 	return true;
 }
 

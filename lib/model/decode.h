@@ -44,6 +44,9 @@ bool dec_int(pl_dec *d, const json_t *obj, const char *key, bool required, int m
 bool dec_int64(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
 	       int64_t *out);
 bool dec_bool(pl_dec *d, const json_t *obj, const char *key, bool required, bool *out);
+/* An integer or a real number in [min, max]. */
+bool dec_number(pl_dec *d, const json_t *obj, const char *key, bool required, double min, double max,
+		double *out);
 /* min/max of 0 mean unchecked (the range rules marked "operator" in the reference). */
 bool dec_duration(pl_dec *d, const json_t *obj, const char *key, bool required, int64_t min_ns,
 		  int64_t max_ns, int64_t *out);

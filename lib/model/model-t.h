@@ -175,6 +175,21 @@ typedef struct pl_rate_limit {
 	int burst;
 } pl_rate_limit;
 
+typedef enum { PL_LOG_ALL, PL_LOG_ERRORS } pl_log_filter;
+
+typedef struct pl_access_log {
+	bool enabled;                /* off unless a policy switches it on */
+	pl_log_filter filter;
+} pl_access_log;
+
+typedef enum { PL_TRACE_ADD, PL_TRACE_PROPAGATE } pl_trace_mode;
+
+typedef struct pl_tracing {
+	bool set;                    /* false: the defaults (Add, 1%) */
+	pl_trace_mode mode;
+	double sampling_percent;     /* 0..100: traces the proxy starts that are flagged sampled */
+} pl_tracing;
+
 typedef struct pl_traffic_policy {
 	pl_meta meta;
 	const char *target_name;     /* a Service in the policy's namespace */
@@ -185,6 +200,8 @@ typedef struct pl_traffic_policy {
 	pl_circuit_breaker circuit_breaker;
 	pl_authorization authorization;
 	pl_rate_limit rate_limit;
+	pl_access_log access_log;
+	pl_tracing tracing;
 } pl_traffic_policy;
 
 /* The parts of a v1 Service the model needs. */
@@ -229,6 +246,8 @@ typedef struct pl_inbound_policy {
 	const char *policy;          /* "namespace/name" */
 	pl_authorization authorization;
 	pl_rate_limit rate_limit;
+	pl_access_log access_log;
+	pl_tracing tracing;
 } pl_inbound_policy;
 
 typedef struct pl_outbound_policy {
@@ -238,6 +257,8 @@ typedef struct pl_outbound_policy {
 	size_t nroutes;
 	pl_route *routes;            /* backends[].name is "namespace/name" here */
 	pl_circuit_breaker circuit_breaker;
+	pl_access_log access_log;
+	pl_tracing tracing;
 } pl_outbound_policy;
 
 typedef struct pl_proxy_config {

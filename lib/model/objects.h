@@ -8,6 +8,8 @@
 extern const char *const pl_method_names[];
 extern const char *const pl_retry_on_names[];
 extern const char *const pl_mtls_names[];
+extern const char *const pl_log_filter_names[];
+extern const char *const pl_trace_mode_names[];
 
 void dec_meta(pl_dec *d, const json_t *doc, bool strict, pl_meta *m);
 void dec_labels(pl_dec *d, const json_t *obj, const char *key, bool validate, pl_labels *out);

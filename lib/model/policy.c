@@ -13,6 +13,8 @@ const char *const pl_method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "
 					   "OPTIONS", "TRACE", "PATCH", NULL};
 const char *const pl_retry_on_names[] = {"5xx", "gateway-error", "connect-failure", "reset", NULL};
 const char *const pl_mtls_names[] = {"STRICT", "PERMISSIVE", "DISABLED", NULL};
+const char *const pl_log_filter_names[] = {"All", "Errors", NULL};
+const char *const pl_trace_mode_names[] = {"Add", "Propagate", NULL};
 static const char *const selector_op_names[] = {"In", "NotIn", "Exists", "DoesNotExist", NULL};
 
 const char *pl_mtls_mode_name(pl_mtls_mode m)
@@ -731,10 +733,44 @@ static void dec_rate_limit(pl_dec *d, const json_t *spec, pl_rate_limit *rl)
 	dec_leave(d, saved);
 }
 
+static void dec_access_log(pl_dec *d, const json_t *spec, pl_access_log *al)
+{
+	static const char *const known[] = {"enabled", "filter", NULL};
+	json_t *o;
+	int filter;
+
+	if (!dec_object(d, spec, "accessLog", false, &o))
+		return;
+	size_t saved = dec_enter(d, "accessLog");
+	dec_known_keys(d, o, known);
+	dec_bool(d, o, "enabled", false, &al->enabled);
+	if (dec_enum(d, o, "filter", false, pl_log_filter_names, &filter))
+		al->filter = (pl_log_filter)filter;
+	dec_leave(d, saved);
+}
+
+static void dec_tracing(pl_dec *d, const json_t *spec, pl_tracing *tr)
+{
+	static const char *const known[] = {"traceparent", "samplingPercentage", NULL};
+	json_t *o;
+	int mode;
+
+	tr->sampling_percent = 1;
+	if (!dec_object(d, spec, "tracing", false, &o))
+		return;
+	size_t saved = dec_enter(d, "tracing");
+	dec_known_keys(d, o, known);
+	tr->set = true;
+	if (dec_enum(d, o, "traceparent", false, pl_trace_mode_names, &mode))
+		tr->mode = (pl_trace_mode)mode;
+	dec_number(d, o, "samplingPercentage", false, 0, 100, &tr->sampling_percent);
+	dec_leave(d, saved);
+}
+
 void dec_traffic_policy(pl_dec *d, const json_t *doc, pl_traffic_policy *tp)
 {
 	static const char *const known[] = {"targetRef", "exportTo", "routes", "circuitBreaker",
-					    "authorization", "rateLimit", NULL};
+					    "authorization", "rateLimit", "accessLog", "tracing", NULL};
 	static const char *const target_known[] = {"kind", "name", "port", NULL};
 	static const char *const target_kinds[] = {"Service", NULL};
 	json_t *spec, *t;
@@ -763,5 +799,7 @@ void dec_traffic_policy(pl_dec *d, const json_t *doc, pl_traffic_policy *tp)
 	dec_circuit_breaker(d, spec, &tp->circuit_breaker);
 	dec_authorization(d, spec, &tp->authorization);
 	dec_rate_limit(d, spec, &tp->rate_limit);
+	dec_access_log(d, spec, &tp->access_log);
+	dec_tracing(d, spec, &tp->tracing);
 	dec_leave(d, saved);
 }

@@ -125,10 +125,36 @@ static void rule_item(pl_dec *d, const json_t *o, void *out, size_t i)
 	dec_bits(d, o, "methods", pl_method_names, &r->methods);
 }
 
+/* accessLog and tracing, the same on both sides. Absent tracing: Add, 1%. */
+static void observe_item(pl_dec *d, const json_t *o, pl_access_log *al, pl_tracing *tr)
+{
+	static const char *const al_known[] = {"filter", NULL};
+	static const char *const tr_known[] = {"traceparent", "samplingPercentage", NULL};
+	json_t *x;
+	int v;
+
+	tr->sampling_percent = 1;
+	if (dec_object(d, o, "accessLog", false, &x)) {
+		size_t saved = dec_enter(d, "accessLog");
+		dec_known_keys(d, x, al_known);
+		al->enabled = dec_enum(d, x, "filter", true, pl_log_filter_names, &v);
+		al->filter = al->enabled ? (pl_log_filter)v : PL_LOG_ALL;
+		dec_leave(d, saved);
+	}
+	if (dec_object(d, o, "tracing", false, &x)) {
+		size_t saved = dec_enter(d, "tracing");
+		dec_known_keys(d, x, tr_known);
+		tr->set = dec_enum(d, x, "traceparent", true, pl_trace_mode_names, &v);
+		tr->mode = tr->set ? (pl_trace_mode)v : PL_TRACE_ADD;
+		dec_number(d, x, "samplingPercentage", true, 0, 100, &tr->sampling_percent);
+		dec_leave(d, saved);
+	}
+}
+
 static void inbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 {
 	static const char *const known[] = {"port", "service", "servicePort", "policy", "authorization",
-					    "rateLimit", NULL};
+					    "rateLimit", "accessLog", "tracing", NULL};
 	static const char *const az_known[] = {"rules", NULL};
 	static const char *const rl_known[] = {"requestsPerSecond", "burst", NULL};
 	pl_inbound_policy *p = out;
@@ -155,6 +181,7 @@ static void inbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 		dec_int(d, x, "burst", true, 1, 1000000, &p->rate_limit.burst);
 		dec_leave(d, saved);
 	}
+	observe_item(d, o, &p->access_log, &p->tracing);
 }
 
 static void header_item(pl_dec *d, const json_t *o, void *out, size_t i)
@@ -254,7 +281,8 @@ static void route_item(pl_dec *d, const json_t *o, void *out, size_t i)
 
 static void outbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 {
-	static const char *const known[] = {"service", "port", "policy", "routes", "circuitBreaker", NULL};
+	static const char *const known[] = {"service", "port", "policy", "routes", "circuitBreaker", "accessLog",
+					    "tracing", NULL};
 	static const char *const cb_known[] = {"consecutiveFailures", "baseEjectionMs", "maxEjectionMs",
 					       "maxPendingRequests", "maxConnections", NULL};
 	pl_outbound_policy *p = out;
@@ -277,6 +305,7 @@ static void outbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 		dec_int(d, x, "maxConnections", false, 1, 1000000, &cb->max_connections);
 		dec_leave(d, saved);
 	}
+	observe_item(d, o, &p->access_log, &p->tracing);
 }
 
 bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs)

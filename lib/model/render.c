@@ -127,6 +127,18 @@ static json_t *route_json(const pl_traffic_policy *p, const pl_route *r)
 	return o;
 }
 
+/* The access log (only when on) and tracing (only when set: the proxy's defaults apply otherwise). */
+static void observe_json(json_t *o, const pl_traffic_policy *p)
+{
+	if (p->access_log.enabled)
+		json_object_set_new(o, "accessLog", json_pack("{ss}", "filter",
+							      pl_log_filter_names[p->access_log.filter]));
+	if (p->tracing.set)
+		json_object_set_new(o, "tracing", json_pack("{sssf}", "traceparent",
+							     pl_trace_mode_names[p->tracing.mode],
+							     "samplingPercentage", p->tracing.sampling_percent));
+}
+
 static json_t *outbound_json(const pl_traffic_policy *p)
 {
 	json_t *o = json_object();
@@ -149,6 +161,7 @@ static json_t *outbound_json(const pl_traffic_policy *p)
 			json_object_set_new(c, "maxConnections", json_integer(cb->max_connections));
 		json_object_set_new(o, "circuitBreaker", c);
 	}
+	observe_json(o, p);
 	return o;
 }
 
@@ -223,7 +236,8 @@ static json_t *render_inbound(const pl_index *ix, const pl_pod *pod)
 			if (!p)
 				p = pl_index_policy_for(ix, s->meta.namespace, s->meta.name, 0);
 			int tport = resolve_target_port(pod, sp);
-			if (!p || tport == 0 || (!p->authorization.set && !p->rate_limit.set))
+			if (!p || tport == 0 ||
+			    (!p->authorization.set && !p->rate_limit.set && !p->access_log.enabled && !p->tracing.set))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 8;
@@ -249,6 +263,7 @@ static json_t *render_inbound(const pl_index *ix, const pl_pod *pod)
 			json_object_set_new(o, "rateLimit", json_pack("{sisi}", "requestsPerSecond",
 								      p->rate_limit.requests_per_second, "burst",
 								      p->rate_limit.burst));
+		observe_json(o, p);
 		json_array_append_new(arr, o);
 	}
 	free(ents);

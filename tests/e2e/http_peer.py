@@ -198,6 +198,9 @@ class Peer:
                 time.sleep(0.1)  # e.g. EMFILE; keep serving
                 continue
             self.state.accepted()
+            # Head and body leave in separate writes: without this, Nagle's algorithm holds the body
+            # until the proxy's delayed ACK (40 ms a request).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self.handle, args=(sock, addr), daemon=True).start()
         self.lsock.close()
 

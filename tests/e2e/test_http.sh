@@ -98,6 +98,8 @@ spec:
     - name: a-reads-writes
       from: {identities: ["spiffe://cluster.local/ns/e2e/sa/a"]}
       to: {methods: [GET, POST, PUT, HEAD]}
+  accessLog: {enabled: true}
+  tracing: {samplingPercentage: 100}
 ---
 apiVersion: pillion.dev/v1alpha1
 kind: TrafficPolicy
@@ -113,6 +115,8 @@ spec:
     maxEjectionTime: 10s
     maxConnections: 1
     maxPendingRequests: 1
+  accessLog: {enabled: true, filter: Errors}
+  tracing: {traceparent: Add, samplingPercentage: 0}
 ---
 apiVersion: pillion.dev/v1alpha1
 kind: TrafficPolicy
@@ -120,6 +124,7 @@ metadata: {name: rl, namespace: e2e}
 spec:
   targetRef: {kind: Service, name: rl, port: 8082}
   rateLimit: {requestsPerSecond: 1, burst: 2}
+  tracing: {traceparent: Propagate}
 YAML
 } > "$T/objs.yaml"
 
@@ -176,8 +181,9 @@ peer "$PD" d 8080; peer4 "$PD" d 8080
 for p in a b d; do
 	ns=ph-$p-$SFX
 	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
+	# stdout is the access log
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
-		--tls-dir "$T/$p/tls" --detect-timeout 300ms --log-level info
+		--tls-dir "$T/$p/tls" --detect-timeout 300ms --log-level info > "$T/access-$p.log"
 done
 for ns in "$PA" "$PB" "$PD"; do
 	wait_for 10 ip netns exec "$ns" curl -sf -o /dev/null http://127.0.0.1:15420/ready || die "proxy in $ns not ready"
@@ -362,9 +368,9 @@ sed 's/name: a-reads-writes/name: a-reads-writes-v2/; s/timeout: 300ms/timeout: 
 "$BIN/pillionctl" render --pod "$T/pod-b.yaml" -f "$T/objs2.yaml" > "$T/b2.json" || die "render b2"
 chmod a+r "$T"/*.json
 r0=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')
-client "$PA" load "$B4" 8080 /load 8 20000 > "$T/load.out" 2>"$T/load.err" &
+client "$PA" load "$B4" 8080 /load 5 100000 > "$T/load.out" 2>"$T/load.err" &
 LOADPID=$!
-client "$PA" load "$B4" 8080 "/post/load" 8 20000 > "$T/load2.out" 2>"$T/load2.err" &
+client "$PA" load "$B4" 8080 "/post/load" 5 100000 > "$T/load2.out" 2>"$T/load2.err" &
 LOADPID2=$!
 for i in $(seq 1 12); do
 	v=$((i % 2 + 1))
@@ -377,6 +383,76 @@ r1=$(metric "$PB" 'pillion_proxy_reloads_total{file="config",result="ok"}')
 check "(13) b reloaded its config under load ($r0 -> $r1)" test "$r1" -ge $((r0 + 6))
 check "(13) keep-alive load during the reloads: no failed request ($(cat "$T/load.out"))" grep -q 'failed=0' "$T/load.out"
 check "(13) ... second loop too ($(cat "$T/load2.out"))" grep -q 'failed=0' "$T/load2.out"
+
+# (15) access log and W3C trace context
+# logcheck FILE MARKER KEY=VALUE|KEY>NUMBER...: the last access log line holding MARKER has those fields.
+logcheck() {
+	$PY - "$@" <<'PY'
+import json, sys
+f, marker, *conds = sys.argv[1:]
+lines = [l for l in open(f) if marker in l]
+if not lines:
+    sys.exit(f"no line with {marker} in {f}")
+d = json.loads(lines[-1])
+for c in conds:
+    k, op, v = (c.partition(">")[0], ">", c.partition(">")[2]) if ">" in c else (c.partition("=")[0], "=", c.partition("=")[2])
+    got = d.get(k)
+    if (op == "=" and str(got) != v) or (op == ">" and not (isinstance(got, int) and got > int(v))):
+        sys.exit(f"{k}: want {op}{v}, got {got!r} in {lines[-1].strip()}")
+PY
+}
+# the traceparent values the server saw, from an echo=1 response
+seen_tp() { grep -o '"traceparent", "[^"]*"' "$1" | cut -d'"' -f4; }
+export -f seen_tp
+TP_RE='^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$'
+ca -A 'e2e-agent/1' "http://$B4:8080/logged/a1?echo=1&q=%22x" > "$T/r15"
+tp=$(seen_tp "$T/r15")
+check "(15) a request without a traceparent reaches the server with a new one ($tp)" \
+	bash -c "echo '$tp' | grep -Eq '$TP_RE'"
+check "(15) ... flagged sampled, as samplingPercentage 100 says" bash -c "echo '$tp' | grep -q -- '-01\$'"
+tid=$(echo "$tp" | cut -d- -f2)
+wait_for 3 grep -q logged/a1 "$T/access-a.log"
+wait_for 3 grep -q logged/a1 "$T/access-b.log"
+check "(15) a's proxy logs it: outbound, service, route, status, method, agent, trace id, upstream" \
+	logcheck "$T/access-a.log" logged/a1 direction=outbound service=e2e/web route=default status=200 method=GET \
+	user_agent=e2e-agent/1 "trace_id=$tid" attempts=1 "upstream=$B4:8080" protocol=HTTP/1.1 policy=e2e/web
+check "(15) b's proxy logs it inbound, with a's SPIFFE ID, the same trace id and the raw path" \
+	logcheck "$T/access-b.log" logged/a1 direction=inbound "client_identity=spiffe://$TD/ns/e2e/sa/a" \
+	"trace_id=$tid" 'path=/logged/a1?echo=1&q=%22x' 'response_bytes>100' status=200
+check "(15) every access log line is one JSON object" \
+	$PY -c 'import json,sys; [json.loads(l) for f in sys.argv[1:] for l in open(f)]' "$T/access-a.log" "$T/access-b.log"
+ca -X POST --data-binary 'twelve bytes' "http://$B4:8080/post/logged-a2?fail=1" >/dev/null
+wait_for 3 grep -q logged-a2 "$T/access-a.log"
+check "(15) a retried POST logs 2 attempts, its 12 body bytes, and the final 200" \
+	logcheck "$T/access-a.log" logged-a2 attempts=2 request_bytes=12 status=200 route=post
+ca -X DELETE "http://$B4:8080/logged/a3" >/dev/null
+wait_for 3 grep -q logged/a3 "$T/access-b.log"
+check "(15) a denied request is logged with the proxy's cause" \
+	logcheck "$T/access-b.log" logged/a3 status=403 proxy_error=forbidden method=DELETE
+given="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+ca -H "traceparent: $given" -H 'tracestate: v=1' "http://$B4:8080/logged/a4?echo=1" > "$T/r15b"
+check "(15) a valid traceparent (and its tracestate) is passed on unchanged" \
+	bash -c "[ \"\$(seen_tp '$T/r15b')\" = '$given' ] && grep -q '\"tracestate\", \"v=1\"' '$T/r15b'"
+ca -H "traceparent: 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01" -H 'tracestate: v=1' \
+	"http://$B4:8080/logged/a5?echo=1" > "$T/r15c"
+check "(15) an invalid traceparent is replaced by one new one, and its tracestate dropped" \
+	bash -c "[ \$(seen_tp '$T/r15c' | wc -l) = 1 ] && seen_tp '$T/r15c' | grep -Eq '$TP_RE' && ! grep -q tracestate '$T/r15c'"
+ca "http://$B4:8081/cb/ok?echo=1" > "$T/r15d"
+ca "http://$B4:8081/cb/logged-e1?status=502" > /dev/null
+ca "http://$B4:8081/cb/logged-ok" > /dev/null
+check "(15) samplingPercentage 0: a new trace is not flagged sampled ($(seen_tp "$T/r15d"))" \
+	bash -c "seen_tp '$T/r15d' | grep -Eq -- '^00-.*-00\$'"
+wait_for 3 grep -q logged-e1 "$T/access-a.log"
+check "(15) filter Errors: a 502 is logged, a 200 is not" \
+	bash -c "grep -q 'logged-e1' '$T/access-a.log' && ! grep -q 'logged-ok' '$T/access-a.log'"
+ca "http://$B4:8082/rl-logged?echo=1" > "$T/r15e"
+check "(15) traceparent Propagate: none is added on either side" \
+	bash -c "grep -q rl-logged '$T/r15e' && ! grep -qi traceparent '$T/r15e'"
+ca -H 'traceparent: garbage' "http://$B4:8082/rl-logged2?echo=1" > "$T/r15f"
+check "(15) traceparent Propagate: an invalid one passes untouched" bash -c "[ \"\$(seen_tp '$T/r15f')\" = garbage ]"
+check "(15) a policy without accessLog writes no line" bash -c "! grep -q rl-logged '$T/access-a.log' '$T/access-b.log'"
+check "(15) lines are counted as queued" \
+	test "$(metric "$PA" 'pillion_proxy_access_log_lines_total{result="queued"}')" -ge 4
 
 # (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
 check "(14) metrics show HTTP sessions counted as connections" \

@@ -152,6 +152,40 @@ static void test_arena_strings(void **state)
 
 /* ---------- buf ---------- */
 
+static const char *json_of(pl_buf *b, const char *s, size_t n)
+{
+	pl_buf_reset(b);
+	pl_buf_json_str(b, s, n);
+	return b->data;
+}
+
+/* JSON strings from any bytes: valid UTF-8 kept, everything else escaped, always valid JSON. */
+static void test_buf_json_str(void **state)
+{
+	(void)state;
+	pl_buf b = PL_BUF_INIT;
+
+	assert_string_equal(json_of(&b, "", 0), "\"\"");
+	assert_string_equal(json_of(&b, "/a?b=c d", 8), "\"/a?b=c d\"");
+	assert_string_equal(json_of(&b, "q\"b\\e", 5), "\"q\\\"b\\\\e\"");
+	assert_string_equal(json_of(&b, "a\nb\tc\x7f", 6), "\"a\\u000ab\\u0009c\\u007f\"");
+	assert_string_equal(json_of(&b, "a\0b", 3), "\"a\\u0000b\"");
+	/* UTF-8: 2, 3 and 4 bytes kept */
+	assert_string_equal(json_of(&b, "\xc2\xb5s \xe2\x82\xac \xf0\x9f\x98\x80", 12), "\"\xc2\xb5s \xe2\x82\xac \xf0\x9f\x98\x80\"");
+	/* not UTF-8: a lone continuation, a cut sequence, an overlong form, a surrogate, above U+10FFFF */
+	assert_string_equal(json_of(&b, "\x80", 1), "\"\\u0080\"");
+	assert_string_equal(json_of(&b, "\xe2\x82", 2), "\"\\u00e2\\u0082\"");
+	assert_string_equal(json_of(&b, "\xc0\xaf", 2), "\"\\u00c0\\u00af\"");
+	assert_string_equal(json_of(&b, "\xed\xa0\x80", 3), "\"\\u00ed\\u00a0\\u0080\"");
+	assert_string_equal(json_of(&b, "\xf4\x90\x80\x80", 4), "\"\\u00f4\\u0090\\u0080\\u0080\"");
+	/* appended, not replaced */
+	pl_buf_reset(&b);
+	pl_buf_puts(&b, "{\"k\":");
+	pl_buf_json_str(&b, "v", 1);
+	assert_string_equal(b.data, "{\"k\":\"v\"");
+	pl_buf_free(&b);
+}
+
 static void test_buf_append_growth(void **state)
 {
 	(void)state;
@@ -753,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_arena_zeroing),
 		cmocka_unit_test(test_arena_strings),
 		cmocka_unit_test(test_buf_append_growth),
+		cmocka_unit_test(test_buf_json_str),
 		cmocka_unit_test(test_buf_printf_growth),
 		cmocka_unit_test(test_buf_read_file),
 		cmocka_unit_test(test_buf_read_missing),

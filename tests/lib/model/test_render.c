@@ -344,6 +344,67 @@ static void test_proxy_config_round_trip(void **state)
 }
 
 
+/* accessLog and tracing reach both sides; without them the proxy's defaults apply (no log, Add, 1%). */
+static void test_observability_round_trip(void **state)
+{
+	(void)state;
+	char yaml[4096];
+	fixture f;
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_proxy_config cfg;
+
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n"
+		 TP "metadata: {name: web, namespace: shop}\n"
+		 "spec:\n  targetRef: {name: web, port: 80}\n"
+		 "  accessLog: {enabled: true, filter: Errors}\n"
+		 "  tracing: {traceparent: Propagate, samplingPercentage: 0.25}\n---\n"
+		 TP "metadata: {name: admin, namespace: shop}\n"
+		 "spec:\n  targetRef: {name: web, port: 9000}\n  accessLog: {enabled: false}\n",
+		 pod_web, svc_web);
+	json_t *doc = render(&f, yaml);
+	char *text = pl_json_dump_pretty(doc);
+	json_t *back = json_loads(text, 0, NULL);
+	assert_non_null(back);
+	pl_arena_init(&a);
+	if (!pl_proxy_config_decode(&a, back, &cfg, &errs))
+		fail_msg("decode: %s: %s", errs.v[0].path, errs.v[0].msg);
+	/* Inbound: only port 8080 (service port 80) has something for the proxy to do; the policy on 9000
+	 * switches nothing on, so it renders no inbound entry. */
+	assert_int_equal(cfg.ninbound, 1);
+	assert_true(cfg.inbound[0].access_log.enabled);
+	assert_int_equal(cfg.inbound[0].access_log.filter, PL_LOG_ERRORS);
+	assert_true(cfg.inbound[0].tracing.set);
+	assert_int_equal(cfg.inbound[0].tracing.mode, PL_TRACE_PROPAGATE);
+	assert_true(cfg.inbound[0].tracing.sampling_percent == 0.25);
+	assert_int_equal(cfg.noutbound, 2);
+	const pl_outbound_policy *o = cfg.outbound[0].port == 80 ? &cfg.outbound[0] : &cfg.outbound[1];
+	const pl_outbound_policy *o2 = o == &cfg.outbound[0] ? &cfg.outbound[1] : &cfg.outbound[0];
+	assert_true(o->access_log.enabled);
+	assert_int_equal(o->tracing.mode, PL_TRACE_PROPAGATE);
+	assert_false(o2->access_log.enabled);
+	assert_false(o2->tracing.set);
+	assert_int_equal(o2->tracing.mode, PL_TRACE_ADD);
+	assert_true(o2->tracing.sampling_percent == 1);
+	assert_null(json_object_get(json_array_get(json_object_get(back, "outbound"), o2 == &cfg.outbound[0] ? 0 : 1),
+				    "accessLog"));
+	/* A proxy config with a bad value is named by path. */
+	int oi = o == &cfg.outbound[0] ? 0 : 1;
+	json_t *ob = json_array_get(json_object_get(back, "outbound"), (size_t)oi);
+	json_object_set_new(json_object_get(ob, "tracing"), "samplingPercentage", json_integer(101));
+	errs.n = 0;
+	assert_false(pl_proxy_config_decode(&a, back, &cfg, &errs));
+	char path[64];
+	snprintf(path, sizeof(path), "outbound[%d].tracing.samplingPercentage", oi);
+	assert_non_null(error_at(&errs, path));
+	pl_arena_free(&a);
+	free(text);
+	json_decref(back);
+	json_decref(doc);
+	fixture_free(&f);
+}
+
+
 /* All valid pods of a fixture, for the mesh directory. */
 static size_t fixture_pods(const fixture *f, const pl_pod **out, size_t max)
 {
@@ -447,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_deterministic_and_hashed),
 		cmocka_unit_test(test_scale_only_what_applies),
 		cmocka_unit_test(test_proxy_config_round_trip),
+		cmocka_unit_test(test_observability_round_trip),
 		cmocka_unit_test(test_mesh_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,7 @@
 #include "model/model-t.h"
 
 #define ANN_NATIVE "pillion.dev/native-sidecar"
-#define PROXY_NAME "pillion-proxy"
+#define PROXY_NAME PL_PROXY_CONTAINER
 #define INIT_NAME "pillion-init"
 #define VOL_CONFIG "pillion-config"
 #define VOL_MESH "pillion-mesh"

@@ -12,6 +12,7 @@
 #define PL_DEFAULT_NAMESPACE "default"
 #define PL_DEFAULT_SERVICE_ACCOUNT "default"
 #define PL_ANNOTATION_ID "pillion.dev/id"
+#define PL_PROXY_CONTAINER "pillion-proxy"
 
 /* Every string below is owned by the pl_objset arena that holds the object. */
 typedef struct pl_strv {
@@ -227,6 +228,12 @@ typedef struct pl_container_port {
 	int port;
 } pl_container_port;
 
+/* A kubelet HTTP probe of the pod (httpGet, scheme HTTP, to the pod's own address). */
+typedef struct pl_probe {
+	int port;                    /* resolved when the probe names a container port */
+	const char *path;            /* without the query; "/" when the probe gives none */
+} pl_probe;
+
 /* The parts of a v1 Pod the model needs. */
 typedef struct pl_pod {
 	pl_meta meta;
@@ -236,6 +243,8 @@ typedef struct pl_pod {
 	pl_container_port *ports;
 	pl_strv ips;                 /* status.podIPs (or status.podIP); empty before scheduling */
 	const char *phase;           /* status.phase, "" when absent */
+	size_t nprobes;
+	pl_probe *probes;            /* distinct, in container and probe order */
 } pl_pod;
 
 /* The rendered per-pod proxy config (docs/policy-model.md), as the proxy reads it. */
@@ -276,6 +285,8 @@ typedef struct pl_proxy_config {
 	pl_inbound_policy *inbound;
 	size_t noutbound;
 	pl_outbound_policy *outbound;
+	size_t nprobes;
+	pl_probe *probes;            /* plaintext requests the proxy lets through to the app even under STRICT */
 	const char *hash;
 } pl_proxy_config;
 

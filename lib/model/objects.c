@@ -111,6 +111,56 @@ static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
 		pod->ips.v[pod->ips.n++] = pl_arena_strdup(d->arena, ip);
 }
 
+/* The kubelet's HTTP probes of the app containers. Read leniently: the API server validated the pod;
+ * what the proxy cannot let through as plaintext (HTTPS, another host) is left out. */
+static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
+{
+	static const char *const kinds[] = {"livenessProbe", "readinessProbe", "startupProbe"};
+	const json_t *list = json_object_get(spec, "containers");
+	json_t *c, *p;
+	size_t i, j;
+
+	pod->probes = pl_arena_calloc(d->arena, json_array_size(list) * 3 + 1, sizeof(*pod->probes));
+	json_array_foreach(list, i, c) {
+		const char *cname = pl_json_get_str(c, "name");
+		if (cname && strcmp(cname, PL_PROXY_CONTAINER) == 0)
+			continue;
+		for (int k = 0; k < 3; k++) {
+			const json_t *g = json_object_get(json_object_get(c, kinds[k]), "httpGet");
+			const char *scheme = pl_json_get_str(g, "scheme"), *host = pl_json_get_str(g, "host");
+			if (!json_is_object(g) || (scheme && strcmp(scheme, "HTTP") != 0) || (host && *host))
+				continue;
+			const json_t *pv = json_object_get(g, "port");
+			int port = json_is_integer(pv) ? (int)json_integer_value(pv) : 0;
+			if (json_is_string(pv)) {
+				json_array_foreach(json_object_get(c, "ports"), j, p) {
+					const char *n = pl_json_get_str(p, "name");
+					json_t *cp = json_object_get(p, "containerPort");
+					if (n && strcmp(n, json_string_value(pv)) == 0 && json_is_integer(cp))
+						port = (int)json_integer_value(cp);
+				}
+			}
+			if (port < 1 || port > 65535)
+				continue;
+			const char *path = pl_json_get_str(g, "path");
+			if (!path)
+				path = "";
+			size_t n = strcspn(path, "?#");
+			char *pp = pl_arena_alloc(d->arena, n + 2);
+			/* The kubelet requests "/" for an empty path and puts the path after the authority. */
+			size_t off = path[0] == '/' ? 0 : 1;
+			pp[0] = '/';
+			memcpy(pp + off, path, n);
+			pp[n + off] = 0;
+			bool dup = false;
+			for (size_t q = 0; q < pod->nprobes && !dup; q++)
+				dup = pod->probes[q].port == port && strcmp(pod->probes[q].path, pp) == 0;
+			if (!dup)
+				pod->probes[pod->nprobes++] = (pl_probe){port, pp};
+		}
+	}
+}
+
 static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 {
 	json_t *spec, *list, *c, *ports, *p;
@@ -158,6 +208,7 @@ static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 			}
 		}
 	}
+	pod_probes(d, spec, pod);
 	dec_leave(d, saved);
 }
 

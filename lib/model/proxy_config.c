@@ -308,10 +308,22 @@ static void outbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 	observe_item(d, o, &p->access_log, &p->tracing);
 }
 
+static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
+{
+	static const char *const known[] = {"port", "path", NULL};
+	pl_probe *p = out;
+	(void)i;
+
+	dec_known_keys(d, o, known);
+	dec_int(d, o, "port", true, 1, 65535, &p->port);
+	if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path) && p->path[0] != '/')
+		dec_error_at(d, "path", "must start with /");
+}
+
 bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs)
 {
 	static const char *const known[] = {"apiVersion", "kind", "pod", "identity", "inbound", "outbound",
-					    "hash", NULL};
+					    "probes", "hash", NULL};
 	static const char *const pod_known[] = {"namespace", "name", "id", "serviceAccount", NULL};
 	static const char *const id_known[] = {"spiffeId", "trustDomain", "mtlsMode", "certificate", "source", NULL};
 	static const char *const cert_known[] = {"ttlMs", "renewBeforeMs", NULL};
@@ -364,6 +376,7 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 				  inbound_item);
 	cfg->noutbound = dec_items(d, doc, "outbound", true, sizeof(pl_outbound_policy), (void **)&cfg->outbound,
 				   outbound_item);
+	cfg->nprobes = dec_items(d, doc, "probes", false, sizeof(pl_probe), (void **)&cfg->probes, probe_item);
 	if (dec_string(d, doc, "hash", true, 0, NULL, NULL, &cfg->hash)) {
 		char want[80];
 		pl_proxy_config_hash(doc, want);

@@ -345,6 +345,12 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 	json_object_set_new(cfg, "identity", render_identity(ix, pod));
 	json_object_set_new(cfg, "inbound", render_inbound(ix, pod));
 	json_object_set_new(cfg, "outbound", render_outbound(ix, pod));
+	if (pod->nprobes) {
+		json_t *pr = json_array();
+		for (size_t i = 0; i < pod->nprobes; i++)
+			json_array_append_new(pr, json_pack("{siss}", "port", pod->probes[i].port, "path", pod->probes[i].path));
+		json_object_set_new(cfg, "probes", pr);
+	}
 	char hash[80];
 	pl_proxy_config_hash(cfg, hash);
 	json_object_set_new(cfg, "hash", json_string(hash));

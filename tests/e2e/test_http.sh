@@ -51,6 +51,12 @@ kind: MeshIdentity
 metadata: {name: default, namespace: e2e}
 spec: {mtls: {mode: PERMISSIVE}}
 ---
+# d is STRICT: only its kubelet probes may come in plaintext
+apiVersion: pillion.dev/v1alpha1
+kind: MeshIdentity
+metadata: {name: strict-d, namespace: e2e}
+spec: {selector: {matchLabels: {app: d}}, mtls: {mode: STRICT}}
+---
 apiVersion: pillion.dev/v1alpha1
 kind: TrafficPolicy
 metadata: {name: web, namespace: e2e}
@@ -128,14 +134,15 @@ spec:
 YAML
 } > "$T/objs.yaml"
 
-pod() { # NAME PORTS...
-	local name=$1 ports="" p; shift
-	for p in "$@"; do ports="$ports{containerPort: $p}, "; done
+pod() { # NAME PORTS...   (the first port is named http and probed: liveness /healthz, readiness /ready?full=1)
+	local name=$1 ports="" p probes=""; shift
+	for p in "$@"; do ports="$ports{containerPort: $p, name: p$p}, "; done
+	[ $# -gt 0 ] && probes=", livenessProbe: {httpGet: {path: /healthz, port: p$1}}, readinessProbe: {httpGet: {path: '/ready?full=1', port: $1}}, startupProbe: {httpGet: {path: /secure, port: $1, scheme: HTTPS}}"
 	cat <<YAML
 apiVersion: v1
 kind: Pod
 metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pillion.dev/id: "${name}0000000000000000000000000000001"}}
-spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]}]}
+spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]$probes}]}
 YAML
 }
 pod a > "$T/pod-a.yaml"
@@ -453,6 +460,29 @@ check "(15) traceparent Propagate: an invalid one passes untouched" bash -c "[ \
 check "(15) a policy without accessLog writes no line" bash -c "! grep -q rl-logged '$T/access-a.log' '$T/access-b.log'"
 check "(15) lines are counted as queued" \
 	test "$(metric "$PA" 'pillion_proxy_access_log_lines_total{result="queued"}')" -ge 4
+
+# (16) kubelet probes: plaintext GETs of the pod's probe paths pass even under STRICT (d) and past
+# authorization rules (b), nothing else does
+pc() { in_ns "$PC" "$APP_UID" curl -s -i --max-time 5 "$@"; }
+check "(16) d's rendered config lists its HTTP probes (named port resolved, query dropped, HTTPS left out)" \
+	$PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["probes"]; assert p == [{"port": 8080, "path": "/healthz"}, {"port": 8080, "path": "/ready"}], p' "$T/d.json"
+pc "http://$D4:8080/healthz" > "$T/r16a"
+check "(16) STRICT d: a plaintext GET of the liveness path reaches the app" grep -q 'hello from d path=/healthz' "$T/r16a"
+pc "http://$D4:8080/ready?full=1" > "$T/r16b"
+check "(16) STRICT d: the readiness path with its query reaches the app" grep -q 'hello from d path=/ready?full=1' "$T/r16b"
+pc "http://$D4:8080/other" > "$T/r16c"
+check "(16) STRICT d: any other plaintext path gets 403 naming STRICT" \
+	bash -c "[ \"\$(status < '$T/r16c')\" = 403 ] && grep -q 'mTLS is STRICT' '$T/r16c'"
+pc -X POST "http://$D4:8080/healthz" > "$T/r16d"
+check "(16) STRICT d: a POST to the probe path is refused too" bash -c "[ \"\$(status < '$T/r16d')\" = 403 ]"
+out=$(in_ns "$PC" "$APP_UID" timeout 10 $PY "$HERE/http_client.py" raw "$D4" 8080 'NOT-HTTP\r\n\r\n')
+check "(16) STRICT d: plaintext that is not HTTP is cut, not relayed" bash -c "! echo '$out' | grep -q 'hello from d'"
+check "(16) ... counted as a STRICT plaintext refusal" \
+	test "$(metric "$PD" 'pillion_proxy_refused_connections_total{direction="inbound",reason="strict_plaintext"}')" -ge 1
+check "(16) STRICT d still serves mesh callers (a over mTLS)" grep -q 'hello from d' <(ca -H 'x-canary: true' "http://$B4:8080/strict-ok")
+pc "http://$B4:8080/healthz" > "$T/r16e"
+check "(16) PERMISSIVE b: a plaintext probe passes b's authorization rules (which deny plaintext)" \
+	grep -q 'hello from b path=/healthz' "$T/r16e"
 
 # (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
 check "(14) metrics show HTTP sessions counted as connections" \

@@ -405,6 +405,44 @@ static void test_observability_round_trip(void **state)
 }
 
 
+/* The kubelet's HTTP probes reach the config: ports resolved, paths as the kubelet sends them. */
+static void test_probes(void **state)
+{
+	(void)state;
+	fixture f;
+	static const char yaml[] =
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  namespace: shop\n"
+		"  annotations: {pillion.dev/id: 0123456789abcdef0123456789abcdef}\n"
+		"spec:\n  containers:\n"
+		"  - name: app\n    ports: [{name: http, containerPort: 8080}, {name: admin, containerPort: 9000}]\n"
+		"    livenessProbe: {httpGet: {path: healthz, port: http}}\n"
+		"    readinessProbe: {httpGet: {port: 8080}}\n"
+		"    startupProbe: {tcpSocket: {port: 8080}}\n"
+		"  - name: side\n    ports: [{name: http, containerPort: 7000}]\n"
+		"    livenessProbe: {httpGet: {path: '/live?verbose=1', port: http, scheme: HTTP}}\n"
+		"    readinessProbe: {httpGet: {path: /secure, port: 9443, scheme: HTTPS}}\n"
+		"    startupProbe: {httpGet: {path: /elsewhere, port: 80, host: example.org}}\n"
+		"  - name: dup\n    livenessProbe: {httpGet: {path: /healthz, port: 8080}}\n"
+		"    readinessProbe: {httpGet: {path: /x, port: nosuchname}}\n"
+		"  - name: pillion-proxy\n    readinessProbe: {httpGet: {path: /ready, port: 15420}}\n";
+
+	json_t *doc = render(&f, yaml);
+	json_t *want = json_loads("[{\"port\": 8080, \"path\": \"/healthz\"}, {\"port\": 8080, \"path\": \"/\"},"
+				  " {\"port\": 7000, \"path\": \"/live\"}]", 0, NULL);
+	if (!json_equal(json_object_get(doc, "probes"), want)) {
+		char *got = json_dumps(json_object_get(doc, "probes"), 0);
+		fail_msg("probes: %s", got ? got : "(none)");
+	}
+	json_decref(want);
+	json_decref(doc);
+	fixture_free(&f);
+	/* No HTTP probe: no key, so the config of a pod without probes is unchanged. */
+	doc = render(&f, pod_web);
+	assert_null(json_object_get(doc, "probes"));
+	json_decref(doc);
+	fixture_free(&f);
+}
+
 /* All valid pods of a fixture, for the mesh directory. */
 static size_t fixture_pods(const fixture *f, const pl_pod **out, size_t max)
 {
@@ -509,6 +547,7 @@ int main(void)
 		cmocka_unit_test(test_scale_only_what_applies),
 		cmocka_unit_test(test_proxy_config_round_trip),
 		cmocka_unit_test(test_observability_round_trip),
+		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_mesh_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -185,6 +185,7 @@ static void request_clear(px_hs *hs)
 	hs->route = NULL;
 	hs->ip = NULL;
 	hs->budget_rt = hs->outlier_rt = NULL;
+	hs->ocb = NULL;
 	hs->backend = NULL;
 	hs->local_cause = NULL;
 	px_alog_discard(hs);
@@ -504,6 +505,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->close_after = false;
 	hs->attempts = 0;
 	hs->stale_retried = false;
+	hs->connect_retried = false;
 	hs->status = 0;
 	hs->service = "";
 	hs->fault_delay_ns = 0;
@@ -679,17 +681,19 @@ static void outlier_result(px_hs *hs, bool failure)
 {
 	proxy *px = hs->px;
 
-	if (!hs->outlier_rt || !hs->op || !hs->op->circuit_breaker.set || !hs->op->circuit_breaker.consecutive_failures)
+	if (!hs->outlier_rt || !hs->ocb || !hs->ocb->set || !hs->ocb->consecutive_failures)
 		return;
-	if (px_outlier_result(&hs->outlier_rt->outlier, &hs->op->circuit_breaker, failure, pl_ev_now(px->loop))) {
-		char lbl[700];
+	if (px_outlier_result(&hs->outlier_rt->outlier, hs->ocb, failure, pl_ev_now(px->loop))) {
+		char lbl[700], a[64] = "";
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->service,
 			 hs->backend ? hs->backend : hs->service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
+		if (hs->endpoint && hs->pool)
+			px_addr_str(&hs->pool->addr, a, sizeof(a));
 		if (log_allowed(px))
-			log_info("circuit breaker: backend %s of %s ejected after %d consecutive failures",
-				 hs->backend ? hs->backend : hs->service, hs->service,
-				 hs->op->circuit_breaker.consecutive_failures);
+			log_info("circuit breaker: %s%s%s of %s ejected after %d consecutive failures",
+				 a[0] ? "endpoint " : "backend ", a[0] ? a : hs->backend ? hs->backend : hs->service,
+				 a[0] ? "" : "", hs->service, hs->ocb->consecutive_failures);
 	}
 }
 
@@ -709,8 +713,15 @@ static int attempt_failed(px_hs *hs, int cause, const char *detail)
 {
 	bool reused = hs->up && hs->up->reused;
 
-	drop_upstream(hs);
 	outlier_result(hs, true);
+	drop_upstream(hs);
+	/* A pod address that refuses (a pod gone before the directory says so): nothing was sent, so
+	 * once, free, the next endpoint. */
+	if (cause == PX_CAUSE_CONNECT && hs->endpoint && !hs->connect_retried && replayable(hs)) {
+		hs->connect_retried = true;
+		hs->attempts--;
+		return start_attempt(hs);
+	}
 	/* A pooled connection the server closed as we sent: the request never reached it. Once, free. */
 	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->stale_retried && replayable(hs)) {
 		hs->stale_retried = true;

@@ -75,6 +75,7 @@ typedef struct px_rt {
 	px_retry_budget budget;
 	int budget_key[2];          /* the parameters budget was set up with */
 	px_outlier outlier;
+	uint32_t rr;                /* round robin over a Service's endpoints */
 	pl_bucket bucket;
 	double bucket_key[2];
 } px_rt;
@@ -131,10 +132,13 @@ struct px_hs {
 	const pl_route *route;
 	const pl_inbound_policy *ip;
 	px_rt *budget_rt;
-	px_rt *outlier_rt;          /* the backend of the current attempt */
+	px_rt *outlier_rt;          /* the backend or endpoint of the current attempt */
+	const pl_circuit_breaker *ocb; /* the ejection rules for outlier_rt */
 	const char *backend;
 	int attempts;
 	bool stale_retried;
+	bool endpoint;              /* the attempt went to a pod address from the mesh directory */
+	bool connect_retried;       /* a connect failure to an endpoint was retried on another, free */
 	int64_t fault_delay_ns;
 	int fault_abort;
 	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "base/duration.h"
 #include "base/log.h"
 #include "pki/tls.h"
 #include "model/model.h"
@@ -237,13 +238,63 @@ static void set_addr(px_target *t, const char *ip, int port)
 	}
 }
 
-/* The address of a backend Service: one of the caller's address family when it has one. */
-static const char *service_addr(const pl_mesh_service *s, int family)
+/* An address of the caller's family when there is one. */
+static const char *family_addr(const pl_strv *v, int family)
 {
-	for (size_t i = 0; i < s->addresses.n; i++)
-		if ((strchr(s->addresses.v[i], ':') != NULL) == (family == AF_INET6))
-			return s->addresses.v[i];
-	return s->addresses.n ? s->addresses.v[0] : NULL;
+	for (size_t i = 0; i < v->n; i++)
+		if ((strchr(v->v[i], ':') != NULL) == (family == AF_INET6))
+			return v->v[i];
+	return v->n ? v->v[0] : NULL;
+}
+
+/* Without a circuitBreaker, endpoints still leave the rotation after consecutive failures (a pod
+ * gone before the directory says so): Linkerd's failure accrual, 7 in a row, 5 s growing to 1 m. */
+static const pl_circuit_breaker endpoint_default_cb = {
+	.set = true, .consecutive_failures = 7, .base_ejection_ns = 5 * PL_NS_PER_S, .max_ejection_ns = PL_NS_PER_M,
+};
+
+/*
+ * An endpoint of Service s for its port port, round robin, ejected ones left out. 0: t is set;
+ * 1: every endpoint serving the port is ejected; -1: no endpoint serves it (dial the Service).
+ */
+static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl_circuit_breaker *cb, px_target *t)
+{
+	proxy *px = hs->px;
+	char key[600];
+	int pi = -1;
+	bool any = false;
+	size_t n;
+
+	for (size_t i = 0; i < s->nports && pi < 0; i++)
+		if (s->ports[i] == port)
+			pi = (int)i;
+	if (pi < 0 || !s->nendpoints)
+		return -1;
+	if (!cb || !cb->set || !cb->consecutive_failures)
+		cb = &endpoint_default_cb;
+	snprintf(key, sizeof(key), "rr|%s", s->qname);
+	px_rt *rr = px_rt_get(px, key);
+	int64_t now = pl_ev_now(px->loop);
+	for (size_t k = 0; k < s->nendpoints; k++) {
+		const pl_mesh_endpoint *e = &s->endpoints[(rr->rr + k) % s->nendpoints];
+		const char *addr = family_addr(&e->addresses, hs->orig.ss_family);
+		int eport = e->ports[pi];
+		if (!addr || !eport)
+			continue;
+		any = true;
+		snprintf(key, sizeof(key), "ep|%s|%d", addr, eport);
+		px_rt *o = px_rt_get(px, key);
+		if (px_outlier_ejected(&o->outlier, now))
+			continue;
+		rr->rr += (uint32_t)k + 1;
+		set_addr(t, addr, eport);
+		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, addr, eport, &n) && n;
+		hs->outlier_rt = o;
+		hs->ocb = cb;
+		hs->endpoint = true;
+		return 0;
+	}
+	return any ? 1 : -1;
 }
 
 int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
@@ -251,11 +302,18 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 	proxy *px = hs->px;
 	char key[1024];
 	int port = px_addr_port(&hs->orig);
+	const pl_mesh_dir *dir = hs->mesh ? &hs->mesh->dir : NULL;
 
 	t->backend = NULL;
 	hs->backend = NULL;
 	hs->outlier_rt = NULL;
+	hs->ocb = NULL;
+	hs->endpoint = false;
 	if (!hs->route) {
+		/* No policy: the Service's endpoints in turn, or the address the app dialled. */
+		const pl_mesh_service *s = dir && hs->service[0] ? pl_mesh_dir_service(dir, hs->service) : NULL;
+		if (s && pick_endpoint(hs, s, port, NULL, t) == 0)
+			return 0;
 		t->addr = hs->orig;
 		t->addrlen = hs->origlen;
 		t->tls = hs->dest_tls;
@@ -272,34 +330,46 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 		ort[i] = px_rt_get(px, key);
 		skip[i] = cb->set && cb->consecutive_failures && px_outlier_ejected(&ort[i]->outlier, now);
 	}
-	const pl_backend *b = px_backend_pick(rt, px_random(), skip);
-	if (!b) {
-		r->cause = "circuit open";
-		snprintf(r->msg, sizeof(r->msg),
-			 "circuit breaker: every backend of route \"%s\" of TrafficPolicy %s is ejected after consecutive failures",
-			 rt->name ? rt->name : "", hs->op->policy);
-		return 503;
-	}
-	size_t bi = (size_t)(b - rt->backends);
-	hs->outlier_rt = bi < nb ? ort[bi] : NULL;
-	hs->backend = b->name;
-	t->backend = b->name;
-	int bport = b->port ? b->port : port;
-	if (strcmp(b->name, hs->op->service) == 0 && bport == port) {
-		t->addr = hs->orig;
-		t->addrlen = hs->origlen;
-		t->tls = hs->dest_tls;
+	for (;;) {
+		const pl_backend *b = px_backend_pick(rt, px_random(), skip);
+		if (!b) {
+			r->cause = "circuit open";
+			snprintf(r->msg, sizeof(r->msg),
+				 "circuit breaker: every backend of route \"%s\" of TrafficPolicy %s is ejected after consecutive failures",
+				 rt->name ? rt->name : "", hs->op->policy);
+			return 503;
+		}
+		size_t bi = (size_t)(b - rt->backends);
+		int bport = b->port ? b->port : port;
+		const pl_mesh_service *s = dir ? pl_mesh_dir_service(dir, b->name) : NULL;
+		hs->backend = b->name;
+		t->backend = b->name;
+		/* Per endpoint when the directory lists them: ejection is per pod. */
+		int e = s ? pick_endpoint(hs, s, bport, cb, t) : -1;
+		if (e == 0)
+			return 0;
+		if (e == 1) {
+			if (bi < nb)
+				skip[bi] = true;
+			continue;
+		}
+		hs->outlier_rt = bi < nb ? ort[bi] : NULL;
+		hs->ocb = cb;
+		if (strcmp(b->name, hs->op->service) == 0 && bport == port) {
+			t->addr = hs->orig;
+			t->addrlen = hs->origlen;
+			t->tls = hs->dest_tls;
+			return 0;
+		}
+		const char *addr = s ? family_addr(&s->addresses, hs->orig.ss_family) : NULL;
+		if (!addr) {
+			r->cause = "no backend address";
+			snprintf(r->msg, sizeof(r->msg), "backend %s of TrafficPolicy %s has no address in the mesh directory",
+				 b->name, hs->op->policy);
+			return 503;
+		}
+		set_addr(t, addr, bport);
+		t->tls = s->identities.n > 0;
 		return 0;
 	}
-	const pl_mesh_service *s = hs->mesh ? pl_mesh_dir_service(&hs->mesh->dir, b->name) : NULL;
-	const char *addr = s ? service_addr(s, hs->orig.ss_family) : NULL;
-	if (!addr) {
-		r->cause = "no backend address";
-		snprintf(r->msg, sizeof(r->msg), "backend %s of TrafficPolicy %s has no address in the mesh directory",
-			 b->name, hs->op->policy);
-		return 503;
-	}
-	set_addr(t, addr, bport);
-	t->tls = s->identities.n > 0;
-	return 0;
 }

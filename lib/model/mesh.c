@@ -93,9 +93,42 @@ static size_t dec_ports(pl_dec *d, const json_t *o, const char *key, bool requir
 	return n;
 }
 
+static void endpoint_item(pl_dec *d, const json_t *o, const pl_mesh_service *s, pl_mesh_endpoint *e)
+{
+	static const char *const known[] = {"addresses", "ports", NULL};
+	json_t *arr, *v;
+	size_t i;
+
+	dec_known_keys(d, o, known);
+	dec_addrs(d, o, &e->addresses);
+	e->ports = pl_arena_calloc(d->arena, s->nports + 1, sizeof(int));
+	if (!dec_list(d, o, "ports", true, 0, 0, &arr))
+		return;
+	if (json_array_size(arr) != s->nports) {
+		dec_error_at(d, "ports", "must have one entry per port of the Service (%zu), got %zu", s->nports,
+			     json_array_size(arr));
+		return;
+	}
+	size_t saved = dec_enter(d, "ports");
+	json_array_foreach(arr, i, v) {
+		json_int_t x = json_integer_value(v);
+		if (!json_is_integer(v) || x < 0 || x > 65535) {
+			size_t s2 = dec_enter_index(d, i);
+			dec_error(d, "must be a port number 0..65535 (0: not served)");
+			dec_leave(d, s2);
+			continue;
+		}
+		e->ports[i] = (int)x;
+	}
+	dec_leave(d, saved);
+}
+
 static void service_item(pl_dec *d, const json_t *o, pl_mesh_service *s)
 {
-	static const char *const known[] = {"namespace", "name", "addresses", "ports", "identities", NULL};
+	static const char *const known[] = {"namespace", "name", "addresses", "ports", "identities", "endpoints",
+					    NULL};
+	json_t *arr, *it;
+	size_t i;
 
 	dec_known_keys(d, o, known);
 	dec_string(d, o, "namespace", true, 63, pl_is_dns1123_label, "a DNS-1123 label", &s->namespace);
@@ -103,6 +136,17 @@ static void service_item(pl_dec *d, const json_t *o, pl_mesh_service *s)
 	dec_addrs(d, o, &s->addresses);
 	s->nports = dec_ports(d, o, "ports", true, &s->ports);
 	dec_ids(d, o, "identities", &s->identities);
+	if (dec_list(d, o, "endpoints", false, 0, 0, &arr)) {
+		size_t saved = dec_enter(d, "endpoints");
+		s->endpoints = pl_arena_calloc(d->arena, json_array_size(arr) + 1, sizeof(*s->endpoints));
+		json_array_foreach(arr, i, it) {
+			size_t s2 = dec_enter_index(d, i);
+			if (dec_is_object(d, it))
+				endpoint_item(d, it, s, &s->endpoints[s->nendpoints++]);
+			dec_leave(d, s2);
+		}
+		dec_leave(d, saved);
+	}
 }
 
 static void pod_item(pl_dec *d, const json_t *o, pl_mesh_pod *p)

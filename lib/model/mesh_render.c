@@ -136,9 +136,31 @@ static json_t *render_service(const pl_service *s, const mesh_pod *mp, size_t n)
 	json_array_clear(ports);
 	for (size_t i = 0; i < np; i++)
 		json_array_append_new(ports, json_integer(pv[i]));
+	/* Endpoints: the ready pods (in name order), each with its port for every Service port. */
+	json_t *eps = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const pl_pod *p = mp[i].pod;
+		if (!p->ready || strcmp(p->meta.namespace, s->meta.namespace) != 0 || !s->has_selector ||
+		    !pl_labels_subset(&s->selector, &p->meta.labels))
+			continue;
+		json_t *tp = json_array();
+		bool any = false;
+		for (size_t k = 0; k < np; k++) {
+			int t = 0;
+			for (size_t j = 0; j < s->nports && !t; j++)
+				if (s->ports[j].port == pv[k])
+					t = pl_pod_target_port(p, &s->ports[j]);
+			any = any || t;
+			json_array_append_new(tp, json_integer(t));
+		}
+		if (any)
+			json_array_append_new(eps, json_pack("{soso}", "addresses", canonical_addrs(&p->ips), "ports", tp));
+		else
+			json_decref(tp);
+	}
 	free(pv);
-	return json_pack("{sssssososo}", "namespace", s->meta.namespace, "name", s->meta.name, "addresses",
-			 canonical_addrs(&s->cluster_ips), "ports", ports, "identities", idarr);
+	return json_pack("{sssssosososo}", "namespace", s->meta.namespace, "name", s->meta.name, "addresses",
+			 canonical_addrs(&s->cluster_ips), "ports", ports, "identities", idarr, "endpoints", eps);
 }
 
 json_t *pl_render_mesh(const pl_index *ix, const pl_pod *const *pods, size_t npods, const char *ns)

@@ -243,6 +243,7 @@ typedef struct pl_pod {
 	pl_container_port *ports;
 	pl_strv ips;                 /* status.podIPs (or status.podIP); empty before scheduling */
 	const char *phase;           /* status.phase, "" when absent */
+	bool ready;                  /* condition Ready is True and the pod is not being deleted */
 	size_t nprobes;
 	pl_probe *probes;            /* distinct, in container and probe order */
 } pl_pod;
@@ -295,6 +296,13 @@ typedef struct pl_proxy_config {
  * mesh is and who answers there. An outbound connection is sent with mTLS when its
  * original destination is a listed Service address and port, or a listed pod address.
  */
+/* A ready pod behind a Service: its addresses, and for each of the Service's ports (same order)
+ * the pod's port, 0 when the pod does not serve it. */
+typedef struct pl_mesh_endpoint {
+	pl_strv addresses;
+	int *ports;
+} pl_mesh_endpoint;
+
 typedef struct pl_mesh_service {
 	const char *namespace;
 	const char *name;
@@ -302,6 +310,8 @@ typedef struct pl_mesh_service {
 	size_t nports;
 	int *ports;
 	pl_strv identities;  /* SPIFFE IDs its pods may present */
+	size_t nendpoints;   /* 0: callers dial the cluster IP (an older directory, or no ready pod) */
+	pl_mesh_endpoint *endpoints;
 	const char *qname;   /* "namespace/name", set by pl_mesh_dir_decode */
 } pl_mesh_service;
 

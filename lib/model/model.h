@@ -104,12 +104,16 @@ extern const size_t pl_default_opaque_nports;
 /* "STRICT", "PERMISSIVE", "DISABLED", indexed by pl_mtls_mode. */
 extern const char *const pl_mtls_names[];
 
+/* The pod's port a Service port sends to (a named targetPort resolved), or 0. */
+int pl_pod_target_port(const pl_pod *pod, const pl_service_port *sp);
 /*
  * The mesh directory (kind MeshDirectory) for the pods of namespace ns: every Service
  * with a cluster IP that selects a meshed pod (injected, with an IP, not finished), with
- * its TCP ports and the sorted SPIFFE IDs of those pods, and every meshed pod with its
- * addresses and identity. Pods in mTLS mode DISABLED are left out (callers send them
- * plaintext). Deterministic bytes; "hash" as for the proxy config. Caller owns the result.
+ * its TCP ports, the sorted SPIFFE IDs of those pods and its endpoints (the ready meshed
+ * pods, with their port for each Service port), and every meshed pod with its addresses
+ * and identity. Pods in mTLS mode DISABLED are left out of identities and pods (callers
+ * send them plaintext). Deterministic bytes; "hash" as for the proxy config. Caller owns
+ * the result.
  */
 json_t *pl_render_mesh(const pl_index *ix, const pl_pod *const *pods, size_t npods, const char *ns);
 /* The pod's SPIFFE ID (from the MeshIdentity that applies, or the defaults) and mTLS mode. */

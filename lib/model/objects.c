@@ -109,6 +109,14 @@ static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
 	}
 	if (!pod->ips.n && (ip = pl_json_get_str(status, "podIP")) && *ip)
 		pod->ips.v[pod->ips.n++] = pl_arena_strdup(d->arena, ip);
+	/* As the endpoints controller decides: Ready True, and not terminating. */
+	json_array_foreach(json_object_get(status, "conditions"), i, v) {
+		const char *t = pl_json_get_str(v, "type"), *st = pl_json_get_str(v, "status");
+		if (t && st && strcmp(t, "Ready") == 0)
+			pod->ready = strcmp(st, "True") == 0;
+	}
+	if (pl_json_get_str(json_object_get(doc, "metadata"), "deletionTimestamp"))
+		pod->ready = false;
 }
 
 /* The kubelet's HTTP probes of the app containers. Read leniently: the API server validated the pod;

@@ -206,7 +206,7 @@ static int inbound_cmp(const void *a, const void *b)
 	return (x->service_port > y->service_port) - (x->service_port < y->service_port);
 }
 
-static int resolve_target_port(const pl_pod *pod, const pl_service_port *sp)
+int pl_pod_target_port(const pl_pod *pod, const pl_service_port *sp)
 {
 	if (!sp->target_port_name)
 		return sp->target_port;
@@ -235,7 +235,7 @@ static json_t *render_inbound(const pl_index *ix, const pl_pod *pod)
 			const pl_traffic_policy *p = pl_index_policy_for(ix, s->meta.namespace, s->meta.name, sp->port);
 			if (!p)
 				p = pl_index_policy_for(ix, s->meta.namespace, s->meta.name, 0);
-			int tport = resolve_target_port(pod, sp);
+			int tport = pl_pod_target_port(pod, sp);
 			if (!p || tport == 0 ||
 			    (!p->authorization.set && !p->rate_limit.set && !p->access_log.enabled && !p->tracing.set))
 				continue;

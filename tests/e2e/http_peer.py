@@ -5,7 +5,8 @@ serve --listen ADDR:PORT [--name NAME] [--ready-file PATH]   ADDR is IPv4 or [IP
 selftest                                                     raw-socket checks against an in-process server
 
 Commands come from the query string (combinable): status=NNN fail=K failstatus=NNN delay=MS delayfirst=K
-reset=1 resetfirst=K hang=1 close=1 chunked=N body=SIZE echo=1 noclen=1 expect=reject.
+reset=1 resetfirst=K hang=1 close=1 chunked=N body=SIZE echo=1 noclen=1 expect=reject
+failpeer=NAME (only the server of that --name answers failstatus, default 500).
 Special paths: /__stats (JSON counters) and /__reset (clear counters); neither is counted.
 """
 import hashlib
@@ -293,6 +294,8 @@ class Peer:
         status = num(q, "status", 200)
         if "fail" in q and count <= num(q, "fail"):
             status = num(q, "failstatus", 503)
+        if q.get("failpeer") == self.name:
+            status = num(q, "failstatus", 500)
         if 102 <= status < 200:  # an interim response, then a normal 200
             sock.sendall(f"HTTP/1.1 {status} {phrase(status)}\r\nx-peer: {self.name}\r\n\r\n".encode())
             status = 200

@@ -44,6 +44,8 @@ svc() { # NAME SELECTOR_APP IP PORT
 	svc cb b "$B4" 8081
 	svc rl b "$B4" 8082
 	svc dead b "$B4" 8099
+	svc spread nobody 198.18.2.100 8080
+	svc spread2 nobody 198.18.2.101 8080
 	cat <<'YAML'
 ---
 apiVersion: pillion.dev/v1alpha1
@@ -131,6 +133,13 @@ spec:
   targetRef: {kind: Service, name: rl, port: 8082}
   rateLimit: {requestsPerSecond: 1, burst: 2}
   tracing: {traceparent: Propagate}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: spread, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: spread, port: 8080}
+  circuitBreaker: {consecutiveFailures: 2, baseEjectionTime: 10s}
 YAML
 } > "$T/objs.yaml"
 
@@ -160,7 +169,11 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"e2e","name":"web-canary","addresses":["$D4"],"ports":[8080],"identities":[$(ID d)]},
   {"namespace":"e2e","name":"cb","addresses":["$B4"],"ports":[8081],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"rl","addresses":["$B4"],"ports":[8082],"identities":[$(ID b)]},
-  {"namespace":"e2e","name":"dead","addresses":["$B4"],"ports":[8099],"identities":[$(ID b)]}],
+  {"namespace":"e2e","name":"dead","addresses":["$B4"],"ports":[8099],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"spread","addresses":["198.18.2.100"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["198.18.2.3"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]},
+  {"namespace":"e2e","name":"spread2","addresses":["198.18.2.101"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]}],
  "pods":[{"namespace":"e2e","name":"a","addresses":["198.18.2.1"],"identity":$(ID a)},
          {"namespace":"e2e","name":"b","addresses":["$B4","$B6"],"identity":$(ID b)},
          {"namespace":"e2e","name":"d","addresses":["$D4"],"identity":$(ID d)}]}
@@ -483,6 +496,21 @@ check "(16) STRICT d still serves mesh callers (a over mTLS)" grep -q 'hello fro
 pc "http://$B4:8080/healthz" > "$T/r16e"
 check "(16) PERMISSIVE b: a plaintext probe passes b's authorization rules (which deny plaintext)" \
 	grep -q 'hello from b path=/healthz' "$T/r16e"
+
+# (17) per-endpoint balancing: the Services' "cluster IPs" route nowhere (no kube-proxy here), so
+# every answer proves the proxy dialled a pod from the directory's endpoints. spread lists b, c
+# (nothing listens: a pod gone before the directory says so) and d.
+out=$(client "$PA" peers 198.18.2.101 8080 /spread2 20)
+check "(17) no policy: requests to a Service go round the endpoints ($out)" \
+	bash -c "echo '$out' | grep -q '\"b:200\": 10' && echo '$out' | grep -q '\"d:200\": 10'"
+out=$(client "$PA" peers 198.18.2.100 8080 /spread 30)
+check "(17) a dead endpoint costs no failed request (connect failure: the next endpoint, free) ($out)" \
+	bash -c "[ \$(echo '$out' | grep -o '\"[bd]:200\": [0-9]*' | awk '{s+=\$2} END {print s}') = 30 ]"
+check "(17) ... and is ejected (2 consecutive failures)" \
+	test "$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="e2e/spread",reason="ejected",backend="e2e/spread"}')" -ge 1
+out=$(client "$PA" peers 198.18.2.100 8080 "/spread/x?failpeer=d" 20)
+check "(17) ejection is per endpoint: d answers 500 twice, is ejected, b serves the rest ($out)" \
+	bash -c "echo '$out' | grep -q '\"d:500\": 2' && echo '$out' | grep -q '\"b:200\": 18'"
 
 # (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
 check "(14) metrics show HTTP sessions counted as connections" \

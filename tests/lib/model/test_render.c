@@ -480,6 +480,63 @@ static const char mesh_objects[] =
 	"---\napiVersion: v1\nkind: Pod\nmetadata: {name: db-0, namespace: data, labels: {app: db}, annotations: {pillion.dev/id: d0}}\n"
 	"spec: {serviceAccountName: db, containers: [{name: c, image: i}]}\nstatus: {phase: Running, podIP: 198.18.4.2}\n";
 
+/* Endpoints: the ready, not terminating pods behind a Service, each with its port per Service port. */
+static void test_mesh_endpoints(void **state)
+{
+	(void)state;
+	fixture f;
+	const pl_pod *pods[8];
+	static const char objs[] =
+		"apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+		"spec: {clusterIP: 198.18.10.20, selector: {app: web}, ports: [{port: 9090, targetPort: admin}, {port: 80, targetPort: 8080}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w0}}\n"
+		"spec: {containers: [{name: c, image: i, ports: [{name: admin, containerPort: 9901}]}]}\n"
+		"status: {phase: Running, podIP: 198.18.2.2, conditions: [{type: Ready, status: \"True\"}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w1}}\n"
+		"spec: {containers: [{name: c, image: i}]}\n"
+		"status: {phase: Running, podIP: 198.18.2.3, conditions: [{type: Ready, status: \"True\"}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-2, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w2}}\n"
+		"spec: {containers: [{name: c, image: i}]}\n"
+		"status: {phase: Running, podIP: 198.18.2.4, conditions: [{type: Ready, status: \"False\"}]}\n"
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-3, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w3},\n"
+		"  deletionTimestamp: \"2026-11-22T10:00:00Z\"}\n"
+		"spec: {containers: [{name: c, image: i}]}\n"
+		"status: {phase: Running, podIP: 198.18.2.5, conditions: [{type: Ready, status: \"True\"}]}\n";
+
+	fixture_load(&f, objs);
+	size_t n = fixture_pods(&f, pods, 8);
+	assert_int_equal(n, 4);
+	json_t *dir = pl_render_mesh(f.ix, pods, n, "shop");
+	json_t *web = json_array_get(json_object_get(dir, "services"), 0);
+	json_t *want = json_loads("[{\"addresses\": [\"198.18.2.2\"], \"ports\": [8080, 9901]},"
+				  " {\"addresses\": [\"198.18.2.3\"], \"ports\": [8080, 0]}]", 0, NULL);
+	if (!json_equal(json_object_get(web, "endpoints"), want)) {
+		char *got = json_dumps(json_object_get(web, "endpoints"), 0);
+		fail_msg("endpoints: %s", got);
+	}
+	json_decref(want);
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_mesh_dir d;
+	pl_arena_init(&a);
+	assert_true(pl_mesh_dir_decode(&a, dir, &d, &errs));
+	const pl_mesh_service *s = pl_mesh_dir_service(&d, "shop/web");
+	assert_non_null(s);
+	assert_int_equal(s->nendpoints, 2);
+	assert_int_equal(s->endpoints[0].ports[1], 9901);
+	assert_int_equal(s->endpoints[1].ports[1], 0);
+	pl_mesh_dir_free(&d);
+	/* An endpoint must have a port per Service port. */
+	json_array_remove(json_object_get(json_array_get(json_object_get(web, "endpoints"), 0), "ports"), 1);
+	json_object_del(dir, "hash");
+	errs.n = 0;
+	assert_false(pl_mesh_dir_decode(&a, dir, &d, &errs));
+	assert_non_null(error_at(&errs, "services[0].endpoints[0].ports"));
+	pl_arena_free(&a);
+	json_decref(dir);
+	fixture_free(&f);
+}
+
 static void test_mesh_directory(void **state)
 {
 	(void)state;
@@ -549,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_observability_round_trip),
 		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_mesh_directory),
+		cmocka_unit_test(test_mesh_endpoints),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

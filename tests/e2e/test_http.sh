@@ -46,6 +46,8 @@ svc() { # NAME SELECTOR_APP IP PORT
 	svc dead b "$B4" 8099
 	svc spread nobody 198.18.2.100 8080
 	svc spread2 nobody 198.18.2.101 8080
+	svc hidden nobody 198.18.2.102 8080
+	svc shown nobody 198.18.2.103 8080
 	cat <<'YAML'
 ---
 apiVersion: pillion.dev/v1alpha1
@@ -100,12 +102,21 @@ spec:
     match: {path: {prefix: /dead/}}
     backends: [{name: dead, port: 8099}]
     retries: {attempts: 1, retryOn: [5xx]}
+  - name: exact
+    match: {path: {exact: /exact}}
+    faultInjection: {abort: {percent: 100, httpStatus: 451}}
+  - name: flagged
+    match: {headers: [{name: x-flag, present: true}]}
+    faultInjection: {abort: {percent: 100, httpStatus: 452}}
   - name: default
   authorization:
     rules:
     - name: a-reads-writes
       from: {identities: ["spiffe://cluster.local/ns/e2e/sa/a"]}
       to: {methods: [GET, POST, PUT, HEAD]}
+    - name: e2e-deletes-tmp
+      from: {namespaces: [e2e]}
+      to: {paths: ["/tmp/*"], methods: [DELETE]}
   accessLog: {enabled: true}
   tracing: {samplingPercentage: 100}
 ---
@@ -140,6 +151,23 @@ metadata: {name: spread, namespace: e2e}
 spec:
   targetRef: {kind: Service, name: spread, port: 8080}
   circuitBreaker: {consecutiveFailures: 2, baseEjectionTime: 10s}
+---
+# exported to another namespace only: a's proxy (namespace e2e) must not apply it
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: hidden, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: hidden}
+  exportTo: [elsewhere]
+  routes: [{name: all, faultInjection: {abort: {percent: 100, httpStatus: 453}}}]
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: shown, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: shown}
+  exportTo: ["."]
+  routes: [{name: all, faultInjection: {abort: {percent: 100, httpStatus: 453}}}]
 YAML
 } > "$T/objs.yaml"
 
@@ -173,7 +201,11 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"e2e","name":"spread","addresses":["198.18.2.100"],"ports":[8080],"identities":[$(ID b),$(ID d)],
    "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["198.18.2.3"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]},
   {"namespace":"e2e","name":"spread2","addresses":["198.18.2.101"],"ports":[8080],"identities":[$(ID b),$(ID d)],
-   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]}],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]},
+  {"namespace":"e2e","name":"hidden","addresses":["198.18.2.102"],"ports":[8080],"identities":[$(ID b)],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]}]},
+  {"namespace":"e2e","name":"shown","addresses":["198.18.2.103"],"ports":[8080],"identities":[$(ID b)],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]}]}],
  "pods":[{"namespace":"e2e","name":"a","addresses":["198.18.2.1"],"identity":$(ID a)},
          {"namespace":"e2e","name":"b","addresses":["$B4","$B6"],"identity":$(ID b)},
          {"namespace":"e2e","name":"d","addresses":["$D4"],"identity":$(ID d)}]}
@@ -511,6 +543,22 @@ check "(17) ... and is ejected (2 consecutive failures)" \
 out=$(client "$PA" peers 198.18.2.100 8080 "/spread/x?failpeer=d" 20)
 check "(17) ejection is per endpoint: d answers 500 twice, is ejected, b serves the rest ($out)" \
 	bash -c "echo '$out' | grep -q '\"d:500\": 2' && echo '$out' | grep -q '\"b:200\": 18'"
+
+# (18) the remaining fields, each through a request
+ca "http://$B4:8080/exact" > "$T/r18a"; ca "http://$B4:8080/exact/not" > "$T/r18b"
+check "(18) match.path.exact: /exact matches (451), /exact/not does not" \
+	bash -c "[ \"\$(status < '$T/r18a')\" = 451 ] && [ \"\$(status < '$T/r18b')\" = 200 ]"
+ca -H 'x-flag;' "http://$B4:8080/flag" > "$T/r18c"; ca "http://$B4:8080/flag" > "$T/r18d"
+check "(18) match.headers present: a request with x-flag (even empty) matches (452), one without does not" \
+	bash -c "[ \"\$(status < '$T/r18c')\" = 452 ] && [ \"\$(status < '$T/r18d')\" = 200 ]"
+ca -X DELETE "http://$B4:8080/tmp/x" > "$T/r18e"
+check "(18) authorization from.namespaces + to.paths: a (namespace e2e) may DELETE /tmp/x" \
+	bash -c "[ \"\$(status < '$T/r18e')\" = 200 ]"
+in_ns "$PC" "$APP_UID" curl -s -i --max-time 5 -X DELETE "http://$B4:8080/tmp/x" > "$T/r18f"
+check "(18) ... a plaintext caller has no namespace: 403" bash -c "[ \"\$(status < '$T/r18f')\" = 403 ]"
+ca "http://198.18.2.102:8080/h" > "$T/r18g"; ca "http://198.18.2.103:8080/h" > "$T/r18h"
+check "(18) exportTo: a policy exported elsewhere is not applied by a, one exported to \".\" is (453)" \
+	bash -c "grep -q 'hello from b' '$T/r18g' && [ \"\$(status < '$T/r18h')\" = 453 ]"
 
 # (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
 check "(14) metrics show HTTP sessions counted as connections" \

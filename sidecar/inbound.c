@@ -250,12 +250,7 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 
 	/* A kubelet probe: a plaintext GET or HEAD of a path the pod's probes name, on their port. It
 	 * passes under STRICT and skips authorization and the rate limit (Linkerd's default too). */
-	bool probe = false;
-	if (!hs->peer_id && (m->method_id == PL_H1_GET || m->method_id == PL_H1_HEAD)) {
-		for (size_t i = 0; i < cfg->nprobes && !probe; i++)
-			probe = cfg->probes[i].port == port && pl_h1_eq(m->path, cfg->probes[i].path) &&
-				strlen(cfg->probes[i].path) == m->path.len;
-	}
+	bool probe = !hs->peer_id && px_is_probe(cfg->probes, cfg->nprobes, port, m);
 	if (hs->probe_only && !probe) {
 		r->cause = "forbidden";
 		snprintf(r->msg, sizeof(r->msg),

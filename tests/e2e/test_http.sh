@@ -518,6 +518,8 @@ check "(16) STRICT d: the readiness path with its query reaches the app" grep -q
 pc "http://$D4:8080/other" > "$T/r16c"
 check "(16) STRICT d: any other plaintext path gets 403 naming STRICT" \
 	bash -c "[ \"\$(status < '$T/r16c')\" = 403 ] && grep -q 'mTLS is STRICT' '$T/r16c'"
+pc "http://$D4:8080/HEALTHZ" > "$T/r16g"
+check "(16) STRICT d: paths are case-sensitive: /HEALTHZ is not the probe" bash -c "[ \"\$(status < '$T/r16g')\" = 403 ]"
 pc -X POST "http://$D4:8080/healthz" > "$T/r16d"
 check "(16) STRICT d: a POST to the probe path is refused too" bash -c "[ \"\$(status < '$T/r16d')\" = 403 ]"
 out=$(in_ns "$PC" "$APP_UID" timeout 10 $PY "$HERE/http_client.py" raw "$D4" 8080 'NOT-HTTP\r\n\r\n')

@@ -190,6 +190,7 @@ static void request_clear(px_hs *hs)
 	hs->local_cause = NULL;
 	px_alog_discard(hs);
 	hs->service = ""; /* it pointed into the config or mesh just let go */
+	hs->dest_svc = NULL;
 }
 
 static void hs_free(px_hs *hs, bool reset)
@@ -534,11 +535,13 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	 * A request the proxy answers itself starts no trace. */
 	const pl_tracing *tr = hs->op ? &hs->op->tracing : hs->ip ? &hs->ip->tracing : NULL;
 	const pl_access_log *al = hs->op ? &hs->op->access_log : hs->ip ? &hs->ip->access_log : NULL;
+	bool may_add = !status && (!tr || tr->mode == PL_TRACE_ADD), logged = al && al->enabled;
 	px_trace trace;
 	char tfield[80] = "", add[128];
-	int traced = px_trace_of(m, &trace);
+	/* The fields are looked at only when a trace may be started or the id is logged. */
+	int traced = may_add || logged ? px_trace_of(m, &trace) : 0;
 	bool drop_trace = false;
-	if (!status && traced != 1 && (!tr || tr->mode == PL_TRACE_ADD)) {
+	if (may_add && traced != 1) {
 		double pct = tr ? tr->sampling_percent : 1;
 		bool sampled = (double)px_random() < pct * 42949672.96;
 		px_trace_new(&trace, px_random64(), px_random64(), px_random64(), sampled);
@@ -546,7 +549,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		drop_trace = traced < 0; /* an invalid traceparent, and its tracestate, are replaced */
 		traced = 1;
 	}
-	if (al && al->enabled)
+	if (logged)
 		px_alog_begin(hs, m, al, traced == 1 ? trace.trace_id : NULL);
 	if (status) {
 		local_response(hs, status, &r);
@@ -691,9 +694,9 @@ static void outlier_result(px_hs *hs, bool failure)
 		if (hs->endpoint && hs->pool)
 			px_addr_str(&hs->pool->addr, a, sizeof(a));
 		if (log_allowed(px))
-			log_info("circuit breaker: %s%s%s of %s ejected after %d consecutive failures",
-				 a[0] ? "endpoint " : "backend ", a[0] ? a : hs->backend ? hs->backend : hs->service,
-				 a[0] ? "" : "", hs->service, hs->ocb->consecutive_failures);
+			log_info("circuit breaker: %s %s of %s ejected after %d consecutive failures",
+				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->backend ? hs->backend : hs->service,
+				 hs->service, hs->ocb->consecutive_failures);
 	}
 }
 

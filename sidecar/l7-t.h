@@ -142,6 +142,7 @@ struct px_hs {
 	int64_t fault_delay_ns;
 	int fault_abort;
 	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */
+	const pl_mesh_service *dest_svc; /* outbound: the dialled Service in the held mesh, or NULL */
 	bool dest_tls;              /* outbound: the dialled destination is sent mTLS */
 
 	/* upstream and response */

@@ -178,6 +178,7 @@ int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 	px_addr_ip(&hs->orig, ip, sizeof(ip));
 	const pl_mesh_service *ms = hs->mesh ? pl_mesh_dir_service_at(&hs->mesh->dir, ip, port) : NULL;
 	size_t n = 0;
+	hs->dest_svc = ms;
 	if (ms) {
 		hs->service = ms->qname;
 		hs->dest_tls = ms->identities.n > 0;
@@ -311,8 +312,7 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 	hs->endpoint = false;
 	if (!hs->route) {
 		/* No policy: the Service's endpoints in turn, or the address the app dialled. */
-		const pl_mesh_service *s = dir && hs->service[0] ? pl_mesh_dir_service(dir, hs->service) : NULL;
-		if (s && pick_endpoint(hs, s, port, NULL, t) == 0)
+		if (hs->dest_svc && pick_endpoint(hs, hs->dest_svc, port, NULL, t) == 0)
 			return 0;
 		t->addr = hs->orig;
 		t->addrlen = hs->origlen;

@@ -112,15 +112,11 @@ void pl_buf_json_str(pl_buf *b, const char *s, size_t n)
 			continue;
 		}
 		pl_buf_append(b, s + run, i - run);
-		char e[6] = {'\\', (char)c, 'u', '0', '0', 0};
 		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
 			pl_buf_append(b, e, 2);
 		} else {
-			e[1] = 'u';
-			e[2] = '0';
-			e[3] = '0';
-			e[4] = hex[c >> 4];
-			e[5] = hex[c & 15];
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			pl_buf_append(b, e, 6);
 		}
 		run = ++i;

@@ -85,6 +85,12 @@ typedef struct mesh_pod {
 	pl_mtls_mode mode;
 } mesh_pod;
 
+static bool selects(const pl_service *s, const pl_pod *p)
+{
+	return strcmp(p->meta.namespace, s->meta.namespace) == 0 && s->has_selector &&
+	       pl_labels_subset(&s->selector, &p->meta.labels);
+}
+
 static json_t *render_service(const pl_service *s, const mesh_pod *mp, size_t n)
 {
 	const char **ids = calloc(n + 1, sizeof(char *));
@@ -94,9 +100,7 @@ static json_t *render_service(const pl_service *s, const mesh_pod *mp, size_t n)
 	if (!ids)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		const pl_pod *p = mp[i].pod;
-		if (strcmp(p->meta.namespace, s->meta.namespace) != 0 || !s->has_selector ||
-		    !pl_labels_subset(&s->selector, &p->meta.labels))
+		if (!selects(s, mp[i].pod))
 			continue;
 		/* DISABLED pods do not terminate mesh TLS for callers: leave their identity out. */
 		if (mp[i].mode != PL_MTLS_DISABLED)
@@ -140,8 +144,7 @@ static json_t *render_service(const pl_service *s, const mesh_pod *mp, size_t n)
 	json_t *eps = json_array();
 	for (size_t i = 0; i < n; i++) {
 		const pl_pod *p = mp[i].pod;
-		if (!p->ready || strcmp(p->meta.namespace, s->meta.namespace) != 0 || !s->has_selector ||
-		    !pl_labels_subset(&s->selector, &p->meta.labels))
+		if (!p->ready || !selects(s, p))
 			continue;
 		json_t *tp = json_array();
 		bool any = false;

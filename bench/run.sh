@@ -66,24 +66,13 @@ done
 { ulimit -Hn 65536 && ulimit -n 65536; } 2>/dev/null || log "bench: note: cannot raise the descriptor limit"
 
 # ---------------------------------------------------------------- dependencies
-need_pkgs=()
-declare -A PKG_OF=([wrk]=wrk [haproxy]=haproxy [nginx]=nginx-light [gcc]=gcc [openssl]=openssl
-	[curl]=curl [ip]=iproute2 [iptables]=iptables [setpriv]=util-linux [pgrep]=procps
-	[cmake]=cmake)
-for cmd in wrk haproxy nginx gcc openssl curl ip iptables setpriv pgrep; do
-	command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("${PKG_OF[$cmd]}")
-done
-[[ -e $STREAM_MODULE ]] || need_pkgs+=(libnginx-mod-stream)
-if ((${#need_pkgs[@]})); then
-	log "bench: installing missing Debian packages: ${need_pkgs[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2 ||
-		{ apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2; }
-fi
+# HAProxy, nginx and wrk come as scripts/install-deps.sh's bench set, their services left disabled.
+"$ROOT/scripts/install-deps.sh" bench >&2 || die "scripts/install-deps.sh bench failed"
 [[ -e $STREAM_MODULE ]] || die "nginx stream module missing ($STREAM_MODULE)"
 
 if [[ ! -x $BIN/pillionctl || ! -x $BIN/pillion-proxy || ! -x $BIN/pillion-init ]] && [[ $BIN == "$ROOT/build/bin" ]]; then
 	log "bench: $BIN incomplete, building the project"
-	command -v cmake >/dev/null 2>&1 || die "cmake missing (scripts/install-deps.sh installs the build packages)"
+	command -v cmake >/dev/null 2>&1 || die "cmake missing (scripts/install-deps.sh build installs it)"
 	(cd "$ROOT" && cmake -S . -B build -DPILLION_WERROR=ON >&2 && cmake --build build -j2 >&2) ||
 		log "bench: build failed; pillion rows will be reported as not available"
 fi

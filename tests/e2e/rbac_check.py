@@ -583,6 +583,11 @@ SELF_TEST_CASES = [
 
 
 def self_test(out=sys.stdout):
+    with tempfile.TemporaryDirectory(prefix="rbac-check-selftest.") as tmp:
+        return self_test_in(tmp, out)
+
+
+def self_test_in(tmp, out):
     fails = []
 
     def expect(name, ok, detail=""):
@@ -590,7 +595,6 @@ def self_test(out=sys.stdout):
         if not ok:
             fails.append(name)
 
-    tmp = tempfile.mkdtemp(prefix="rbac-check-selftest.")
     mdir = os.path.join(tmp, "manifests")
     os.mkdir(mdir)
     with open(os.path.join(mdir, "rbac.yaml"), "w") as f:

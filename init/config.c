@@ -431,6 +431,10 @@ int init_config_parse(struct init_config *cfg, int argc, char *const argv[],
 			cfg->help = true;
 			continue;
 		}
+		if (strcmp(a, "--version") == 0) {
+			cfg->version = true;
+			continue;
+		}
 		if (strcmp(a, "--no-ipv6") == 0) {
 			cfg->ipv6 = false;
 			continue;
@@ -505,6 +509,7 @@ void init_usage(FILE *f)
 		"  --allow-host-netns           install even in the host's network namespace (refused\n"
 		"                               otherwise: it would redirect all of the node's TCP)\n"
 		"  --help                       this text\n"
+		"  --version                    print the version and commit\n"
 		"\n"
 		"A LIST is comma-separated. Ports are 1..65535, ranges a-b or a:b. A CIDR without a\n"
 		"prefix length is one address; host bits are cleared (10.1.2.3/8 means 10.0.0.0/8).\n"

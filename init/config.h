@@ -50,7 +50,7 @@ struct init_config {
 	struct init_cidr_list include_outbound_cidrs;
 	bool ipv6;
 	enum init_backend backend;
-	bool dry_run, cleanup, help;
+	bool dry_run, cleanup, help, version;
 	bool allow_host_netns; /* install even in the host's network namespace */
 };
 

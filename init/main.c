@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "apply.h"
+#include "base/version.h"
 #include "config.h"
 
 static const char *env_lookup(const char *name, void *ctx)
@@ -23,6 +24,10 @@ int main(int argc, char **argv)
 	}
 	if (cfg.help) {
 		init_usage(stdout);
+		return 0;
+	}
+	if (cfg.version) {
+		pl_version_print(stdout, "pillion-init");
 		return 0;
 	}
 	/* A restore that quits early must surface as its exit status, not kill us with SIGPIPE. */

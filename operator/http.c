@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "operator.h"
 
 static const char *store_names[ST__N] = {"pods", "services", "namespaces", "trafficpolicies", "meshidentities",
@@ -50,6 +51,7 @@ static void metrics(op *o, pl_buf *b)
 	napi = o->napi;
 	memcpy(api, o->api, sizeof(api[0]) * (size_t)napi);
 	pthread_mutex_unlock(&o->mu);
+	pl_version_metric(b);
 	pl_buf_printf(b, "# HELP pillion_operator_api_requests_total Kubernetes API requests (each attempt) by verb and HTTP code (0: no answer).\n"
 		      "# TYPE pillion_operator_api_requests_total counter\n");
 	for (int i = 0; i < napi; i++)

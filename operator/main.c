@@ -11,12 +11,13 @@
 #include "base/duration.h"
 #include "base/env.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "operator.h"
 
 enum {
 	O_KUBECONFIG = 256, O_CONTEXT, O_NAMESPACE, O_CA_SECRET, O_LEASE, O_IDENTITY, O_METRICS_ADDR, O_METRICS_PORT,
 	O_WORKERS, O_LEADER_ELECT, O_QPS, O_BURST, O_LOG_LEVEL, O_WEBHOOK, O_WEBHOOK_SERVICE, O_WEBHOOK_CONFIG,
-	O_WEBHOOK_TTL, O_HELP,
+	O_WEBHOOK_TTL, O_HELP, O_VERSION,
 };
 
 static const struct option opts[] = {
@@ -38,6 +39,7 @@ static const struct option opts[] = {
 	{"webhook-config-name", required_argument, NULL, O_WEBHOOK_CONFIG},
 	{"webhook-cert-ttl", required_argument, NULL, O_WEBHOOK_TTL},
 	{"help", no_argument, NULL, O_HELP},
+	{"version", no_argument, NULL, O_VERSION},
 	{NULL, 0, NULL, 0},
 };
 
@@ -70,7 +72,8 @@ static void usage(FILE *f)
 		"  --webhook-service NAME the webhook's Service: the certificate's DNS names (pillion-webhook)\n"
 		"  --webhook-config-name NAME  the MutatingWebhookConfiguration (pillion-webhook)\n"
 		"  --webhook-cert-ttl D   certificate lifetime, renewed at 2/3 of it (2160h = 90 days;\n"
-		"                         at least 30s)\n");
+		"                         at least 30s)\n"
+		"  --version              print the version and commit\n");
 }
 
 static int bad(const char *flag, const char *v, const char *why)
@@ -169,6 +172,10 @@ static int parse(int argc, char **argv, op_settings *s)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == O_HELP) {
 			usage(stdout);
+			exit(0);
+		}
+		if (c == O_VERSION) {
+			pl_version_print(stdout, "pillion-operator");
 			exit(0);
 		}
 		if (c == '?') {

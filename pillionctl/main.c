@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/version.h"
 #include "check.h"
 #include "inject.h"
 #include "inputs.h"
@@ -16,6 +17,7 @@ static void usage(FILE *f)
 		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
 		   "  check [--kubeconfig FILE]       inspect an installed Pillion through the Kubernetes API\n"
 		   "\n"
+		   "  version, --version              print the version and commit\n"
 		   "Run pillionctl COMMAND --help for a command's flags.\n");
 }
 
@@ -33,6 +35,10 @@ int main(int argc, char **argv)
 		return cmd_inject(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		pl_version_print(stdout, "pillionctl");
+		return 0;
+	}
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;

@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "json/json.h"
 #include "model/model.h"
 #include "pki/tls.h"
@@ -68,6 +69,7 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 	const px_metrics *m = &px->m;
 	const char *why;
 
+	pl_version_metric(b);
 	metric_head(b, "pillion_proxy_connections_open", "gauge", "Relayed connections open now.");
 	for (int d = 0; d < 2; d++)
 		for (int t = 0; t < 2; t++)

@@ -16,13 +16,14 @@
 #include "base/duration.h"
 #include "base/env.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "l7.h"
 
 #define ACCEPT_BATCH 64
 
 enum {
 	O_CONFIG = 256, O_MESH, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_RESYNC, O_SPLICE, O_LOG_LEVEL, O_CHECK, O_HELP,
+	O_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_RESYNC, O_SPLICE, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
 	{"check", no_argument, NULL, O_CHECK},
 	{"help", no_argument, NULL, O_HELP},
+	{"version", no_argument, NULL, O_VERSION},
 	{NULL, 0, NULL, 0},
 };
 
@@ -75,7 +77,8 @@ static void usage(FILE *f)
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
 		"  --log-level LEVEL        debug, info, warn, error (info)\n"
-		"  --check                  validate --config (and --mesh), print \"configuration OK\" or the errors, exit\n");
+		"  --check                  validate --config (and --mesh), print \"configuration OK\" or the errors, exit\n"
+		"  --version                print the version and commit\n");
 }
 
 static int bad(const char *flag, const char *val, const char *why)
@@ -169,6 +172,10 @@ static int parse_args(int argc, char **argv, px_settings *s)
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		if (opt == O_HELP) {
 			usage(stdout);
+			exit(0);
+		}
+		if (opt == O_VERSION) {
+			pl_version_print(stdout, "pillion-proxy");
 			exit(0);
 		}
 		if (opt == O_CHECK) {

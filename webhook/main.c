@@ -8,11 +8,12 @@
 #include "base/duration.h"
 #include "base/env.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "webhook.h"
 
 enum {
 	O_LISTEN = 256, O_PORT, O_TLS_CERT, O_TLS_KEY, O_MAX_BODY, O_PROXY_IMAGE, O_INIT_IMAGE, O_NATIVE, O_KUBE_VERSION,
-	O_CERT_CHECK, O_SHUTDOWN, O_LOG_LEVEL, O_CHECK, O_HELP,
+	O_CERT_CHECK, O_SHUTDOWN, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option opts[] = {
@@ -30,6 +31,7 @@ static const struct option opts[] = {
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
 	{"check", no_argument, NULL, O_CHECK},
 	{"help", no_argument, NULL, O_HELP},
+	{"version", no_argument, NULL, O_VERSION},
 	{NULL, 0, NULL, 0},
 };
 
@@ -57,7 +59,8 @@ static void usage(FILE *f)
 		"  --kubernetes-version V   the API server's version, e.g. 1.29 or v1.29.3 (unknown)\n"
 		"  --shutdown-timeout D     on SIGTERM, how long to finish requests in flight (25s)\n"
 		"  --log-level LEVEL        debug, info, warn, error (info)\n"
-		"  --check                  load the certificate, say \"configuration OK\" and exit\n");
+		"  --check                  load the certificate, say \"configuration OK\" and exit\n"
+		"  --version                print the version and commit\n");
 }
 
 static int bad(const char *flag, const char *v, const char *why)
@@ -152,6 +155,10 @@ static int parse(int argc, char **argv, wh_config *c, bool *check)
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == O_HELP) {
 			usage(stdout);
+			exit(0);
+		}
+		if (opt == O_VERSION) {
+			pl_version_print(stdout, "pillion-webhook");
 			exit(0);
 		}
 		if (opt == '?') {

@@ -1,6 +1,7 @@
 /* The webhook's Prometheus counters: admissions by decision and reason, their latency, errors, certificate reloads. */
 #include <string.h>
 
+#include "base/version.h"
 #include "webhook.h"
 
 /* Every reason label value: pl_inject_pod's tokens, then the webhook's own. Anything else counts as "other". */
@@ -69,6 +70,7 @@ void wh_metrics_cert(bool ok, int64_t not_after)
 
 void wh_metrics_render(pl_buf *b, int inflight, bool draining)
 {
+	pl_version_metric(b);
 	pl_buf_puts(b, "# HELP pillion_webhook_admissions_total AdmissionReviews answered (all allowed), by decision and reason.\n"
 		       "# TYPE pillion_webhook_admissions_total counter\n");
 	for (int inj = 0; inj < 2; inj++)

@@ -12,6 +12,7 @@
 #include "base/base64.h"
 #include "base/duration.h"
 #include "check.h"
+#include "check_eval.h"
 #include "json/json.h"
 #include "kube/kube.h"
 #include "pki/ca.h"
@@ -125,9 +126,8 @@ static void check_deployments(check_ctx *c)
 	}
 	json_decref(g);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		json_t *d = NULL, *cond;
-		const char *status = NULL, *msg = NULL;
-		size_t j;
+		json_t *d = NULL;
+		char why[256];
 		int rc;
 
 		if (pl_kube_path(path, sizeof(path), "apps", "v1", c->ns, "deployments", names[i], NULL) != 0)
@@ -141,20 +141,54 @@ static void check_deployments(check_ctx *c)
 			report(c, L_FAIL, "deployment %s/%s: %s", c->ns, names[i], st.message);
 			continue;
 		}
-		json_array_foreach(json_object_get(json_object_get(d, "status"), "conditions"), j, cond) {
-			const char *type = pl_json_get_str(cond, "type");
-			if (type && strcmp(type, "Available") == 0) {
-				status = pl_json_get_str(cond, "status");
-				msg = pl_json_get_str(cond, "message");
-			}
-		}
-		if (status && strcmp(status, "True") == 0)
-			report(c, L_OK, "deployment %s/%s is Available", c->ns, names[i]);
+		if (check_deployment_serves(d, why, sizeof(why)))
+			report(c, L_OK, "deployment %s/%s is %s", c->ns, names[i], why);
 		else
-			report(c, L_FAIL, "deployment %s/%s is not Available%s%s", c->ns, names[i], msg ? ": " : "",
-			       msg ? msg : "");
+			report(c, L_FAIL, "deployment %s/%s: %s", c->ns, names[i], why);
 		json_decref(d);
 	}
+}
+
+/* The webhook's Service must have a ready endpoint, or the API server cannot call it and (with
+ * failurePolicy Fail) refuses every pod in a labelled namespace. */
+static void check_webhook_endpoints(check_ctx *c, const json_t *webhook)
+{
+	const json_t *svc = json_object_get(json_object_get(webhook, "clientConfig"), "service");
+	const char *ns = pl_json_get_str(svc, "namespace"), *name = pl_json_get_str(svc, "name");
+	pl_kube_status st = {0};
+	json_t *ep = NULL;
+	char path[512];
+	int ready, not_ready, rc;
+
+	if (!ns || !name)
+		return; /* a url webhook: nothing in the cluster to look at */
+	/* An API server that serves no v1 endpoints (such as the e2e double) cannot tell us. */
+	if (pl_kube_get(c->k, "/api/v1", &ep, &st) != 0 || !api_lists(ep, "endpoints")) {
+		report(c, L_WARN, "service %s/%s: v1 endpoints not served by this API server, cannot verify", ns, name);
+		json_decref(ep);
+		return;
+	}
+	json_decref(ep);
+	ep = NULL;
+	if (pl_kube_path(path, sizeof(path), NULL, "v1", ns, "endpoints", name, NULL) != 0)
+		return;
+	rc = pl_kube_get(c->k, path, &ep, &st);
+	if (rc == -ENOENT) {
+		report(c, L_FAIL, "service %s/%s: no Endpoints object (the Service is missing, or selects nothing)", ns,
+		       name);
+		return;
+	}
+	if (rc != 0) {
+		report(c, L_FAIL, "service %s/%s: endpoints: %s", ns, name, st.message);
+		return;
+	}
+	check_endpoints_count(ep, &ready, &not_ready);
+	if (ready > 0)
+		report(c, L_OK, "service %s/%s has %d ready endpoint(s)", ns, name, ready);
+	else
+		report(c, L_FAIL, "service %s/%s has no ready endpoint (%d not ready): the API server cannot call the "
+				  "webhook, and pods in labelled namespaces are refused", ns, name, not_ready);
+	json_decref(ep);
 }
 
 /* "expires in 3h" / "expired ..." findings for a certificate; true when it is still good. */
@@ -214,6 +248,8 @@ static void check_webhook(check_ctx *c)
 
 		if (!name)
 			name = "(unnamed)";
+		if (i == 0)
+			check_webhook_endpoints(c, w);
 		if (!bundle)
 			report(c, L_FAIL, "webhook %s: caBundle is %s", name, b64 && *b64 ? "not base64" : "empty");
 		else if (pl_cert_signed_by(crt, crtlen, bundle, blen, c->now))

@@ -72,14 +72,12 @@ int cmd_validate(int argc, char **argv)
 				skipped++;
 				break;
 			}
-			if (e->earlier) {
-				/* kubectl apply would silently keep only the last of the two. */
+			/* kubectl apply would silently keep only the last of the two; the object's own errors
+			 * are reported all the same, so that a duplicate never hides them. */
+			if (e->earlier)
 				printf("%s:%d: %s %s/%s: metadata.name: duplicate object, also at %s:%d\n", e->path, e->doc,
 				       kind_label(e), e->obj.namespace, e->obj.name, e->earlier->path, e->earlier->doc);
-				invalid++;
-				break;
-			}
-			if (e->obj.valid) {
+			if (e->obj.valid && !e->earlier) {
 				valid++;
 				break;
 			}

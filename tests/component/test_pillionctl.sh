@@ -76,6 +76,21 @@ printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: 
 "$ctl" render --pod "$src/examples/pods/web-pod.yaml" -f "$tmp/d1.yaml" -f "$tmp/d2.yaml" >"$tmp/out" 2>"$tmp/err"
 contains "render: the later duplicate is used" '"timeoutMs": 9000' "$tmp/out"
 contains "render: the earlier duplicate is noted" "is defined again later" "$tmp/err"
+# A duplicate never hides the object's own errors.
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w, namespace: shop}\nspec: {targetRef: {name: web}, rotues: []}\n' >"$tmp/d3.yaml"
+"$ctl" validate -q -f "$tmp/d1.yaml" -f "$tmp/d3.yaml" >"$tmp/out" 2>/dev/null
+check "a duplicate with its own error exits 1" 1 $?
+contains "... the duplicate is named" "$tmp/d3.yaml:1: TrafficPolicy shop/w: metadata.name: duplicate object, also at $tmp/d1.yaml:1" "$tmp/out"
+contains "... and its own error too" "$tmp/d3.yaml:1: TrafficPolicy shop/w: spec.rotues: unknown field" "$tmp/out"
+# make demo's broken examples give their own errors, not a collision with each other.
+"$ctl" validate -q -f "$src/examples/invalid" >"$tmp/out" 2>/dev/null
+check "examples/invalid as one directory exits 1" 1 $?
+if grep -q "duplicate object" "$tmp/out"; then
+	check "examples/invalid: no two examples collide" "" "$(grep 'duplicate object' "$tmp/out" | head -3)"
+else
+	check "examples/invalid: no two examples collide" "" ""
+fi
+contains "examples/invalid: rotues gives its own error" "tp-unknown-field-rotues.yaml:1: TrafficPolicy shop/tp-unknown-field-rotues: spec.rotues: unknown field" "$tmp/out"
 
 # A typo in a Pillion kind is an error, not a skipped object.
 printf 'apiVersion: pillion.dev/v1alpha1\nkind: TraficPolicy\nmetadata: {name: w}\n' >"$tmp/typo.yaml"

@@ -43,6 +43,50 @@ static pl_entry *new_entry(pl_inputs *in, pl_entry_type t, const char *path, int
 	return e;
 }
 
+/* The Pod a workload's template makes: the template's metadata and spec, the workload's namespace,
+ * and a name saying where it came from (the controller would generate one). */
+static void add_template_pod(pl_inputs *in, const char *path, int doc, const json_t *v)
+{
+	static const struct { const char *kind, *api; bool cron; } kinds[] = {
+		{"Deployment", "apps/v1", false}, {"StatefulSet", "apps/v1", false},
+		{"DaemonSet", "apps/v1", false},  {"ReplicaSet", "apps/v1", false},
+		{"Job", "batch/v1", false},       {"CronJob", "batch/v1", true},
+	};
+	const char *kind = pl_json_get_str(v, "kind"), *api = pl_json_get_str(v, "apiVersion");
+	const json_t *meta = json_object_get(v, "metadata"), *tmpl = NULL;
+	size_t k;
+
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		if (kind && api && strcmp(kind, kinds[k].kind) == 0 && strcmp(api, kinds[k].api) == 0)
+			break;
+	if (k == sizeof(kinds) / sizeof(kinds[0]))
+		return;
+	tmpl = json_object_get(v, "spec");
+	if (kinds[k].cron)
+		tmpl = json_object_get(json_object_get(tmpl, "jobTemplate"), "spec");
+	tmpl = json_object_get(tmpl, "template");
+	if (!json_is_object(tmpl))
+		return;
+	const char *ns = pl_json_get_str(meta, "namespace"), *name = pl_json_get_str(meta, "name");
+	json_t *pmeta = json_deep_copy(json_object_get(tmpl, "metadata"));
+	if (!json_is_object(pmeta)) {
+		json_decref(pmeta);
+		pmeta = json_object();
+	}
+	json_object_set_new(pmeta, "name", json_sprintf("%s-template", name ? name : kind));
+	if (ns)
+		json_object_set_new(pmeta, "namespace", json_string(ns));
+	json_t *pod = json_pack("{s:s, s:s, s:o, s:O}", "apiVersion", "v1", "kind", "Pod", "metadata", pmeta, "spec",
+				json_object_get(tmpl, "spec") ? json_object_get(tmpl, "spec") : json_null());
+	if (!pod)
+		abort();
+	pl_entry *e = new_entry(in, PL_ENTRY_OBJECT, path, doc);
+	e->api_version = "v1";
+	e->template_of = pl_arena_printf(&in->arena, "%s %s/%s", kind, ns ? ns : "default", name ? name : "");
+	pl_object_decode(&in->arena, pod, &e->obj);
+	json_decref(pod);
+}
+
 static void add_object(pl_inputs *in, const char *path, int doc, const json_t *v)
 {
 	if (!json_is_object(v)) {
@@ -62,6 +106,8 @@ static void add_object(pl_inputs *in, const char *path, int doc, const json_t *v
 	const char *api = pl_json_get_str(v, "apiVersion");
 	e->api_version = pl_arena_strdup(&in->arena, api ? api : "");
 	pl_object_decode(&in->arena, v, &e->obj);
+	if (in->templates_as_pods)
+		add_template_pod(in, path, doc, v);
 }
 
 static bool has_suffix(const char *s, const char *suf)

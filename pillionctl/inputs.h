@@ -25,6 +25,7 @@ typedef struct pl_entry {
 	pl_object obj;
 	const struct pl_entry *earlier;  /* the same kind/namespace/name seen before, or NULL */
 	bool superseded;          /* a later entry has the same kind/namespace/name */
+	const char *template_of;  /* a Pod made from this workload's pod template: "Deployment shop/web" */
 } pl_entry;
 
 typedef struct pl_inputs {
@@ -32,6 +33,7 @@ typedef struct pl_inputs {
 	size_t n, cap;
 	pl_entry *v;
 	int io_errors;
+	bool templates_as_pods;   /* a workload (Deployment, Job, ...) also adds a Pod made of its template */
 } pl_inputs;
 
 /* Called with each file's documents (json: parsed as JSON rather than YAML). */

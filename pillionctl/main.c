@@ -13,11 +13,12 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  validate -f PATH...             check TrafficPolicy and MeshIdentity files\n"
-		   "  render --pod POD -f PATH...     print the proxy config a pod would get\n"
+		   "  render --pod POD -f PATH...     print the proxy config a pod (or a workload's pods) would get\n"
+		   "  render --mesh NS -f PATH...     print namespace NS's mesh directory (from Pods, Services)\n"
 		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
 		   "  check [--kubeconfig FILE]       inspect an installed Pillion through the Kubernetes API\n"
-		   "\n"
 		   "  version, --version              print the version and commit\n"
+		   "\n"
 		   "Run pillionctl COMMAND --help for a command's flags.\n");
 }
 

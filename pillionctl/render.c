@@ -7,7 +7,7 @@
 #include "inputs.h"
 #include "json/json.h"
 
-static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...\n"
+static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...     (a Pod, or a workload: its template)\n"
 			    "       pillionctl render --mesh NAMESPACE -f PATH [-f PATH]...   (Pods, Services, MeshIdentities)\n";
 
 int cmd_render(int argc, char **argv)
@@ -52,26 +52,48 @@ int cmd_render(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (podpath)
+	if (podpath) {
+		podin.templates_as_pods = true; /* --pod deploy.yaml renders the pod its template makes */
 		pl_inputs_add(&podin, podpath, stderr);
+	}
 	if (in.io_errors || podin.io_errors) {
 		rc = 2;
 		goto out;
 	}
 	const pl_pod *pod = NULL;
 	const pl_entry *bad = NULL;
+	bool from_template = false;
 	if (mesh_ns)
 		goto index;
-	for (size_t i = 0; i < podin.n && !pod; i++) {
-		const pl_entry *e = &podin.v[i];
-		if (e->type != PL_ENTRY_OBJECT || e->obj.kind != PL_KIND_POD)
-			continue;
-		if (e->obj.valid)
-			pod = e->obj.u.pod;
-		else if (!bad)
-			bad = e;
+	/* A Pod wins over a workload's template; the first workload's template otherwise. */
+	for (int pass = 0; pass < 2 && !pod; pass++) {
+		for (size_t i = 0; i < podin.n && !pod; i++) {
+			const pl_entry *e = &podin.v[i];
+			if (e->type != PL_ENTRY_OBJECT || e->obj.kind != PL_KIND_POD || !e->template_of != !pass)
+				continue;
+			if (e->obj.valid) {
+				pod = e->obj.u.pod;
+				from_template = pass;
+				if (pass)
+					fprintf(stderr, "%s:%d: note: rendering the pod template of %s, as its pods get it "
+							"(each with its own %s, which the webhook sets)\n",
+						e->path, e->doc, e->template_of, PL_ANNOTATION_ID);
+			} else if (!bad) {
+				bad = e;
+			}
+		}
 	}
 	if (!pod) {
+		for (size_t i = 0; i < podin.n; i++) {
+			const pl_entry *e = &podin.v[i];
+			if (e->type == PL_ENTRY_OBJECT && e->obj.kind != PL_KIND_POD)
+				fprintf(stderr, "%s:%d: %s %s %s/%s is not a Pod, nor a workload with a pod template "
+						"(apps/v1 Deployment, StatefulSet, DaemonSet, ReplicaSet; batch/v1 Job, "
+						"CronJob)\n",
+					e->path, e->doc, e->api_version[0] ? e->api_version : "(no apiVersion)",
+					e->obj.kind_name[0] ? e->obj.kind_name : "object without kind", e->obj.namespace,
+					e->obj.name);
+		}
 		for (size_t j = 0; bad && j < bad->obj.errors.n; j++)
 			fprintf(stderr, "%s:%d: Pod %s/%s: %s: %s\n", bad->path, bad->doc, bad->obj.namespace,
 				bad->obj.name, bad->obj.errors.v[j].path, bad->obj.errors.v[j].msg);
@@ -79,7 +101,7 @@ int cmd_render(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (!pod->id[0])
+	if (!pod->id[0] && !from_template)
 		fprintf(stderr, "%s: note: the pod has no %s annotation (the webhook sets it)\n", podpath,
 			PL_ANNOTATION_ID);
 index:;
@@ -116,6 +138,24 @@ index:;
 			pl_index_add_service(ix, o->u.service);
 		else if (o->kind == PL_KIND_POD && o->valid)
 			pods[npods++] = o->u.pod;
+	}
+	if (mesh_ns) {
+		/* The directory lists running pods by address: say why one of the namespace's is missing. */
+		size_t in_ns = 0;
+		for (size_t i = 0; i < npods; i++) {
+			if (strcmp(pods[i]->meta.namespace, mesh_ns) != 0)
+				continue;
+			in_ns++;
+			if (pods[i]->ips.n == 0) {
+				fprintf(stderr, "note: pod %s/%s has no status.podIPs (not running, or its status was "
+						"left out, as in a manifest): it is not in the directory; "
+						"kubectl get pods -o yaml gives pods with their status\n",
+					mesh_ns, pods[i]->meta.name);
+			}
+		}
+		if (in_ns == 0)
+			fprintf(stderr, "note: the inputs hold no pod of namespace %s: the directory lists no endpoint\n",
+				mesh_ns);
 	}
 	json_t *cfg = mesh_ns ? pl_render_mesh(ix, pods, npods, mesh_ns) : pl_render_pod(ix, pod);
 	char *out = pl_json_dump_pretty(cfg);

@@ -5,6 +5,51 @@
 
 #include "inputs.h"
 
+/* When the inputs hold Services, a policy whose target is not among them is most likely a typo
+ * or a wrong namespace: say so (a warning: the Service may live elsewhere, as in a Helm chart). */
+static int warn_missing_targets(const pl_inputs *in)
+{
+	int warnings = 0;
+	bool any = false;
+
+	for (size_t i = 0; i < in->n && !any; i++)
+		any = in->v[i].type == PL_ENTRY_OBJECT && in->v[i].obj.kind == PL_KIND_SERVICE && in->v[i].obj.valid;
+	if (!any)
+		return 0;
+	for (size_t i = 0; i < in->n; i++) {
+		const pl_entry *e = &in->v[i];
+		const char *elsewhere = NULL;
+		bool found = false;
+
+		if (e->type != PL_ENTRY_OBJECT || e->obj.kind != PL_KIND_TRAFFIC_POLICY || !e->obj.valid || e->superseded)
+			continue;
+		const pl_traffic_policy *p = e->obj.u.policy;
+		for (size_t j = 0; j < in->n && !found; j++) {
+			const pl_entry *s = &in->v[j];
+			if (s->type != PL_ENTRY_OBJECT || s->obj.kind != PL_KIND_SERVICE || !s->obj.valid ||
+			    strcmp(s->obj.name, p->target_name) != 0)
+				continue;
+			if (strcmp(s->obj.namespace, p->meta.namespace) == 0)
+				found = true;
+			else if (!elsewhere)
+				elsewhere = s->obj.namespace;
+		}
+		if (found)
+			continue;
+		if (elsewhere)
+			printf("%s:%d: warning: TrafficPolicy %s/%s: spec.targetRef.name: Service \"%s\" not found in "
+			       "namespace %s (the inputs hold one in namespace %s; a policy governs a Service of its "
+			       "own namespace)\n", e->path, e->doc, p->meta.namespace, p->meta.name, p->target_name,
+			       p->meta.namespace, elsewhere);
+		else
+			printf("%s:%d: warning: TrafficPolicy %s/%s: spec.targetRef.name: Service \"%s\" not found in "
+			       "namespace %s among the inputs' Services\n", e->path, e->doc, p->meta.namespace,
+			       p->meta.name, p->target_name, p->meta.namespace);
+		warnings++;
+	}
+	return warnings;
+}
+
 static const char *kind_label(const pl_entry *e)
 {
 	return e->obj.kind_name[0] ? e->obj.kind_name : "object without kind";
@@ -88,8 +133,10 @@ int cmd_validate(int argc, char **argv)
 			break;
 		}
 	}
+	int warnings = warn_missing_targets(&in);
 	if (!quiet)
-		fprintf(stderr, "%d valid, %d invalid, %d skipped\n", valid, invalid, skipped);
+		fprintf(stderr, "%d valid, %d invalid, %d skipped%s%.0d%s\n", valid, invalid, skipped,
+			warnings ? ", " : "", warnings, warnings ? " warning(s)" : "");
 	int rc = in.io_errors ? 2 : invalid ? 1 : 0;
 	pl_inputs_free(&in);
 	return rc;

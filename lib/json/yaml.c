@@ -479,9 +479,12 @@ int pl_yaml_load(const char *buf, size_t len, pl_docs *out)
 			if (!in_doc)
 				c->docno++;
 			/* Encoding errors carry a byte offset, not a line. */
-			rc = fail(c, parser.error == YAML_READER_ERROR ? NULL : &m, parser.problem_offset, "%s%s%s",
+			/* libyaml says "cannot start any token" of a tab: name it, the commonest cause. */
+			bool tab = parser.error != YAML_READER_ERROR && m.index < len && buf[m.index] == '\t';
+			rc = fail(c, parser.error == YAML_READER_ERROR ? NULL : &m, parser.problem_offset, "%s%s%s%s",
 				  parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
-				  parser.context ? parser.context : "");
+				  parser.context ? parser.context : "",
+				  tab ? " (a tab character: YAML indents with spaces only)" : "");
 			break;
 		}
 		switch (ev.type) {

@@ -124,6 +124,52 @@ bool dec_has(const json_t *obj, const char *key)
 	return v && !json_is_null(v);
 }
 
+/* Edit distance between a and b, case-insensitive, adjacent swaps counting one (optimal string
+ * alignment); names longer than 63 bytes are never close. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), d[64][64];
+
+	if (la > 63 || lb > 63)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			size_t best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < best)
+				best = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 2]) &&
+			    tolower((unsigned char)a[i - 2]) == tolower((unsigned char)b[j - 1]) && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return d[la][lb];
+}
+
+const char *dec_closest_key(const char *key, const char *const *known)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX, len = strlen(key);
+	/* A third of the name, at least one edit: "rotues" -> routes, "timout" -> timeout, "colour" -> none. */
+	size_t limit = len / 3 > 1 ? len / 3 : 1;
+
+	for (const char *const *k = known; *k; k++) {
+		size_t dist = edit_distance(key, *k);
+		if (dist < best_d) {
+			best_d = dist;
+			best = *k;
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
 void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known)
 {
 	const char *key;
@@ -133,7 +179,12 @@ void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known)
 		const char *const *k = known;
 		while (*k && strcmp(*k, key) != 0)
 			k++;
-		if (!*k)
+		if (*k)
+			continue;
+		const char *near = dec_closest_key(key, known);
+		if (near)
+			dec_error_at(d, key, "unknown field, did you mean \"%s\"?", near);
+		else
 			dec_error_at(d, key, "unknown field");
 	}
 }

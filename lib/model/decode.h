@@ -31,6 +31,8 @@ void dec_error_at(pl_dec *d, const char *key, const char *fmt, ...) __attribute_
 bool dec_has(const json_t *obj, const char *key);
 /* Reports every key of obj not in known (NULL-terminated) as an unknown field. */
 void dec_known_keys(pl_dec *d, const json_t *obj, const char *const *known);
+/* The known name closest to key (a typo or wrong case), or NULL when none is close. */
+const char *dec_closest_key(const char *key, const char *const *known);
 /*
  * Field readers. Each returns true when the field is present (not null) and valid,
  * leaves *out untouched otherwise, and records "is required" only when required.

@@ -147,5 +147,60 @@ contains "render --mesh lists the web Service by its cluster IP" '"198.18.10.20"
 contains "render --mesh lists the pod" '"web-0"' "$tmp/mesh.json"
 "$ctl" render --mesh shop --pod "$tmp/running.yaml" -f "$ex" >/dev/null 2>&1; check "render with both --pod and --mesh is a usage error" 2 $?
 
+# Errors a user meets get a hint.
+"$ctl" validate -q -f "$src/examples/invalid/tp-unknown-field-rotues.yaml" >"$tmp/out" 2>&1
+contains "a typo'd field: did you mean" 'spec.rotues: unknown field, did you mean "routes"?' "$tmp/out"
+"$ctl" validate -q -f "$src/examples/invalid/mi-unknown-field-renewbefore-case.yaml" >"$tmp/out" 2>&1
+contains "a field in the wrong case: did you mean" 'did you mean "renewBefore"?' "$tmp/out"
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: w, namespace: shop}\nspec: {targetRef: {name: web}, colour: blue}\n' >"$tmp/far.yaml"
+"$ctl" validate -q -f "$tmp/far.yaml" >"$tmp/out" 2>&1
+if grep -q "did you mean" "$tmp/out"; then check "no suggestion for a name close to none" "" "$(cat "$tmp/out")"; else check "no suggestion for a name close to none" "" ""; fi
+printf 'apiVersion: pillion.dev/v1alpha1\nkind: TrafficPolicy\nmetadata:\n\tname: web\n' >"$tmp/tab.yaml"
+"$ctl" validate -q -f "$tmp/tab.yaml" >"$tmp/out" 2>&1; check "a tab: exit 1" 1 $?
+contains "a YAML tab error says tab" "yaml: line 4 column 1: found character that cannot start any token while scanning for the next token (a tab character: YAML indents with spaces only)" "$tmp/out"
+cat >"$tmp/tgt.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: other}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web, namespace: shop}
+spec: {targetRef: {name: web}}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web, namespace: other}
+spec: {targetRef: {name: web}}
+YAML
+"$ctl" validate -f "$tmp/tgt.yaml" >"$tmp/out" 2>"$tmp/err"; check "a target found only in another namespace: exit 0 (a warning)" 0 $?
+contains "... the target is named as not found, with where it is" "$tmp/tgt.yaml:2: warning: TrafficPolicy shop/web: spec.targetRef.name: Service \"web\" not found in namespace shop (the inputs hold one in namespace other" "$tmp/out"
+check "... and only that policy" 1 "$(grep -c warning "$tmp/out")"
+contains "... counted in the summary" "2 valid, 0 invalid, 1 skipped, 1 warning(s)" "$tmp/err"
+cat >"$tmp/deploy.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: web, image: web, ports: [{containerPort: 8080}]}]
+YAML
+"$ctl" render --pod "$tmp/deploy.yaml" -f "$src/examples/valid" >"$tmp/out" 2>"$tmp/err"; check "render --pod on a Deployment renders its template (exit 0)" 0 $?
+contains "... saying so" "note: rendering the pod template of Deployment shop/web" "$tmp/err"
+contains "... with the template's service account" '"spiffe://cluster.local/ns/shop/sa/web"' "$tmp/out"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: shop}\n' >"$tmp/cm.yaml"
+"$ctl" render --pod "$tmp/cm.yaml" -f "$src/examples/valid" >/dev/null 2>"$tmp/err"; check "render --pod on a ConfigMap exits 1" 1 $?
+contains "... naming what it got" "v1 ConfigMap shop/x is not a Pod, nor a workload with a pod template" "$tmp/err"
+printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, annotations: {pillion.dev/id: 0123456789abcdef0123456789abcdef}}\nspec: {containers: [{name: a, image: a}]}\n' >"$tmp/noip.yaml"
+"$ctl" render --mesh shop -f "$tmp/noip.yaml" >/dev/null 2>"$tmp/err"
+contains "render --mesh says why a pod without status.podIPs is missing" "note: pod shop/p has no status.podIPs" "$tmp/err"
+"$ctl" --help >"$tmp/out"
+contains "--help lists render --mesh" "render --mesh NS" "$tmp/out"
+
 [ "$fails" -eq 0 ] && echo "pillionctl: all checks passed" || echo "pillionctl: $fails checks failed"
 [ "$fails" -eq 0 ]

@@ -41,43 +41,36 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DPILLION_TESTS=OFF -DPILLIO
       /usr/sbin/ip6tables-legacy-restore /usr/sbin/ip6tables-legacy-save /usr/sbin/iptables-nft \
       /usr/sbin/ip6tables-nft /usr/sbin/iptables-legacy /usr/sbin/ip6tables-legacy
 
-# ---- pillion-operator: the control plane (Kubernetes client over libcurl, the mesh CA) ----
-FROM scratch AS operator
+# ---- what every image carries: the release and commit (OCI labels), on an empty base ----
+FROM scratch AS labels
 ARG PILLION_VERSION=0.1.0
 ARG PILLION_COMMIT=unknown
-LABEL org.opencontainers.image.title="pillion-operator" \
-      org.opencontainers.image.description="Pillion service mesh: the control plane" \
-      org.opencontainers.image.version="${PILLION_VERSION}" \
+LABEL org.opencontainers.image.version="${PILLION_VERSION}" \
       org.opencontainers.image.revision="${PILLION_COMMIT}" \
       org.opencontainers.image.base.name="scratch"
+
+# ---- pillion-operator: the control plane (Kubernetes client over libcurl, the mesh CA) ----
+FROM labels AS operator
+LABEL org.opencontainers.image.title="pillion-operator" \
+      org.opencontainers.image.description="Pillion service mesh: the control plane"
 COPY --from=build /rootfs/operator/ /
 USER 65532:65532
 EXPOSE 15440
 ENTRYPOINT ["/usr/local/bin/pillion-operator"]
 
 # ---- pillion-webhook: the mutating admission webhook (libwebsockets, OpenSSL) ----
-FROM scratch AS webhook
-ARG PILLION_VERSION=0.1.0
-ARG PILLION_COMMIT=unknown
+FROM labels AS webhook
 LABEL org.opencontainers.image.title="pillion-webhook" \
-      org.opencontainers.image.description="Pillion service mesh: the sidecar injection webhook" \
-      org.opencontainers.image.version="${PILLION_VERSION}" \
-      org.opencontainers.image.revision="${PILLION_COMMIT}" \
-      org.opencontainers.image.base.name="scratch"
+      org.opencontainers.image.description="Pillion service mesh: the sidecar injection webhook"
 COPY --from=build /rootfs/webhook/ /
 USER 65532:65532
 EXPOSE 9443
 ENTRYPOINT ["/usr/local/bin/pillion-webhook"]
 
 # ---- pillion-proxy: the data plane; UID/GID 1407, which the redirect rules exempt ----
-FROM scratch AS proxy
-ARG PILLION_VERSION=0.1.0
-ARG PILLION_COMMIT=unknown
+FROM labels AS proxy
 LABEL org.opencontainers.image.title="pillion-proxy" \
-      org.opencontainers.image.description="Pillion service mesh: the sidecar proxy" \
-      org.opencontainers.image.version="${PILLION_VERSION}" \
-      org.opencontainers.image.revision="${PILLION_COMMIT}" \
-      org.opencontainers.image.base.name="scratch"
+      org.opencontainers.image.description="Pillion service mesh: the sidecar proxy"
 COPY --from=build /rootfs/proxy/ /
 USER 1407:1407
 EXPOSE 15401 15406 15420
@@ -88,14 +81,9 @@ ENTRYPOINT ["/usr/local/bin/pillion-proxy"]
 # iptables-legacy-restore (and the ip6tables ones) itself, by execvp: the image holds both
 # flavours from Debian's iptables package (xtables-nft-multi, xtables-legacy-multi, their
 # extensions and libraries) and nothing else. ----
-FROM scratch AS init
-ARG PILLION_VERSION=0.1.0
-ARG PILLION_COMMIT=unknown
+FROM labels AS init
 LABEL org.opencontainers.image.title="pillion-init" \
-      org.opencontainers.image.description="Pillion service mesh: the pod's traffic redirect rules" \
-      org.opencontainers.image.version="${PILLION_VERSION}" \
-      org.opencontainers.image.revision="${PILLION_COMMIT}" \
-      org.opencontainers.image.base.name="scratch"
+      org.opencontainers.image.description="Pillion service mesh: the pod's traffic redirect rules"
 COPY --from=build /rootfs/init/ /
 ENV PATH=/usr/local/bin:/usr/sbin:/usr/bin
 USER 0:0

@@ -6,7 +6,7 @@
 
 /* Every reason label value: pl_inject_pod's tokens, then the webhook's own. Anything else counts as "other". */
 const char *const wh_reasons[] = {
-	"injected", "already-injected", "disabled-by-annotation", "namespace-not-enabled", "host-network",
+	"injected", "completed", "already-injected", "disabled-by-annotation", "namespace-not-enabled", "host-network",
 	"not-a-pod", "invalid-pod", "not-create", "subresource", "too-deep", "invalid-review", "error", "other",
 	NULL,
 };

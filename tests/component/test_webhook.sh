@@ -92,7 +92,7 @@ post() { # post FILE [curl args...] -> body in $work/out, status on stdout
 	shift
 	c -o "$work/out" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$f" "$@" "$url/mutate?timeout=10s"
 }
-# check FILE EXPECT: the answer in FILE is a well-formed allowed review; EXPECT is patch, nopatch or warning
+# check FILE EXPECT: the answer in FILE is a well-formed allowed review; EXPECT is patch, completed, nopatch or warning
 check() {
 	python3 - "$1" "$2" <<'EOF'
 import base64, json, sys
@@ -102,13 +102,17 @@ assert r["apiVersion"] == "admission.k8s.io/v1" and r["kind"] == "AdmissionRevie
 resp = r["response"]
 assert resp["allowed"] is True, resp
 assert isinstance(resp["uid"], str), resp
-if want == "patch":
+if want in ("patch", "completed"):
     assert resp["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002", resp["uid"]
     assert resp["patchType"] == "JSONPatch", resp
     patch = json.loads(base64.b64decode(resp["patch"], validate=True))
     assert isinstance(patch, list) and patch, patch
-    assert "pillion-proxy" in json.dumps(patch), "no pillion-proxy container in the patch"
+    if want == "patch":
+        assert "pillion-proxy" in json.dumps(patch), "no pillion-proxy container in the patch"
+    else:  # the containers are there already: only the id and the volumes named after it
+        assert "pillion-proxy" not in json.dumps(patch) and "/spec/volumes/2" in json.dumps(patch), patch
     ids = [v for op in patch if isinstance(op.get("value"), dict) for k, v in op["value"].items() if k == "pillion.dev/id"]
+    ids += [op["value"] for op in patch if op.get("path") == "/metadata/annotations/pillion.dev~1id"]
     assert ids and len(ids[0]) == 32 and all(ch in "0123456789abcdef" for ch in ids[0]), ids
     print(ids[0])
 else:
@@ -134,6 +138,18 @@ r = json.load(open("pod.json")); r["apiVersion"] = "admission.k8s.io/v1beta1"; j
 r = json.load(open("pod.json")); r["request"]["object"]["x"] = "@@"; s = json.dumps(r)
 open("deep.json", "w").write(s.replace("\"@@\"", "[" * 10000 + "]" * 10000))
 '
+# A pod from a template pillionctl inject already injected: the webhook completes it (its id and
+# per-pod volumes), counted as reason "completed".
+python3 - "$(dirname "$bin")/pillionctl" <<'PYEOF' || fail "could not make a template-injected pod"
+import json, subprocess, sys, yaml
+r = json.load(open("pod.json"))
+out = subprocess.run([sys.argv[1], "inject", "-f", "-"], input=json.dumps(r["request"]["object"]),
+                     capture_output=True, text=True, check=True).stdout
+r["request"]["object"] = yaml.safe_load(out)
+json.dump(r, open("templated.json", "w"))
+PYEOF
+[ "$(post templated.json)" = 200 ] && id3=$(check out completed) && [ -n "$id3" ] && ok "template-injected pod: completed with its own id" ||
+	fail "template-injected pod: $(cat out)"
 [ "$(post deploy.json)" = 200 ] && check out warning && ok "non-Pod review: allowed, no patch, a warning" || fail "non-Pod: $(cat out)"
 [ "$(post update.json)" = 200 ] && check out nopatch && ok "UPDATE: allowed, no patch" || fail "UPDATE: $(cat out)"
 [ "$(post nouid.json)" = 200 ] && check out warning && ok "missing uid: allowed, no patch, a warning" || fail "missing uid: $(cat out)"
@@ -157,6 +173,8 @@ head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' ' ' >big.json
 c "$url/metrics" >metrics.txt
 grep -q '^pillion_webhook_admissions_total{decision="injected",reason="injected"} [1-9]' metrics.txt &&
 	grep -q '^pillion_webhook_admissions_total{decision="skipped",reason="not-a-pod"} 1$' metrics.txt &&
+	grep -q '^pillion_webhook_admissions_total{decision="injected",reason="completed"} 1$' metrics.txt &&
+	! grep -q 'reason="other"} [1-9]' metrics.txt &&
 	grep -q '^pillion_webhook_admission_duration_seconds_count [1-9]' metrics.txt &&
 	grep -q '^pillion_webhook_errors_total{kind="payload_too_large"} 1$' metrics.txt &&
 	grep -q '^pillion_webhook_errors_total{kind="unsupported_media_type"} 1$' metrics.txt &&

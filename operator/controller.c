@@ -139,6 +139,16 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		pthread_mutex_lock(&o->mu);
 		o->snap_dirty = true;
 		pthread_mutex_unlock(&o->mu);
+		/* A Service that comes or goes changes the ResolvedRefs of the namespace's policies. */
+		if (ns && ev != PL_STORE_UPDATED) {
+			json_t *pols = pl_store_list(o->st[ST_POLICIES], ns), *p;
+			size_t i;
+			json_array_foreach(pols, i, p) {
+				snprintf(key, sizeof(key), "status/tp/%s/%s", ns, meta_str(p, "name"));
+				pl_wq_add(o->q, key);
+			}
+			json_decref(pols);
+		}
 		break;
 	case ST_NAMESPACES:
 		break;

@@ -463,6 +463,35 @@ static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int
 	json_decref(pods);
 }
 
+/* Whether the Services a TrafficPolicy names exist: its target, then every backend (as the Gateway
+ * API's ResolvedRefs). Writes the first missing one to msg and returns false. */
+static bool refs_resolved(op *o, const pl_traffic_policy *p, char *msg, size_t size)
+{
+	json_t *svc = store_get(o, ST_SERVICES, p->meta.namespace, p->target_name);
+
+	if (!svc) {
+		snprintf(msg, size, "spec.targetRef.name: Service %s/%s not found", p->meta.namespace, p->target_name);
+		return false;
+	}
+	json_decref(svc);
+	for (size_t r = 0; r < p->nroutes; r++) {
+		for (size_t b = 0; b < p->routes[r].nbackends; b++) {
+			const char *bn = p->routes[r].backends[b].name;
+			if (!bn || strcmp(bn, p->target_name) == 0)
+				continue;
+			svc = store_get(o, ST_SERVICES, p->meta.namespace, bn);
+			if (!svc) {
+				snprintf(msg, size, "spec.routes[%zu].backends[%zu].name: Service %s/%s not found", r, b,
+					 p->meta.namespace, bn);
+				return false;
+			}
+			json_decref(svc);
+		}
+	}
+	snprintf(msg, size, "every Service the policy names exists");
+	return true;
+}
+
 static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns, const char *name, int64_t *requeue_s)
 {
 	enum op_store s = strcmp(kind, "tp") == 0 ? ST_POLICIES : ST_IDENTITIES;
@@ -490,6 +519,11 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 		json_array_append_new(conds, condition(old_conds, "Programmed", done == total, reason, msg, gen));
 		if (done != total)
 			*requeue_s = 2;
+		if (obj.kind == PL_KIND_TRAFFIC_POLICY) {
+			bool ok = refs_resolved(o, obj.u.policy, msg, sizeof(msg));
+			json_array_append_new(conds, condition(old_conds, "ResolvedRefs", ok, ok ? "ResolvedRefs" :
+							       "BackendNotFound", msg, gen));
+		}
 	} else {
 		size_t used = 0;
 		for (size_t i = 0; i < obj.errors.n && used + 1 < sizeof(msg); i++) {
@@ -502,6 +536,9 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 		json_array_append_new(conds, condition(old_conds, "Accepted", false, "Invalid", msg, gen));
 		json_array_append_new(conds, condition(old_conds, "Programmed", false, "Invalid",
 						       "not programmed: the policy is invalid", gen));
+		if (obj.kind == PL_KIND_TRAFFIC_POLICY)
+			json_array_append_new(conds, condition(old_conds, "ResolvedRefs", false, "Invalid",
+							       "not resolved: the policy is invalid", gen));
 	}
 	/* Unchanged status is not rewritten. */
 	json_t *old_status = json_object_get(cur, "status");

@@ -279,7 +279,7 @@ class Pod:
         stop_all([p for _, p in self.procs], timeout=10)
         return ", ".join(f"{n} {p.returncode}" for n, p in self.procs)
 
-    def exec(self, *args, uid=APP_UID, timeout=10):
+    def exec(self, *args, uid=APP_UID, timeout=60):
         """kubectl exec into the app container: a command in the pod's network namespace."""
         return subprocess.run(in_ns(self.netns, uid, *args), capture_output=True, text=True, timeout=timeout)
 
@@ -358,7 +358,7 @@ def main():
         info("not served by the stand-in, played by this machine instead: " +
              ", ".join(f"{n} {k}" for k, n in sorted(skipped.items())))
         crds = ("trafficpolicies.pillion.dev", "meshidentities.pillion.dev")
-        if not wait(lambda: all(api.get(f"/apis/pillion.dev/v1alpha1/{c.split('.')[0]}") is not None for c in crds), 15):
+        if not wait(lambda: all(api.get(f"/apis/pillion.dev/v1alpha1/{c.split('.')[0]}") is not None for c in crds), 60):
             raise DemoError("the CRDs were not served")
 
         node = Node(tmp)
@@ -366,15 +366,15 @@ def main():
         node.spawn([os.path.join(BIN, "pillion-operator"), "--kubeconfig", kc, "--namespace", SYS,
                     "--metrics-address", "127.0.0.1", "--metrics-port", "25440", "--identity", "demo-operator"],
                    "operator.log")
-        if not wait(lambda: http_get("http://127.0.0.1:25440/readyz")[0] == 200, 30):
+        if not wait(lambda: http_get("http://127.0.0.1:25440/readyz")[0] == 200, 60):
             raise DemoError("the operator did not become ready")
-        ws = wait(lambda: api.get(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls"), 30)
+        ws = wait(lambda: api.get(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls"), 60)
         if not ws:
             raise DemoError("the operator did not issue the webhook's certificate")
         info("ready; it made the mesh CA (Secret pillion-system/pillion-ca) and the webhook's serving "
              "certificate (Secret pillion-system/pillion-webhook-tls)")
         mwc = SERVED["MutatingWebhookConfiguration"] + "/pillion-webhook"
-        if not wait(lambda: all(w["clientConfig"].get("caBundle") for w in api.get(mwc)["webhooks"]), 20):
+        if not wait(lambda: all(w["clientConfig"].get("caBundle") for w in api.get(mwc)["webhooks"]), 60):
             raise DemoError("the operator did not fill the caBundle")
         info("and wrote the CA into MutatingWebhookConfiguration pillion-webhook's caBundle")
 
@@ -391,7 +391,7 @@ def main():
                     "--init-image", "pillion/init:demo"], "webhook.log")
         api.req("POST", "/_fake/config", {"webhookURLOverrides": {f"{SYS}/pillion-webhook": "https://127.0.0.1:29443"}})
         if not wait(lambda: sh("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
-                               "https://127.0.0.1:29443/readyz", check=False).stdout == "200", 20):
+                               "https://127.0.0.1:29443/readyz", check=False).stdout == "200", 60):
             raise DemoError("the webhook did not become ready")
         info("ready on https://127.0.0.1:29443 (the Service pillion-system/pillion-webhook points there); "
              f"API server {version}: the proxy goes " + ("into initContainers as a native sidecar"
@@ -451,7 +451,7 @@ def main():
             pods[app].start()
         threading.Thread(target=kubelet_sync_loop, args=(node,), daemon=True).start()
         for app, p in pods.items():
-            if not wait(lambda: p.exec("curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/").returncode == 0, 20):
+            if not wait(lambda: p.exec("curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/").returncode == 0, 60):
                 raise DemoError(f"the {app} app did not start")
 
         say("what the operator wrote for the meshed pods")
@@ -474,7 +474,7 @@ def main():
         kube_proxy(node, api, SHOP, "web")
 
         say("the frontend proxy learns web's identity from the mesh directory (ConfigMap pillion-mesh)")
-        if not wait(lambda: json.loads(pods["frontend"].admin("/config") or "{}").get("mesh", {}).get("pods", 0) >= 2, 30):
+        if not wait(lambda: json.loads(pods["frontend"].admin("/config") or "{}").get("mesh", {}).get("pods", 0) >= 2, 60):
             raise DemoError("the frontend proxy never saw both pods in its mesh directory")
         info("frontend proxy /config: mesh directory with both pods; until then web was an unknown, plaintext destination")
 
@@ -482,17 +482,21 @@ def main():
         cap = os.path.join(tmp, "wire.pcap")
         td = node.spawn(in_ns(node.name, 0, "tcpdump", "-Z", "root", "-i", pods["web"].host_if, "--immediate-mode",
                               "-U", "-n", "-s", "0", "-w", cap, "tcp port 8080"), "tcpdump.log")
-        if not wait(lambda: "listening on" in open(os.path.join(tmp, "tcpdump.log")).read(), 10):
+        if not wait(lambda: "listening on" in open(os.path.join(tmp, "tcpdump.log")).read(), 60):
             raise DemoError("tcpdump did not start")
-        r = pods["frontend"].exec("curl", "-sS", "--max-time", "5", f"http://{WEB_VIP}/")
+        r = pods["frontend"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         info(f"response: {r.stdout.strip() or r.stderr.strip()}")
         if r.stdout.strip() != "hello from web":
             raise DemoError("frontend did not reach web through the mesh")
-        time.sleep(0.3)
+        # tcpdump writes each packet as it reads it (-U): wait until the file holds the exchange,
+        # not for a fixed time, then stop it and check the whole capture.
+        def wire_check():
+            return subprocess.run([PY, os.path.join(TOP, "tests/e2e/pcap_check.py"), cap, "8080", "GET /",
+                                   "hello from web"], capture_output=True, text=True)
+        wait(lambda: wire_check().returncode == 0, 60)
         td.send_signal(signal.SIGTERM)
-        td.wait(timeout=10)
-        wire = subprocess.run([PY, os.path.join(TOP, "tests/e2e/pcap_check.py"), cap, "8080", "GET /",
-                               "hello from web"], capture_output=True, text=True)
+        td.wait(timeout=30)
+        wire = wire_check()
         if wire.returncode != 0:
             raise DemoError("wire check: " + wire.stdout + wire.stderr)
         info(f"on the wire: {wire.stdout.strip()}")
@@ -501,7 +505,7 @@ def main():
             pods["web"].metric('pillion_proxy_connections_total{direction="inbound",transport="mtls"}')))
 
         say("the legacy pod (no sidecar) calls web in plaintext: web is PERMISSIVE (the default), so it answers")
-        r = pods["legacy"].exec("curl", "-sS", "--max-time", "5", f"http://{WEB_VIP}/")
+        r = pods["legacy"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         info(f"legacy -> web: {r.stdout.strip() or r.stderr.strip()}")
         if r.stdout.strip() != "hello from web":
             raise DemoError("web (PERMISSIVE) did not answer a plaintext client")
@@ -537,15 +541,15 @@ def main():
                 pol["spec"]["authorization"]["rules"][0]["from"]["namespaces"] = [SHOP]
                 info("the policy is changed in git and re-applied: rule renamed to frontend-and-shop, namespace shop added")
             apply(TP, pol)
-            msg = wait(lambda: programmed(TP, "web"), 30)
+            msg = wait(lambda: programmed(TP, "web"), 60)
             if not msg:
                 raise DemoError("the TrafficPolicy did not become Programmed")
             info(f"TrafficPolicy shop/web: Programmed ({msg})")
-            if not wait(lambda: rule in proxy_rule_names(pods["web"]), 30):
+            if not wait(lambda: rule in proxy_rule_names(pods["web"]), 60):
                 raise DemoError(f"the web proxy did not load rule {rule}")
             info(f"web proxy reloaded its config (reloads {before:.0f} -> {pods['web'].metric(reloads):.0f}); "
                  f"its /config now lists authorization rule(s) {proxy_rule_names(pods['web'])}")
-        r = pods["frontend"].exec("curl", "-sS", "--max-time", "5", f"http://{WEB_VIP}/")
+        r = pods["frontend"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         info(f"frontend -> web still answers: {r.stdout.strip() or r.stderr.strip()}")
         if r.stdout.strip() != "hello from web":
             raise DemoError("frontend lost web after the policy change")
@@ -555,16 +559,16 @@ def main():
                    "metadata": {"name": "web", "namespace": SHOP},
                    "spec": {"selector": {"matchLabels": {"app": "web"}}, "mtls": {"mode": "STRICT"}}})
         if not wait(lambda: json.loads(pods["web"].admin("/config") or "{}").get("config", {}).get(
-                "identity", {}).get("mtlsMode") == "STRICT", 30):
+                "identity", {}).get("mtlsMode") == "STRICT", 60):
             raise DemoError("the web proxy did not switch to STRICT")
         info("web proxy /config: mtlsMode STRICT")
-        r = pods["legacy"].exec("curl", "-sS", "--max-time", "5", f"http://{WEB_VIP}/")
+        r = pods["legacy"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         if r.returncode == 0:
             raise DemoError("web (STRICT) answered a plaintext client")
         info(f"legacy -> web: {r.stderr.strip()}")
         refused = 'pillion_proxy_refused_connections_total{direction="inbound",reason="strict_plaintext"}'
         info(f"web proxy, refused as plaintext in STRICT: {pods['web'].metric(refused):.0f}")
-        r = pods["frontend"].exec("curl", "-sS", "--max-time", "5", f"http://{WEB_VIP}/")
+        r = pods["frontend"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         info(f"frontend -> web (mTLS): {r.stdout.strip() or r.stderr.strip()}")
         if r.stdout.strip() != "hello from web":
             raise DemoError("frontend lost web in STRICT")
@@ -573,7 +577,7 @@ def main():
         wid = pods["web"].obj["metadata"]["annotations"]["pillion.dev/id"]
         api.delete(f"/api/v1/namespaces/{SHOP}/pods/{pods['web'].name}")
         gone = wait(lambda: api.get(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-{wid}") is None and
-                    api.get(f"/api/v1/namespaces/{SHOP}/secrets/pillion-{wid}-tls") is None, 30)
+                    api.get(f"/api/v1/namespaces/{SHOP}/secrets/pillion-{wid}-tls") is None, 60)
         if not gone:
             raise DemoError("the deleted pod's objects remained")
         info(f"ConfigMap pillion-{wid} and Secret pillion-{wid}-tls are gone")

@@ -67,14 +67,19 @@ mkdir -p "$tmp/tls"
 "$bin/pillion-proxy" --config "$tmp/web.json" --tls-dir "$tmp/tls" --admin-address 127.0.0.1 --admin-port "$ap" \
 	--outbound-port "$(free_port)" --inbound-port "$(free_port)" --resync-interval 1s --log-level error &
 ppid=$!
-for _ in $(seq 1 50); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ap/ready")" = 503 ] && break
+# Bounded (60 s): the proxy answers /ready with 503 once its admin port is up.
+got=
+for _ in $(seq 1 600); do
+	got=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ap/ready")
+	[ "$got" = 503 ] && break
+	kill -0 "$ppid" 2>/dev/null || break
 	sleep 0.1
 done
-"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 1s >"$tmp/out" 2>&1; check "wait: a proxy not ready yet, exit 1" 1 $?
+check "a proxy without its certificate answers /ready with 503 (last: ${got:-nothing})" 503 "$got"
+"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 5s >"$tmp/out" 2>&1; check "wait: a proxy not ready yet, exit 1" 1 $?
 contains "... with the reason /ready gave" "(last: /ready: 503" "$tmp/out"
 # The certificate arrives while wait polls: it returns 0 then.
-"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 20s >"$tmp/out" 2>&1 &
+"$bin/pillion-proxy" wait --admin-port "$ap" --timeout 60s >"$tmp/out" 2>&1 &
 wpid=$!
 sleep 0.5
 id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["identity"]["spiffeId"])' "$tmp/web.json")

@@ -5,19 +5,24 @@ Every loop is bounded in count and time. Run inside a pod's network namespace as
 usage:
   http_client.py raw HOST PORT 'escaped request' [--timeout S]     prints what came back
   http_client.py peers HOST PORT PATH N [HEADER:VALUE...]           {"peer": count} over one keep-alive connection
+  http_client.py statuses HOST PORT PATH N [HEADER]                 N requests back to back from one process (one
+                                                                    keep-alive connection while the server keeps it):
+                                                                    a line "STATUS header=VALUE" each
   http_client.py concurrent HOST PORT PATH N                         N requests at once, prints their statuses
   http_client.py upgrade HOST PORT                                    101, then bytes echoed through the tunnel
-  http_client.py load HOST PORT PATH SECONDS [MAX]                    keep-alive loop: ok=N failed=M
+  http_client.py load HOST PORT PATH SECONDS [MAX [STOP_FILE]]        keep-alive loop: ok=N failed=M; ends early
+                                                                    once STOP_FILE exists
 """
 import codecs
 import json
+import os
 import socket
 import sys
 import threading
 import time
 
 
-def connect(host, port, timeout=10):
+def connect(host, port, timeout=30):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -75,7 +80,7 @@ def request(host, path, extra=()):
     return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, h)).encode()
 
 
-def cmd_raw(host, port, req, timeout=3.0):
+def cmd_raw(host, port, req, timeout=30.0):
     s = connect(host, port, timeout)
     s.sendall(codecs.decode(req, "unicode_escape").encode("latin-1"))
     out = b""
@@ -101,12 +106,25 @@ def cmd_peers(host, port, path, n, extra):
     print(json.dumps(counts, sort_keys=True))
 
 
+def cmd_statuses(host, port, path, n, header):
+    s, rest = None, b""
+    for _ in range(n):
+        if s is None:
+            s, rest = connect(host, port), b""
+        s.sendall(request(host, path))
+        st, h, _, rest = read_response(s, rest)
+        print("%d %s=%s" % (st, header, h.get(header.lower(), "-")))
+        if h.get("connection", "").lower() == "close":
+            s.close()
+            s = None
+
+
 def cmd_concurrent(host, port, path, n):
     out = [None] * n
 
     def one(i):
         try:
-            s = connect(host, port, 15)
+            s = connect(host, port, 30)
             s.sendall(request(host, path))
             st, h, _, _ = read_response(s)
             out[i] = "%d:%s" % (st, h.get("pillion-proxy-error", "-"))
@@ -118,7 +136,7 @@ def cmd_concurrent(host, port, path, n):
         t.start()
         time.sleep(0.05)  # in order: the first ones take the connection and the pending slot
     for t in ts:
-        t.join(20)
+        t.join(60)
     print(" ".join(sorted(str(o) for o in out)))
 
 
@@ -149,11 +167,11 @@ def cmd_upgrade(host, port):
     return 0 if got == msg else 1
 
 
-def cmd_load(host, port, path, secs, cap):
+def cmd_load(host, port, path, secs, cap, stop_file=None):
     ok = failed = 0
-    end = time.time() + secs
+    end = time.monotonic() + secs
     s, rest = None, b""
-    while time.time() < end and ok + failed < cap:
+    while time.monotonic() < end and ok + failed < cap and not (stop_file and os.path.exists(stop_file)):
         try:
             if s is None:
                 s, rest = connect(host, port), b""
@@ -181,11 +199,14 @@ def main(a):
         return 2
     c, host, port = a[0], a[1], a[2]
     if c == "raw":
-        t = float(a[5]) if len(a) > 5 and a[4] == "--timeout" else 3.0
+        t = float(a[5]) if len(a) > 5 and a[4] == "--timeout" else 30.0
         cmd_raw(host, port, a[3], t)
         return 0
     if c == "peers":
         cmd_peers(host, port, a[3], int(a[4]), a[5:])
+        return 0
+    if c == "statuses":
+        cmd_statuses(host, port, a[3], int(a[4]), a[5] if len(a) > 5 else "retry-after")
         return 0
     if c == "concurrent":
         cmd_concurrent(host, port, a[3], int(a[4]))
@@ -193,7 +214,7 @@ def main(a):
     if c == "upgrade":
         return cmd_upgrade(host, port)
     if c == "load":
-        return cmd_load(host, port, a[3], float(a[4]), int(a[5]) if len(a) > 5 else 100000)
+        return cmd_load(host, port, a[3], float(a[4]), int(a[5]) if len(a) > 5 else 100000, a[6] if len(a) > 6 else None)
     print(__doc__)
     return 2
 

@@ -480,9 +480,19 @@ def selftest():
         check("hang=1 never answers", True)
     t0 = time.monotonic()
     Client(port).get("/d?delay=200&delayfirst=1")
+    check("delay holds the response", time.monotonic() - t0 >= 0.2)
+    # delayfirst=1: only the first request of a path waits. The first one here waits 60 s in the
+    # background; once the server has counted it, the second must come back well inside that.
+    first = Client(port)
+    first.sock.sendall(b"GET /d2?delay=60000&delayfirst=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+    deadline = time.monotonic() + 30
+    while peer.state.snapshot()["paths"].get("/d2?delay=60000&delayfirst=1") != 1:
+        check("the delayed request reaches the server within 30 s", time.monotonic() < deadline)
+        time.sleep(0.01)
     t1 = time.monotonic()
-    Client(port).get("/d?delay=200&delayfirst=1")
-    check("delay/delayfirst", t1 - t0 >= 0.2 and time.monotonic() - t1 < 0.2)
+    r = Client(port).get("/d2?delay=60000&delayfirst=1")
+    check("delayfirst: the second request is not delayed", r[1]["x-request-count"] == "2" and time.monotonic() - t1 < 30)
+    first.sock.close()
 
     c = Client(port)
     s, h, _ = c.get("/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n")

@@ -124,7 +124,10 @@ project() {
 # metric NS NAME{labels}: prints a metric of the proxy in netns NS (0 when absent).
 metric() {
 	local v
-	v=$(ip netns exec "$1" curl -s --max-time 3 "http://127.0.0.1:15420/metrics" |
+	v=$(ip netns exec "$1" curl -s --max-time 30 "http://127.0.0.1:15420/metrics" |
 		awk -v k="$2" 'index($0, k" ") == 1 { print $2 }')
 	echo "${v:-0}"
 }
+
+# metric_ge NS NAME{labels} MIN: succeeds when the metric is at least MIN (for wait_for).
+metric_ge() { [ "$(metric "$1" "$2")" -ge "$3" ]; }

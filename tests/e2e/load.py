@@ -23,7 +23,7 @@ def main():
             break
         try:
             if conn is None or not keepalive:
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
             conn.request("GET", u.path)
             r = conn.getresponse()
             body = r.read()

@@ -74,13 +74,13 @@ def main():
                               stdout=olog, stderr=subprocess.STDOUT)
         procs.append(op)
         # The kubelet's part: the Secret the operator wrote, projected as files.
-        s = wait(lambda: api.get(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls"), 30)
+        s = wait(lambda: api.get(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls"), 90)
         check("the operator issues the webhook's serving certificate", s is not None)
         wdir = os.path.join(tmp, "webhook")
         os.makedirs(wdir)
         for k in ("tls.crt", "tls.key"):
             open(os.path.join(wdir, k), "wb").write(base64.b64decode(s["data"][k]))
-        bundle = wait(lambda: all(w["clientConfig"].get("caBundle") for w in api.get(f"{MWC}/pillion-webhook")["webhooks"]), 20)
+        bundle = wait(lambda: all(w["clientConfig"].get("caBundle") for w in api.get(f"{MWC}/pillion-webhook")["webhooks"]), 90)
         check("... and fills the install's MutatingWebhookConfiguration caBundle", bool(bundle))
 
         port = free_port()
@@ -104,7 +104,7 @@ def main():
             except OSError:
                 return False
 
-        check("pillion-webhook serves with the operator's certificate", bool(wait(ready, 20)))
+        check("pillion-webhook serves with the operator's certificate", bool(wait(ready, 90)))
         for ns in (APP, PLAIN):
             api.create(f"/api/v1/namespaces/{ns}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
                                                                    "metadata": {"name": "web", "namespace": ns}})
@@ -148,7 +148,7 @@ def main():
             return api.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
 
         got = wait(lambda: all(cm(APP, f"pillion-{i}") and api.get(f"/api/v1/namespaces/{APP}/secrets/pillion-{i}-tls")
-                               for i in ids), 30)
+                               for i in ids), 90)
         check("the operator writes each injected pod's ConfigMap and Secret, named by the id the webhook gave",
               bool(got))
         code, p = api.req("POST", f"/api/v1/namespaces/{PLAIN}/pods", template({"app": "web"}))
@@ -175,7 +175,7 @@ def main():
             o = api.get(f"{TP}/web") or {}
             c = [x for x in o.get("status", {}).get("conditions", []) if x["type"] == "Programmed"]
             return c and c[0]["status"] == "True" and o["status"].get("observedGeneration") == o["metadata"]["generation"] and c[0]
-        c1 = wait(programmed, 30)
+        c1 = wait(programmed, 90)
         after = cm(APP, f"pillion-{ids[0]}")["metadata"]["annotations"]["pillion.dev/content-hash"]
         check("... reaches the pods' ConfigMaps and the policy becomes Programmed (3/3 pods)",
               bool(c1) and c1["message"] == "3/3 pods" and after != before, c1)
@@ -183,7 +183,7 @@ def main():
         pol2["spec"]["authorization"]["rules"][0]["name"] = "same-namespace"
         apply(pol2)
         c2 = wait(lambda: programmed() and cm(APP, f"pillion-{ids[0]}")["metadata"]["annotations"][
-            "pillion.dev/content-hash"] != after and "same-namespace" in cm(APP, f"pillion-{ids[0]}")["data"]["proxy.json"], 30)
+            "pillion.dev/content-hash"] != after and "same-namespace" in cm(APP, f"pillion-{ids[0]}")["data"]["proxy.json"], 90)
         check("a changed and re-applied policy reaches them again", bool(c2))
         rv = api.get(f"{TP}/web")["metadata"]["resourceVersion"]
         apply(pol2)
@@ -193,11 +193,11 @@ def main():
         api.delete(f"/api/v1/namespaces/{APP}/pods/{made[2]['metadata']['name']}")
         check("a deleted pod's ConfigMap and Secret go with it",
               wait(lambda: cm(APP, f"pillion-{ids[2]}") is None
-                   and api.get(f"/api/v1/namespaces/{APP}/secrets/pillion-{ids[2]}-tls") is None, 30) is not None)
+                   and api.get(f"/api/v1/namespaces/{APP}/secrets/pillion-{ids[2]}-tls") is None, 90) is not None)
 
         # --- the webhook down: failurePolicy Fail holds pods back; system namespaces are unaffected ---
         wh.send_signal(signal.SIGTERM)
-        check("the webhook exits 0 on SIGTERM", wh.wait(timeout=30) == 0)
+        check("the webhook exits 0 on SIGTERM", wh.wait(timeout=60) == 0)
         code, out = api.req("POST", f"/api/v1/namespaces/{APP}/pods", template({"app": "web"}))
         check("with the webhook down, a pod in a labelled namespace is refused (failurePolicy: Fail), not created unmeshed",
               code >= 400 and "failed calling webhook" in (out or {}).get("message", ""), (code, (out or {}).get("message")))
@@ -207,7 +207,7 @@ def main():
         check("... while pillion-system (excluded by the namespaceSelector) still creates pods", code == 201, code)
         wh = start_webhook()
         check("with the webhook back, the same pod is created injected", bool(wait(lambda: (lambda r: r[0] == 201 and r[1])(
-            api.req("POST", f"/api/v1/namespaces/{APP}/pods", template({"app": "web"}))), 20)))
+            api.req("POST", f"/api/v1/namespaces/{APP}/pods", template({"app": "web"}))), 90)))
 
         # --- pillionctl check against the running install ---
         def pctl_check():
@@ -241,7 +241,7 @@ def main():
         # An injected pod whose identity Secret is gone (older than the 60 s grace: fail; younger: warn).
         # The operator would re-issue it at once, so it is stopped first.
         op.send_signal(signal.SIGTERM)
-        op.wait(timeout=30)
+        op.wait(timeout=60)
         gone = f"pillion-{ids[0]}-tls"
         api.delete(f"/api/v1/namespaces/{APP}/secrets/{gone}")
         rc, out = pctl_check()

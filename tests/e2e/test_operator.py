@@ -66,7 +66,9 @@ def main():
         # Fresh namespaces per run, so a real cluster can run the suite again and again. On the
         # double the control plane lives in the install's own namespace (the RBAC check binds to it).
         SYS = "pillion-system" if fake else f"pe2e-{run}-system"
-        T = 1.0 if fake else 3.0  # a real cluster's garbage collector and watches are slower
+        # Multiplies every bound (and the few settle pauses before negative checks): generous, as
+        # a busy machine or a real cluster's garbage collector and watches are slower.
+        T = 3.0 if fake else 5.0
         print(f"API server {api.url} ({'test double' if fake else 'a real cluster'}); namespaces {SYS}, {SHOP}, {OTHER}")
 
         def sa(ns, name):
@@ -202,10 +204,9 @@ def main():
         code, out = api.req("PATCH", f"{MWC}/{WHC}", [{"op": "replace", "path": "/webhooks/1/clientConfig/caBundle",
                                                        "value": base64.b64encode(b"stale").decode()}],
                             "application/json-patch+json")
-        t0 = time.monotonic()
         got = wait(lambda: ca_bundles() == [want_bundle, want_bundle], 20 * T)
-        check("a caBundle reset (as a kubectl apply of the configuration would) is healed within seconds",
-              code == 200 and bool(got) and time.monotonic() - t0 < 10 * T, (code, time.monotonic() - t0))
+        check("a caBundle reset (as a kubectl apply of the configuration would) is healed",
+              code == 200 and bool(got), (code, [(b or "")[:16] for b in ca_bundles()]))
         api.delete(f"{MWC}/{WHC}")
         time.sleep(0.5 * T)
         api.create(MWC, webhook_configuration(WHC, SYS, run))
@@ -216,7 +217,7 @@ def main():
             x = secret(SYS, "pillion-webhook-tls")
             return x and abs(metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds")
                              - cert_not_after(x)) <= 1
-        check("/metrics reports the webhook certificate's expiry time", bool(wait(expiry_reported, 10)),
+        check("/metrics reports the webhook certificate's expiry time", bool(wait(expiry_reported, 20 * T)),
               metric(25441, "pillion_operator_webhook_certificate_expiration_timestamp_seconds"))
         api.delete(f"/api/v1/namespaces/{SYS}/secrets/pillion-webhook-tls")
         healed = wait(lambda: secret(SYS, "pillion-webhook-tls"), 20 * T)
@@ -226,7 +227,7 @@ def main():
             # --webhook-cert-ttl 30s: renewed at 2/3 of its life, 20 s after it was issued.
             serial_w = cert_serial(healed) if healed else None
             renewed = wait(lambda: (lambda x: x if x and cert_serial(x) != serial_w else None)(
-                secret(SYS, "pillion-webhook-tls")), 35)
+                secret(SYS, "pillion-webhook-tls")), 90)
             check("the webhook certificate is reissued when its renewal is due (2/3 of --webhook-cert-ttl)",
                   bool(renewed) and verify_server(tmp, renewed).returncode == 0 and key_matches(renewed)
                   and cert_not_after(renewed) > cert_not_after(healed))
@@ -273,6 +274,24 @@ def main():
         acc = wait(lambda: cond("trafficpolicies", SHOP, "zero", "Accepted"), 20 * T)
         check("an invalid policy (passes the schema, fails the operator's rules) gets Accepted=False with the field path",
               acc and acc["status"] == "False" and "spec.routes[0].backends" in acc["message"], acc)
+        rr = cond("trafficpolicies", SHOP, "web", "ResolvedRefs")
+        check("ResolvedRefs=True on a policy whose Services exist", rr and rr["status"] == "True"
+              and rr["reason"] == "ResolvedRefs", rr)
+        # A typo'd target: accepted (the Service may come later), but ResolvedRefs says what is missing.
+        api.create(TP, {"apiVersion": "pillion.dev/v1alpha1", "kind": "TrafficPolicy",
+                        "metadata": {"name": "typo", "namespace": SHOP}, "spec": {"targetRef": {"name": "wbe"}}})
+        rr = wait(lambda: (lambda c: c if c and c["status"] == "False" else None)(
+            cond("trafficpolicies", SHOP, "typo", "ResolvedRefs")), 20 * T)
+        check("a policy whose target Service does not exist: ResolvedRefs=False, BackendNotFound, naming it",
+              rr and rr["reason"] == "BackendNotFound" and f"Service {SHOP}/wbe not found" in rr["message"], rr)
+        api.create(f"/api/v1/namespaces/{SHOP}/services", {"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "wbe", "namespace": SHOP},
+                   "spec": {"selector": {"app": "nothing"}, "ports": [{"name": "http", "port": 80}]}})
+        rr = wait(lambda: (lambda c: c if c and c["status"] == "True" else None)(
+            cond("trafficpolicies", SHOP, "typo", "ResolvedRefs")), 20 * T)
+        check("... True once that Service is created", bool(rr), cond("trafficpolicies", SHOP, "typo", "ResolvedRefs"))
+        api.delete(f"{TP}/typo")
+        api.delete(f"/api/v1/namespaces/{SHOP}/services/wbe")
 
         def events(ns):
             return api.get(f"/api/v1/namespaces/{ns}/events")["items"]
@@ -306,20 +325,20 @@ def main():
             time.sleep(0.5)
             make_pod(pod(SHOP, "web-2", "web", {"app": "web"}, "w2", "198.18.2.4"))
             check("after watches were cut mid-line and answered 410, a new pod still gets its objects",
-                  wait(lambda: cm(SHOP, "pillion-w2") and secret(SHOP, "pillion-w2-tls"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w2") and secret(SHOP, "pillion-w2-tls"), 30 * T) is not None)
             api.req("POST", "/_fake/faults", {"requests": [{"prefix": f"/api/v1/namespaces/{SHOP}/configmaps", "method": "PATCH",
                                                            "status": 500, "count": 2}]})
             api.merge_patch(f"/api/v1/namespaces/{SHOP}/pods/web-2", {"metadata": {"labels": {"app": "web", "v": "2"}}})
             api.delete(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-w2")
             check("a write that fails with 500 is retried with backoff until it lands",
-                  wait(lambda: cm(SHOP, "pillion-w2"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w2"), 30 * T) is not None)
 
             # API Priority and Fairness pushing back: 429s with Retry-After are waited out, not failures.
             api.req("POST", "/_fake/faults", {"requests": [{"path": f"/api/v1/namespaces/{SHOP}/configmaps", "prefix": True,
                                                            "method": "PATCH", "status": 429, "retryAfter": 1, "count": 3}]})
             make_pod(pod(SHOP, "web-4", "web", {"app": "web"}, "w4", "198.18.2.6"))
             check("a burst of 429s with Retry-After delays a write but it lands",
-                  wait(lambda: cm(SHOP, "pillion-w4"), 30) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w4"), 30 * T) is not None)
             check("... and /metrics counts the 429 answers",
                   metric(25441, 'pillion_operator_api_requests_total{verb="PATCH",code="429"}') >= 3)
 
@@ -332,10 +351,10 @@ def main():
             code, _ = api.merge_patch(f"{TP}/web", {"spec": {"routes": [{"name": "all", "timeout": "3s",
                                                                              "backends": [{"name": "web"}]}]}})
             check("after an API server restart, a new pod gets its objects",
-                  wait(lambda: cm(SHOP, "pillion-w3") and secret(SHOP, "pillion-w3-tls"), 40) is not None)
+                  wait(lambda: cm(SHOP, "pillion-w3") and secret(SHOP, "pillion-w3-tls"), 40 * T) is not None)
             check("... and a policy change made after it reaches the target's pods",
                   wait(lambda: '"timeoutMs":3000' in json.dumps(
-                      json.loads(cm(SHOP, "pillion-f0")["data"]["proxy.json"]), separators=(",", ":")), 30) is not None,
+                      json.loads(cm(SHOP, "pillion-f0")["data"]["proxy.json"]), separators=(",", ":")), 30 * T) is not None,
                   (code, cm(SHOP, "pillion-f0")["data"]["proxy.json"]))
             check("... after a relist (the watch history was compacted)",
                   metric(25441, 'pillion_operator_watch_total{resource="pods",event="relist"}') > relists)
@@ -345,18 +364,44 @@ def main():
         # --- the operator killed mid-reconcile and restarted: converges, nothing lost or duplicated ---
         serials = {n: cert_serial(secret(SHOP, f"pillion-{n}-tls")) for n in ("w0", "f0")}
         batch = [f"b{i}" for i in range(24)]
+        PASS = 6  # the batch's Secret writes that land before the kill
+        secret_writes = f"/api/v1/namespaces/{SHOP}/secrets/"
+        if fake:
+            # On the double the kill comes mid-way by construction, not by relative speed: the first
+            # PASS Secret writes in the namespace go through (a rule that changes nothing), every
+            # later one is held for 120 s and then fails, so it never lands. Killed once a write
+            # is held, the operator is mid-reconcile with exactly PASS of the batch's Secrets written.
+            api.req("POST", "/_fake/faults", {"requests": [
+                {"path": secret_writes, "prefix": True, "method": "PATCH", "status": 200, "count": PASS},
+                {"path": secret_writes, "prefix": True, "method": "PATCH", "status": 503, "delaySeconds": 120,
+                 "count": 100000}]})
+
+            def holding():
+                rules = api.req("GET", "/_fake/faults")[1]["rules"]
+                return len(rules) == 1 and rules[0]["count"] < 100000
         for i, b in enumerate(batch):
             make_pod(pod(SHOP, f"batch-{i}", "web", {"app": "batch"}, b, f"198.18.4.{i + 2}"))
-        midway = wait(lambda: any(cm(SHOP, f"pillion-{b}") for b in batch), 30 * T)
+        if fake:
+            midway = wait(holding, 30 * T)
+            # The writes let through have landed (each answered before the held one was asked).
+            wait(lambda: sum(1 for b in batch if secret(SHOP, f"pillion-{b}-tls")) >= PASS, 30 * T)
+        else:
+            midway = wait(lambda: any(cm(SHOP, f"pillion-{b}") for b in batch), 30 * T)
         op.send_signal(signal.SIGKILL)
-        op.wait(timeout=10)
+        op.wait(timeout=30)
+        if fake:
+            api.req("POST", "/_fake/faults", {"clear": True})
         done_before = [b for b in batch if secret(SHOP, f"pillion-{b}-tls")]
         print(f"note: operator killed with {len(done_before)} of {len(batch)} new pods' Secrets written")
         serials.update({b: cert_serial(secret(SHOP, f"pillion-{b}-tls")) for b in done_before})
         op = start_operator("a")  # the same replica restarted: it still holds the Lease
         all_done = wait(lambda: all(cm(SHOP, f"pillion-{b}") and secret(SHOP, f"pillion-{b}-tls") for b in batch), 60 * T)
         check("operator killed mid-reconcile and restarted: every pod gets its ConfigMap and Secret", bool(all_done))
-        check("... the kill really came mid-way", bool(midway) and len(done_before) < len(batch), len(done_before))
+        if fake:
+            check("... the kill really came mid-way (a Secret write held, the first ones written)",
+                  bool(midway) and 0 < len(done_before) < len(batch), len(done_before))
+        else:
+            NOT_RUN.append("a kill mid-way by construction (needs the double's fault injection)")
         time.sleep(1.0 * T)
         kept = {n: cert_serial(secret(SHOP, f"pillion-{n}-tls")) for n in serials}
         check("... certificates written before the kill are kept, not reissued", kept == serials,
@@ -376,9 +421,11 @@ def main():
         # --- a second replica waits with a warm cache; the leader killed, it takes over, rewriting nothing ---
         time.sleep(1.5 * T)
         standby = start_operator("b", 25442)
-        time.sleep(3)
+        # Ready as a standby once its caches are warm; until then it answers nothing or 503.
+        wait(lambda: (lambda r: r[0] == 200 and "standby" in r[1])(get_url("http://127.0.0.1:25442/readyz")), 60 * T)
         code, body = get_url("http://127.0.0.1:25442/readyz")
-        m2 = get_url("http://127.0.0.1:25442/metrics")[1]
+        m2 = wait(lambda: (lambda t: t if "pillion_operator_leader " in t else None)(
+            get_url("http://127.0.0.1:25442/metrics")[1]), 30 * T) or ""
         check("a second replica does not lead or write while the first holds the lease",
               "pillion_operator_leader 0" in m2 and 'pillion_operator_writes_total{kind="configmap"} 0' in m2,
               [l for l in m2.splitlines() if "leader " in l])
@@ -394,7 +441,7 @@ def main():
         op.send_signal(signal.SIGKILL)
         op.wait(timeout=10)
         op = standby
-        ready = wait(lambda: "ready: leader" in get_url("http://127.0.0.1:25442/readyz")[1], 40)
+        ready = wait(lambda: "ready: leader" in get_url("http://127.0.0.1:25442/readyz")[1], 40 * T)
         check("when the leader dies, the standby takes the lease once it expires", bool(ready))
         time.sleep(3)
         after = managed_rvs()
@@ -406,7 +453,7 @@ def main():
               "pillion_operator_reconciles_total{result=\"ok\"}" in metrics and "pillion_operator_watch_total" in metrics
               and 'pillion_operator_api_requests_total{verb="LIST",code="200"}' in metrics, metrics[-600:])
         op.send_signal(signal.SIGTERM)
-        check("SIGTERM: the operator exits 0", op.wait(timeout=15) == 0)
+        check("SIGTERM: the operator exits 0", op.wait(timeout=60) == 0)
         lease = api.get(f"/apis/coordination.k8s.io/v1/namespaces/{SYS}/leases/pillion-operator") or {}
         check("... and hands the Lease back, so the next leader need not wait for it to expire",
               lease.get("spec", {}).get("holderIdentity") == "", lease.get("spec"))
@@ -440,7 +487,7 @@ def main():
 
 def get_url(u):
     try:
-        with urllib.request.urlopen(u, timeout=2) as r:
+        with urllib.request.urlopen(u, timeout=30) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, ""

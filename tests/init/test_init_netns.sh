@@ -321,7 +321,7 @@ cat >"$tmp/client.py" <<'EOF'
 # Connects to HOST PORT and prints the tag the listener sent, or ERR and the reason.
 import socket, sys
 try:
-    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as s:
         print(s.recv(100).decode().strip())
 except OSError as e:
     print("ERR", e)
@@ -332,11 +332,11 @@ start_server() { # ns ready-file tag=port...
 	shift 2
 	ip netns exec "$ns" "$PY" "$tmp/server.py" "$ready" "$@" &
 	pids+=($!)
-	for i in $(seq 100); do [ -e "$ready" ] && return 0; kill -0 "${pids[-1]}" 2>/dev/null || break; sleep 0.1; done
+	for i in $(seq 600); do [ -e "$ready" ] && return 0; kill -0 "${pids[-1]}" 2>/dev/null || break; sleep 0.1; done
 	fatal "listener in $ns did not start ($*)"
 }
 conn() { # ns uid gid host port -> the tag
-	timeout 10 ip netns exec "$1" setpriv --reuid="$2" --regid="$3" --clear-groups "$PY" "$tmp/client.py" "$4" "$5" 2>&1
+	timeout 60 ip netns exec "$1" setpriv --reuid="$2" --regid="$3" --clear-groups "$PY" "$tmp/client.py" "$4" "$5" 2>&1
 }
 
 traffic() { # backend

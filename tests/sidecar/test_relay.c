@@ -19,6 +19,8 @@
 
 /* A healthy idle connection costs no callback; a spinning one costs hundreds of thousands. */
 #define SPIN_LIMIT 200
+/* Bound on every wait for something the loop must make happen: generous for a busy machine. */
+#define WAIT_MS 30000
 
 static proxy px;
 static px_config cfg;
@@ -52,13 +54,41 @@ static int client_pair(int *down)
 	return cl;
 }
 
-/* Runs the loop for ms; returns how many callbacks ran. */
+/* Runs the loop for ms (at least one iteration); returns how many callbacks ran. */
 static long run_for(int ms)
 {
 	long n = 0;
 	int64_t end = pl_ev_now_update(px.loop) + (int64_t)ms * 1000000;
 
-	while (pl_ev_now_update(px.loop) < end) {
+	do {
+		int r = pl_ev_run_once(px.loop, 10 * 1000000);
+		if (r > 0)
+			n += r;
+	} while (pl_ev_now_update(px.loop) < end);
+	return n;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+static bool no_conns(void)
+{
+	return px.nconns == 0;
+}
+
+/* Runs the loop until done() holds, failing the test after WAIT_MS; returns how many callbacks ran. */
+static long run_until(bool (*done)(void))
+{
+	long n = 0;
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
+
+	while (!done()) {
+		if (pl_ev_now_update(px.loop) >= end)
+			fail_msg("the condition did not hold within %d ms", WAIT_MS);
 		int r = pl_ev_run_once(px.loop, 10 * 1000000);
 		if (r > 0)
 			n += r;
@@ -66,13 +96,40 @@ static long run_for(int ms)
 	return n;
 }
 
-static ssize_t read_within(int fd, char *b, size_t n, int ms)
+/* Runs the loop until fd is readable (a listener: has a connection to accept); false after WAIT_MS. */
+static bool readable_running(int fd)
 {
-	struct pollfd p = {fd, POLLIN, 0};
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
 
-	if (poll(&p, 1, ms) <= 0)
+	while (!fd_readable(fd)) {
+		if (pl_ev_now_update(px.loop) >= end)
+			return false;
+		pl_ev_run_once(px.loop, 10 * 1000000);
+	}
+	return true;
+}
+
+/* Runs the loop until fd is readable (bounded by WAIT_MS), then reads once: the bytes, 0 at EOF, -2 on timeout. */
+static ssize_t read_running(int fd, char *b, size_t n)
+{
+	if (!readable_running(fd))
 		return -2;
 	return recv(fd, b, n, MSG_DONTWAIT);
+}
+
+/* Like read_running, but gathers up to want bytes (or EOF) into b; returns how many arrived. */
+static size_t read_all_running(int fd, char *b, size_t cap, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want && got < cap) {
+		ssize_t r = read_running(fd, b + got, cap - got);
+		if (r == 0 || r == -2)
+			break;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return got;
 }
 
 static void hard_close(int fd)
@@ -128,14 +185,17 @@ static void reset_after_half_close(bool splice)
 	run_for(50);
 	send(cl, "hello", 5, 0);
 	shutdown(cl, SHUT_WR);
-	run_for(50);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 5);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 0); /* the FIN was passed on */
+	assert_int_equal(read_all_running(srv, b, sizeof(b), 5), 5);
+	assert_int_equal(read_running(srv, b, sizeof(b)), 0); /* the FIN was passed on */
 	hard_close(cl);
-	long cbs = run_for(300);
+	/* The reset closes the connection in a few callbacks; a spinning loop would run many. */
+	long cbs = run_until(no_conns);
 	assert_true(cbs < SPIN_LIMIT);
 	assert_int_equal(px.nconns, 0);
-	/* ... and the upstream saw a reset, as it would have without the proxy: it cannot send. */
+	/* ... and the upstream saw a reset, as it would have without the proxy: it cannot send. The
+	 * reset may be delivered by another kernel thread: wait (bounded) for its error or hangup. */
+	struct pollfd hp = {srv, 0, 0};
+	poll(&hp, 1, WAIT_MS);
 	assert_int_equal(send(srv, "x", 1, MSG_NOSIGNAL), -1);
 	close(srv);
 	close(sl);
@@ -175,9 +235,8 @@ static void upstream_hangup_with_backpressure(bool splice)
 	run_for(50);
 	send(cl, "x", 1, 0);
 	shutdown(cl, SHUT_WR);
-	run_for(50);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 1);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 0);
+	assert_int_equal(read_running(srv, b, sizeof(b)), 1);
+	assert_int_equal(read_running(srv, b, sizeof(b)), 0);
 	/* The server writes 4 MiB in the background of the loop: non-blocking, interleaved. */
 	int fl = 1;
 	setsockopt(srv, SOL_SOCKET, SO_SNDBUF, &(int){1 << 20}, sizeof(int));
@@ -195,19 +254,18 @@ static void upstream_hangup_with_backpressure(bool splice)
 	/* Now the client reads everything: the tail behind the hangup must arrive, then EOF. */
 	size_t got = 0;
 	for (;;) {
-		run_for(2);
-		ssize_t n = read_within(cl, b, sizeof(b), 20);
+		ssize_t n = read_running(cl, b, sizeof(b));
+		if (n == -2)
+			fail_msg("no byte and no EOF within %d ms after %zu of %zu bytes", WAIT_MS, got, sent);
 		if (n == 0)
 			break;
 		if (n > 0)
 			got += (size_t)n;
-		if (n == -2 && px.nconns == 0)
-			continue;
 		if (got > sizeof(big))
 			break;
 	}
 	assert_int_equal(got, sent);
-	run_for(50);
+	run_until(no_conns);
 	assert_int_equal(px.nconns, 0);
 	close(cl);
 	close(sl);
@@ -250,14 +308,13 @@ static void test_split_record_then_small_writes(void **state)
 	send(cl, rec, 100, 0);
 	run_for(50);
 	send(cl, rec + 100, 417, 0);
-	run_for(50);
+	/* Classified as plaintext: the app (our listener) is dialled. */
+	assert_true(readable_running(sl));
 	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
 	assert_true(srv >= 0);
-	run_for(50);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 517);
+	assert_int_equal(read_all_running(srv, b, sizeof(b), 517), 517);
 	send(cl, "ping\n", 5, 0);
-	run_for(100);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 5);
+	assert_int_equal(read_all_running(srv, b, sizeof(b), 5), 5);
 	close(cl);
 	close(srv);
 	close(sl);
@@ -278,17 +335,25 @@ static void test_partial_hello_then_fin(void **state)
 	c->origlen = sizeof(sa);
 	c->state = PX_ST_DETECT;
 	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
-	px_conn_timeout(c, 10 * px.set.detect_timeout_ns);
+	px_conn_timeout(c, 120 * px.set.detect_timeout_ns);
 	send(cl, rec, sizeof(rec), 0);
 	run_for(50);
 	shutdown(cl, SHUT_WR);
-	long cbs = run_for(300);
+	/* PERMISSIVE: relayed as plaintext right away (within WAIT_MS), not after the (here 120 s)
+	 * timeout, and without spinning on the same peeked bytes meanwhile. */
+	long cbs = 0;
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
+	while (!fd_readable(sl)) {
+		if (pl_ev_now_update(px.loop) >= end)
+			fail_msg("the app was not dialled within %d ms", WAIT_MS);
+		int r = pl_ev_run_once(px.loop, 10 * 1000000);
+		if (r > 0)
+			cbs += r;
+	}
 	assert_true(cbs < SPIN_LIMIT);
-	/* PERMISSIVE: relayed as plaintext right away, not after the (here 10 s) timeout. */
 	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
 	assert_true(srv >= 0);
-	run_for(50);
-	assert_int_equal(read_within(srv, b, sizeof(b), 500), 100);
+	assert_int_equal(read_all_running(srv, b, sizeof(b), 100), 100);
 	close(cl);
 	close(srv);
 	close(sl);
@@ -306,7 +371,9 @@ static void test_slow_hello_outlives_detect_timeout(void **state)
 
 	px.set.splice = false;
 	px.set.detect_timeout_ns = 100000000LL;
-	px.set.handshake_timeout_ns = 400000000LL;
+	/* Long enough that nothing but a stall of seconds between two statements could reach it
+	 * before the check below; the give-up after it is awaited, not timed. */
+	px.set.handshake_timeout_ns = 5000000000LL;
 	px_conn *c = px_conn_new(&px, PX_IN, down);
 	memcpy(&c->orig, &sa, sizeof(sa));
 	c->origlen = sizeof(sa);
@@ -314,15 +381,23 @@ static void test_slow_hello_outlives_detect_timeout(void **state)
 	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
 	px_conn_timeout(c, px.set.detect_timeout_ns);
 	send(cl, rec, sizeof(rec), 0);
-	long cbs = run_for(250);
+	/* Until the detect timeout has fired (and found the record begun), without spinning. */
+	long cbs = 0;
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
+	while (!c->detect_waited) {
+		if (pl_ev_now_update(px.loop) >= end)
+			fail_msg("the detect timeout did not fire within %d ms", WAIT_MS);
+		int r = pl_ev_run_once(px.loop, 10 * 1000000);
+		if (r > 0)
+			cbs += r;
+	}
 	assert_true(cbs < SPIN_LIMIT);
 	/* Past the detect timeout: still waiting, the app was not dialled. */
 	struct pollfd lp = {sl, POLLIN, 0};
 	assert_int_equal(poll(&lp, 1, 0), 0);
 	assert_int_equal(px.nconns, 1);
 	/* Past the handshake timeout as well: given up on (PERMISSIVE: relayed as plaintext). */
-	run_for(400);
-	assert_int_equal(poll(&lp, 1, 500), 1);
+	assert_true(readable_running(sl));
 	int srv = accept4(sl, NULL, NULL, SOCK_NONBLOCK);
 	assert_true(srv >= 0);
 	close(srv);
@@ -339,6 +414,8 @@ static void test_client_reset_during_connect(void **state)
 
 	/* 198.18.255.254 (benchmark range): unroutable here, so the connect stays pending. */
 	inet_pton(AF_INET, "198.18.255.254", &nowhere.sin_addr);
+	/* Longer than the wait below: only the client's reset may close the connection. */
+	px.set.connect_timeout_ns = 120000000000LL;
 	px_conn *c = px_conn_new(&px, PX_OUT, down);
 	memcpy(&c->orig, &nowhere, sizeof(nowhere));
 	c->origlen = sizeof(nowhere);
@@ -350,7 +427,7 @@ static void test_client_reset_during_connect(void **state)
 	}
 	run_for(20);
 	hard_close(cl);
-	long cbs = run_for(200);
+	long cbs = run_until(no_conns);
 	assert_true(cbs < SPIN_LIMIT);
 	assert_int_equal(px.nconns, 0);
 }

@@ -21,10 +21,10 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Waits (bounded) until the server has answered n requests. */
+/* Waits (bounded: 30 s) until the server has answered n requests. */
 static void wait_requests(rp_server *s, int n)
 {
-	for (int i = 0; i < 500 && rp_count(s) < n; i++)
+	for (int i = 0; i < 3000 && rp_count(s) < n; i++)
 		sleep_ms(10);
 	assert_true(rp_count(s) >= n);
 }
@@ -64,8 +64,9 @@ static void test_list_watch_resume_relist(void **state)
 		{.status = 200, .chunks = {{EV("DELETED", "b", "13"), 0}, {GONE, 0}, {NULL, 0}}},
 		/* 3: the relist: b and c are gone, d is new */
 		{.status = 200, .body = LIST2},
-		/* 4: a quiet watch */
-		{.status = 200, .chunks = {{"", 0}, {NULL, 0}}, .hold_ms = 3000},
+		/* 4: a quiet watch; holding the server for 60 s, so no request past the script (an
+		 * error) comes before the checks, however slow the machine. rp_stop ends the hold. */
+		{.status = 200, .chunks = {{"", 0}, {NULL, 0}}, .hold_ms = 60000},
 	};
 	rp_server *s = rp_start(script, 5);
 	pl_kube_config cfg;
@@ -100,10 +101,11 @@ static void test_list_watch_resume_relist(void **state)
 	pl_reflector_stats_get(r, &stats);
 	assert_int_equal(stats.lists, 2);
 	assert_int_equal(stats.relists, 1);
+	/* The server first: its stop ends the hold the reflector's next request waits behind. */
+	rp_stop(s);
 	pl_reflector_stop(r, true);
 	pl_store_free(st);
 	pl_kube_config_free(&cfg);
-	rp_stop(s);
 }
 
 static void test_list_errors_back_off_then_succeed(void **state)
@@ -113,7 +115,8 @@ static void test_list_errors_back_off_then_succeed(void **state)
 		{.status = 403, .body = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"Forbidden\",\"code\":403,\"message\":\"pods is forbidden\"}"},
 		{.status = 403, .body = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"Forbidden\",\"code\":403,\"message\":\"pods is forbidden\"}"},
 		{.status = 200, .body = LIST1},
-		{.status = 200, .chunks = {{"", 0}, {NULL, 0}}, .hold_ms = 3000},
+		/* Held for 60 s: the checks below see exactly the two scripted errors. */
+		{.status = 200, .chunks = {{"", 0}, {NULL, 0}}, .hold_ms = 60000},
 	};
 	rp_server *s = rp_start(script, 4);
 	pl_kube_config cfg;
@@ -128,10 +131,10 @@ static void test_list_errors_back_off_then_succeed(void **state)
 	pl_reflector_stats stats;
 	pl_reflector_stats_get(r, &stats);
 	assert_int_equal(stats.errors, 2);
+	rp_stop(s);
 	pl_reflector_stop(r, true);
 	pl_store_free(st);
 	pl_kube_config_free(&cfg);
-	rp_stop(s);
 }
 
 int main(void)

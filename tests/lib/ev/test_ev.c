@@ -131,7 +131,7 @@ static void test_timers_fire_in_deadline_order(void **state)
 		pl_ev_timer_start(loop, &t[i].t, d);
 		assert_true(pl_ev_timer_armed(&t[i].t));
 	}
-	run_until(loop, &log, N, 5000 * MS);
+	run_until(loop, &log, N, 30000 * MS);
 	assert_int_equal(log.n, N);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(log.count[i], 1);
@@ -162,7 +162,7 @@ static void test_timer_waits_for_its_deadline(void **state)
 	}
 	assert_true(calls <= 3);
 	assert_true(pl_ev_now(loop) >= start + 20 * MS + 300000);
-	assert_true(pl_ev_now(loop) < start + 2000 * MS);
+	assert_true(pl_ev_now(loop) < start + 30000 * MS);
 	pl_ev_loop_free(loop);
 }
 
@@ -288,7 +288,7 @@ static void test_stop_from_another_timers_callback(void **state)
 	assert_true(pl_ev_timer_armed(&c.t));
 	assert_int_equal(log.count[1], 0);
 	assert_int_equal(log.count[2], 0);
-	run_until(loop, &log, 3, 2000 * MS);
+	run_until(loop, &log, 3, 30000 * MS);
 	assert_int_equal(log.order[2], 2);
 	assert_int_equal(log.count[1], 0);
 	/* Nothing else is armed. */
@@ -310,7 +310,7 @@ static void test_timer_rearms_itself(void **state)
 	a.self_rearm_delay = 2 * MS;
 	a.self_rearms_left = 3;
 	pl_ev_timer_start(loop, &a.t, 1 * MS);
-	run_until(loop, &log, 4, 2000 * MS);
+	run_until(loop, &log, 4, 30000 * MS);
 	assert_int_equal(log.count[0], 4);
 	assert_log_sorted(&log);
 	for (int i = 1; i < 4; i++)
@@ -319,7 +319,7 @@ static void test_timer_rearms_itself(void **state)
 	/* Re-arming an armed timer moves it, it does not add a second entry. */
 	pl_ev_timer_start(loop, &a.t, 1 * MS);
 	pl_ev_timer_start(loop, &a.t, 3 * MS);
-	run_until(loop, &log, 5, 2000 * MS);
+	run_until(loop, &log, 5, 30000 * MS);
 	assert_int_equal(pl_ev_run_once(loop, 10 * MS), 0);
 	assert_int_equal(log.count[0], 5);
 	pl_ev_loop_free(loop);

@@ -100,7 +100,20 @@ static int setup(void **state)
 		       "-Verify", "1", "-verify_return_error", "-CAfile", ca, "-www", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 200 && !port_open(port); i++) {
+	/* openssl s_server may take long to start on a busy machine: wait up to 30 s, and stop
+	 * waiting early if it exited. */
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (port_open(port))
+			break;
+		if (waitpid(server, NULL, WNOHANG) == server) {
+			server = -1;
+			fail_msg("openssl s_server exited before it listened on port %d", port);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= 30)
+			break;
 		struct timespec ts = {0, 20 * 1000000};
 		nanosleep(&ts, NULL);
 	}

@@ -6,6 +6,7 @@
 #   install-deps.sh test     demo + cmocka, clang and its sanitizer runtime, jsonschema (make test)
 #   install-deps.sh bench    test + HAProxy, nginx and wrk to compare against (bench/run.sh)
 #   install-deps.sh images   debootstrap and Docker (make images)
+#   install-deps.sh check    fails when a service those packages ship is enabled or running
 #
 # Packages that ship a system service (haproxy, nginx, docker.io, containerd) are installed with
 # their start-up refused (policy-rc.d) and their units disabled afterwards: nothing is left enabled
@@ -21,6 +22,25 @@ IMAGES="debootstrap docker.io ca-certificates"
 # The services those packages bring, kept disabled.
 SERVICES="haproxy nginx docker containerd"
 
+# check: exit 1 when a unit of those services is enabled or active (CI runs it last).
+if [ "${1:-}" = check ]; then
+	bad=0
+	if command -v systemctl >/dev/null 2>&1; then
+		for s in $SERVICES; do
+			for u in "$s.service" "$s.socket"; do
+				st=$(systemctl is-enabled "$u" 2>/dev/null || true)
+				act=$(systemctl is-active "$u" 2>/dev/null || true)
+				if [ "$st" = enabled ] || [ "$act" = active ]; then
+					echo "install-deps: $u is $st, $act" >&2
+					bad=1
+				fi
+			done
+		done
+	fi
+	[ "$bad" = 0 ] && echo "install-deps: no unit of haproxy, nginx, docker or containerd enabled or active"
+	exit "$bad"
+fi
+
 case "${1:-}" in
 build) pkgs=$BUILD ;;
 demo) pkgs=$DEMO ;;
@@ -28,7 +48,7 @@ test) pkgs=$TEST ;;
 bench) pkgs=$BENCH ;;
 images) pkgs=$IMAGES ;;
 *)
-	echo "usage: install-deps.sh build|demo|test|bench|images" >&2
+	echo "usage: install-deps.sh build|demo|test|bench|images|check" >&2
 	exit 2
 	;;
 esac

@@ -562,6 +562,11 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	 * pooled connection open. The parsed spans are stale from here on. */
 	snprintf(add, sizeof(add), "%s%s",
 		 hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "", tfield);
+	/* HTTP/1.2..1.9 is read as 1.1 (RFC 9110 2.5) and goes on saying so: the next parser must not
+	 * read another version than the one policy was applied for. */
+	char *eol = memchr(hs->in, '\n', m->head_len);
+	if (m->minor == 1 && eol && eol[-2] != '1')
+		eol[-2] = '1';
 	int32_t st = rewrite_head(m, hs->in, add, hs->upgrade, drop_trace, &hs->uhead, &hs->uhead_len);
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
@@ -859,6 +864,8 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	if (!hs->req_keep_alive || px->draining || m->body == PL_H1_BODY_CLOSE)
 		hs->close_after = true;
 	bool up101 = m->status == 101 && hs->upgrade;
+	if (m->minor == 1 && hs->rin[7] != '1')
+		hs->rin[7] = '1'; /* "HTTP/1.9 200" goes on as HTTP/1.1, as requests do */
 	int32_t st = rewrite_head(m, hs->rin,
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",

@@ -82,14 +82,36 @@ static void rcvlowat_reset(px_conn *c)
 	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 }
 
+/* Whether the port's policy acts on each HTTP request (authorization rules, a rate limit): such a
+ * port takes HTTP only. Relaying bytes that failed detection would carry requests past it. */
+static bool http_policy_port(const proxy *px, int port)
+{
+	const pl_proxy_config *cfg = px->config ? &px->config->cfg : NULL;
+
+	for (size_t i = 0; cfg && i < cfg->ninbound; i++)
+		if (cfg->inbound[i].port == port)
+			return cfg->inbound[i].authorization.set || cfg->inbound[i].rate_limit.set;
+	return false;
+}
+
 /* The caller is known (mTLS) or allowed (plaintext): HTTP becomes a session, unless the port is opaque. */
 static void to_app(px_conn *c)
 {
 	proxy *px = c->px;
+	int port = px_addr_port(&c->orig);
 
 	pl_ev_timer_stop(px->loop, &c->timer);
-	if (pl_mesh_dir_opaque(px->mesh ? &px->mesh->dir : NULL, px_addr_port(&c->orig))) {
+	if (pl_mesh_dir_opaque(px->mesh ? &px->mesh->dir : NULL, port)) {
 		dial_app(c);
+		return;
+	}
+	/* A port under HTTP policy, or a plaintext caller under STRICT (only probes may pass), gets
+	 * no detection: whatever comes is parsed as HTTP, and what is not a well-formed request (a
+	 * leading CRLF, a bare LF, a control byte, another protocol) is answered 400 and closed,
+	 * never relayed; a slow first byte waits for the session's head timeout, not the detect one. */
+	if (c->probe_only || http_policy_port(px, port)) {
+		rcvlowat_reset(c);
+		px_http_start(c);
 		return;
 	}
 	c->state = PX_ST_L7DETECT;

@@ -118,6 +118,9 @@ bool pl_h1_hop_by_hop(const pl_h1_msg *m, pl_h1_str name)
 			return true;
 	if (!m->conn_tokens)
 		return false;
+	/* Never the framing fields or Host, whatever Connection says (the parser refuses those). */
+	if (pl_h1_eq(name, "content-length") || pl_h1_eq(name, "transfer-encoding") || pl_h1_eq(name, "host"))
+		return false;
 	/* Fields named by Connection: compare the name against each token of each Connection field. */
 	for (uint32_t i = 0; i < m->nheaders; i++) {
 		if (!pl_h1_eq(m->headers[i].name, "connection"))
@@ -315,12 +318,19 @@ static int field_line(walk *w, pl_h1_msg *m, pl_h1_header *hdrs, size_t max_hdrs
 		s->conn_close |= pl_h1_list_has(value, "close");
 		s->conn_keep_alive |= pl_h1_list_has(value, "keep-alive");
 		s->conn_upgrade |= pl_h1_list_has(value, "upgrade");
-		/* Tokens other than these name hop-by-hop fields. */
+		/* Tokens other than these name hop-by-hop fields. The framing fields and Host are never
+		 * hop-by-hop (RFC 9110 7.6.1): a proxy that dropped them would forward a body without
+		 * its framing, or a request without its Host, and the next parser would read it
+		 * otherwise (request smuggling). Such a message is refused. */
 		uint32_t k = 0;
 		pl_h1_str tok;
-		while (next_element(value, &k, &tok))
+		while (next_element(value, &k, &tok)) {
+			if (pl_h1_eq(tok, "content-length") || pl_h1_eq(tok, "transfer-encoding") || pl_h1_eq(tok, "host"))
+				return fail(w->err, w->status, (size_t)(tok.p - b),
+					    "Connection names Content-Length, Transfer-Encoding or Host");
 			if (!pl_h1_eq(tok, "close") && !pl_h1_eq(tok, "keep-alive") && !pl_h1_eq(tok, "upgrade"))
 				m->conn_tokens = true;
+		}
 	} else if (pl_h1_eq(name, "upgrade")) {
 		s->has_upgrade = true;
 	} else if (pl_h1_eq(name, "expect")) {
@@ -349,6 +359,20 @@ static int fields(walk *w, pl_h1_msg *m, pl_h1_header *hdrs, size_t max_hdrs, se
 	}
 }
 
+/* absolute-form (RFC 9112 3.2.2): a scheme (ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )), then
+ * "://". A "://" further in ("admin/x://y") does not make one: that target fits no form. */
+static bool absolute_form(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0 || !((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z')))
+		return false;
+	while (i < n && ((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+			 p[i] == '+' || p[i] == '-' || p[i] == '.'))
+		i++;
+	return i + 3 <= n && memcmp(p + i, "://", 3) == 0;
+}
+
 static void target_path(pl_h1_msg *m)
 {
 	const char *p = m->target.p;
@@ -356,7 +380,7 @@ static void target_path(pl_h1_msg *m)
 
 	if (p[0] != '/') {
 		/* absolute-form: skip "scheme://authority"; authority-form and "*": the path is "/". */
-		const char *sep = n > 3 ? memmem(p, n, "://", 3) : NULL;
+		const char *sep = absolute_form(p, n) ? memmem(p, n, "://", 3) : NULL;
 		if (!sep || m->method_id == PL_H1_CONNECT) {
 			m->path = (pl_h1_str){"/", 1};
 			return;
@@ -411,7 +435,7 @@ int pl_h1_parse_request(const char *buf, size_t len, const pl_h1_limits *lim, pl
 	/* The target's form must fit the method (RFC 9112 3.2). */
 	if (m->method_id == PL_H1_CONNECT ? buf[t] == '/' :
 	    (buf[t] != '/' && !(m->target.len == 1 && buf[t] == '*' && m->method_id == PL_H1_OPTIONS) &&
-	     !memmem(m->target.p, m->target.len, "://", 3)))
+	     !absolute_form(m->target.p, m->target.len)))
 		return fail(err, 400, t, "request-target form does not fit the method");
 
 	r = fields(&w, m, hdrs, max_hdrs, &s);

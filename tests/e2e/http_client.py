@@ -3,7 +3,9 @@
 
 Every loop is bounded in count and time. Run inside a pod's network namespace as the app.
 usage:
-  http_client.py raw HOST PORT 'escaped request' [--timeout S]     prints what came back
+  http_client.py raw HOST PORT 'escaped request' [--timeout S] [--split N:S]
+                                                                    prints what came back; --split: N bytes,
+                                                                    a pause of S seconds, then the rest
   http_client.py peers HOST PORT PATH N [HEADER:VALUE...]           {"peer": count} over one keep-alive connection
   http_client.py statuses HOST PORT PATH N [HEADER]                 N requests back to back from one process (one
                                                                     keep-alive connection while the server keeps it):
@@ -80,9 +82,15 @@ def request(host, path, extra=()):
     return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (path, host, h)).encode()
 
 
-def cmd_raw(host, port, req, timeout=30.0):
+def cmd_raw(host, port, req, timeout=30.0, split=None):
     s = connect(host, port, timeout)
-    s.sendall(codecs.decode(req, "unicode_escape").encode("latin-1"))
+    data = codecs.decode(req, "unicode_escape").encode("latin-1")
+    if split:  # the first N bytes, a pause, then the rest (a slow first request)
+        n, pause = split
+        s.sendall(data[:n])
+        time.sleep(pause)
+        data = data[n:]
+    s.sendall(data)
     out = b""
     try:
         while True:
@@ -199,8 +207,10 @@ def main(a):
         return 2
     c, host, port = a[0], a[1], a[2]
     if c == "raw":
-        t = float(a[5]) if len(a) > 5 and a[4] == "--timeout" else 30.0
-        cmd_raw(host, port, a[3], t)
+        opts = dict(zip(a[4::2], a[5::2]))
+        t = float(opts.get("--timeout", 30.0))
+        split = opts.get("--split")
+        cmd_raw(host, port, a[3], t, (int(split.split(":")[0]), float(split.split(":")[1])) if split else None)
         return 0
     if c == "peers":
         cmd_peers(host, port, a[3], int(a[4]), a[5:])

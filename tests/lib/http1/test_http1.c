@@ -135,6 +135,13 @@ static void test_request_refusals(void **state)
 	/* B: a literal with its length, so an embedded NUL is part of it. */
 #define B(raw, status, what) {raw, sizeof(raw) - 1, status, what}
 	static const struct { const char *raw; size_t len; int status; const char *what; } bad[] = {
+		/* Connection naming the framing fields or Host: never hop-by-hop, so refused. */
+		B("POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n", 400,
+		  "Connection names Content-Length, Transfer-Encoding or Host"),
+		B("POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+		  400, "Connection names Content-Length, Transfer-Encoding or Host"),
+		B("GET / HTTP/1.1\r\nHost: a\r\nConnection: HOST\r\n\r\n", 400,
+		  "Connection names Content-Length, Transfer-Encoding or Host"),
 		/* CL.TE and TE.CL: both framings at once. */
 		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
 		 "Content-Length and Transfer-Encoding together"),
@@ -185,6 +192,9 @@ static void test_request_refusals(void **state)
 		B("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host"),
 		B("GET web.shop:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
 		B("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
+		/* "://" inside a path does not make an absolute-form target. */
+		B("GET admin/x://y HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
+		B("GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
 		B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "empty line before the request line"),
 	};
 

@@ -91,6 +91,11 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 	metric_head(b, "pillion_proxy_spliced_bytes_total", "counter",
 		    "Bytes moved by splice(2) without passing through user space.");
 	pl_buf_printf(b, "pillion_proxy_spliced_bytes_total %llu\n", (unsigned long long)m->spliced_bytes);
+	metric_head(b, "pillion_proxy_idle_closed_total", "counter",
+		    "Byte relays and tunnels closed after --idle-timeout without a byte either way.");
+	for (int d = 0; d < 2; d++)
+		pl_buf_printf(b, "pillion_proxy_idle_closed_total{direction=\"%s\"} %llu\n", dirs[d],
+			      (unsigned long long)m->idle_closed[d]);
 	metric_head(b, "pillion_proxy_tls_handshake_failures_total", "counter", "Failed mTLS handshakes by reason.");
 	for (int d = 0; d < 2; d++)
 		for (int r = 0; r < PX_TLSF__N; r++)

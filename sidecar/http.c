@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -483,6 +484,32 @@ static bool replayable(const px_hs *hs)
 	return !hs->discarded && (pl_h1_idempotent(hs->method) || hs->req_read_done);
 }
 
+/* An Upgrade becomes a tunnel only for a protocol --upgrades names (websocket): past the 101 the
+ * bytes are no longer requests, so policy sees only the opening one. h2c would carry requests no
+ * rule ever sees; such a request goes on as a plain one, its Upgrade dropped (it is hop-by-hop),
+ * and the client keeps speaking HTTP/1.1 (RFC 9110 7.8). One protocol only: a list is ambiguous. */
+static bool upgrade_allowed(const proxy *px, const pl_h1_msg *m)
+{
+	const pl_h1_header *u = pl_h1_find(m, "upgrade");
+	const char *list = px->set.upgrades ? px->set.upgrades : "";
+
+	if (!u || u->value.len == 0 || memchr(u->value.p, ',', u->value.len))
+		return false;
+	/* The protocol without a version ("websocket", not "websocket/13"), then against the list. */
+	pl_h1_str proto = u->value;
+	const char *slash = memchr(proto.p, '/', proto.len);
+	if (slash)
+		proto.len = (uint32_t)(slash - proto.p);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == proto.len && strncasecmp(proto.p, p, n) == 0)
+			return true;
+		p += n + (e ? 1 : 0);
+	}
+	return false;
+}
+
 /* A head was parsed: the policy decides, then the first attempt starts. */
 static int begin_request(px_hs *hs, const pl_h1_msg *m)
 {
@@ -495,7 +522,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->minor = m->minor;
 	hs->req_keep_alive = m->keep_alive;
 	hs->expect = m->expect_continue;
-	hs->upgrade = m->upgrade && m->method_id != PL_H1_CONNECT;
+	hs->upgrade = m->upgrade && m->method_id != PL_H1_CONNECT && upgrade_allowed(px, m);
 	hs->head_len = m->head_len;
 	hs->req_body = m->body;
 	hs->req_left = m->content_length;

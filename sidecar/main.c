@@ -23,7 +23,7 @@
 
 enum {
 	O_CONFIG = 256, O_MESH, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_RESYNC, O_SPLICE, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
+	O_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +42,8 @@ static const struct option long_opts[] = {
 	{"drain-timeout", required_argument, NULL, O_DRAIN},
 	{"resync-interval", required_argument, NULL, O_RESYNC},
 	{"splice", required_argument, NULL, O_SPLICE},
+	{"upgrades", required_argument, NULL, O_UPGRADES},
+	{"idle-timeout", required_argument, NULL, O_IDLE},
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
 	{"check", no_argument, NULL, O_CHECK},
 	{"help", no_argument, NULL, O_HELP},
@@ -76,6 +78,10 @@ static void usage(FILE *f)
 		"  --drain-timeout DUR      on SIGTERM or POST /shutdown, how long open connections may finish (5s)\n"
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
+		"  --idle-timeout D         close a byte relay or tunnel with no byte either way for D; 0: never (1h)\n"
+		"  --upgrades LIST          HTTP Upgrade protocols let through as tunnels, comma-separated\n"
+		"                           (websocket); others (h2c, ...) go on as plain requests, the\n"
+		"                           Upgrade dropped; empty: none\n"
 		"  --log-level LEVEL        debug, info, warn, error (info)\n"
 		"  --check                  validate --config (and --mesh), print \"configuration OK\" or the errors, exit\n"
 		"  --version                print the version and commit\n");
@@ -146,6 +152,14 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 			s->splice = false;
 		else
 			return bad(flag, v, "must be true or false");
+		return 0;
+	case O_IDLE: return parse_dur(flag, v, &s->idle_timeout_ns);
+	case O_UPGRADES:
+		for (const char *p = v; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ',' ||
+			      *p == '-' || *p == '.' || *p == '/' || *p == '_'))
+				return bad(flag, v, "must be a comma-separated list of protocol names");
+		s->upgrades = v;
 		return 0;
 	case O_LOG_LEVEL:
 		if (pl_log_set_level_name(v) < 0)
@@ -402,6 +416,8 @@ int main(int argc, char **argv)
 	s->buf_size = 16384;
 	s->connect_timeout_ns = 5 * PL_NS_PER_S;
 	s->detect_timeout_ns = 1 * PL_NS_PER_S;
+	s->upgrades = "websocket";
+	s->idle_timeout_ns = 3600 * PL_NS_PER_S;
 	s->handshake_timeout_ns = 10 * PL_NS_PER_S;
 	s->drain_ns = 5 * PL_NS_PER_S;
 	s->reload_debounce_ns = 50 * PL_NS_PER_MS;

@@ -168,34 +168,60 @@ static int hexdig(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+static bool unreserved(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+	       c == '~';
+}
+
 int px_path_normalize(pl_h1_str path, char *out, uint32_t cap)
 {
-	uint32_t o = 0, i = 0;
+	char dec[PL_H1_DEFAULT_MAX_LINE];
+	uint32_t o = 0, i = 0, n0 = 0;
 
-	if (!path.len || path.p[0] != '/' || cap < 1)
+	if (!path.len || path.p[0] != '/' || cap < 1 || path.len > sizeof(dec))
 		return -1;
-	/* Encoded separators and dots mean different paths to different servers: refuse them. */
-	for (uint32_t k = 0; k + 2 < path.len; k++)
-		if (path.p[k] == '%') {
-			int v = hexdig(path.p[k + 1]) * 16 + hexdig(path.p[k + 2]);
-			if (hexdig(path.p[k + 1]) < 0 || hexdig(path.p[k + 2]) < 0 || v == '/' || v == '\\' || v == '.')
+	/* Percent-decoding first, as the app will: an unreserved character is the same path either
+	 * way (RFC 3986 6.2.2.2), so "/%61dmin" is matched as "/admin". Encoded separators and dots
+	 * ("%2F", "%5C", "%2E"), malformed escapes and a raw backslash mean different paths to
+	 * different servers: refused. Other escapes stay as they are. */
+	for (uint32_t k = 0; k < path.len; k++) {
+		char ch = path.p[k];
+		if (ch == '\\')
+			return -1;
+		if (ch == '%') {
+			if (k + 2 >= path.len || hexdig(path.p[k + 1]) < 0 || hexdig(path.p[k + 2]) < 0)
 				return -1;
+			int v = hexdig(path.p[k + 1]) * 16 + hexdig(path.p[k + 2]);
+			if (v == '/' || v == '\\' || v == '.')
+				return -1;
+			if (unreserved(v)) {
+				dec[n0++] = (char)v;
+				k += 2;
+				continue;
+			}
 		}
+		dec[n0++] = ch;
+	}
 	bool dir = false;       /* the result ends in a directory: a trailing slash */
-	while (i < path.len) {
-		while (i < path.len && path.p[i] == '/')   /* "//" is "/" */
+	while (i < n0) {
+		while (i < n0 && dec[i] == '/')   /* "//" is "/" */
 			i++;
 		uint32_t s = i;
-		while (i < path.len && path.p[i] != '/')
+		while (i < n0 && dec[i] != '/')
 			i++;
 		uint32_t n = i - s;
 		if (n == 0)
 			break;
-		if (n == 1 && path.p[s] == '.') {
+		/* "..;x" and ".;x" are dot segments to servers that strip path parameters (Tomcat,
+		 * Jetty): ambiguous, refused. */
+		if ((n > 1 && dec[s] == '.' && dec[s + 1] == ';') || (n > 2 && dec[s] == '.' && dec[s + 1] == '.' && dec[s + 2] == ';'))
+			return -1;
+		if (n == 1 && dec[s] == '.') {
 			dir = true;
 			continue;
 		}
-		if (n == 2 && path.p[s] == '.' && path.p[s + 1] == '.') {
+		if (n == 2 && dec[s] == '.' && dec[s + 1] == '.') {
 			while (o > 0 && out[o - 1] != '/')
 				o--;
 			if (o > 0)
@@ -206,11 +232,11 @@ int px_path_normalize(pl_h1_str path, char *out, uint32_t cap)
 		if (o + 1 + n > cap)
 			return -1;
 		out[o++] = '/';
-		memcpy(out + o, path.p + s, n);
+		memcpy(out + o, dec + s, n);
 		o += n;
 		dir = false;
 	}
-	if (path.p[path.len - 1] == '/')
+	if (dec[n0 - 1] == '/')
 		dir = true;
 	if (o == 0 || dir) {
 		if (o >= cap)

@@ -35,6 +35,8 @@ typedef struct px_settings {
 	int64_t resync_ns;             /* periodic re-read of the files, a safety net for lost events */
 	bool splice;
 	bool check_only;
+	const char *upgrades;          /* comma-separated Upgrade protocols let through ("websocket") */
+	int64_t idle_timeout_ns;       /* byte relays and tunnels idle this long both ways are closed; 0: never */
 } px_settings;
 
 /* A file-backed piece of state and what became of its last reading. */
@@ -83,6 +85,7 @@ typedef struct px_metrics {
 	uint64_t resets[2];
 	uint64_t reloads_ok[3], reloads_err[3];   /* config, mesh, tls */
 	uint64_t spliced_bytes;
+	uint64_t idle_closed[2];                  /* relays closed by --idle-timeout, per direction */
 } px_metrics;
 
 /* A log line budget: a few lines a second per budget. */
@@ -138,6 +141,7 @@ struct px_conn {
 	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
 	px_flow d2u, u2d;
 	pl_ev_timer timer;
+	int64_t last_active;        /* relay: the loop's time of the last event (the idle timer is lazy) */
 	struct sockaddr_storage orig; /* original destination */
 	socklen_t origlen;
 	px_mesh *mesh;              /* outbound TLS: held until the peer's identity is checked */

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "base/duration.h"
 #include "base/log.h"
 #include "pki/tls.h"
 #include "l7.h"
@@ -565,6 +566,7 @@ static void relay_event(px_conn *c, px_side *s, uint32_t ev)
 	uint64_t b0 = c->d2u.bytes, b1 = c->u2d.bytes;
 	int r;
 
+	c->last_active = pl_ev_now(px->loop);
 	r = pump(c, from, s, o, s->want_r == PL_IO_WANT_WRITE ? out : in, false);
 	if (r == 0)
 		r = pump(c, to, o, s, false, s->want_w == PL_IO_WANT_READ ? in : out);
@@ -602,6 +604,11 @@ void px_conn_relay(px_conn *c)
 
 	c->state = PX_ST_RELAY;
 	c->splice = px->set.splice && !c->down.tls && !c->up.tls;
+	/* One timer for the whole relay: events only note the time, the timer checks it when it fires. */
+	c->last_active = pl_ev_now(px->loop);
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (px->set.idle_timeout_ns > 0)
+		px_conn_timeout(c, px->set.idle_timeout_ns);
 	px->m.conns_total[c->dir][c->tls]++;
 	px->m.conns_open[c->dir][c->tls]++;
 	/* Bytes may already wait on either side (a client talks first, a TLS record came with the Finished). */
@@ -676,6 +683,19 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 	case PX_ST_L7DETECT:
 		px_l7_detect(c, 0, true);
 		break;
+	case PX_ST_RELAY: {
+		int64_t idle = pl_ev_now(loop) - c->last_active;
+		if (idle < px->set.idle_timeout_ns) {
+			px_conn_timeout(c, px->set.idle_timeout_ns - idle);
+			break;
+		}
+		px->m.idle_closed[c->dir]++;
+		if (log_allowed(px))
+			log_info("%s relay to %s idle for %lld s: closed", c->dir == PX_OUT ? "outbound" : "inbound",
+				 px_addr_str(&c->orig, a, sizeof(a)), (long long)(idle / PL_NS_PER_S));
+		px_conn_close(c, false);
+		break;
+	}
 	default:
 		break;
 	}

@@ -534,6 +534,29 @@ static int hexval(unsigned char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Trailer fields that must never be sent (RFC 9110 6.5.1): framing, and Host. While a trailer name
+ * streams by, c->line is the position in it and c->digits the set of these it may still be. */
+static const char *const forbidden_trailers[] = {"content-length", "transfer-encoding", "host"};
+#define NFORBIDDEN_TRAILERS 3
+
+static void trailer_name_byte(pl_h1_chunked *c, unsigned char b)
+{
+	for (int k = 0; k < NFORBIDDEN_TRAILERS; k++) {
+		const char *n = forbidden_trailers[k];
+		if ((c->digits & (1u << k)) && (c->line >= strlen(n) || lower(b) != (unsigned char)n[c->line]))
+			c->digits &= (uint8_t)~(1u << k);
+	}
+	c->line++;
+}
+
+static bool trailer_name_forbidden(const pl_h1_chunked *c)
+{
+	for (int k = 0; k < NFORBIDDEN_TRAILERS; k++)
+		if ((c->digits & (1u << k)) && c->line == strlen(forbidden_trailers[k]))
+			return true;
+	return false;
+}
+
 ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
 			   bool *done, pl_h1_error *err)
 {
@@ -602,6 +625,9 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 				if (++c->ntrailers > lim->max_headers)
 					return fail(err, too_large(err_status), off, "too many trailer fields");
 				c->state = C_TRAILER_NAME;
+				c->line = 0;
+				c->digits = (1u << NFORBIDDEN_TRAILERS) - 1;
+				trailer_name_byte(c, b);
 			} else {
 				return fail(err, err_status, off,
 					    b == ' ' || b == '\t' ? "obsolete line folding in the trailer section" :
@@ -609,10 +635,18 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 			}
 			break;
 		case C_TRAILER_NAME:
-			if (b == ':')
+			if (b == ':') {
+				/* Passed on, they would reframe the message for a parser that merges trailers. */
+				if (trailer_name_forbidden(c))
+					return fail(err, err_status, off, "Content-Length, Transfer-Encoding or Host in the trailer section");
 				c->state = C_TRAILER_VALUE;
-			else if (!tchar[b])
+				c->line = 0;
+				c->digits = 0;
+			} else if (!tchar[b]) {
 				return fail(err, err_status, off, "invalid byte in a trailer field name");
+			} else {
+				trailer_name_byte(c, b);
+			}
 			break;
 		case C_TRAILER_VALUE:
 			if (b == '\r')

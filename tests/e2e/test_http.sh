@@ -394,6 +394,16 @@ check "(11) a 20 MB response arrives whole ($n bytes)" test "$n" = 20000000
 n=$(in_ns "$PA" "$APP_UID" curl -s --max-time 60 "http://$B4:8080/ch?chunked=500" | wc -l)
 check "(11) a chunked response of 500 chunks arrives whole" test "$n" = 500
 check "(11) an Upgrade becomes a tunnel after 101 (through both proxies)" client "$PA" upgrade "$B4" 8080
+# Only websocket becomes a tunnel (--upgrades): an h2c upgrade would carry requests no policy sees.
+# The request goes on as a plain HTTP/1.1 one, Upgrade and HTTP2-Settings dropped: 200, not 101.
+H2C='GET /h2c HTTP/1.1\r\nHost: b\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n'
+out=$(client "$PA" raw "$B4" 8080 "$H2C" --timeout 5)
+check "(11) an h2c upgrade over the mesh is not a tunnel: the request is answered as HTTP/1.1 (200)" \
+	bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200' && ! echo '$out' | grep -qi '^upgrade:'"
+out=$(in_ns "$PC" "$APP_UID" timeout 60 $PY "$HERE/http_client.py" raw "$B4" 8081 "$H2C" --timeout 5)
+check "(11) an h2c upgrade from a plaintext caller is not a tunnel either (200)" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200'"
+out=$(client "$PA" raw "$B4" 8080 'GET /ws2 HTTP/1.1\r\nHost: b\r\nConnection: Upgrade\r\nUpgrade: websocket, h2c\r\n\r\n' --timeout 5)
+check "(11) an Upgrade listing two protocols is not a tunnel (200)" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200'"
 ca -H 'Connection: keep-alive, x-secret' -H 'x-secret: 1' -H 'Keep-Alive: timeout=5' -H 'TE: trailers' \
 	-H 'x-kept: yes' "http://$B4:8080/hop?echo=1" > "$T/r11c"
 check "(11) hop-by-hop fields (and those Connection names) are removed; others kept" \
@@ -429,6 +439,7 @@ smuggle "NUL in a value" 400 'GET / HTTP/1.1\r\nHost: b\r\nX-A: a\0b\r\n\r\n'
 # unframed (a second request on the pooled connection) or a request without Host.
 smuggle "Connection: content-length" 400 'POST /public/a HTTP/1.1\r\nHost: b\r\nConnection: content-length\r\nContent-Length: 49\r\n\r\nGET /public/slow-smuggled HTTP/1.1\r\nHost: web\r\n\r\n'
 smuggle "Connection: transfer-encoding" 400 'POST /public/b HTTP/1.1\r\nHost: b\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'
+smuggle "Content-Length in the trailers" 400 'POST /public/t HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 50\r\n\r\n'
 smuggle "Connection: host" 400 'GET /public/c HTTP/1.1\r\nHost: b\r\nConnection: host\r\n\r\n'
 after=$(nreq)
 check "(12) none of them reached the server ($before -> $after)" test "$before" = "$after"
@@ -617,6 +628,15 @@ check "(18) authorization from.namespaces + to.paths: a (namespace e2e) may DELE
 	bash -c "[ \"\$(status < '$T/r18e')\" = 200 ]"
 in_ns "$PC" "$APP_UID" curl -s -i --max-time 30 -X DELETE "http://$B4:8080/tmp/x" > "$T/r18f"
 check "(18) ... a plaintext caller has no namespace: 403" bash -c "[ \"\$(status < '$T/r18f')\" = 403 ]"
+# Paths are matched as the app reads them: unreserved escapes decoded, dot segments removed;
+# what servers read differently (path-parameter dot segments, encoded separators) is refused.
+ca --path-as-is -X DELETE "http://$B4:8080/%74mp/y" > "$T/r18g"
+check "(18) DELETE /%74mp/y is matched as /tmp/y (the rule allows it): 200" \
+	bash -c "[ \"\$(status < '$T/r18g')\" = 200 ] && grep -q 'path=/%74mp/y' '$T/r18g'"
+ca --path-as-is -X DELETE "http://$B4:8080/tmp/..;/admin" > "$T/r18h"
+check "(18) DELETE /tmp/..;/admin (a Tomcat-style dot segment): 400" bash -c "[ \"\$(status < '$T/r18h')\" = 400 ]"
+ca --path-as-is -X DELETE "http://$B4:8080/tmp/../admin" > "$T/r18i"
+check "(18) DELETE /tmp/../admin is /admin, which no rule allows: 403" bash -c "[ \"\$(status < '$T/r18i')\" = 403 ]"
 ca "http://198.18.2.102:8080/h" > "$T/r18g"; ca "http://198.18.2.103:8080/h" > "$T/r18h"
 check "(18) exportTo: a policy exported elsewhere is not applied by a, one exported to \".\" is (453)" \
 	bash -c "grep -q 'hello from b' '$T/r18g' && [ \"\$(status < '$T/r18h')\" = 453 ]"

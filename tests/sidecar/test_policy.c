@@ -153,7 +153,10 @@ static void test_normalize(void **state)
 	static const struct { const char *in, *out; } ok[] = {
 		{"/", "/"}, {"/a/b", "/a/b"}, {"/a/b/", "/a/b/"}, {"//a///b", "/a/b"}, {"/a/./b", "/a/b"},
 		{"/a/b/../c", "/a/c"}, {"/api/../admin", "/admin"}, {"/../../etc", "/etc"}, {"/a/b/..", "/a/"},
-		{"/a/.", "/a/"}, {"/..", "/"}, {"/a/%41", "/a/%41"}, {"/a..b/c", "/a..b/c"},
+		{"/a/.", "/a/"}, {"/..", "/"}, {"/a..b/c", "/a..b/c"},
+		/* Unreserved characters are decoded, as the app decodes them; other escapes stay. */
+		{"/a/%41", "/a/A"}, {"/%61dmin/x", "/admin/x"}, {"/a%7Eb", "/a~b"}, {"/a%20b", "/a%20b"},
+		{"/a/%3f", "/a/%3f"}, {"/x;y/z", "/x;y/z"},
 	};
 	char out[64];
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -162,7 +165,9 @@ static void test_normalize(void **state)
 		assert_int_equal(n, (int)strlen(ok[i].out));
 		assert_memory_equal(out, ok[i].out, (size_t)n);
 	}
-	static const char *const bad[] = {"/api/%2e%2e/admin", "/api%2Fadmin", "/a%5cb", "/a/%zz", "", "a/b"};
+	static const char *const bad[] = {"/api/%2e%2e/admin", "/api%2Fadmin", "/a%5cb", "/a/%zz", "", "a/b",
+		/* a malformed escape at the very end, a raw backslash, path-parameter dot segments */
+		"/a%2", "/a%", "/public\\..\\admin", "/public/..;/admin", "/public/.;/admin", "/x/..;a/y"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(px_path_normalize((pl_h1_str){bad[i], (uint32_t)strlen(bad[i])}, out, sizeof(out)), -1);
 	assert_int_equal(px_path_normalize(S_("/abcdef"), out, 4), -1);

@@ -406,6 +406,38 @@ static void test_slow_hello_outlives_detect_timeout(void **state)
 }
 
 /* While the upstream connect is pending, the client resets: close, do not treat it as "connected". */
+/* A relay with no byte either way for --idle-timeout is closed (a slowloris that became a byte
+ * relay does not live for ever), counted, and both ends see the end. */
+static void test_idle_timeout(void **state)
+{
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa), down, cl = client_pair(&down);
+	char b[64];
+	(void)state;
+
+	px.set.splice = false;
+	px.set.idle_timeout_ns = 300000000LL;
+	px_conn *c = px_conn_new(&px, PX_OUT, down);
+	memcpy(&c->orig, &sa, sizeof(sa));
+	c->origlen = sizeof(sa);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int srv = accept(sl, NULL, NULL);
+	send(cl, "ping", 4, 0);
+	assert_int_equal(read_all_running(srv, b, sizeof(b), 4), 4);
+	send(srv, "pong", 4, 0);
+	assert_int_equal(read_all_running(cl, b, sizeof(b), 4), 4);
+	assert_int_equal(px.m.idle_closed[PX_OUT], 0);
+	/* Then silence: the loop closes it once the timeout has passed since the last byte. */
+	run_until(no_conns);
+	assert_int_equal(px.nconns, 0);
+	assert_int_equal(px.m.idle_closed[PX_OUT], 1);
+	assert_int_equal(read_running(srv, b, sizeof(b)), 0);
+	assert_int_equal(read_running(cl, b, sizeof(b)), 0);
+	close(srv);
+	close(cl);
+	close(sl);
+}
+
 static void test_client_reset_during_connect(void **state)
 {
 	int down, cl = client_pair(&down);
@@ -443,6 +475,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partial_hello_then_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_hello_outlives_detect_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_reset_during_connect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

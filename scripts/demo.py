@@ -214,9 +214,12 @@ class Pod:
         p = (c.get(which) or {}).get("httpGet")
         if not p:
             return True
+        port = p["port"]
+        if isinstance(port, str):  # a named port, resolved as the kubelet does
+            port = next((cp["containerPort"] for cp in c.get("ports", []) if cp.get("name") == port), 0)
         r = subprocess.run(in_ns(self.node.name, 0, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time",
-                                 "1", f"http://{self.ip}:{p['port']}{p['path']}"), capture_output=True, text=True)
-        return r.stdout.strip() == "200"
+                                 "1", f"http://{self.ip}:{port}{p['path']}"), capture_output=True, text=True)
+        return 200 <= int(r.stdout.strip() or 0) < 400
 
     def start(self):
         self.netns, self.ip, self.host_if = self.node.pod_network(self.name.split("-")[0])
@@ -417,7 +420,8 @@ def main():
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"generateName": f"{app}-{secrets.token_hex(3)}-", "labels": {"app": app}},
                 "spec": {"serviceAccountName": sa, "containers": [{"name": app, "image": f"example.invalid/{app}:1",
-                                                                   "ports": [{"name": "http", "containerPort": 8080}]}]}})
+                                                                   "ports": [{"name": "http", "containerPort": 8080}],
+                                                                   "readinessProbe": {"httpGet": {"path": "/", "port": "http"}}}]}})
             if code != 201:
                 raise DemoError(f"create pod in {ns}: {code} {p}")
             ann = p["metadata"].get("annotations", {})
@@ -426,6 +430,9 @@ def main():
             info(f"{ns}/{p['metadata']['name']}: init containers {inits or '-'}, containers {conts}")
             if "pillion.dev/injected" in ann:
                 info(f"  pillion.dev/id {ann['pillion.dev/id']}; pillion.dev/injected {ann['pillion.dev/injected']}")
+                app_c = [c for c in p["spec"]["containers"] if c["name"] == app][0]
+                info(f"  readiness probe rewritten to {app_c['readinessProbe']['httpGet']}; the original kept in "
+                     f"pillion.dev/probes {ann.get('pillion.dev/probes')}")
             return p
 
         frontend, web = create_pod(SHOP, "frontend", "frontend"), create_pod(SHOP, "web", "web")
@@ -572,6 +579,11 @@ def main():
         info(f"frontend -> web (mTLS): {r.stdout.strip() or r.stderr.strip()}")
         if r.stdout.strip() != "hello from web":
             raise DemoError("frontend lost web in STRICT")
+        web_c = [c for c in pods["web"].obj["spec"]["containers"] if c["name"] == "web"][0]
+        if not wait(lambda: pods["web"].probe(web_c, "readinessProbe"), 60):
+            raise DemoError("web's readiness probe fails in STRICT")
+        info("the kubelet's readiness probe of web still passes in STRICT: the proxy runs it on loopback "
+             f"({web_c['readinessProbe']['httpGet']['path']} on port {web_c['readinessProbe']['httpGet']['port']})")
 
         say("the web pod is deleted: the operator removes its ConfigMap and Secret")
         wid = pods["web"].obj["metadata"]["annotations"]["pillion.dev/id"]

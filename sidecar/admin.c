@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -21,6 +22,18 @@
 #define REQ_MAX 8192
 #define ADMIN_TIMEOUT_NS (5 * 1000000000LL)
 
+/* The kubelet's probe of an app container, run by the proxy on loopback for GET /app-health/...:
+ * the app's own ports take no plaintext under STRICT, so the kubelet asks the admin port. */
+typedef struct probe_call {
+	int fd;
+	pl_ev_io io;
+	pl_buf req;
+	size_t sent;
+	char resp[256];             /* the start of the app's answer: its status line is all that counts */
+	size_t len;
+	char what[320];             /* "web/readiness: GET 127.0.0.1:8080/healthz" for the answer's body */
+} probe_call;
+
 typedef struct admin_conn {
 	proxy *px;
 	int fd;
@@ -30,10 +43,27 @@ typedef struct admin_conn {
 	size_t reqlen;
 	pl_buf resp;
 	size_t sent;
+	bool head;                  /* a HEAD request: the answer without its body */
+	probe_call *pc;             /* a probe running for this request, or NULL */
 } admin_conn;
+
+static void probe_free(admin_conn *a)
+{
+	probe_call *pc = a->pc;
+
+	if (!pc)
+		return;
+	pl_ev_io_stop(a->px->loop, &pc->io);
+	if (pc->fd >= 0)
+		close(pc->fd);
+	pl_buf_free(&pc->req);
+	free(pc);
+	a->pc = NULL;
+}
 
 static void admin_close(admin_conn *a)
 {
+	probe_free(a);
 	pl_ev_io_stop(a->px->loop, &a->io);
 	pl_ev_timer_stop(a->px->loop, &a->timer);
 	close(a->fd);
@@ -45,7 +75,8 @@ static void respond(admin_conn *a, int code, const char *ctype, const char *body
 {
 	const char *reason = code == 200 ? "OK" : code == 202 ? "Accepted" : code == 404 ? "Not Found"
 			   : code == 405 ? "Method Not Allowed" : code == 400 ? "Bad Request" : code == 403 ? "Forbidden"
-			   : code == 431 ? "Request Header Fields Too Large" : "Service Unavailable";
+			   : code == 431 ? "Request Header Fields Too Large" : code == 503 ? "Service Unavailable"
+			   : code < 300 ? "OK" : code < 400 ? "Redirection" : code < 500 ? "Client Error" : "Server Error";
 	pl_buf_printf(&a->resp, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 		      code, reason, ctype, len);
 	pl_buf_append(&a->resp, body, len);
@@ -196,6 +227,124 @@ static bool from_loopback(int fd)
 	return false;
 }
 
+/* The probe's verdict goes to the kubelet: the app's status as it is (200-399 pass), or 503. */
+static void probe_done(admin_conn *a, int code, const char *why)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body), "%s: %s\n", a->pc ? a->pc->what : "probe", why);
+	probe_free(a);
+	respond_text(a, code, body);
+	if (a->head) {
+		char *end = strstr(a->resp.data, "\r\n\r\n");
+		if (end)
+			a->resp.len = (size_t)(end + 4 - a->resp.data);
+	}
+	pl_ev_timer_start(a->px->loop, &a->timer, ADMIN_TIMEOUT_NS);
+	pl_ev_io_set(a->px->loop, &a->io, EPOLLOUT);
+}
+
+static void probe_io(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	admin_conn *a = data;
+	probe_call *pc = a->pc;
+	char why[160];
+	(void)ev;
+
+	if (pc->sent < pc->req.len) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (pc->sent == 0 && (getsockopt(pc->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)) {
+			snprintf(why, sizeof(why), "the app does not answer: %s", strerror(err ? err : errno));
+			probe_done(a, 503, why);
+			return;
+		}
+		ssize_t n = send(pc->fd, pc->req.data + pc->sent, pc->req.len - pc->sent, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			snprintf(why, sizeof(why), "sending the probe: %s", strerror(n < 0 ? errno : EPIPE));
+			probe_done(a, 503, why);
+			return;
+		}
+		pc->sent += (size_t)n;
+		if (pc->sent == pc->req.len)
+			pl_ev_io_set(loop, &pc->io, EPOLLIN);
+		return;
+	}
+	ssize_t n = recv(pc->fd, pc->resp + pc->len, sizeof(pc->resp) - 1 - pc->len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		pc->len += (size_t)n;
+		pc->resp[pc->len] = '\0';
+	}
+	char *eol = strstr(pc->resp, "\r\n");
+	if (!eol && n > 0 && pc->len < sizeof(pc->resp) - 1)
+		return;
+	/* "HTTP/1.x NNN": the status of the app's answer; anything else fails the probe. */
+	int code = 0;
+	if (eol && pc->len >= 12 && strncmp(pc->resp, "HTTP/1.", 7) == 0 && pc->resp[8] == ' ' &&
+	    pc->resp[9] >= '1' && pc->resp[9] <= '5' && pc->resp[10] >= '0' && pc->resp[10] <= '9' &&
+	    pc->resp[11] >= '0' && pc->resp[11] <= '9')
+		code = (pc->resp[9] - '0') * 100 + (pc->resp[10] - '0') * 10 + (pc->resp[11] - '0');
+	if (code < 200) {
+		probe_done(a, 503, n < 0 ? "reading the answer failed" : "the app's answer is not an HTTP/1.x status line");
+		return;
+	}
+	snprintf(why, sizeof(why), "the app answered %d", code);
+	probe_done(a, code, why);
+}
+
+/* GET /app-health/<container>/<kind>: runs that probe of the config on loopback. */
+static void probe_start(admin_conn *a, const char *rest)
+{
+	proxy *px = a->px;
+	const pl_proxy_config *cfg = px->config ? &px->config->cfg : NULL;
+	const pl_probe *p = NULL;
+	const char *slash = strchr(rest, '/');
+
+	for (size_t i = 0; cfg && slash && i < cfg->nprobes; i++) {
+		const pl_probe *q = &cfg->probes[i];
+		if (strlen(q->container) == (size_t)(slash - rest) && strncmp(q->container, rest, (size_t)(slash - rest)) == 0 &&
+		    strcmp(q->kind, slash + 1) == 0)
+			p = q;
+	}
+	if (!p) {
+		respond_text(a, 404, cfg ? "no such probe in the config: /app-health/<container>/<liveness|readiness|startup>\n"
+					 : "no config yet\n");
+		return;
+	}
+	probe_call *pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		abort();
+	a->pc = pc;
+	pl_ev_io_init(&pc->io, probe_io, a);
+	snprintf(pc->what, sizeof(pc->what), "%s/%s: GET 127.0.0.1:%d%.200s", p->container, p->kind, p->port, p->path);
+	bool host = false;
+	pl_buf_printf(&pc->req, "GET %s HTTP/1.1\r\n", p->path);
+	for (size_t k = 0; k < p->headers.n; k++) {
+		host |= strcasecmp(p->headers.v[k].key, "host") == 0;
+		pl_buf_printf(&pc->req, "%s: %s\r\n", p->headers.v[k].key, p->headers.v[k].value);
+	}
+	if (!host)
+		pl_buf_printf(&pc->req, "Host: 127.0.0.1:%d\r\n", p->port);
+	pl_buf_puts(&pc->req, "User-Agent: kube-probe (pillion-proxy)\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	pc->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pc->fd < 0 || (connect(pc->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS)) {
+		char why[160];
+		snprintf(why, sizeof(why), "the app does not answer: %s", strerror(errno));
+		probe_done(a, 503, why);
+		return;
+	}
+	if (pl_ev_io_start(px->loop, &pc->io, pc->fd, EPOLLOUT) < 0)
+		abort();
+	/* The kubelet gives up after timeoutSeconds: so does the proxy, answering 503. */
+	pl_ev_timer_start(px->loop, &a->timer, (int64_t)p->timeout_s * 1000000000LL);
+}
+
 static void handle(admin_conn *a)
 {
 	proxy *px = a->px;
@@ -210,7 +359,12 @@ static void handle(admin_conn *a)
 	if (q)
 		*q = '\0';
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	if (strcmp(path, "/live") == 0 && get) {
+	a->head = strcmp(method, "HEAD") == 0;
+	if (strncmp(path, PL_PROBE_PATH_PREFIX, strlen(PL_PROBE_PATH_PREFIX)) == 0 && get) {
+		probe_start(a, path + strlen(PL_PROBE_PATH_PREFIX));
+		if (a->pc)
+			return; /* answered when the probe is done */
+	} else if (strcmp(path, "/live") == 0 && get) {
 		respond_text(a, 200, "live\n");
 	} else if (strcmp(path, "/ready") == 0 && get) {
 		bool ok = px_ready(px, &why);
@@ -240,7 +394,8 @@ static void handle(admin_conn *a)
 		   strcmp(path, "/config") == 0) {
 		respond_text(a, 405, "use GET\n");
 	} else {
-		respond_text(a, 404, "not found: try /live, /ready, /metrics, /config, POST /shutdown\n");
+		respond_text(a, 404, "not found: try /live, /ready, /metrics, /config, /app-health/<container>/<kind>, "
+				     "POST /shutdown\n");
 	}
 	if (strcmp(method, "HEAD") == 0) {
 		char *end = strstr(a->resp.data, "\r\n\r\n");
@@ -252,8 +407,13 @@ static void handle(admin_conn *a)
 static void admin_io(pl_ev_loop *loop, void *data, uint32_t ev)
 {
 	admin_conn *a = data;
-	(void)ev;
 
+	/* While a probe runs the request is read: only the kubelet going away matters. */
+	if (a->pc) {
+		if (ev & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			admin_close(a);
+		return;
+	}
 	if (!a->resp.len) {
 		ssize_t n = recv(a->fd, a->req + a->reqlen, REQ_MAX - 1 - a->reqlen, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -270,6 +430,10 @@ static void admin_io(pl_ev_loop *loop, void *data, uint32_t ev)
 			respond_text(a, 431, "request too large\n");
 		} else {
 			handle(a);
+			if (a->pc) {
+				pl_ev_io_set(loop, &a->io, 0); /* the probe's answer sets EPOLLOUT */
+				return;
+			}
 		}
 		pl_ev_io_set(loop, &a->io, EPOLLOUT);
 	}
@@ -286,8 +450,14 @@ static void admin_io(pl_ev_loop *loop, void *data, uint32_t ev)
 
 static void admin_timeout(pl_ev_loop *loop, void *data)
 {
+	admin_conn *a = data;
 	(void)loop;
-	admin_close(data);
+
+	if (a->pc) {
+		probe_done(a, 503, "no answer within the probe's timeoutSeconds");
+		return;
+	}
+	admin_close(a);
 }
 
 void px_admin_accept(proxy *px, int fd)

@@ -239,7 +239,6 @@ void px_http_start(px_conn *c)
 	hs->orig = c->orig;
 	hs->origlen = c->origlen;
 	hs->peer_id = c->peer_id;
-	hs->probe_only = c->probe_only;
 	c->peer_id = NULL;
 	hs->down.fd = c->down.fd;
 	hs->down.tls = c->down.tls;

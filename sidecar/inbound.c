@@ -105,11 +105,10 @@ static void to_app(px_conn *c)
 		dial_app(c);
 		return;
 	}
-	/* A port under HTTP policy, or a plaintext caller under STRICT (only probes may pass), gets
-	 * no detection: whatever comes is parsed as HTTP, and what is not a well-formed request (a
+	/* A port under HTTP policy gets no detection: whatever comes is parsed as HTTP, and what is not a well-formed request (a
 	 * leading CRLF, a bare LF, a control byte, another protocol) is answered 400 and closed,
 	 * never relayed; a slow first byte waits for the session's head timeout, not the detect one. */
-	if (c->probe_only || http_policy_port(px, port)) {
+	if (http_policy_port(px, port)) {
 		rcvlowat_reset(c);
 		px_http_start(c);
 		return;
@@ -123,39 +122,18 @@ static void to_app(px_conn *c)
 
 void px_inbound_forward(px_conn *c)
 {
-	/* Not HTTP: a plaintext caller under STRICT had only its chance to be a probe. */
-	if (c->probe_only) {
-		px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
-		return;
-	}
 	dial_app(c);
-}
-
-static bool probe_port(const proxy *px, int port)
-{
-	const pl_proxy_config *cfg = px->config ? &px->config->cfg : NULL;
-
-	for (size_t i = 0; cfg && i < cfg->nprobes; i++)
-		if (cfg->probes[i].port == port)
-			return true;
-	return false;
 }
 
 static void plaintext(px_conn *c)
 {
-	proxy *px = c->px;
-	int port = px_addr_port(&c->orig);
-
 	/* Detection may have raised the low-water mark: the relay must see every byte. */
 	rcvlowat_reset(c);
-	if (mtls_mode(px) == PL_MTLS_STRICT) {
-		/* The kubelet probes in plaintext from the node: on a probed port the request is read, and
-		 * only a probe goes on (px_inbound_request). */
-		if (!probe_port(px, port) || pl_mesh_dir_opaque(px->mesh ? &px->mesh->dir : NULL, port)) {
-			px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
-			return;
-		}
-		c->probe_only = true;
+	/* STRICT takes no plaintext at all: the kubelet's HTTP probes go to the admin port, which
+	 * runs them on loopback (/app-health/, see admin.c). */
+	if (mtls_mode(c->px) == PL_MTLS_STRICT) {
+		px_conn_refuse(c, PX_REFUSE_STRICT_PLAINTEXT);
+		return;
 	}
 	to_app(c);
 }
@@ -270,17 +248,6 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 	int port = px_addr_port(&hs->orig);
 	char lbl[1024];
 
-	/* A kubelet probe: a plaintext GET or HEAD of a path the pod's probes name, on their port. It
-	 * passes under STRICT and skips authorization and the rate limit (Linkerd's default too). */
-	bool probe = !hs->peer_id && px_is_probe(cfg->probes, cfg->nprobes, port, m);
-	if (hs->probe_only && !probe) {
-		r->cause = "forbidden";
-		snprintf(r->msg, sizeof(r->msg),
-			 "mTLS is STRICT: a plaintext caller may only send the pod's HTTP probes (GET of a probe path "
-			 "on its port), not %.*s %.*s", (int)m->method.len, m->method.p,
-			 (int)(m->path.len > 200 ? 200 : m->path.len), m->path.p);
-		return 403;
-	}
 	hs->ip = NULL;
 	for (size_t i = 0; i < cfg->ninbound; i++)
 		if (cfg->inbound[i].port == port) {
@@ -291,8 +258,6 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 		return 0;
 	const pl_inbound_policy *ip = hs->ip;
 	hs->service = ip->service ? ip->service : "";
-	if (probe)
-		return 0;
 	if (ip->authorization.set) {
 		const char *rule = NULL;
 		if (!px_authorize(&ip->authorization, hs->peer_id, m, path, &rule)) {

@@ -98,7 +98,6 @@ struct px_hs {
 	bool down_rd, up_rd;        /* the last poll said readable */
 	bool down_tls;              /* counted as an mTLS connection */
 	bool lingering;             /* our FIN is sent: reading and dropping until the client's */
-	bool probe_only;            /* plaintext under STRICT: only probe requests are forwarded */
 	struct sockaddr_storage orig;
 	socklen_t origlen;
 	char *peer_id;              /* inbound mTLS: the caller's SPIFFE ID; NULL for plaintext */

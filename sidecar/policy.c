@@ -31,16 +31,6 @@ static bool span_has_prefix(pl_h1_str s, const char *lit, size_t n)
 	return s.len >= n && memcmp(s.p, lit, n) == 0;
 }
 
-bool px_is_probe(const pl_probe *probes, size_t n, int port, const pl_h1_msg *m)
-{
-	if (m->method_id != PL_H1_GET && m->method_id != PL_H1_HEAD)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (probes[i].port == port && span_is(m->path, probes[i].path))
-			return true;
-	return false;
-}
-
 bool px_route_matches(const pl_route_match *rm, const pl_h1_msg *m, pl_h1_str path)
 {
 	if (rm->path_kind == PL_PATH_EXACT && !span_is(path, rm->path))

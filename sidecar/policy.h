@@ -27,9 +27,6 @@ const pl_backend *px_backend_pick(const pl_route *r, uint32_t rnd, const bool *s
  * it is named in *rule, and none allowing it is a denial. */
 bool px_authorize(const pl_authorization *a, const char *peer_id, const pl_h1_msg *m, pl_h1_str path,
 		  const char **rule);
-/* Whether a plaintext request is one of the kubelet's probes of this pod: GET or HEAD of exactly a
- * probe path (case-sensitive, the query aside) on that probe's port. */
-bool px_is_probe(const pl_probe *probes, size_t n, int port, const pl_h1_msg *m);
 /* The namespace part of spiffe://<td>/ns/<ns>/sa/<sa>, or an empty span. */
 pl_h1_str px_spiffe_namespace(const char *id);
 

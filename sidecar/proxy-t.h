@@ -136,7 +136,6 @@ struct px_conn {
 	int state;
 	bool tls;                   /* the mesh hop of this connection is mTLS */
 	bool detect_waited;         /* detection outlived its timeout once, on a TLS record already begun */
-	bool probe_only;            /* inbound plaintext under STRICT: only the kubelet's HTTP probes pass */
 	bool splice;                /* plaintext on both sides: flows may switch to splice */
 	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
 	px_flow d2u, u2d;

@@ -745,9 +745,71 @@ static bool choose_native(ctx *c)
  * starts anyway. pillion-init goes after the app's init containers there, so they keep a working
  * (unmeshed) network instead of being redirected to a proxy that has not started.
  */
+/* The app containers' HTTP probes are pointed at the proxy's admin port, which runs each on
+ * loopback (GET /app-health/<container>/<kind>): the app's ports then take no plaintext at all
+ * under STRICT, not even the kubelet's. The originals are kept in PL_ANNOTATION_PROBES (the
+ * proxy's config is rendered from them; removing the proxy restores them). Returns that
+ * annotation's value, or NULL when no probe was rewritten. Emitted before the proxy container
+ * is inserted, so the container indexes are the pod's own. */
+static char *rewrite_probes(ctx *c)
+{
+	static const char *const kinds[] = {"livenessProbe", "readinessProbe", "startupProbe"};
+	static const char *const names[] = {"liveness", "readiness", "startup"};
+	json_t *orig = json_object();
+	const json_t *ct;
+	size_t i;
+	char *out = NULL;
+
+	if (!orig) {
+		c->oom = true;
+		return NULL;
+	}
+	json_array_foreach(c->containers, i, ct) {
+		const char *name = json_string_value(get(ct, "name"));
+		for (int k = 0; k < 3; k++) {
+			const json_t *pr = get(ct, kinds[k]), *g = get(pr, "httpGet");
+			if (!json_is_object(g))
+				continue;
+			const char *scheme = json_string_value(get(g, "scheme")), *host = json_string_value(get(g, "host"));
+			if (scheme && strcmp(scheme, "HTTP") != 0) {
+				warnf(c, "spec.containers[%zu].%s: an HTTPS probe is left as it is; under mTLS STRICT the "
+					 "kubelet's call to the app's port is refused: probe over HTTP, or use an exec probe",
+				      i, kinds[k]);
+				continue;
+			}
+			if (host && *host) {
+				warnf(c, "spec.containers[%zu].%s: a probe of host \"%.64s\" is left as it is: it does not "
+					 "call the pod", i, kinds[k], host);
+				continue;
+			}
+			json_t *saved = json_object_get(orig, name);
+			if (!saved) {
+				saved = json_object();
+				if (json_object_set_new(orig, name, saved) < 0)
+					c->oom = true;
+			}
+			if (json_object_set(saved, kinds[k], (json_t *)pr) < 0)
+				c->oom = true;
+			char path[64 + 256], ptr[128];
+			snprintf(path, sizeof(path), "%s%s/%s", PL_PROBE_PATH_PREFIX, name, names[k]);
+			snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/httpGet", i, kinds[k]);
+			op(c, "replace", ptr, json_pack("{s:s, s:i, s:s}", "path", path, "port", PL_INJECT_ADMIN_PORT,
+							   "scheme", "HTTP"));
+		}
+	}
+	if (json_object_size(orig)) {
+		out = json_dumps(orig, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!out)
+			c->oom = true;
+	}
+	json_decref(orig);
+	return out;
+}
+
 static void build(ctx *c, bool native)
 {
 	char cfg[96], tls[96];
+	char *probes = rewrite_probes(c);
 	json_t *init = init_container(c), *proxy = proxy_container(c, native);
 
 	if (!c->inits) {
@@ -772,11 +834,20 @@ static void build(ctx *c, bool native)
 	json_t *status = json_pack("{s:i, s:s, s:s, s:s}", "version", 1, "proxy", c->o->proxy_image, "init",
 				   c->o->init_image, "sidecar", native ? "native" : "container");
 	char *s = status ? json_dumps(status, JSON_COMPACT) : NULL;
-	const char *keys[2] = {PL_INJECT_STATUS_ANNOTATION, PL_ANNOTATION_ID};
-	json_t *vals[2] = {s ? json_string(s) : NULL, c->o->template_mode ? NULL : json_string(c->o->id)};
-	if (!vals[0])
+	const char *keys[3] = {PL_INJECT_STATUS_ANNOTATION, PL_ANNOTATION_PROBES, PL_ANNOTATION_ID};
+	json_t *vals[3] = {s ? json_string(s) : NULL, probes ? json_string(probes) : NULL,
+			   c->o->template_mode ? NULL : json_string(c->o->id)};
+	size_t n = 1;
+	if (!vals[0] || (probes && !vals[1]))
 		c->oom = true;
-	set_annotations(c, keys, vals, c->o->template_mode ? 1 : 2);
+	if (probes)
+		n++;
+	else
+		keys[1] = keys[2], vals[1] = vals[2];
+	if (!c->o->template_mode)
+		n++;
+	set_annotations(c, keys, vals, n);
+	free(probes);
 	free(s);
 	json_decref(status);
 }

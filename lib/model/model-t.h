@@ -13,6 +13,11 @@
 #define PL_DEFAULT_SERVICE_ACCOUNT "default"
 #define PL_ANNOTATION_ID "pillion.dev/id"
 #define PL_PROXY_CONTAINER "pillion-proxy"
+/* The app containers' original HTTP probes (JSON: {"container": {"readinessProbe": {...}}}), kept by
+ * injection, which points the probes at the proxy's admin port instead. */
+#define PL_ANNOTATION_PROBES "pillion.dev/probes"
+/* GET /app-health/<container>/<liveness|readiness|startup> on the admin port runs that probe. */
+#define PL_PROBE_PATH_PREFIX "/app-health/"
 
 /* Every string below is owned by the pl_objset arena that holds the object. */
 typedef struct pl_strv {
@@ -229,9 +234,14 @@ typedef struct pl_container_port {
 } pl_container_port;
 
 /* A kubelet HTTP probe of the pod (httpGet, scheme HTTP, to the pod's own address). */
+/* An app container's HTTP probe, which the proxy runs on loopback for the kubelet. */
 typedef struct pl_probe {
+	const char *container;
+	const char *kind;            /* "liveness", "readiness" or "startup" */
 	int port;                    /* resolved when the probe names a container port */
-	const char *path;            /* without the query; "/" when the probe gives none */
+	const char *path;            /* as the kubelet requests it, query included; "/" when the probe gives none */
+	pl_labels headers;           /* httpHeaders, in the order given (not sorted here) */
+	int timeout_s;               /* timeoutSeconds, 1 by default */
 } pl_probe;
 
 /* The parts of a v1 Pod the model needs. */

@@ -119,22 +119,29 @@ static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
 		pod->ready = false;
 }
 
-/* The kubelet's HTTP probes of the app containers. Read leniently: the API server validated the pod;
- * what the proxy cannot let through as plaintext (HTTPS, another host) is left out. */
+/* The kubelet's HTTP probes of the app containers, which the proxy runs for it on loopback. An
+ * injected pod's probes point at the proxy's admin port: their originals are in the annotation
+ * PL_ANNOTATION_PROBES; a pod injected before probes were rewritten has them in its spec. Read
+ * leniently (the API server validated the pod): what the proxy cannot call as plaintext on
+ * loopback (HTTPS, another host) is left out, and so is a probe already aimed at the proxy. */
 static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 {
 	static const char *const kinds[] = {"livenessProbe", "readinessProbe", "startupProbe"};
+	static const char *const names[] = {"liveness", "readiness", "startup"};
 	const json_t *list = json_object_get(spec, "containers");
-	json_t *c, *p;
+	const char *ann = pl_labels_get(&pod->meta.annotations, PL_ANNOTATION_PROBES);
+	json_t *saved = ann ? json_loads(ann, JSON_REJECT_DUPLICATES, NULL) : NULL, *c, *p, *h;
 	size_t i, j;
 
 	pod->probes = pl_arena_calloc(d->arena, json_array_size(list) * 3 + 1, sizeof(*pod->probes));
 	json_array_foreach(list, i, c) {
 		const char *cname = pl_json_get_str(c, "name");
-		if (cname && strcmp(cname, PL_PROXY_CONTAINER) == 0)
+		if (!cname || strcmp(cname, PL_PROXY_CONTAINER) == 0)
 			continue;
+		const json_t *orig = json_object_get(saved, cname);
 		for (int k = 0; k < 3; k++) {
-			const json_t *g = json_object_get(json_object_get(c, kinds[k]), "httpGet");
+			const json_t *pr = json_object_get(orig ? orig : c, kinds[k]);
+			const json_t *g = json_object_get(pr, "httpGet");
 			const char *scheme = pl_json_get_str(g, "scheme"), *host = pl_json_get_str(g, "host");
 			if (!json_is_object(g) || (scheme && strcmp(scheme, "HTTP") != 0) || (host && *host))
 				continue;
@@ -148,25 +155,31 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 						port = (int)json_integer_value(cp);
 				}
 			}
-			if (port < 1 || port > 65535)
-				continue;
 			const char *path = pl_json_get_str(g, "path");
 			if (!path)
 				path = "";
-			size_t n = strcspn(path, "?#");
-			char *pp = pl_arena_alloc(d->arena, n + 2);
+			if (port < 1 || port > 65535 || strncmp(path, PL_PROBE_PATH_PREFIX, strlen(PL_PROBE_PATH_PREFIX)) == 0)
+				continue;
 			/* The kubelet requests "/" for an empty path and puts the path after the authority. */
-			size_t off = path[0] == '/' ? 0 : 1;
-			pp[0] = '/';
-			memcpy(pp + off, path, n);
-			pp[n + off] = 0;
-			bool dup = false;
-			for (size_t q = 0; q < pod->nprobes && !dup; q++)
-				dup = pod->probes[q].port == port && strcmp(pod->probes[q].path, pp) == 0;
-			if (!dup)
-				pod->probes[pod->nprobes++] = (pl_probe){port, pp};
+			pl_probe *q = &pod->probes[pod->nprobes++];
+			q->container = pl_arena_strdup(d->arena, cname);
+			q->kind = names[k];
+			q->port = port;
+			q->path = path[0] == '/' ? pl_arena_strdup(d->arena, path) : pl_arena_printf(d->arena, "/%s", path);
+			const json_t *to = json_object_get(pr, "timeoutSeconds");
+			q->timeout_s = json_is_integer(to) && json_integer_value(to) >= 1 && json_integer_value(to) <= 3600 ?
+					       (int)json_integer_value(to) : 1;
+			const json_t *hs = json_object_get(g, "httpHeaders");
+			q->headers.v = pl_arena_calloc(d->arena, json_array_size(hs) + 1, sizeof(*q->headers.v));
+			json_array_foreach(hs, j, h) {
+				const char *hn = pl_json_get_str(h, "name"), *hv = pl_json_get_str(h, "value");
+				if (hn && hv && *hn)
+					q->headers.v[q->headers.n++] = (pl_label){pl_arena_strdup(d->arena, hn),
+										  pl_arena_strdup(d->arena, hv)};
+			}
 		}
 	}
+	json_decref(saved);
 }
 
 static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)

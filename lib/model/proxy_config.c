@@ -308,16 +308,54 @@ static void outbound_item(pl_dec *d, const json_t *o, void *out, size_t i)
 	observe_item(d, o, &p->access_log, &p->tracing);
 }
 
-static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
+/* An HTTP field name (RFC 9110 tchar): the proxy writes it into a request. */
+static bool http_token(const char *s)
 {
-	static const char *const known[] = {"port", "path", NULL};
-	pl_probe *p = out;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", *s)))
+			return false;
+	return true;
+}
+
+static void probe_header_item(pl_dec *d, const json_t *o, void *out, size_t i)
+{
+	static const char *const known[] = {"name", "value", NULL};
+	pl_label *h = out;
 	(void)i;
 
 	dec_known_keys(d, o, known);
+	dec_string(d, o, "name", true, 256, http_token, "an HTTP field name", &h->key);
+	if (dec_string(d, o, "value", true, 4096, NULL, NULL, &h->value) && strpbrk(h->value, "\r\n"))
+		dec_error_at(d, "value", "must not hold CR or LF");
+}
+
+static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
+{
+	static const char *const known[] = {"container", "kind", "port", "path", "headers", "timeoutSeconds", NULL};
+	static const char *const kinds[] = {"liveness", "readiness", "startup", NULL};
+	pl_probe *p = out;
+	int kind = 0;
+	(void)i;
+
+	dec_known_keys(d, o, known);
+	dec_string(d, o, "container", true, 253, pl_is_dns1123_label, "a DNS-1123 label", &p->container);
+	if (dec_enum(d, o, "kind", true, kinds, &kind))
+		p->kind = kinds[kind];
 	dec_int(d, o, "port", true, 1, 65535, &p->port);
-	if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path) && p->path[0] != '/')
-		dec_error_at(d, "path", "must start with /");
+	/* The path goes into a request line: printable ASCII without spaces. */
+	if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path)) {
+		bool ok = p->path[0] == '/';
+		for (const char *c = p->path; ok && *c; c++)
+			ok = *c > 0x20 && *c < 0x7f;
+		if (!ok)
+			dec_error_at(d, "path", "must start with / and hold printable ASCII without spaces");
+	}
+	p->timeout_s = 1;
+	dec_int(d, o, "timeoutSeconds", false, 1, 3600, &p->timeout_s);
+	p->headers.n = dec_items(d, o, "headers", false, sizeof(pl_label), (void **)&p->headers.v, probe_header_item);
 }
 
 bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs)

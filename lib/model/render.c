@@ -347,8 +347,19 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 	json_object_set_new(cfg, "outbound", render_outbound(ix, pod));
 	if (pod->nprobes) {
 		json_t *pr = json_array();
-		for (size_t i = 0; i < pod->nprobes; i++)
-			json_array_append_new(pr, json_pack("{siss}", "port", pod->probes[i].port, "path", pod->probes[i].path));
+		for (size_t i = 0; i < pod->nprobes; i++) {
+			const pl_probe *q = &pod->probes[i];
+			json_t *o = json_pack("{sssssisssi}", "container", q->container, "kind", q->kind, "port", q->port,
+					      "path", q->path, "timeoutSeconds", q->timeout_s);
+			if (q->headers.n) {
+				json_t *hs = json_array();
+				for (size_t k = 0; k < q->headers.n; k++)
+					json_array_append_new(hs, json_pack("{ssss}", "name", q->headers.v[k].key, "value",
+									    q->headers.v[k].value));
+				json_object_set_new(o, "headers", hs);
+			}
+			json_array_append_new(pr, o);
+		}
 		json_object_set_new(cfg, "probes", pr);
 	}
 	char hash[80];

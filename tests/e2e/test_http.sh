@@ -56,7 +56,7 @@ kind: MeshIdentity
 metadata: {name: default, namespace: e2e}
 spec: {mtls: {mode: PERMISSIVE}}
 ---
-# d is STRICT: only its kubelet probes may come in plaintext
+# d is STRICT: no plaintext at all (its kubelet probes go to the admin port)
 apiVersion: pillion.dev/v1alpha1
 kind: MeshIdentity
 metadata: {name: strict-d, namespace: e2e}
@@ -180,10 +180,10 @@ spec:
 YAML
 } > "$T/objs.yaml"
 
-pod() { # NAME PORTS...   (the first port is named http and probed: liveness /healthz, readiness /ready?full=1)
+pod() { # NAME PORTS...   (the first port is probed: liveness /healthz by its name, readiness a 503, startup HTTPS)
 	local name=$1 ports="" p probes=""; shift
 	for p in "$@"; do ports="$ports{containerPort: $p, name: p$p}, "; done
-	[ $# -gt 0 ] && probes=", livenessProbe: {httpGet: {path: /healthz, port: p$1}}, readinessProbe: {httpGet: {path: '/ready?full=1', port: $1}}, startupProbe: {httpGet: {path: /secure, port: $1, scheme: HTTPS}}"
+	[ $# -gt 0 ] && probes=", livenessProbe: {httpGet: {path: /healthz, port: p$1}}, readinessProbe: {httpGet: {path: '/ready?full=1&status=503', port: $1, httpHeaders: [{name: X-Probe, value: ready}]}, timeoutSeconds: 5}, startupProbe: {httpGet: {path: /secure, port: $1, scheme: HTTPS}}"
 	cat <<YAML
 apiVersion: v1
 kind: Pod
@@ -577,29 +577,35 @@ check "(15) a policy without accessLog writes no line" bash -c "! grep -q rl-log
 check "(15) lines are counted as queued" \
 	test "$(metric "$PA" 'pillion_proxy_access_log_lines_total{result="queued"}')" -ge 4
 
-# (16) kubelet probes: plaintext GETs of the pod's probe paths pass even under STRICT (d) and past
-# authorization rules (b), nothing else does
+# (16) kubelet probes: the injected probes go to the admin port, where the proxy runs the app's
+# own probe on loopback; the app's ports take no plaintext under STRICT (d), not even a probe path,
+# and a probe path gets no exception from authorization (b).
 pc() { in_ns "$PC" "$APP_UID" curl -s -i --max-time 30 "$@"; }
-check "(16) d's rendered config lists its HTTP probes (named port resolved, query dropped, HTTPS left out)" \
-	$PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["probes"]; assert p == [{"port": 8080, "path": "/healthz"}, {"port": 8080, "path": "/ready"}], p' "$T/d.json"
-pc "http://$D4:8080/healthz" > "$T/r16a"
-check "(16) STRICT d: a plaintext GET of the liveness path reaches the app" grep -q 'hello from d path=/healthz' "$T/r16a"
-pc "http://$D4:8080/ready?full=1" > "$T/r16b"
-check "(16) STRICT d: the readiness path with its query reaches the app" grep -q 'hello from d path=/ready?full=1' "$T/r16b"
-pc "http://$D4:8080/other" > "$T/r16c"
-check "(16) STRICT d: any other plaintext path gets 403 naming STRICT" \
-	bash -c "[ \"\$(status < '$T/r16c')\" = 403 ] && grep -q 'mTLS is STRICT' '$T/r16c'"
-pc "http://$D4:8080/HEALTHZ" > "$T/r16g"
-check "(16) STRICT d: paths are case-sensitive: /HEALTHZ is not the probe" bash -c "[ \"\$(status < '$T/r16g')\" = 403 ]"
-pc -X POST "http://$D4:8080/healthz" > "$T/r16d"
-check "(16) STRICT d: a POST to the probe path is refused too" bash -c "[ \"\$(status < '$T/r16d')\" = 403 ]"
-out=$(in_ns "$PC" "$APP_UID" timeout 60 $PY "$HERE/http_client.py" raw "$D4" 8080 'NOT-HTTP\r\n\r\n')
-check "(16) STRICT d: plaintext that is not HTTP is answered 400 by the proxy, not relayed" \
-	bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 400' && ! echo '$out' | grep -q 'hello from d'"
+check "(16) d's rendered config lists its HTTP probes (named port resolved, query and headers kept, HTTPS left out)" \
+	$PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["probes"]; assert p == [{"container": "app", "kind": "liveness", "port": 8080, "path": "/healthz", "timeoutSeconds": 1}, {"container": "app", "kind": "readiness", "port": 8080, "path": "/ready?full=1&status=503", "timeoutSeconds": 5, "headers": [{"name": "X-Probe", "value": "ready"}]}], p' "$T/d.json"
+pc "http://$D4:15420/app-health/app/liveness" > "$T/r16a"
+check "(16) STRICT d: the kubelet's liveness probe on the admin port runs the app's /healthz: 200" \
+	bash -c "[ \"\$(status < '$T/r16a')\" = 200 ] && grep -q 'app/liveness: GET 127.0.0.1:8080/healthz: the app answered 200' '$T/r16a'"
+pc "http://$D4:15420/app-health/app/readiness" > "$T/r16b"
+check "(16) STRICT d: the readiness probe passes the app's answer on (503), query and headers sent" \
+	bash -c "[ \"\$(status < '$T/r16b')\" = 503 ] && grep -q 'the app answered 503' '$T/r16b'"
+pc "http://$D4:15420/app-health/app/startup" > "$T/r16c"
+check "(16) an HTTPS probe is not run by the proxy (404)" bash -c "[ \"\$(status < '$T/r16c')\" = 404 ]"
+pc "http://$D4:15420/app-health/other/liveness" > "$T/r16h"
+check "(16) a probe of a container the config does not name: 404" bash -c "[ \"\$(status < '$T/r16h')\" = 404 ]"
+pc "http://$D4:8080/healthz" > "$T/r16g"
+check "(16) STRICT d: a plaintext GET of the liveness path on the app's port is refused (no probe exception)" \
+	bash -c "! grep -q 'hello from d' '$T/r16g'"
+out=$(in_ns "$PC" "$APP_UID" timeout 60 $PY "$HERE/http_client.py" raw "$D4" 8080 'GET /ready?full=1 HTTP/1.1\r\nHost: d\r\n\r\n')
+check "(16) STRICT d: nor the readiness path" bash -c "! echo '$out' | grep -q 'hello from d'"
+check "(16) ... counted as STRICT plaintext refusals" \
+	test "$(metric "$PD" 'pillion_proxy_refused_connections_total{direction="inbound",reason="strict_plaintext"}')" -ge 2
 check "(16) STRICT d still serves mesh callers (a over mTLS)" grep -q 'hello from d' <(ca -H 'x-canary: true' "http://$B4:8080/strict-ok")
 pc "http://$B4:8080/healthz" > "$T/r16e"
-check "(16) PERMISSIVE b: a plaintext probe passes b's authorization rules (which deny plaintext)" \
-	grep -q 'hello from b path=/healthz' "$T/r16e"
+check "(16) PERMISSIVE b: a plaintext GET of a probe path gets no exception from authorization: 403" \
+	bash -c "[ \"\$(status < '$T/r16e')\" = 403 ]"
+pc "http://$B4:15420/app-health/app/liveness" > "$T/r16f"
+check "(16) PERMISSIVE b: its liveness probe runs through the admin port: 200" bash -c "[ \"\$(status < '$T/r16f')\" = 200 ]"
 
 # (17) per-endpoint balancing: the Services' "cluster IPs" route nowhere (no kube-proxy here), so
 # every answer proves the proxy dialled a pod from the directory's endpoints. spread lists b, c

@@ -265,34 +265,10 @@ static void test_fault(void **state)
 	assert_true(d.delay_ns == 0 && d.abort_status == 0);
 }
 
-/* Probes: the exact path, case and all, on its port, by GET or HEAD; the query does not count. */
-static void test_probes(void **state)
-{
-	(void)state;
-	const pl_probe pr[] = {{8080, "/healthz"}, {9000, "/ready"}};
-	pl_h1_msg m;
-
-	m = parse("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_true(px_is_probe(pr, 2, 8080, &m));
-	assert_false(px_is_probe(pr, 2, 9000, &m));
-	assert_false(px_is_probe(pr, 0, 8080, &m));
-	m = parse("HEAD /healthz?verbose=1 HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_true(px_is_probe(pr, 2, 8080, &m));
-	m = parse("GET /HEALTHZ HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_false(px_is_probe(pr, 2, 8080, &m));
-	m = parse("GET /healthz/ HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_false(px_is_probe(pr, 2, 8080, &m));
-	m = parse("GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
-	assert_false(px_is_probe(pr, 2, 8080, &m));
-	m = parse("POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
-	assert_false(px_is_probe(pr, 2, 8080, &m));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routes),
-		cmocka_unit_test(test_probes),
 		cmocka_unit_test(test_backends),
 		cmocka_unit_test(test_authorization),
 		cmocka_unit_test(test_normalize),

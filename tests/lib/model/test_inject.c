@@ -369,6 +369,62 @@ static void test_deployment_pod(void **state)
 	json_decref(pod);
 }
 
+/* HTTP probes go to the admin port; the originals are kept; HTTPS and other hosts are left, with a warning. */
+static void test_probes_rewritten(void **state)
+{
+	(void)state;
+	pl_inject_opts o = opts(PL_SIDECAR_CONTAINER, 0);
+	pl_inject_result r;
+	json_t *pod = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  containers:\n"
+			   "  - name: web\n    ports: [{name: http, containerPort: 8080}]\n"
+			   "    livenessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 7}\n"
+			   "    readinessProbe: {httpGet: {path: /ready, port: 8080, scheme: HTTPS}}\n"
+			   "  - name: side\n    startupProbe: {httpGet: {path: /s, port: 9000, host: example.org}}\n"
+			   "    readinessProbe: {tcpSocket: {port: 9000}}\n");
+	json_t *got = inject(pod, &o, "injected", &r);
+
+	/* The proxy is containers[0] now: web is [1]. */
+	assert_string_equal(str_at(got, "spec.containers.1.livenessProbe.httpGet.path"), "/app-health/web/liveness");
+	assert_int_equal(json_integer_value(at(got, "spec.containers.1.livenessProbe.httpGet.port")), PL_INJECT_ADMIN_PORT);
+	assert_string_equal(str_at(got, "spec.containers.1.livenessProbe.httpGet.scheme"), "HTTP");
+	assert_int_equal(json_integer_value(at(got, "spec.containers.1.livenessProbe.periodSeconds")), 7);
+	assert_string_equal(str_at(got, "spec.containers.1.readinessProbe.httpGet.scheme"), "HTTPS");
+	assert_string_equal(str_at(got, "spec.containers.2.startupProbe.httpGet.host"), "example.org");
+	assert_non_null(at(got, "spec.containers.2.readinessProbe.tcpSocket"));
+	json_t *ann = at(got, "metadata.annotations");
+	json_t *orig = json_loads(json_string_value(json_object_get(ann, "pillion.dev/probes")), 0, NULL);
+	assert_non_null(orig);
+	assert_string_equal(str_at(orig, "web.livenessProbe.httpGet.path"), "/healthz");
+	assert_string_equal(str_at(orig, "web.livenessProbe.httpGet.port"), "http");
+	assert_int_equal(json_integer_value(at(orig, "web.livenessProbe.periodSeconds")), 7);
+	assert_null(at(orig, "web.readinessProbe"));
+	assert_null(at(orig, "side"));
+	json_decref(orig);
+	assert_int_equal(json_array_size(r.warnings), 2);
+	assert_non_null(strstr(json_string_value(json_array_get(r.warnings, 0)), "HTTPS probe"));
+	assert_non_null(strstr(json_string_value(json_array_get(r.warnings, 1)), "example.org"));
+	pl_inject_result_clear(&r);
+	json_decref(got);
+	json_decref(pod);
+
+	/* Template mode rewrites them too; the webhook's completion leaves them as they are. */
+	o.template_mode = true;
+	pod = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  containers:\n"
+		   "  - name: web\n    readinessProbe: {httpGet: {path: /r, port: 8080}}\n");
+	got = inject(pod, &o, "injected", &r);
+	pl_inject_result_clear(&r);
+	assert_string_equal(str_at(got, "spec.containers.1.readinessProbe.httpGet.path"), "/app-health/web/readiness");
+	o.template_mode = false;
+	json_t *done = inject(got, &o, "completed", &r);
+	assert_string_equal(str_at(done, "spec.containers.1.readinessProbe.httpGet.path"), "/app-health/web/readiness");
+	assert_non_null(strstr(json_string_value(json_object_get(at(done, "metadata.annotations"), "pillion.dev/probes")),
+			       "\"/r\""));
+	pl_inject_result_clear(&r);
+	json_decref(done);
+	json_decref(got);
+	json_decref(pod);
+}
+
 static void test_placement(void **state)
 {
 	(void)state;
@@ -797,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_bare_pod_golden),
 		cmocka_unit_test(test_deployment_pod),
 		cmocka_unit_test(test_placement),
+		cmocka_unit_test(test_probes_rewritten),
 		cmocka_unit_test(test_template_then_webhook),
 		cmocka_unit_test(test_annotations),
 		cmocka_unit_test(test_patch_apply),

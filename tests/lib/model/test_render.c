@@ -427,13 +427,48 @@ static void test_probes(void **state)
 		"  - name: pillion-proxy\n    readinessProbe: {httpGet: {path: /ready, port: 15420}}\n";
 
 	json_t *doc = render(&f, yaml);
-	json_t *want = json_loads("[{\"port\": 8080, \"path\": \"/healthz\"}, {\"port\": 8080, \"path\": \"/\"},"
-				  " {\"port\": 7000, \"path\": \"/live\"}]", 0, NULL);
+	json_t *want = json_loads(
+		"[{\"container\": \"app\", \"kind\": \"liveness\", \"port\": 8080, \"path\": \"/healthz\", \"timeoutSeconds\": 1},"
+		" {\"container\": \"app\", \"kind\": \"readiness\", \"port\": 8080, \"path\": \"/\", \"timeoutSeconds\": 1},"
+		" {\"container\": \"side\", \"kind\": \"liveness\", \"port\": 7000, \"path\": \"/live?verbose=1\", \"timeoutSeconds\": 1},"
+		" {\"container\": \"dup\", \"kind\": \"liveness\", \"port\": 8080, \"path\": \"/healthz\", \"timeoutSeconds\": 1}]",
+		0, NULL);
 	if (!json_equal(json_object_get(doc, "probes"), want)) {
 		char *got = json_dumps(json_object_get(doc, "probes"), 0);
 		fail_msg("probes: %s", got ? got : "(none)");
 	}
 	json_decref(want);
+	json_decref(doc);
+	fixture_free(&f);
+	/* An injected pod: the probes aim at the admin port, the originals are in the annotation. */
+	static const char injected[] =
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-1\n  namespace: shop\n"
+		"  annotations:\n    pillion.dev/id: 0123456789abcdef0123456789abcdef\n"
+		"    pillion.dev/probes: '{\"app\": {\"readinessProbe\": {\"httpGet\": {\"path\": \"/ready\", \"port\": \"http\","
+		" \"httpHeaders\": [{\"name\": \"X-A\", \"value\": \"1\"}]}, \"timeoutSeconds\": 3}}}'\n"
+		"spec:\n  containers:\n"
+		"  - name: app\n    ports: [{name: http, containerPort: 8080}]\n"
+		"    readinessProbe: {httpGet: {path: /app-health/app/readiness, port: 15420}, timeoutSeconds: 3}\n"
+		"    livenessProbe: {httpGet: {path: /app-health/app/liveness, port: 15420}}\n";
+	doc = render(&f, injected);
+	want = json_loads("[{\"container\": \"app\", \"kind\": \"readiness\", \"port\": 8080, \"path\": \"/ready\","
+			  " \"timeoutSeconds\": 3, \"headers\": [{\"name\": \"X-A\", \"value\": \"1\"}]}]", 0, NULL);
+	if (!json_equal(json_object_get(doc, "probes"), want)) {
+		char *got = json_dumps(json_object_get(doc, "probes"), 0);
+		fail_msg("injected probes: %s", got ? got : "(none)");
+	}
+	json_decref(want);
+	/* ... and the config reads back. */
+	pl_arena a;
+	pl_proxy_config cfg;
+	pl_errors errs = {0};
+	pl_arena_init(&a);
+	assert_true(pl_proxy_config_decode(&a, doc, &cfg, &errs));
+	assert_int_equal(cfg.nprobes, 1);
+	assert_string_equal(cfg.probes[0].kind, "readiness");
+	assert_int_equal(cfg.probes[0].headers.n, 1);
+	assert_string_equal(cfg.probes[0].headers.v[0].value, "1");
+	pl_arena_free(&a);
 	json_decref(doc);
 	fixture_free(&f);
 	/* No HTTP probe: no key, so the config of a pod without probes is unchanged. */

@@ -192,7 +192,7 @@ spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [$
 YAML
 }
 pod a > "$T/pod-a.yaml"
-pod b 8080 8081 8082 8083 8099 > "$T/pod-b.yaml"
+pod b 8080 8081 8082 8083 8084 8099 > "$T/pod-b.yaml"
 pod d 8080 > "$T/pod-d.yaml"
 for p in a b d; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
@@ -208,6 +208,7 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"e2e","name":"cbe","addresses":["$B4"],"ports":[8083],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"rl","addresses":["$B4"],"ports":[8082],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"dead","addresses":["$B4"],"ports":[8099],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"smug","addresses":["$B4"],"ports":[8084],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"spread","addresses":["198.18.2.100"],"ports":[8080],"identities":[$(ID b),$(ID d)],
    "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["198.18.2.3"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]},
   {"namespace":"e2e","name":"spread2","addresses":["198.18.2.101"],"ports":[8080],"identities":[$(ID b),$(ID d)],
@@ -236,7 +237,7 @@ peer() { # NS NAME PORT
 }
 # IPv6 wildcard listeners with V6ONLY: a v4 listener each as well.
 peer4() { bg "$1" "$APP_UID" $PY "$HERE/http_peer.py" serve --listen "0.0.0.0:$3" --name "$2" --ready-file "$T/run/ready4-$2-$3"; wait_for 60 test -s "$T/run/ready4-$2-$3" || die "http_peer $2:$3 (v4) did not start"; }
-for port in 8080 8081 8082 8083; do peer "$PB" b "$port"; peer4 "$PB" b "$port"; done
+for port in 8080 8081 8082 8083 8084; do peer "$PB" b "$port"; peer4 "$PB" b "$port"; done
 peer "$PD" d 8080; peer4 "$PD" d 8080
 
 # --- the mesh ---
@@ -464,6 +465,17 @@ undetected "CL.TE behind a leading CRLF" '\r\nPOST /admin/clte HTTP/1.1\r\nHost:
 out=$(in_ns "$PC" "$APP_UID" timeout 60 $PY "$HERE/http_client.py" raw "$B4" 8080 'DELETE /admin/slow-first HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n' --split 1:4)
 check "(12) a slow first request (1 byte, 4 s, the rest) is authorized as HTTP: 403" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 403'"
 check "(12) the app saw none of them" test "$(paths8080)" = "$p0"
+# Generated Transfer-Encoding / Content-Length mutations (smuggle.py): through the mesh (a's
+# outbound, mTLS, b's inbound) and from a plaintext caller, to a port without policy (every
+# request reaches the app unless refused); each followed by a benign request on the same
+# connection and a victim on another; the app must see exactly the requests it answered.
+in_ns "$PA" "$APP_UID" timeout 900 $PY "$HERE/smuggle.py" "$B4" 8084 mesh > "$T/smuggle-mesh.txt" 2>&1
+rc=$?
+check "(12) smuggling mutations through the mesh: $(tail -1 "$T/smuggle-mesh.txt")" test "$rc" = 0
+in_ns "$PC" "$APP_UID" timeout 900 $PY "$HERE/smuggle.py" "$B4" 8084 plain > "$T/smuggle-plain.txt" 2>&1
+rc=$?
+check "(12) smuggling mutations from a plaintext caller: $(tail -1 "$T/smuggle-plain.txt")" test "$rc" = 0
+grep -h '^FAIL' "$T/smuggle-mesh.txt" "$T/smuggle-plain.txt" | head -10
 # The version is forwarded as the proxy read it: HTTP/1.9 goes on as HTTP/1.1 (the test app, like
 # a strict server, refuses any other); a target with "://" inside a path fits no form: 400.
 out=$(client "$PA" raw "$B4" 8080 'GET /v19 HTTP/1.9\r\nHost: b\r\nConnection: close\r\n\r\n')

@@ -337,6 +337,17 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 	return -1;
 }
 
+int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
+			    char **sep, uint32_t *seplen)
+{
+	/* HTTP/1.2..1.9 is read as 1.1 (RFC 9110 2.5) and goes on saying so: the next parser must not
+	 * read another version than the one policy was applied for. */
+	char *eol = memchr(buf, '\n', m->head_len);
+	if (m->minor == 1 && eol && eol[-2] != '1')
+		eol[-2] = '1';
+	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, sep, seplen);
+}
+
 static const char *reason_of(int status)
 {
 	switch (status) {
@@ -588,12 +599,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	 * pooled connection open. The parsed spans are stale from here on. */
 	snprintf(add, sizeof(add), "%s%s",
 		 hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "", tfield);
-	/* HTTP/1.2..1.9 is read as 1.1 (RFC 9110 2.5) and goes on saying so: the next parser must not
-	 * read another version than the one policy was applied for. */
-	char *eol = memchr(hs->in, '\n', m->head_len);
-	if (m->minor == 1 && eol && eol[-2] != '1')
-		eol[-2] = '1';
-	int32_t st = rewrite_head(m, hs->in, add, hs->upgrade, drop_trace, &hs->uhead, &hs->uhead_len);
+	int32_t st = px_request_head_out(m, hs->in, add, hs->upgrade, drop_trace, &hs->uhead, &hs->uhead_len);
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
 	if (hs->route && hs->route->timeout_ns)

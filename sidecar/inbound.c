@@ -40,6 +40,10 @@ void px_inbound_accept(proxy *px, int fd)
 		px_conn_refuse(c, PX_REFUSE_NOT_READY);
 		return;
 	}
+	if (!px_pending_take(c, fd)) {
+		px_conn_refuse(c, PX_REFUSE_SOURCE_LIMIT);
+		return;
+	}
 	c->state = PX_ST_DETECT;
 	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
 	px_conn_timeout(c, mtls_mode(px) == PL_MTLS_STRICT ? px->set.handshake_timeout_ns : px->set.detect_timeout_ns);

@@ -37,6 +37,8 @@ typedef struct px_settings {
 	bool check_only;
 	const char *upgrades;          /* comma-separated Upgrade protocols let through ("websocket") */
 	int64_t idle_timeout_ns;       /* byte relays and tunnels idle this long both ways are closed; 0: never */
+	size_t max_pending_per_source; /* inbound connections one address may hold before detection and the
+					* handshake are done; 0: no limit */
 } px_settings;
 
 /* A file-backed piece of state and what became of its last reading. */
@@ -63,7 +65,7 @@ typedef struct px_mesh {
 
 enum px_refuse {
 	PX_REFUSE_NOT_READY, PX_REFUSE_STRICT_PLAINTEXT, PX_REFUSE_LOOP, PX_REFUSE_NO_ORIGINAL_DST,
-	PX_REFUSE_MAX_CONNECTIONS, PX_REFUSE_DETECT_TIMEOUT,
+	PX_REFUSE_MAX_CONNECTIONS, PX_REFUSE_DETECT_TIMEOUT, PX_REFUSE_SOURCE_LIMIT,
 	PX_REFUSE__N
 };
 
@@ -147,6 +149,7 @@ struct px_conn {
 	const char *const *expect;  /* identities in mesh */
 	size_t nexpect;
 	char *peer_id;              /* inbound TLS: the caller's SPIFFE ID */
+	struct px_pending *pending; /* inbound, until it relays or becomes a session: its source's count */
 	px_conn *prev, *next;
 };
 
@@ -167,6 +170,7 @@ struct proxy {
 	size_t nconns;              /* relayed connections and HTTP sessions */
 	px_hs *sessions;            /* every open HTTP session */
 	pl_hmap pools;              /* upstream connection pools by destination key */
+	pl_hmap pending;            /* struct px_pending by source address: inbound connections in detection */
 	pl_hmap rt;                 /* px_rt by name: budgets, outliers, rate limits */
 	px_family *fam;             /* L7 metric families (PX_F__N) */
 	pl_buf alog_out;            /* access log lines not yet written */

@@ -43,6 +43,9 @@ ssize_t px_side_send(px_side *s, const void *b, size_t n);
 /* Per-connection failures are counted; their log lines are limited to a few a second per budget. */
 bool px_log_allowed(const proxy *px, px_log_rate *r);
 int px_tls_fail_index(const char *reason);
+/* Counts c (inbound, fd accepted) against its source address until it relays or closes: false,
+ * counting nothing, when that address already holds --max-pending-per-source such connections. */
+bool px_pending_take(px_conn *c, int fd);
 const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
 /* outbound.c and inbound.c: accept -> (detect) -> (handshake) -> dial -> relay. */

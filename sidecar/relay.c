@@ -20,6 +20,7 @@
 
 const char *const px_refuse_names[PX_REFUSE__N] = {
 	"not_ready", "strict_plaintext", "loop", "no_original_dst", "max_connections", "detect_timeout",
+	"source_limit",
 };
 
 const char *const px_tls_fail_names[PX_TLSF__N] = {
@@ -130,6 +131,54 @@ static void nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Inbound connections of one source address not yet past detection and the handshake: one address
+ * cannot hold the proxy's descriptors open by never finishing either (slowloris from byte 0). */
+struct px_pending {
+	char key[INET6_ADDRSTRLEN];
+	size_t n;
+};
+
+bool px_pending_take(px_conn *c, int fd)
+{
+	proxy *px = c->px;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char key[INET6_ADDRSTRLEN] = "";
+
+	if (!px->set.max_pending_per_source || getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return true;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, key, sizeof(key));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, key, sizeof(key));
+	struct px_pending *p = pl_hmap_get(&px->pending, key);
+	if (p && p->n >= px->set.max_pending_per_source)
+		return false;
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			abort();
+		snprintf(p->key, sizeof(p->key), "%s", key);
+		pl_hmap_put(&px->pending, p->key, p);
+	}
+	p->n++;
+	c->pending = p;
+	return true;
+}
+
+static void pending_release(px_conn *c)
+{
+	struct px_pending *p = c->pending;
+
+	if (!p)
+		return;
+	c->pending = NULL;
+	if (--p->n == 0) {
+		pl_hmap_del(&c->px->pending, p->key, NULL);
+		free(p);
+	}
+}
+
 px_conn *px_conn_new(proxy *px, int dir, int fd)
 {
 	px_conn *c = calloc(1, sizeof(*c));
@@ -186,6 +235,7 @@ void px_conn_close(px_conn *c, bool reset)
 
 	if (reset)
 		px->m.resets[c->dir]++;
+	pending_release(c);
 	if (c->state == PX_ST_RELAY)
 		px->m.conns_open[c->dir][c->tls]--;
 	side_close(px, &c->down, reset);
@@ -602,6 +652,7 @@ void px_conn_relay(px_conn *c)
 {
 	proxy *px = c->px;
 
+	pending_release(c);
 	c->state = PX_ST_RELAY;
 	c->splice = px->set.splice && !c->down.tls && !c->up.tls;
 	/* One timer for the whole relay: events only note the time, the timer checks it when it fires. */

@@ -35,14 +35,19 @@ def connect(host, port):
     return s
 
 
+def more(s):
+    """The next bytes, or None when the connection ended (EOF, reset or the timeout)."""
+    try:
+        return s.recv(65536) or None
+    except (ConnectionResetError, socket.timeout):
+        return None
+
+
 def read_response(s, buf):
     """(status, headers, body, rest) of one response, or None when the connection ended first."""
     while b"\r\n\r\n" not in buf:
-        try:
-            d = s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            return None
-        if not d:
+        d = more(s)
+        if d is None:
             return None
         buf += d
     head, buf = buf.split(b"\r\n\r\n", 1)
@@ -57,11 +62,8 @@ def read_response(s, buf):
         hdrs[k.strip().lower()] = v.strip()
     n = int(hdrs.get("content-length", "0") or 0)
     while len(buf) < n:
-        try:
-            d = s.recv(65536)
-        except (ConnectionResetError, socket.timeout):
-            return None
-        if not d:
+        d = more(s)
+        if d is None:
             return None
         buf += d
     return status, hdrs, buf[:n], buf[n:]

@@ -438,6 +438,53 @@ static void test_idle_timeout(void **state)
 	close(sl);
 }
 
+/* One source address may hold --max-pending-per-source connections in detection; a closed one
+ * frees its place, and one that goes on to relay no longer counts. */
+static void test_pending_per_source(void **state)
+{
+	int down[4], cl[4];
+	px_conn *c[4];
+	(void)state;
+
+	px.set.max_pending_per_source = 2;
+	for (int i = 0; i < 4; i++) {
+		cl[i] = client_pair(&down[i]);
+		c[i] = px_conn_new(&px, PX_IN, down[i]);
+	}
+	assert_true(px_pending_take(c[0], down[0]));
+	assert_true(px_pending_take(c[1], down[1]));
+	assert_false(px_pending_take(c[2], down[2]));  /* 127.0.0.1 holds two already */
+	px_conn_close(c[0], false);
+	assert_true(px_pending_take(c[2], down[2]));   /* the closed one freed its place */
+	/* c[1] dials its app and relays: past detection, it no longer counts. */
+	struct sockaddr_in sa;
+	int sl = listen_any(&sa);
+	memcpy(&c[1]->orig, &sa, sizeof(sa));
+	c[1]->origlen = sizeof(sa);
+	assert_int_equal(px_conn_dial(c[1], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	int srv = accept(sl, NULL, NULL);
+	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
+	while (c[1]->state != PX_ST_RELAY && pl_ev_now_update(px.loop) < end)
+		pl_ev_run_once(px.loop, 10 * 1000000);
+	assert_int_equal(c[1]->state, PX_ST_RELAY);
+	assert_true(px_pending_take(c[3], down[3]));
+	px.set.max_pending_per_source = 0;             /* 0: no limit */
+	int d5, c5 = client_pair(&d5);
+	px_conn *x = px_conn_new(&px, PX_IN, d5);
+	assert_true(px_pending_take(x, d5));
+	px_conn_close(x, false);
+	px_conn_close(c[1], false);
+	px_conn_close(c[2], false);
+	px_conn_close(c[3], false);
+	assert_int_equal(px.nconns, 0);
+	assert_null(pl_hmap_next(&px.pending, &(size_t){0}));  /* every count went with its connection */
+	for (int i = 0; i < 4; i++)
+		close(cl[i]);
+	close(c5);
+	close(srv);
+	close(sl);
+}
+
 static void test_client_reset_during_connect(void **state)
 {
 	int down, cl = client_pair(&down);
@@ -476,6 +523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_hello_outlives_detect_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_reset_during_connect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_per_source, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

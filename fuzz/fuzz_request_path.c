@@ -75,10 +75,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t host = kl, hostlen = m.host.len;
 	if (m.host.len) /* absent (HTTP/1.0): a null span */
 		memcpy(keep + kl, m.host.p, m.host.len), kl += m.host.len;
+	/* An absolute-form target goes on in origin-form, its authority as the one Host. */
+	if (m.method_id != PL_H1_CONNECT && m.target.p[0] != '/' && !(m.target.len == 1 && m.target.p[0] == '*')) {
+		char t[PL_H1_DEFAULT_MAX_LINE + 1];
+		memcpy(t, m.target.p, m.target.len);
+		t[m.target.len] = 0;
+		char *auth = strstr(t, "://") + 3;
+		size_t alen = strcspn(auth, "/?#");
+		char *rest = auth + alen;
+		rest[strcspn(rest, "#")] = 0;
+		host = kl, hostlen = alen;
+		memcpy(keep + kl, auth, alen), kl += alen;
+		tgt = kl;
+		if (rest[0] != '/')
+			keep[kl++] = '/';
+		memcpy(keep + kl, rest, strlen(rest)), kl += strlen(rest);
+		tgtlen = kl - tgt;
+	}
 	bool keep_upgrade = m.upgrade && m.method_id != PL_H1_CONNECT;
 	for (uint32_t i = 0; i < m.nheaders; i++) {
 		const pl_h1_header *h = &m.headers[i];
-		if (pl_h1_hop_by_hop(&m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade")))
+		if ((pl_h1_hop_by_hop(&m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade"))) ||
+		    pl_h1_eq(h->name, "host"))
 			continue;
 		ends[nends].name = kl, ends[nends].nlen = h->name.len;
 		memcpy(keep + kl, h->name.p, h->name.len), kl += h->name.len;
@@ -111,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t k = 0;
 	for (uint32_t i = 0; i < m2.nheaders; i++) {
 		const pl_h1_header *h = &m2.headers[i];
-		if (keep_upgrade && pl_h1_eq(h->name, "connection"))
+		if ((keep_upgrade && pl_h1_eq(h->name, "connection")) || pl_h1_eq(h->name, "host"))
 			continue;
 		must(k < nends, "a field was added");
 		must(same(h->name, keep + ends[k].name, ends[k].nlen) && same(h->value, keep + ends[k].value, ends[k].vlen),

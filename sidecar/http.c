@@ -298,23 +298,28 @@ static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgr
  * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
  */
 static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
-			    char **sep, uint32_t *seplen)
+			    const char *line, bool drop_host, char **sep, uint32_t *seplen)
 {
-	static char tmp[PL_H1_DEFAULT_MAX_HEAD + 256];
+	static char tmp[PL_H1_DEFAULT_MAX_HEAD + PL_H1_DEFAULT_MAX_LINE + 256];
 	size_t addlen = strlen(add);
-	bool any = addlen > 0;
+	bool any = addlen > 0 || line;
 	uint32_t n, i;
 
 	for (i = 0; i < m->nheaders && !any; i++)
 		any = drop_field(m, &m->headers[i], keep_upgrade, drop_trace);
 	if (!any)
 		return 0;
-	const char *eol = memchr(buf, '\n', m->head_len);
-	n = (uint32_t)(eol - buf) + 1;
-	memcpy(tmp, buf, n);
+	if (line) {
+		n = (uint32_t)strlen(line);
+		memcpy(tmp, line, n);
+	} else {
+		const char *eol = memchr(buf, '\n', m->head_len);
+		n = (uint32_t)(eol - buf) + 1;
+		memcpy(tmp, buf, n);
+	}
 	for (i = 0; i < m->nheaders; i++) {
 		const pl_h1_header *h = &m->headers[i];
-		if (drop_field(m, h, keep_upgrade, drop_trace))
+		if (drop_field(m, h, keep_upgrade, drop_trace) || (drop_host && pl_h1_eq(h->name, "host")))
 			continue;
 		memcpy(tmp + n, h->name.p, h->name.len);
 		n += h->name.len;
@@ -345,7 +350,28 @@ int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool
 	char *eol = memchr(buf, '\n', m->head_len);
 	if (m->minor == 1 && eol && eol[-2] != '1')
 		eol[-2] = '1';
-	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, sep, seplen);
+	/* An absolute-form target ("http://web/a?b") goes on in origin-form ("/a?b"), its authority
+	 * as Host (RFC 9112 3.2.2): the app then reads exactly the path policy matched, and one Host. */
+	pl_h1_str t = m->target;
+	if (m->method_id != PL_H1_CONNECT && t.len && t.p[0] != '/' && !(t.len == 1 && t.p[0] == '*')) {
+		static char line[PL_H1_DEFAULT_MAX_LINE + 64];
+		char addhost[PL_H1_DEFAULT_MAX_LINE + 256];
+		const char *end = t.p + t.len, *a = memmem(t.p, t.len, "://", 3);
+		if (a) {
+			a += 3;
+			const char *ae = a;
+			while (ae < end && *ae != '/' && *ae != '?' && *ae != '#')
+				ae++;
+			const char *pe = ae;
+			while (pe < end && *pe != '#')
+				pe++;
+			snprintf(line, sizeof(line), "%.*s %s%.*s HTTP/1.%d\r\n", (int)m->method.len, m->method.p,
+				 ae < pe && *ae == '/' ? "" : "/", (int)(pe - ae), ae, m->minor);
+			snprintf(addhost, sizeof(addhost), "host: %.*s\r\n%s", (int)(ae - a), a, add);
+			return rewrite_head(m, buf, addhost, keep_upgrade, drop_trace, line, true, sep, seplen);
+		}
+	}
+	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, NULL, false, sep, seplen);
 }
 
 static const char *reason_of(int status)
@@ -901,7 +927,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	int32_t st = rewrite_head(m, hs->rin,
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
-				  up101, false, &hs->dhead, &hs->dhead_len);
+				  up101, false, NULL, false, &hs->dhead, &hs->dhead_len);
 	hs->rs_pos = st >= 0 ? (uint32_t)st : m->head_len;
 	hs->rs_end = m->head_len;
 	if (up101) {

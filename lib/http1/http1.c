@@ -454,6 +454,16 @@ int pl_h1_parse_request(const char *buf, size_t len, const pl_h1_limits *lim, pl
 	}
 	if (m->minor == 1 && !s.host)
 		return fail(err, 400, m->head_len, "HTTP/1.1 request without Host");
+	/* RFC 9110 4.2.4: userinfo in an http(s) URI is deprecated, and a recipient SHOULD treat it
+	 * as an error: it is how "http://trusted@evil/" misleads a reader. */
+	if (m->target.p[0] != '/' && m->method_id != PL_H1_CONNECT) {
+		const char *a = memmem(m->target.p, m->target.len, "://", 3);
+		if (a) {
+			for (const char *q = a + 3; q < m->target.p + m->target.len && *q != '/' && *q != '?' && *q != '#'; q++)
+				if (*q == '@')
+					return fail(err, 400, (size_t)(q - buf), "userinfo (user@) in the request-target");
+		}
+	}
 	m->upgrade = (s.conn_upgrade && s.has_upgrade) || m->method_id == PL_H1_CONNECT;
 	m->keep_alive = m->minor == 1 ? !s.conn_close : (s.conn_keep_alive && !s.conn_close);
 	target_path(m);

@@ -480,6 +480,9 @@ grep -h '^FAIL' "$T/smuggle-mesh.txt" "$T/smuggle-plain.txt" | head -10
 # a strict server, refuses any other); a target with "://" inside a path fits no form: 400.
 out=$(client "$PA" raw "$B4" 8080 'GET /v19 HTTP/1.9\r\nHost: b\r\nConnection: close\r\n\r\n')
 check "(12) HTTP/1.9 is forwarded as HTTP/1.1 (the app answers it)" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200' && echo '$out' | grep -q 'path=/v19'"
+out=$(client "$PA" raw "$B4" 8084 'GET http://web?/admin HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n')
+check "(12) an absolute-form target reaches the app in origin-form, as policy read it (/?/admin)" \
+	bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200' && echo '$out' | grep -q 'path=/?/admin'"
 out=$(client "$PA" raw "$B4" 8080 'GET admin/x://y HTTP/1.1\r\nHost: b\r\n\r\n')
 check "(12) GET admin/x://y (no scheme, not origin-form): 400" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 400'"
 long=$(head -c 9000 /dev/zero | tr '\0' a)

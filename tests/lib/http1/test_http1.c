@@ -195,6 +195,7 @@ static void test_request_refusals(void **state)
 		/* "://" inside a path does not make an absolute-form target. */
 		B("GET admin/x://y HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
 		B("GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target form does not fit the method"),
+		B("GET http://trusted@evil/x HTTP/1.1\r\nHost: a\r\n\r\n", 400, "userinfo (user@) in the request-target"),
 		B("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "empty line before the request line"),
 	};
 

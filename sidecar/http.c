@@ -297,6 +297,17 @@ static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgr
  * is longer than what was removed; then it goes to *sep (appended, allocated). Returns where the head
  * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
  */
+/* The fields of m that go on to the next hop. */
+static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_trace, bool drop_host)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < m->nheaders; i++)
+		kept += !(drop_field(m, &m->headers[i], keep_upgrade, drop_trace) ||
+			  (drop_host && pl_h1_eq(m->headers[i].name, "host")));
+	return kept;
+}
+
 static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
 			    const char *line, bool drop_host, char **sep, uint32_t *seplen)
 {
@@ -309,6 +320,13 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 		any = drop_field(m, &m->headers[i], keep_upgrade, drop_trace);
 	if (!any)
 		return 0;
+	/* What goes on must parse at the next hop, which has the same field limit: fields added here
+	 * (Connection, Host, traceparent) must not take a head past it. */
+	uint32_t kept = fields_kept(m, keep_upgrade, drop_trace, drop_host);
+	for (const char *p = add; (p = strchr(p, '\n')); p++)
+		kept++;
+	if (kept > PL_H1_DEFAULT_MAX_HEADERS)
+		return PX_HEAD_TOO_MANY;
 	if (line) {
 		n = (uint32_t)strlen(line);
 		memcpy(tmp, line, n);
@@ -626,6 +644,11 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	snprintf(add, sizeof(add), "%s%s",
 		 hs->upgrade ? "connection: upgrade\r\n" : m->minor == 0 ? "connection: keep-alive\r\n" : "", tfield);
 	int32_t st = px_request_head_out(m, hs->in, add, hs->upgrade, drop_trace, &hs->uhead, &hs->uhead_len);
+	if (st == PX_HEAD_TOO_MANY) {
+		refuse(hs, 431, "too many fields", "more than %u header fields once the proxy adds its own",
+		       PL_H1_DEFAULT_MAX_HEADERS);
+		return PROGRESS;
+	}
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
 	if (hs->route && hs->route->timeout_ns)
@@ -909,6 +932,16 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 			px_up_release(hs->up, false);
 		return start_attempt(hs);
 	}
+	/* The head goes on with one Connection field of the proxy's: it must still parse at the next
+	 * hop, which has the same field limit. */
+	if (fields_kept(m, m->status == 101 && hs->upgrade, false, false) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
+		hs->up_reusable = false;
+		if (hs->up)
+			px_up_release(hs->up, false);
+		refuse(hs, 502, "bad response", "the response has more than %u header fields once the proxy adds its own",
+		       PL_H1_DEFAULT_MAX_HEADERS);
+		return PROGRESS;
+	}
 	hs->status = m->status;
 	hs->resp_head = true;
 	hs->deadline = hs->try_deadline = 0;
@@ -928,6 +961,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
 				  up101, false, NULL, false, &hs->dhead, &hs->dhead_len);
+
 	hs->rs_pos = st >= 0 ? (uint32_t)st : m->head_len;
 	hs->rs_end = m->head_len;
 	if (up101) {

@@ -483,6 +483,15 @@ check "(12) HTTP/1.9 is forwarded as HTTP/1.1 (the app answers it)" bash -c "ech
 out=$(client "$PA" raw "$B4" 8084 'GET http://web?/admin HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n')
 check "(12) an absolute-form target reaches the app in origin-form, as policy read it (/?/admin)" \
 	bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200' && echo '$out' | grep -q 'path=/?/admin'"
+# The fields a proxy adds (traceparent) must not take a head past the next hop's 100-field limit:
+# Host and 99 fields are refused at a's proxy (431 saying why); Host and 97 go through both.
+f99=$(for i in $(seq 1 99); do printf 'X-F%d: v\\r\\n' "$i"; done)
+out=$(client "$PA" raw "$B4" 8084 "GET /f99 HTTP/1.1\\r\\nHost: b\\r\\n${f99}\\r\\n" --timeout 5)
+check "(12) 100 fields and a traceparent to add: 431 from a's proxy, naming its own fields" \
+	bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 431' && echo '$out' | grep -q 'once the proxy adds its own'"
+f97=$(for i in $(seq 1 97); do printf 'X-F%d: v\\r\\n' "$i"; done)
+out=$(client "$PA" raw "$B4" 8084 "GET /f97 HTTP/1.1\\r\\nHost: b\\r\\n${f97}\\r\\n" --timeout 5)
+check "(12) 98 fields go through both proxies" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 200'"
 out=$(client "$PA" raw "$B4" 8080 'GET admin/x://y HTTP/1.1\r\nHost: b\r\n\r\n')
 check "(12) GET admin/x://y (no scheme, not origin-form): 400" bash -c "echo '$out' | head -1 | grep -q '^HTTP/1.1 400'"
 long=$(head -c 9000 /dev/zero | tr '\0' a)

@@ -14,7 +14,9 @@ answered, and a /smuggled-N only where the proxy framed the attack's body so tha
 were the sender's own next request, answered to the sender in order: the app saw exactly the
 requests the proxy forwarded, and every answer reached the client that asked.
 
-usage: smuggle.py HOST PORT LABEL      (as the app, inside a pod's network namespace)
+usage: smuggle.py HOST PORT LABEL [guarded]   (as the app, inside a pod's network namespace)
+  guarded: the port's authorization allows only /attack-*, /follow-*, /victim-* and /__stats, so
+  any /smuggled- path reaching the app is a bypass, even as the sender's own pipelined request.
 Prints one line per failed case, then 'LABEL: N cases, R refused, A answered, D desyncs,
 S smuggled requests reached the app'; exits 1 when D or S is not 0 or a case failed.
 Every socket has a 30 s timeout; the number of cases is fixed.
@@ -123,10 +125,11 @@ def mutations():
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 4) or (len(argv) == 4 and argv[3] != "guarded"):
         print(__doc__)
         return 2
-    host, port, label = argv
+    host, port, label = argv[:3]
+    guarded = len(argv) == 4
     cases = mutations()
     refused = answered = desyncs = failed = 0
     expected_attacks, answered_to_sender = set(), set()
@@ -194,7 +197,10 @@ def main(argv):
         print("FAIL %s: /__stats unreadable" % label)
         return 1
     attacks_seen = {p for p in paths if p.startswith("/attack-%s-" % label)}
-    unseen = sorted(p for p in paths if p.startswith("/smuggled-%s-" % label) and p not in answered_to_sender)
+    # On a guarded port authorization allows only the suite's own paths: any /smuggled- the app
+    # saw, even the sender's own pipelined one, passed authorization: a bypass.
+    unseen = sorted(p for p in paths if p.startswith("/smuggled-%s-" % label) and
+                    (guarded or p not in answered_to_sender))
     pipelined = sum(1 for p in paths if p.startswith("/smuggled-%s-" % label) and p in answered_to_sender)
     if attacks_seen != expected_attacks:
         failed += 1

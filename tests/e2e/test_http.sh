@@ -45,6 +45,8 @@ svc() { # NAME SELECTOR_APP IP PORT
 	svc cbe b "$B4" 8083
 	svc rl b "$B4" 8082
 	svc dead b "$B4" 8099
+	svc smug b "$B4" 8084
+	svc guarded b "$B4" 8085
 	svc spread nobody 198.18.2.100 8080
 	svc spread2 nobody 198.18.2.101 8080
 	svc hidden nobody 198.18.2.102 8080
@@ -138,6 +140,18 @@ spec:
   accessLog: {enabled: true, filter: Errors}
   tracing: {traceparent: Add, samplingPercentage: 0}
 ---
+# the smuggling suite's guarded port: only its own attack, follow-up and victim paths are allowed,
+# so a smuggled request that reached the app would have passed authorization unseen (a bypass)
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: guarded, namespace: e2e}
+spec:
+  targetRef: {kind: Service, name: guarded, port: 8085}
+  authorization:
+    rules:
+    - name: suite-paths
+      to: {paths: ["/attack-*", "/follow-*", "/victim-*", /__stats]}
+---
 # a long ejection: the request after the second failure is sure to find the backend still ejected
 apiVersion: pillion.dev/v1alpha1
 kind: TrafficPolicy
@@ -192,7 +206,7 @@ spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [$
 YAML
 }
 pod a > "$T/pod-a.yaml"
-pod b 8080 8081 8082 8083 8084 8099 > "$T/pod-b.yaml"
+pod b 8080 8081 8082 8083 8084 8085 8099 > "$T/pod-b.yaml"
 pod d 8080 > "$T/pod-d.yaml"
 for p in a b d; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
@@ -209,6 +223,7 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"e2e","name":"rl","addresses":["$B4"],"ports":[8082],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"dead","addresses":["$B4"],"ports":[8099],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"smug","addresses":["$B4"],"ports":[8084],"identities":[$(ID b)]},
+  {"namespace":"e2e","name":"guarded","addresses":["$B4"],"ports":[8085],"identities":[$(ID b)]},
   {"namespace":"e2e","name":"spread","addresses":["198.18.2.100"],"ports":[8080],"identities":[$(ID b),$(ID d)],
    "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["198.18.2.3"],"ports":[8080]},{"addresses":["$D4"],"ports":[8080]}]},
   {"namespace":"e2e","name":"spread2","addresses":["198.18.2.101"],"ports":[8080],"identities":[$(ID b),$(ID d)],
@@ -237,7 +252,7 @@ peer() { # NS NAME PORT
 }
 # IPv6 wildcard listeners with V6ONLY: a v4 listener each as well.
 peer4() { bg "$1" "$APP_UID" $PY "$HERE/http_peer.py" serve --listen "0.0.0.0:$3" --name "$2" --ready-file "$T/run/ready4-$2-$3"; wait_for 60 test -s "$T/run/ready4-$2-$3" || die "http_peer $2:$3 (v4) did not start"; }
-for port in 8080 8081 8082 8083 8084; do peer "$PB" b "$port"; peer4 "$PB" b "$port"; done
+for port in 8080 8081 8082 8083 8084 8085; do peer "$PB" b "$port"; peer4 "$PB" b "$port"; done
 peer "$PD" d 8080; peer4 "$PD" d 8080
 
 # --- the mesh ---
@@ -475,7 +490,15 @@ check "(12) smuggling mutations through the mesh: $(tail -1 "$T/smuggle-mesh.txt
 in_ns "$PC" "$APP_UID" timeout 900 $PY "$HERE/smuggle.py" "$B4" 8084 plain > "$T/smuggle-plain.txt" 2>&1
 rc=$?
 check "(12) smuggling mutations from a plaintext caller: $(tail -1 "$T/smuggle-plain.txt")" test "$rc" = 0
-grep -h '^FAIL' "$T/smuggle-mesh.txt" "$T/smuggle-plain.txt" | head -10
+# The same on a port under authorization that allows only the suite's own paths: a smuggled
+# request reaching the app there is an authorization bypass.
+in_ns "$PA" "$APP_UID" timeout 900 $PY "$HERE/smuggle.py" "$B4" 8085 gmesh guarded > "$T/smuggle-gmesh.txt" 2>&1
+rc=$?
+check "(12) smuggling mutations through the mesh, to a port under authorization (bypasses: smuggled requests that reached the app): $(tail -1 "$T/smuggle-gmesh.txt")" test "$rc" = 0
+in_ns "$PC" "$APP_UID" timeout 900 $PY "$HERE/smuggle.py" "$B4" 8085 gplain guarded > "$T/smuggle-gplain.txt" 2>&1
+rc=$?
+check "(12) smuggling mutations from a plaintext caller, to a port under authorization: $(tail -1 "$T/smuggle-gplain.txt")" test "$rc" = 0
+grep -h '^FAIL' "$T"/smuggle-*.txt | head -10
 # The version is forwarded as the proxy read it: HTTP/1.9 goes on as HTTP/1.1 (the test app, like
 # a strict server, refuses any other); a target with "://" inside a path fits no form: 400.
 out=$(client "$PA" raw "$B4" 8080 'GET /v19 HTTP/1.9\r\nHost: b\r\nConnection: close\r\n\r\n')

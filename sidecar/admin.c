@@ -87,6 +87,15 @@ static void respond_text(admin_conn *a, int code, const char *text)
 	respond(a, code, "text/plain; charset=utf-8", text, strlen(text));
 }
 
+/* A HEAD request gets the answer's head only. */
+static void head_only(admin_conn *a)
+{
+	char *end = a->head ? strstr(a->resp.data, "\r\n\r\n") : NULL;
+
+	if (end)
+		a->resp.len = (size_t)(end + 4 - a->resp.data);
+}
+
 static void metric_head(pl_buf *b, const char *name, const char *type, const char *help)
 {
 	pl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -235,11 +244,7 @@ static void probe_done(admin_conn *a, int code, const char *why)
 	snprintf(body, sizeof(body), "%s: %s\n", a->pc ? a->pc->what : "probe", why);
 	probe_free(a);
 	respond_text(a, code, body);
-	if (a->head) {
-		char *end = strstr(a->resp.data, "\r\n\r\n");
-		if (end)
-			a->resp.len = (size_t)(end + 4 - a->resp.data);
-	}
+	head_only(a);
 	pl_ev_timer_start(a->px->loop, &a->timer, ADMIN_TIMEOUT_NS);
 	pl_ev_io_set(a->px->loop, &a->io, EPOLLOUT);
 }
@@ -397,11 +402,7 @@ static void handle(admin_conn *a)
 		respond_text(a, 404, "not found: try /live, /ready, /metrics, /config, /app-health/<container>/<kind>, "
 				     "POST /shutdown\n");
 	}
-	if (strcmp(method, "HEAD") == 0) {
-		char *end = strstr(a->resp.data, "\r\n\r\n");
-		if (end)
-			a->resp.len = (size_t)(end + 4 - a->resp.data);
-	}
+	head_only(a);
 }
 
 static void admin_io(pl_ev_loop *loop, void *data, uint32_t ev)

@@ -283,8 +283,10 @@ static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 
 static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
 
-static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace)
+static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace, bool drop_host)
 {
+	if (drop_host && pl_h1_eq(h->name, "host"))
+		return true;
 	if (drop_trace && (pl_h1_eq(h->name, "traceparent") || pl_h1_eq(h->name, "tracestate")))
 		return true;
 	return pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade"));
@@ -303,8 +305,7 @@ static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_tra
 	uint32_t kept = 0;
 
 	for (uint32_t i = 0; i < m->nheaders; i++)
-		kept += !(drop_field(m, &m->headers[i], keep_upgrade, drop_trace) ||
-			  (drop_host && pl_h1_eq(m->headers[i].name, "host")));
+		kept += !drop_field(m, &m->headers[i], keep_upgrade, drop_trace, drop_host);
 	return kept;
 }
 
@@ -313,16 +314,12 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 {
 	static char tmp[PL_H1_DEFAULT_MAX_HEAD + PL_H1_DEFAULT_MAX_LINE + 256];
 	size_t addlen = strlen(add);
-	bool any = addlen > 0 || line;
-	uint32_t n, i;
+	uint32_t n, i, kept = fields_kept(m, keep_upgrade, drop_trace, drop_host);
 
-	for (i = 0; i < m->nheaders && !any; i++)
-		any = drop_field(m, &m->headers[i], keep_upgrade, drop_trace);
-	if (!any)
+	if (kept == m->nheaders && addlen == 0 && !line)
 		return 0;
 	/* What goes on must parse at the next hop, which has the same field limit: fields added here
 	 * (Connection, Host, traceparent) must not take a head past it. */
-	uint32_t kept = fields_kept(m, keep_upgrade, drop_trace, drop_host);
 	for (const char *p = add; (p = strchr(p, '\n')); p++)
 		kept++;
 	if (kept > PL_H1_DEFAULT_MAX_HEADERS)
@@ -337,7 +334,7 @@ static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool
 	}
 	for (i = 0; i < m->nheaders; i++) {
 		const pl_h1_header *h = &m->headers[i];
-		if (drop_field(m, h, keep_upgrade, drop_trace) || (drop_host && pl_h1_eq(h->name, "host")))
+		if (drop_field(m, h, keep_upgrade, drop_trace, drop_host))
 			continue;
 		memcpy(tmp + n, h->name.p, h->name.len);
 		n += h->name.len;

@@ -86,16 +86,22 @@ static void rcvlowat_reset(px_conn *c)
 	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 }
 
+/* The policy of an inbound (container) port, or NULL. */
+static const pl_inbound_policy *inbound_policy(const pl_proxy_config *cfg, int port)
+{
+	for (size_t i = 0; cfg && i < cfg->ninbound; i++)
+		if (cfg->inbound[i].port == port)
+			return &cfg->inbound[i];
+	return NULL;
+}
+
 /* Whether the port's policy acts on each HTTP request (authorization rules, a rate limit): such a
  * port takes HTTP only. Relaying bytes that failed detection would carry requests past it. */
 static bool http_policy_port(const proxy *px, int port)
 {
-	const pl_proxy_config *cfg = px->config ? &px->config->cfg : NULL;
+	const pl_inbound_policy *ip = inbound_policy(px->config ? &px->config->cfg : NULL, port);
 
-	for (size_t i = 0; cfg && i < cfg->ninbound; i++)
-		if (cfg->inbound[i].port == port)
-			return cfg->inbound[i].authorization.set || cfg->inbound[i].rate_limit.set;
-	return false;
+	return ip && (ip->authorization.set || ip->rate_limit.set);
 }
 
 /* The caller is known (mTLS) or allowed (plaintext): HTTP becomes a session, unless the port is opaque. */
@@ -252,12 +258,7 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 	int port = px_addr_port(&hs->orig);
 	char lbl[1024];
 
-	hs->ip = NULL;
-	for (size_t i = 0; i < cfg->ninbound; i++)
-		if (cfg->inbound[i].port == port) {
-			hs->ip = &cfg->inbound[i];
-			break;
-		}
+	hs->ip = inbound_policy(cfg, port);
 	if (!hs->ip)
 		return 0;
 	const pl_inbound_policy *ip = hs->ip;

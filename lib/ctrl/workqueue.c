@@ -175,6 +175,7 @@ static void heap_push(pl_wq *q, int64_t when, const char *key)
 		if (strcmp(q->heap[i].key, key) == 0) {
 			if (q->heap[i].when <= when)
 				return;
+			free(q->heap[i].key);
 			q->heap[i] = q->heap[--q->nheap];
 			break;
 		}

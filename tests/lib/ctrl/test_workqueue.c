@@ -94,6 +94,13 @@ static void test_add_after(void **state)
 	fake_now += 50000000;
 	expect_key(q, "later");
 	assert_int_equal(pl_wq_delayed(q), 0);
+	/* A sooner delay replaces the pending one (whose key copy is freed: ASan's leak check). */
+	pl_wq_add_after(q, "k", 900000000);
+	pl_wq_add_after(q, "k", 10000000);
+	assert_int_equal(pl_wq_delayed(q), 1);
+	fake_now += 10000000;
+	expect_key(q, "k");
+	expect_key(q, NULL);
 	pl_wq_free(q);
 }
 

@@ -587,10 +587,15 @@ static json_t *proxy_container(ctx *c, bool native)
 	return ct;
 }
 
+/* Required, not optional: the kubelet mounts them only once all three exist (retrying with back-off,
+ * a FailedMount event naming what is missing), so the proxy starts with its config, certificate and
+ * the namespace's directory, as Istio's pods wait for istio-ca-root-cert. An optional volume would
+ * start empty, and a real kubelet projects what appears later only on a pod sync, which the proxy
+ * container's postStart hook holds up. */
 static json_t *volume(const char *name, bool secret, const char *source)
 {
-	return json_pack("{s:s, s:{s:s, s:b}}", "name", name, secret ? "secret" : "configMap",
-			 secret ? "secretName" : "name", source, "optional", 1);
+	return json_pack("{s:s, s:{s:s}}", "name", name, secret ? "secret" : "configMap", secret ? "secretName" : "name",
+			 source);
 }
 
 /* Appends {op, path, value} to the patch; value is stolen. */

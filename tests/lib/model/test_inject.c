@@ -290,9 +290,9 @@ static void test_bare_pod_golden(void **state)
 		"    terminationMessagePolicy: FallbackToLogsOnError\n"
 		"    restartPolicy: Always\n"
 		"  volumes:\n"
-		"  - {name: pillion-config, configMap: {name: pillion-" ID ", optional: true}}\n"
-		"  - {name: pillion-mesh, configMap: {name: pillion-mesh, optional: true}}\n"
-		"  - {name: pillion-tls, secret: {secretName: pillion-" ID "-tls, optional: true}}\n");
+		"  - {name: pillion-config, configMap: {name: pillion-" ID "}}\n"
+		"  - {name: pillion-mesh, configMap: {name: pillion-mesh}}\n"
+		"  - {name: pillion-tls, secret: {secretName: pillion-" ID "-tls}}\n");
 	if (!json_equal(got, want)) {
 		dump("got", got);
 		fail_msg("the injected pod differs from the expected one");

@@ -117,6 +117,41 @@ static bool same(const json_t *a, const json_t *b)
 	return a == b || (a && b && json_equal(a, b));
 }
 
+/* Leading and trailing edge: the first change after a quiet window is written at once (a new
+ * namespace's first pod finds its directory at its first mount), later ones wait for the window. */
+void op_schedule_mesh(op *o)
+{
+	int64_t now = op_mono_ns();
+
+	pthread_mutex_lock(&o->mu);
+	bool first = !o->mesh_pending;
+	o->mesh_pending = true;
+	int64_t delay = o->mesh_last_ns + o->mesh_window_ns - now;
+	pthread_mutex_unlock(&o->mu);
+	if (first)
+		pl_wq_add_after(o->q, "mesh", delay > 0 ? delay : 0);
+}
+
+/* A pod update that only our own refresh annotation (or the version) changed: nothing to do. */
+static bool only_refreshed(const json_t *obj, const json_t *old)
+{
+	if (!old)
+		return false;
+	json_t *a = json_deep_copy(obj), *b = json_deep_copy(old);
+	bool r = false;
+	if (a && b) {
+		json_t *ma = json_object_get(a, "metadata"), *mb = json_object_get(b, "metadata");
+		json_object_del(ma, "resourceVersion");
+		json_object_del(mb, "resourceVersion");
+		json_object_del(json_object_get(ma, "annotations"), PL_ANNOTATION_CONFIG_HASH);
+		json_object_del(json_object_get(mb, "annotations"), PL_ANNOTATION_CONFIG_HASH);
+		r = json_equal(a, b);
+	}
+	json_decref(a);
+	json_decref(b);
+	return r;
+}
+
 static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, const json_t *old)
 {
 	handler_ctx *h = ctx;
@@ -126,16 +161,16 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 
 	switch (h->which) {
 	case ST_PODS:
-		if (injected(obj) || (old && injected(old))) {
+		if ((injected(obj) || (old && injected(old))) && !(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
 			enqueue_pod(o, obj);
-			pl_wq_add(o->q, "mesh");
+			op_schedule_mesh(o);
 		}
 		break;
 	case ST_SERVICES:
 		/* Inbound config names the Services selecting a pod; the directory lists meshed Services. */
 		if (ns)
 			enqueue_pods_of(o, ns);
-		pl_wq_add(o->q, "mesh");
+		op_schedule_mesh(o);
 		pthread_mutex_lock(&o->mu);
 		o->snap_dirty = true;
 		pthread_mutex_unlock(&o->mu);
@@ -168,7 +203,7 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		} else {
 			if (ns)
 				enqueue_pods_of(o, ns);
-			pl_wq_add(o->q, "mesh");
+			op_schedule_mesh(o);
 		}
 		if (ev != PL_STORE_DELETED && ns && name) {
 			snprintf(key, sizeof(key), "status/%s/%s/%s", h->which == ST_POLICIES ? "tp" : "mi", ns, name);
@@ -188,7 +223,7 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		}
 		/* Ours changed or vanished: heal it from its owner. */
 		if (name && strcmp(name, OP_MESH_CONFIGMAP) == 0) {
-			pl_wq_add(o->q, "mesh");
+			op_schedule_mesh(o);
 			break;
 		}
 		if (h->which == ST_SECRETS && ev == PL_STORE_DELETED && ns && name)

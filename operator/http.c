@@ -82,6 +82,7 @@ static void metrics(op *o, pl_buf *b)
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"secret\"} %llu\n", (unsigned long long)m.secrets_written);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"mesh\"} %llu\n", (unsigned long long)m.mesh_written);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"status\"} %llu\n", (unsigned long long)m.status_written);
+	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"pod_refresh\"} %llu\n", (unsigned long long)m.pods_refreshed);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"webhookconfiguration\"} %llu\n",
 		      (unsigned long long)m.webhook_configs_written);
 	pl_buf_printf(b, "# HELP pillion_operator_certificates_issued_total Leaf certificates issued.\n# TYPE pillion_operator_certificates_issued_total counter\n");

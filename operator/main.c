@@ -249,6 +249,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&O.mu, NULL);
+	O.mesh_window_ns = OP_MESH_WINDOW_MIN_NS;
 	pthread_mutex_init(&O.snap_build_mu, NULL);
 	pl_bucket_init(&O.events, OP_EVENT_PER_S, OP_EVENT_BURST, op_mono_ns());
 	O.q = pl_wq_new(NULL);
@@ -302,6 +303,7 @@ int main(int argc, char **argv)
 	op_stop_caches(&O);
 	op_rendered_free(&O);
 	op_certs_ok_free(&O);
+	op_mesh_hash_free(&O);
 	log_info("pillion-operator stopped");
 	return 0;
 }

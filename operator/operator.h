@@ -22,6 +22,9 @@
 #define OP_MANAGED_BY "app.kubernetes.io/managed-by"
 #define OP_HASH_ANNOTATION "pillion.dev/content-hash"
 #define OP_MESH_CONFIGMAP "pillion-mesh"
+/* Mesh-directory rounds are at least this far apart, so a rollout's pod events coalesce. */
+#define OP_MESH_WINDOW_MIN_NS 500000000LL
+#define OP_MESH_WINDOW_MAX_NS 30000000000LL
 
 typedef struct op_settings {
 	const char *kubeconfig;
@@ -65,6 +68,7 @@ typedef struct op_metrics {
 	uint64_t reconcile_le[OP_RECONCILE_BUCKETS]; /* reconciles that took <= op_reconcile_bounds[i] */
 	uint64_t configmaps_written, secrets_written, mesh_written, status_written, webhook_configs_written;
 	uint64_t certificates_issued;
+	uint64_t pods_refreshed;    /* pod annotation patches that make the kubelet project the volumes now */
 	uint64_t events_posted, events_dropped;
 	int64_t webhook_cert_not_after; /* unix seconds; 0 until known */
 } op_metrics;
@@ -97,6 +101,10 @@ typedef struct op {
 	uint64_t snap_gen;
 	pl_hmap rendered;           /* "ns/name" -> struct op_rendered (rendered.c), under mu */
 	pl_hmap certs_ok;           /* "ns/name" of a Secret -> struct cert_ok (reconcile.c), under mu */
+	pl_hmap mesh_hash;          /* namespace -> hash of the pillion-mesh it holds (reconcile.c), under mu */
+	bool mesh_pending;          /* a "mesh" round is scheduled (controller.c), under mu */
+	int64_t mesh_window_ns;     /* how far apart mesh rounds are: grows with the pods each round refreshes */
+	int64_t mesh_last_ns;       /* when the last round started (op_mono_ns) */
 	op_metrics m;
 	op_api_series api[OP_API_SERIES];
 	int napi;
@@ -165,6 +173,9 @@ bool op_rendered_current(op *o, const char *ns, const char *name, const char *ha
 void op_rendered_free(op *o);
 void op_certs_ok_forget(op *o, const char *ns, const char *name); /* reconcile.c */
 void op_certs_ok_free(op *o);
+void op_mesh_hash_free(op *o);  /* reconcile.c */
+/* controller.c: a mesh-directory round, within the coalescing window (o->mesh_window_ns). */
+void op_schedule_mesh(op *o);
 
 static inline int64_t op_mono_ns(void)
 {

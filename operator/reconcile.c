@@ -202,7 +202,7 @@ void op_certs_ok_free(op *o)
 
 /* The Secret's certificate: kept while it is for this identity, from this bundle, and not due for renewal. */
 static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int64_t ttl_s, int64_t renew_before_s,
-			int64_t *renew_at)
+			int64_t *renew_at, int64_t *not_after)
 {
 	char ckey[600];
 	const char *rv = meta_str(secret, "resourceVersion");
@@ -210,8 +210,10 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 
 	snprintf(ckey, sizeof(ckey), "%s/%s", meta_str(secret, "namespace") ? meta_str(secret, "namespace") : "",
 		 meta_str(secret, "name") ? meta_str(secret, "name") : "");
-	if (rv && cert_ok_get(o, ckey, rv, spiffe_id, &cnb, &cna))
+	if (rv && cert_ok_get(o, ckey, rv, spiffe_id, &cnb, &cna)) {
+		*not_after = cna;
 		return op_cert_times_ok(cnb, cna, ttl_s, renew_before_s, unix_now(), renew_at);
+	}
 	char id[PL_SPIFFE_ID_MAX + 1] = "";
 	int64_t nb = 0, na = 0;
 	op_tls_pems p;
@@ -224,6 +226,7 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 	    pl_cert_key_matches(p.crt, p.crtlen, p.key, p.keylen)) {
 		if (rv)
 			cert_ok_put(o, ckey, rv, spiffe_id, nb, na);
+		*not_after = na;
 		ok = op_cert_times_ok(nb, na, ttl_s, renew_before_s, unix_now(), renew_at);
 	}
 	op_tls_pems_clear(&p);
@@ -231,7 +234,7 @@ static bool cert_usable(op *o, const json_t *secret, const char *spiffe_id, int6
 }
 
 static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns, const char *id, const json_t *cfg,
-			    int64_t *requeue_s)
+			    int64_t *requeue_s, int64_t *not_after)
 {
 	json_t *ident = json_object_get(cfg, "identity"), *cert = json_object_get(ident, "certificate");
 	const char *spiffe = pl_json_get_str(ident, "spiffeId");
@@ -242,7 +245,8 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 
 	snprintf(name, sizeof(name), "pillion-%s-tls", id);
 	json_t *existing = store_get(o, ST_SECRETS, ns, name);
-	bool keep = existing && current(existing, spiffe, pod) && cert_usable(o, existing, spiffe, ttl_s, renew_s, &renew_at);
+	bool keep = existing && current(existing, spiffe, pod) &&
+		    cert_usable(o, existing, spiffe, ttl_s, renew_s, &renew_at, not_after);
 	json_decref(existing);
 	if (keep) {
 		*requeue_s = renew_at - unix_now();
@@ -259,6 +263,7 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	int64_t renew = is.not_after - renew_s;
 	bool is_clamped = is.clamped;
 	int64_t is_not_after = is.not_after;
+	*not_after = is.not_after;
 	if (is.clamped)
 		log_warnx("the mesh CA expires before %s's certificate would: the leaf was cut to the CA's notAfter; "
 			  "renew the CA", spiffe);
@@ -296,6 +301,92 @@ static json_t *render_and_record(op *o, const op_snapshot *snap, const pl_pod *p
 	return cfg;
 }
 
+/* The hash of the namespace's pillion-mesh: the last one written or found current, else the stored one. */
+static void mesh_hash_of(op *o, const char *ns, char *out, size_t len)
+{
+	pthread_mutex_lock(&o->mu);
+	const char *h = pl_hmap_get(&o->mesh_hash, ns);
+	snprintf(out, len, "%s", h ? h : "");
+	pthread_mutex_unlock(&o->mu);
+	if (*out)
+		return;
+	json_t *cm = store_get(o, ST_CONFIGMAPS, ns, OP_MESH_CONFIGMAP);
+	const char *sh = cm ? annotation(cm, OP_HASH_ANNOTATION) : NULL;
+	snprintf(out, len, "%s", sh ? sh : "");
+	json_decref(cm);
+}
+
+static void mesh_hash_set(op *o, const char *ns, const char *hash)
+{
+	char *v = strdup(hash), *k = strdup(ns);
+	const char *old_key = NULL;
+
+	if (!v || !k)
+		abort();
+	pthread_mutex_lock(&o->mu);
+	char *old = pl_hmap_del(&o->mesh_hash, ns, &old_key);
+	pl_hmap_put(&o->mesh_hash, k, v);
+	pthread_mutex_unlock(&o->mu);
+	free((char *)old_key);
+	free(old);
+}
+
+void op_mesh_hash_free(op *o)
+{
+	size_t it = 0;
+	pl_hmap_slot *sl;
+
+	while ((sl = pl_hmap_next(&o->mesh_hash, &it))) {
+		free((char *)sl->key);
+		free(sl->value);
+	}
+	pl_hmap_free(&o->mesh_hash);
+}
+
+/* "sha256:<hex>" -> its first 12 hex digits ("-" when there is none). */
+static const char *short_hash(const char *h, char out[16])
+{
+	const char *c = h ? strchr(h, ':') : NULL;
+	snprintf(out, 16, "%.12s", c ? c + 1 : (h && *h ? h : "-"));
+	return out;
+}
+
+/*
+ * A real kubelet refreshes a pod's ConfigMap and Secret volumes on its periodic sync (a minute
+ * plus its cache) or at once when the pod object changes. So once what the pod mounts is written,
+ * its PL_ANNOTATION_CONFIG_HASH is set to what was projected: one patch per change, none when
+ * the pod already says so. A merge patch with the pod's uid never creates a pod, nor touches a
+ * pod of the same name recreated meanwhile (409).
+ */
+static int refresh_pod(op *o, pl_kube *k, const json_t *pod, const char *ns, const char *name, const char *cfg_hash,
+		       int64_t cert_not_after)
+{
+	char mesh[128], a[16], b[16], value[96], path[700];
+	pl_kube_status st;
+
+	mesh_hash_of(o, ns, mesh, sizeof(mesh));
+	snprintf(value, sizeof(value), "config=%s,mesh=%s,cert=%lld", short_hash(cfg_hash, a), short_hash(mesh, b),
+		 (long long)cert_not_after);
+	const char *cur = annotation(pod, PL_ANNOTATION_CONFIG_HASH);
+	if (cur && strcmp(cur, value) == 0)
+		return 0;
+	json_t *patch = json_pack("{s{sss{ss}}}", "metadata", "uid", meta_str(pod, "uid") ? meta_str(pod, "uid") : "",
+				  "annotations", PL_ANNOTATION_CONFIG_HASH, value);
+	if (!meta_str(pod, "uid"))
+		json_object_del(json_object_get(patch, "metadata"), "uid");
+	pl_kube_path(path, sizeof(path), NULL, "v1", ns, "pods", name, NULL);
+	int rc = pl_kube_merge_patch(k, path, patch, NULL, &st);
+	json_decref(patch);
+	if (rc == -ENOENT || rc == -EEXIST || st.http == 409)
+		return 0; /* gone or recreated: its own events bring it back */
+	if (rc < 0) {
+		log_warnx("refresh pod %s/%s: HTTP %ld %s: %s", ns, name, st.http, st.reason, st.message);
+		return rc;
+	}
+	count(o, &o->m.pods_refreshed);
+	return 0;
+}
+
 static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, int64_t *requeue_s)
 {
 	json_t *pod = store_get(o, ST_PODS, ns, name);
@@ -329,8 +420,11 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 		log_info("config for pod %s/%s written to %s (%s)", ns, name, cmname, pl_json_get_str(cfg, "hash"));
 	if (rc >= 0)
 		rc = 0;
+	int64_t not_after = 0;
 	if (rc == 0)
-		rc = reconcile_secret(o, k, pod, ns, obj.u.pod->id, cfg, requeue_s);
+		rc = reconcile_secret(o, k, pod, ns, obj.u.pod->id, cfg, requeue_s, &not_after);
+	if (rc == 0)
+		rc = refresh_pod(o, k, pod, ns, name, pl_json_get_str(cfg, "hash"), not_after);
 	json_decref(cfg);
 out:
 	pl_arena_free(&a);
@@ -346,10 +440,16 @@ static int reconcile_mesh(op *o, pl_kube *k)
 	pl_arena a;
 	const pl_pod **pods = calloc(json_array_size(all) + 1, sizeof(*pods));
 	pl_hmap meshed = PL_HMAP_INIT;
+	size_t refreshed = 0;
 	int rc = 0;
 
 	if (!pods)
 		abort();
+	/* Events from here on schedule another round: this one may have read the stores before them. */
+	pthread_mutex_lock(&o->mu);
+	o->mesh_pending = false;
+	o->mesh_last_ns = op_mono_ns();
+	pthread_mutex_unlock(&o->mu);
 	pl_arena_init(&a);
 	json_array_foreach(all, i, it) {
 		pl_object *obj = pl_arena_alloc(&a, sizeof(*obj));
@@ -368,8 +468,29 @@ static int reconcile_mesh(op *o, pl_kube *k)
 		int r = write_configmap(o, k, ns, OP_MESH_CONFIGMAP, NULL, dir, "mesh.json", &o->m.mesh_written);
 		if (r < 0)
 			rc = r;
+		if (r >= 0)
+			mesh_hash_set(o, ns, pl_json_get_str(dir, "hash") ? pl_json_get_str(dir, "hash") : "");
+		/* Every meshed pod of the namespace mounts it: each is refreshed (reconcile_pod). */
+		for (size_t p = 0; r == 1 && p < n; p++) {
+			if (strcmp(pods[p]->meta.namespace, ns) != 0)
+				continue;
+			char key[600];
+			snprintf(key, sizeof(key), "pod/%s/%s", ns, pods[p]->meta.name);
+			pl_wq_add(o->q, key);
+			refreshed++;
+		}
 		json_decref(dir);
 	}
+	/* The next round waits until this one's refreshes fit the API budget of the workers. */
+	double per_s = o->set.qps * (o->set.workers > 0 ? o->set.workers : 1);
+	int64_t w = (int64_t)((double)refreshed / per_s * 1e9);
+	if (w < OP_MESH_WINDOW_MIN_NS)
+		w = OP_MESH_WINDOW_MIN_NS;
+	if (w > OP_MESH_WINDOW_MAX_NS)
+		w = OP_MESH_WINDOW_MAX_NS;
+	pthread_mutex_lock(&o->mu);
+	o->mesh_window_ns = w;
+	pthread_mutex_unlock(&o->mu);
 	op_snapshot_put(o, snap);
 	/* Orphans: a mesh directory in a namespace without meshed pods. */
 	json_t *cms = pl_store_list(o->st[ST_CONFIGMAPS], NULL);

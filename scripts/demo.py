@@ -36,6 +36,7 @@ BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(TOP, "b
 SYS, SHOP, LEGACY = "pillion-system", "shop", "legacy"
 WEB_VIP = "198.18.10.20"
 APP_UID = 1000
+SYNC_PERIOD = 60.0  # the kubelet's pod sync period (syncFrequency), which refreshes mounted volumes
 # What `kubectl apply` would create, by kind: the path the stand-in serves it at.
 SERVED = {"Namespace": "/api/v1/namespaces", "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
           "Service": "/api/v1/namespaces/{ns}/services", "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
@@ -228,9 +229,23 @@ class Pod:
                              {"status": {"phase": "Pending", "podIP": self.ip, "podIPs": [{"ip": self.ip}],
                                          "hostIP": "198.18.0.1"}})
         info(f"{self.ns}/{self.name}: network namespace {self.netns}, pod IP {self.ip}")
+        # A required ConfigMap or Secret volume holds the pod's containers until it exists: the
+        # kubelet retries the mount with back-off (0.5 s doubling to 2 min), with FailedMount events.
+        t0, delay = time.monotonic(), 0.5
+        while True:
+            missing = [v["name"] for v in self.obj["spec"].get("volumes", []) if ("configMap" in v or "secret" in v)
+                       and not (v.get("configMap") or v.get("secret")).get("optional")
+                       and self.volume_source(v)[0] is None]
+            if not missing:
+                break
+            if time.monotonic() - t0 > 120:
+                raise DemoError(f"{self.name}: volumes {missing} never appeared (FailedMount)")
+            info(f"  FailedMount: {', '.join(missing)} not found yet; the kubelet retries in {delay:.1f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
         got = self.sync_volumes()
         if any("configMap" in v or "secret" in v for v in self.obj["spec"].get("volumes", [])):
-            info(f"  volumes projected: {', '.join(got) or 'none yet (optional: the proxy waits for them)'}")
+            info(f"  volumes mounted after {time.monotonic() - t0:.1f} s: {', '.join(got)}")
         for c in self.obj["spec"].get("initContainers", []):
             cmd, uid = self.command(c), self.uid(c)
             if c.get("restartPolicy") == "Always":  # a native sidecar: runs on; the next waits for its startup probe
@@ -298,16 +313,27 @@ class Pod:
         return 0.0
 
 
-def kubelet_sync_loop(node):
-    """Keeps every pod's projected volumes current (the kubelet does this on its sync period)."""
-    while not node.stop.wait(0.5):
+def kubelet_sync_loop(node, api):
+    """The kubelet's volume refresh: a pod's ConfigMap and Secret volumes are projected again on its
+    periodic sync (SYNC_PERIOD), or at once when the pod object itself changes (the operator's
+    pillion.dev/config-hash annotation is such a change). Nothing else makes them current."""
+    seen, last = {}, {}
+    while not node.stop.wait(0.2):
         with node.lock:
             pods = list(node.pods.values())
         for p in pods:
             try:
+                cur = api.get(f"/api/v1/namespaces/{p.ns}/pods/{p.name}")
+                rv, key = (cur["metadata"]["resourceVersion"] if cur else None), f"{p.ns}/{p.name}"
+                why = "pod changed" if rv and rv != seen.get(key) else None
+                if not why and time.monotonic() - last.get(key, 0) >= SYNC_PERIOD:
+                    why = "periodic sync"
+                if not why:
+                    continue
+                seen[key], last[key] = rv, time.monotonic()
                 for v in p.obj["spec"].get("volumes", []):
                     if p.project(v) and p.ns == SHOP:
-                        print(f"   [kubelet] {p.name}: volume {v['name']} updated from the API", flush=True)
+                        print(f"   [kubelet] {p.name}: volume {v['name']} updated from the API ({why})", flush=True)
             except Exception as e:  # the API may be briefly unreachable; try again next period
                 print(f"   [kubelet] {p.name}: sync failed: {e}", flush=True)
 
@@ -456,7 +482,7 @@ def main():
                                                 f"{p['metadata']['name']}"),
                             [PY, "-m", "http.server", "--bind", "0.0.0.0", "--directory", os.path.join(www, app), "8080"])
             pods[app].start()
-        threading.Thread(target=kubelet_sync_loop, args=(node,), daemon=True).start()
+        threading.Thread(target=kubelet_sync_loop, args=(node, api), daemon=True).start()
         for app, p in pods.items():
             if not wait(lambda: p.exec("curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/").returncode == 0, 60):
                 raise DemoError(f"the {app} app did not start")
@@ -547,6 +573,7 @@ def main():
                 pol["spec"]["authorization"]["rules"][0]["name"] = rule
                 pol["spec"]["authorization"]["rules"][0]["from"]["namespaces"] = [SHOP]
                 info("the policy is changed in git and re-applied: rule renamed to frontend-and-shop, namespace shop added")
+            t0 = time.monotonic()
             apply(TP, pol)
             msg = wait(lambda: programmed(TP, "web"), 60)
             if not msg:
@@ -554,6 +581,8 @@ def main():
             info(f"TrafficPolicy shop/web: Programmed ({msg})")
             if not wait(lambda: rule in proxy_rule_names(pods["web"]), 60):
                 raise DemoError(f"the web proxy did not load rule {rule}")
+            info(f"the web proxy runs rule {rule} {time.monotonic() - t0:.1f} s after the apply (the operator's "
+                 f"pod annotation made the kubelet project it; its periodic sync is {SYNC_PERIOD:.0f} s)")
             info(f"web proxy reloaded its config (reloads {before:.0f} -> {pods['web'].metric(reloads):.0f}); "
                  f"its /config now lists authorization rule(s) {proxy_rule_names(pods['web'])}")
         r = pods["frontend"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")

@@ -18,6 +18,10 @@
 #define PL_ANNOTATION_PROBES "pillion.dev/probes"
 /* GET /app-health/<container>/<liveness|readiness|startup> on the admin port runs that probe. */
 #define PL_PROBE_PATH_PREFIX "/app-health/"
+/* What the operator last projected for the pod, "config=<12 hex>,mesh=<12 hex>,cert=<notAfter>":
+ * changing a pod's annotation makes the kubelet refresh its ConfigMap and Secret volumes at once
+ * instead of on its next periodic sync (about a minute). */
+#define PL_ANNOTATION_CONFIG_HASH "pillion.dev/config-hash"
 
 /* Every string below is owned by the pl_objset arena that holds the object. */
 typedef struct pl_strv {

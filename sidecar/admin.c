@@ -394,7 +394,7 @@ static void handle(admin_conn *a)
 			return;
 		}
 		respond_text(a, 202, "draining\n");
-		px_drain(px, "POST /shutdown");
+		px_drain(px, "POST /shutdown", 0);
 	} else if (strcmp(path, "/live") == 0 || strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0 ||
 		   strcmp(path, "/config") == 0) {
 		respond_text(a, 405, "use GET\n");

@@ -222,7 +222,7 @@ static void hs_free(px_hs *hs, bool reset)
 		hs->next->prev = hs->prev;
 	px->nconns--;
 	free(hs);
-	if (px->draining && px->nconns == 0)
+	if (px->draining && !px->drain_listening && px->nconns == 0)
 		px->stop = true;
 }
 
@@ -584,7 +584,8 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->close_after = false;
 	hs->attempts = 0;
 	hs->stale_retried = false;
-	hs->connect_retried = false;
+	hs->connect_retries = 0;
+	hs->via_service = false;
 	hs->status = 0;
 	hs->service = "";
 	hs->fault_delay_ns = 0;
@@ -774,8 +775,8 @@ static void outlier_result(px_hs *hs, bool failure)
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->service,
 			 hs->backend ? hs->backend : hs->service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
-		if (hs->endpoint && hs->pool)
-			px_addr_str(&hs->pool->addr, a, sizeof(a));
+		if (hs->endpoint)
+			snprintf(a, sizeof(a), "%s", hs->ep_addr);
 		if (log_allowed(px))
 			log_info("circuit breaker: %s %s of %s ejected after %d consecutive failures",
 				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->backend ? hs->backend : hs->service,
@@ -801,10 +802,24 @@ static int attempt_failed(px_hs *hs, int cause, const char *detail)
 
 	outlier_result(hs, true);
 	drop_upstream(hs);
-	/* A pod address that refuses (a pod gone before the directory says so): nothing was sent, so
-	 * once, free, the next endpoint. */
-	if (cause == PX_CAUSE_CONNECT && hs->endpoint && !hs->connect_retried && replayable(hs)) {
-		hs->connect_retried = true;
+	/* A pod address that refuses, drops the SYN (a pod gone before the directory says so: on a
+	 * real bridge its IP is silent) or is now another pod (identity refused): the request was not
+	 * sent, so it goes on, free, to the next endpoints, then once to the Service address, which the
+	 * cluster's own service proxy keeps current. The endpoint leaves the rotation meanwhile. */
+	if ((cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS) && hs->endpoint && replayable(hs)) {
+		int64_t out = hs->outlier_rt ? px_outlier_unreachable(&hs->outlier_rt->outlier, pl_ev_now(hs->px->loop)) : 0;
+		char lbl[700];
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"unreachable\",backend=\"%s\"", hs->service,
+			 hs->backend ? hs->backend : hs->service);
+		px_stats_inc(hs->px, PX_F_EJECTIONS, lbl);
+		if (log_allowed(hs->px))
+			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", hs->ep_addr, hs->service,
+				 cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
+		if (hs->connect_retries < PX_ENDPOINT_FREE_RETRIES) {
+			hs->connect_retries++;
+		} else {
+			hs->via_service = true;
+		}
 		hs->attempts--;
 		return start_attempt(hs);
 	}

@@ -56,6 +56,9 @@ struct px_pool {
 };
 
 /* Where one attempt goes. */
+/* Connect failures to pod addresses that go on to the next endpoint before the Service address. */
+#define PX_ENDPOINT_FREE_RETRIES 2
+
 typedef struct px_target {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -137,7 +140,9 @@ struct px_hs {
 	int attempts;
 	bool stale_retried;
 	bool endpoint;              /* the attempt went to a pod address from the mesh directory */
-	bool connect_retried;       /* a connect failure to an endpoint was retried on another, free */
+	int connect_retries;        /* connect failures to endpoints retried on another one, free */
+	bool via_service;           /* endpoints failed to connect: this attempt dials the Service address */
+	char ep_addr[64];           /* the endpoint of the current attempt ("ip:port"), for the log */
 	int64_t fault_delay_ns;
 	int fault_abort;
 	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */

@@ -23,7 +23,7 @@
 
 enum {
 	O_CONFIG = 256, O_MESH, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
+	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +40,8 @@ static const struct option long_opts[] = {
 	{"detect-timeout", required_argument, NULL, O_DETECT_TO},
 	{"handshake-timeout", required_argument, NULL, O_HANDSHAKE_TO},
 	{"drain-timeout", required_argument, NULL, O_DRAIN},
+	{"drain-delay", required_argument, NULL, O_DRAIN_DELAY},
+	{"endpoint-connect-timeout", required_argument, NULL, O_EP_CONNECT_TO},
 	{"resync-interval", required_argument, NULL, O_RESYNC},
 	{"splice", required_argument, NULL, O_SPLICE},
 	{"upgrades", required_argument, NULL, O_UPGRADES},
@@ -73,10 +75,16 @@ static void usage(FILE *f)
 		"  --buffer-size BYTES      relay buffer per direction while bytes wait (16384)\n"
 		"  --max-connections N      refuse beyond this many relayed connections (0: no limit)\n"
 		"  --connect-timeout DUR    upstream connect (5s)\n"
+		"  --endpoint-connect-timeout DUR  connect to a pod address of the mesh directory (1s): a pod\n"
+		"                           gone before the directory says so drops the SYN; the request goes\n"
+		"                           on to another endpoint, then to the Service address\n"
 		"  --detect-timeout DUR     PERMISSIVE: how long an inbound client may stay silent before it is\n"
 		"                           relayed as plaintext (1s)\n"
 		"  --handshake-timeout DUR  mTLS handshake (10s)\n"
 		"  --drain-timeout DUR      on SIGTERM or POST /shutdown, how long open connections may finish (5s)\n"
+		"  --drain-delay DUR        on SIGTERM, keep accepting new connections this long first, answering\n"
+		"                           HTTP with \"Connection: close\", while callers learn the pod is going\n"
+		"                           (0; injected pods: 5s); a second SIGTERM cuts it short\n"
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
 		"  --idle-timeout D         close a byte relay or tunnel with no byte either way for D; 0: never (1h)\n"
@@ -144,6 +152,8 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 	case O_DETECT_TO: return parse_dur(flag, v, &s->detect_timeout_ns);
 	case O_HANDSHAKE_TO: return parse_dur(flag, v, &s->handshake_timeout_ns);
 	case O_DRAIN: return parse_dur(flag, v, &s->drain_ns);
+	case O_DRAIN_DELAY: return parse_dur(flag, v, &s->drain_delay_ns);
+	case O_EP_CONNECT_TO: return parse_dur(flag, v, &s->endpoint_connect_timeout_ns);
 	case O_RESYNC:
 		if (parse_dur(flag, v, &s->resync_ns))
 			return 2;
@@ -356,26 +366,9 @@ static void close_listener(proxy *px, px_listener *l)
 
 /* --- draining and signals --- */
 
-static void drain_timer_cb(pl_ev_loop *loop, void *data)
+static void drain_close(proxy *px)
 {
-	proxy *px = data;
-	(void)loop;
-
-	if (px->nconns)
-		log_info("drain time is up: closing %zu connections", px->nconns);
-	while (px->conns)
-		px_conn_close(px->conns, false);
-	px_http_close_all(px);
-	px->stop = true;
-}
-
-void px_drain(proxy *px, const char *why)
-{
-	if (px->draining)
-		return;
-	px->draining = true;
-	log_info("%s: draining %zu connections for at most %lld ms", why, px->nconns,
-		 (long long)(px->set.drain_ns / PL_NS_PER_MS));
+	px->drain_listening = false;
 	close_listener(px, &px->lst[PX_OUT]);
 	close_listener(px, &px->lst[PX_IN]);
 	/* HTTP sessions between requests close now; the others after their response (connection: close). */
@@ -385,7 +378,51 @@ void px_drain(proxy *px, const char *why)
 		pl_ev_timer_start(px->loop, &px->drain_timer, 50 * PL_NS_PER_MS);
 		return;
 	}
+	log_info("draining %zu connections for at most %lld ms", px->nconns, (long long)(px->set.drain_ns / PL_NS_PER_MS));
 	pl_ev_timer_start(px->loop, &px->drain_timer, px->set.drain_ns);
+}
+
+static void drain_timer_cb(pl_ev_loop *loop, void *data)
+{
+	proxy *px = data;
+	(void)loop;
+
+	if (px->drain_listening) {
+		log_info("drain delay over: no new connections");
+		drain_close(px);
+		return;
+	}
+	if (px->nconns)
+		log_info("drain time is up: closing %zu connections", px->nconns);
+	while (px->conns)
+		px_conn_close(px->conns, false);
+	px_http_close_all(px);
+	px->stop = true;
+}
+
+void px_drain(proxy *px, const char *why, int64_t delay_ns)
+{
+	if (px->draining) {
+		if (px->drain_listening) {
+			log_info("%s again: the drain delay is cut short", why);
+			pl_ev_timer_stop(px->loop, &px->drain_timer);
+			drain_close(px);
+		}
+		return;
+	}
+	px->draining = true;
+	if (delay_ns > 0) {
+		/* /ready says "draining" and the pod is leaving every endpoint list, which takes a moment to
+		 * reach every caller: until then new connections are still served, one request each. */
+		px->drain_listening = true;
+		log_info("%s: accepting new connections for %lld ms more (drain delay), answering HTTP with "
+			 "\"Connection: close\"", why, (long long)(delay_ns / PL_NS_PER_MS));
+		px_http_drain(px);
+		pl_ev_timer_start(px->loop, &px->drain_timer, delay_ns);
+		return;
+	}
+	log_info("%s: no new connections", why);
+	drain_close(px);
 }
 
 static int sigfd;
@@ -403,7 +440,7 @@ static void signal_cb(pl_ev_loop *loop, void *data, uint32_t ev)
 			log_info("SIGHUP: re-reading the files");
 			px_state_reload(px);
 		} else {
-			px_drain(px, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			px_drain(px, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", px->set.drain_delay_ns);
 		}
 	}
 }
@@ -425,6 +462,7 @@ int main(int argc, char **argv)
 	s->max_pending_per_source = 256;
 	s->handshake_timeout_ns = 10 * PL_NS_PER_S;
 	s->drain_ns = 5 * PL_NS_PER_S;
+	s->endpoint_connect_timeout_ns = PL_NS_PER_S;
 	s->reload_debounce_ns = 50 * PL_NS_PER_MS;
 	s->resync_ns = 30 * PL_NS_PER_S;
 	s->splice = true;

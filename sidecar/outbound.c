@@ -289,6 +289,7 @@ static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl
 			continue;
 		rr->rr += (uint32_t)k + 1;
 		set_addr(t, addr, eport);
+		snprintf(hs->ep_addr, sizeof(hs->ep_addr), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, eport);
 		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, addr, eport, &n) && n;
 		hs->outlier_rt = o;
 		hs->ocb = cb;
@@ -311,8 +312,9 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 	hs->ocb = NULL;
 	hs->endpoint = false;
 	if (!hs->route) {
-		/* No policy: the Service's endpoints in turn, or the address the app dialled. */
-		if (hs->dest_svc && pick_endpoint(hs, hs->dest_svc, port, NULL, t) == 0)
+		/* No policy: the Service's endpoints in turn, or the address the app dialled (also when
+		 * every endpoint is out of the rotation, or the last ones failed to connect). */
+		if (hs->dest_svc && !hs->via_service && pick_endpoint(hs, hs->dest_svc, port, NULL, t) == 0)
 			return 0;
 		t->addr = hs->orig;
 		t->addrlen = hs->origlen;
@@ -344,10 +346,14 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 		const pl_mesh_service *s = dir ? pl_mesh_dir_service(dir, b->name) : NULL;
 		hs->backend = b->name;
 		t->backend = b->name;
-		/* Per endpoint when the directory lists them: ejection is per pod. */
-		int e = s ? pick_endpoint(hs, s, bport, cb, t) : -1;
+		/* Per endpoint when the directory lists them: ejection is per pod. Without a circuitBreaker
+		 * of the policy's own, endpoints all out of the rotation (the directory is stale, say) mean
+		 * the Service address, as after endpoints that failed to connect (via_service). */
+		int e = s && !hs->via_service ? pick_endpoint(hs, s, bport, cb, t) : -1;
 		if (e == 0)
 			return 0;
+		if (e == 1 && !(cb->set && cb->consecutive_failures))
+			e = -1;
 		if (e == 1) {
 			if (bi < nb)
 				skip[bi] = true;

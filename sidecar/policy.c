@@ -289,6 +289,7 @@ bool px_outlier_result(px_outlier *o, const pl_circuit_breaker *cb, bool failure
 {
 	if (!failure) {
 		o->consecutive = 0;
+		o->unreachable = 0;
 		if (!px_outlier_ejected(o, now_ns))
 			o->ejections = 0;
 		return false;
@@ -303,6 +304,18 @@ bool px_outlier_result(px_outlier *o, const pl_circuit_breaker *cb, bool failure
 	o->ejected_until = now_ns + (d < max ? d : max);
 	o->consecutive = 0;
 	return true;
+}
+
+int64_t px_outlier_unreachable(px_outlier *o, int64_t now_ns)
+{
+	int64_t d = INT64_C(1000000000) << (o->unreachable < 5 ? o->unreachable : 5);
+
+	if (d > INT64_C(30000000000))
+		d = INT64_C(30000000000);
+	o->unreachable++;
+	if (o->ejected_until < now_ns + d)
+		o->ejected_until = now_ns + d;
+	return d;
 }
 
 bool px_outlier_ejected(const px_outlier *o, int64_t now_ns)

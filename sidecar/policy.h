@@ -57,11 +57,17 @@ bool px_budget_try_retry(px_retry_budget *b, int64_t now_ns);
 typedef struct px_outlier {
 	int consecutive;
 	int ejections;
+	int unreachable;            /* connects failed in a row (px_outlier_unreachable) */
 	int64_t ejected_until;
 } px_outlier;
 
 /* Records a result; true when this failure ejected the endpoint. */
 bool px_outlier_result(px_outlier *o, const pl_circuit_breaker *cb, bool failure, int64_t now_ns);
+/* A pod address that could not be connected to (refused, unreachable, no SYN-ACK in time) leaves
+ * the rotation at once, as Linkerd's balancer backs off an endpoint it cannot connect to: for 1 s,
+ * doubling per failure in a row up to 30 s; a success (px_outlier_result) ends the run. Returns
+ * how long it is out. */
+int64_t px_outlier_unreachable(px_outlier *o, int64_t now_ns);
 bool px_outlier_ejected(const px_outlier *o, int64_t now_ns);
 
 /* Fault injection for one request: each roll is uniform over uint32. */

@@ -31,6 +31,8 @@ typedef struct px_settings {
 	int64_t detect_timeout_ns;     /* PERMISSIVE: wait this long for a first byte, then relay as plaintext */
 	int64_t handshake_timeout_ns;
 	int64_t drain_ns;
+	int64_t drain_delay_ns;        /* on SIGTERM, keep serving new connections this long first */
+	int64_t endpoint_connect_timeout_ns; /* a connect to a pod address (the directory's endpoints) */
 	int64_t reload_debounce_ns;
 	int64_t resync_ns;             /* periodic re-read of the files, a safety net for lost events */
 	bool splice;
@@ -184,6 +186,7 @@ struct proxy {
 	uint64_t gen;               /* +1 at every config or mesh swap (caches keyed on it) */
 	int64_t head_timeout_ns;    /* a request head begun must be whole within this */
 	bool draining;
+	bool drain_listening;       /* draining, but still accepting through the drain delay */
 	bool stop;
 	int exit_code;
 	int64_t started_at;

@@ -74,8 +74,10 @@ void px_admin_accept(proxy *px, int fd);
 void px_metrics_render(const proxy *px, pl_buf *b);
 /* wait.c: `pillion-proxy wait`, argv[0] being "wait": 0 once /ready is 200, 1 on timeout, 2 on bad flags. */
 int px_wait_main(int argc, char **argv);
-/* main.c: stop accepting, let open connections finish (bounded), then exit. */
-void px_drain(proxy *px, const char *why);
+/* main.c: keep accepting for delay_ns (new HTTP connections get "Connection: close"), then stop
+ * accepting, let open connections finish (bounded), then exit. A second call during the delay
+ * cuts it short. */
+void px_drain(proxy *px, const char *why, int64_t delay_ns);
 
 extern const char *const px_refuse_names[PX_REFUSE__N];
 extern const char *const px_tls_fail_names[PX_TLSF__N];

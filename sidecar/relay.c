@@ -254,7 +254,7 @@ void px_conn_close(px_conn *c, bool reset)
 		c->next->prev = c->prev;
 	px->nconns--;
 	free(c);
-	if (px->draining && px->nconns == 0)
+	if (px->draining && !px->drain_listening && px->nconns == 0)
 		px->stop = true;
 }
 

@@ -150,7 +150,13 @@ static int dial(px_pool *p, px_hs *hs)
 		abort();
 	u->state = PX_UP_CONNECT;
 	hs->up = u;
-	pl_ev_timer_start(px->loop, &u->timer, px->set.connect_timeout_ns);
+	/* A pod address of the directory answers in well under a millisecond inside a cluster, or is
+	 * gone: its own, short timeout, after which the request goes on to another endpoint. */
+	int64_t to = hs->endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
+			     px->set.endpoint_connect_timeout_ns < px->set.connect_timeout_ns
+		     ? px->set.endpoint_connect_timeout_ns
+		     : px->set.connect_timeout_ns;
+	pl_ev_timer_start(px->loop, &u->timer, to);
 	return 0;
 }
 

@@ -546,9 +546,12 @@ static json_t *probe(const char *path, int period, int failures)
 
 static json_t *proxy_container(ctx *c, bool native)
 {
-	json_t *ct = json_pack("{s:s, s:s, s:[s,s,s,s,s,s], s:[{s:s, s:i, s:s}]}", "name", PROXY_NAME, "image",
+	/* --drain-delay: on a 1.26 node the app and the proxy get SIGTERM together, while callers still
+	 * list the pod for a moment; new connections are served (Connection: close) meanwhile. */
+	json_t *ct = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s], s:[{s:s, s:i, s:s}]}", "name", PROXY_NAME, "image",
 			       c->o->proxy_image, "args", "--config", "/etc/pillion/config/proxy.json", "--mesh",
-			       "/etc/pillion/mesh/mesh.json", "--tls-dir", "/etc/pillion/tls", "ports", "name",
+			       "/etc/pillion/mesh/mesh.json", "--tls-dir", "/etc/pillion/tls", "--drain-delay", "5s",
+			       "ports", "name",
 			       "pillion-admin", "containerPort", PL_INJECT_ADMIN_PORT, "protocol", "TCP");
 	if (!ct) {
 		c->oom = true;

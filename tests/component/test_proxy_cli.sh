@@ -87,6 +87,33 @@ mk_ca "$tmp" ca && mk_leaf "$tmp" ca leaf "$id"
 cp "$tmp/ca.crt" "$tmp/tls/ca.crt" && cp "$tmp/leaf.key" "$tmp/tls/tls.key" && cp "$tmp/leaf.crt" "$tmp/tls/tls.crt"
 wait "$wpid"; check "wait: returns 0 once the proxy becomes ready" 0 $?
 contains "... saying after how long" "pillion-proxy wait: ready after" "$tmp/out"
+
+# --- SIGTERM with --drain-delay: new connections are still accepted, /ready says draining ---
+ip_=$(free_port); op_=$(free_port); ap2=$(free_port)
+"$bin/pillion-proxy" --config "$tmp/web.json" --tls-dir "$tmp/tls" --admin-address 127.0.0.1 --admin-port "$ap2" \
+	--outbound-port "$op_" --inbound-port "$ip_" --drain-delay 120s --log-level info 2>"$tmp/drain.log" &
+dpid=$!
+"$bin/pillion-proxy" wait --admin-port "$ap2" --timeout 60s >/dev/null 2>&1; check "drain: the proxy is ready" 0 $?
+kill -TERM "$dpid"
+# Event, not time: /ready turns 503 "draining" once the signal is handled (bounded at 60 s).
+got=
+for _ in $(seq 1 600); do
+	got=$(curl -s --max-time 30 "http://127.0.0.1:$ap2/ready")
+	[ "$got" = draining ] && break
+	sleep 0.1
+done
+check "drain: after SIGTERM /ready says draining (got: ${got:-nothing})" draining "$got"
+/usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 30).close()' "$ip_"
+check "drain: during --drain-delay the inbound listener still accepts" 0 $?
+/usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 30).close()' "$op_"
+check "drain: ... and so does the outbound one" 0 $?
+kill -0 "$dpid" 2>/dev/null; check "drain: the proxy still runs within the delay" 0 $?
+kill -TERM "$dpid"
+wait "$dpid"; check "drain: a second SIGTERM cuts the delay short; exit 0" 0 $?
+contains "drain: the log says the delay was cut short" "SIGTERM again: the drain delay is cut short" "$tmp/drain.log"
+/usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 30).close()' "$ip_" 2>/dev/null
+check "drain: after it, the inbound port refuses" 1 $?
+
 kill -TERM "$ppid"; wait "$ppid"
 
 [ "$fails" = 0 ] && echo "pillion-proxy cli: all checks passed"

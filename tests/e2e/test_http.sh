@@ -262,7 +262,7 @@ for p in a b d; do
 	# stdout is the access log. The detect timeout is not what this suite tests; a short one would
 	# relay an HTTP client that a busy machine holds back past it as opaque TCP, without its policy.
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
-		--tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info > "$T/access-$p.log"
+		--tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info > "$T/access-$p.log" 2> "$T/proxy-$p.log"
 done
 for ns in "$PA" "$PB" "$PD"; do
 	wait_for 60 ip netns exec "$ns" curl -sf -o /dev/null http://127.0.0.1:15420/ready || die "proxy in $ns not ready"
@@ -663,11 +663,12 @@ check "(17) no policy: requests to a Service go round the endpoints ($out)" \
 out=$(client "$PA" peers 198.18.2.100 8080 /spread 30)
 check "(17) a dead endpoint costs no failed request (connect failure: the next endpoint, free) ($out)" \
 	bash -c "[ \$(echo '$out' | grep -o '\"[bd]:200\": [0-9]*' | awk '{s+=\$2} END {print s}') = 30 ]"
-check "(17) ... and is ejected (2 consecutive failures)" \
-	test "$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="e2e/spread",reason="ejected",backend="e2e/spread"}')" -ge 1
+check "(17) ... and leaves the rotation at once (a failed connect: out for 1 s, doubling)" \
+	test "$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="e2e/spread",reason="unreachable",backend="e2e/spread"}')" -ge 1
 out=$(client "$PA" peers 198.18.2.100 8080 "/spread/x?failpeer=d" 20)
 check "(17) ejection is per endpoint: d answers 500 twice, is ejected, b serves the rest ($out)" \
 	bash -c "echo '$out' | grep -q '\"d:500\": 2' && echo '$out' | grep -q '\"b:200\": 18'"
+check "(17) ... the log names the ejected pod's address" grep -q "circuit breaker: endpoint $D4:8080 of e2e/spread ejected" "$T/proxy-a.log"
 
 # (18) the remaining fields, each through a request
 ca "http://$B4:8080/exact" > "$T/r18a"; ca "http://$B4:8080/exact/not" > "$T/r18b"
@@ -698,5 +699,8 @@ check "(18) exportTo: a policy exported elsewhere is not applied by a, one expor
 check "(14) metrics show HTTP sessions counted as connections" \
 	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -ge 20
 
+if [ "$E2E_FAILS" != 0 ]; then
+	for f in "$T"/proxy-*.log; do echo "--- $f (last lines)"; tail -n 20 "$f"; done
+fi
 echo "$E2E_CHECKS checks, $E2E_FAILS failed"
 [ "$E2E_FAILS" = 0 ]

@@ -244,6 +244,30 @@ static void test_outlier(void **state)
 	assert_false(px_outlier_ejected(&o, t + NS(30)));
 }
 
+static void test_outlier_unreachable(void **state)
+{
+	(void)state;
+	pl_circuit_breaker cb = {.set = true, .consecutive_failures = 7, .base_ejection_ns = NS(5), .max_ejection_ns = NS(60)};
+	px_outlier o = {0};
+	int64_t t = NS(100);
+
+	/* A failed connect: out at once for 1 s, then 2, 4, 8, 16, 30, 30 (capped). */
+	int64_t want[] = {1, 2, 4, 8, 16, 30, 30};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_true(px_outlier_unreachable(&o, t) == NS(want[i]));
+		assert_true(px_outlier_ejected(&o, t + NS(want[i]) - 1));
+		assert_false(px_outlier_ejected(&o, t + NS(want[i])));
+		t += NS(want[i]);
+	}
+	/* A success ends the run: the next failed connect is 1 s again. */
+	px_outlier_result(&o, &cb, false, t);
+	assert_true(px_outlier_unreachable(&o, t) == NS(1));
+	/* It never shortens a longer ejection already running. */
+	px_outlier e = {.ejected_until = t + NS(50)};
+	px_outlier_unreachable(&e, t);
+	assert_true(px_outlier_ejected(&e, t + NS(49)));
+}
+
 static void test_fault(void **state)
 {
 	(void)state;
@@ -274,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_outlier),
+		cmocka_unit_test(test_outlier_unreachable),
 		cmocka_unit_test(test_fault),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

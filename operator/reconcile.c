@@ -67,6 +67,22 @@ static json_t *owned_meta(const char *ns, const char *name, const json_t *pod, c
 	return md;
 }
 
+/* A namespace's pillion-mesh belongs to the install: owned by the control plane's Namespace
+ * (cluster-scoped), so deleting the install (kubectl delete -f manifests/) lets the garbage
+ * collector remove every directory instead of leaving them behind. No owner while that Namespace
+ * is not in the cache. */
+static void mesh_owner(op *o, json_t *md)
+{
+	json_t *cp = pl_store_get(o->st[ST_NAMESPACES], o->set.namespace);
+	const char *uid = cp ? meta_str(cp, "uid") : NULL;
+
+	if (uid && *uid)
+		json_object_set_new(md, "ownerReferences",
+				    json_pack("[{ssssssss}]", "apiVersion", "v1", "kind", "Namespace", "name",
+					      o->set.namespace, "uid", uid));
+	json_decref(cp);
+}
+
 static int apply(op *o, pl_kube *k, const char *plural, const char *ns, const char *name, json_t *obj)
 {
 	char path[700];
@@ -106,15 +122,23 @@ static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, 
 {
 	const char *hash = pl_json_get_str(doc, "hash");
 	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, name);
+	json_t *md = owned_meta(ns, name, pod, hash);
+	if (!pod)
+		mesh_owner(o, md);
 	bool same = current(existing, hash, pod);
+	/* A directory written before its owner was known (or by an older operator) gets it now. */
+	if (same && !pod && json_object_get(md, "ownerReferences"))
+		same = json_equal(json_object_get(json_object_get(existing, "metadata"), "ownerReferences"),
+				  json_object_get(md, "ownerReferences"));
 	json_decref(existing);
-	if (same)
+	if (same) {
+		json_decref(md);
 		return 0;
+	}
 	/* proxy.json pretty, for people reading it with kubectl; mesh.json compact, since it lists
 	 * every meshed pod and must stay under the 1 MiB object limit (about 40% smaller). */
 	char *text = pod ? pl_json_dump_pretty(doc) : pl_json_dump_canonical(doc);
-	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata",
-			       owned_meta(ns, name, pod, hash), "data", key, text);
+	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", md, "data", key, text);
 	free(text);
 	int rc = apply(o, k, "configmaps", ns, name, cm);
 	json_decref(cm);

@@ -177,6 +177,11 @@ def main():
               svc_ids and svc_ids[0]["addresses"] == [web_ip] and svc_ids[0]["identities"] == [spiffe(SHOP, "web")], svc_ids)
         check("... and every meshed pod with its IP", len(mesh_pods(SHOP) or []) == 4)
         check("namespace other gets its own pillion-mesh", wait(lambda: cm(OTHER, "pillion-mesh"), 10 * T) is not None)
+        sys_uid = api.get(f"/api/v1/namespaces/{SYS}")["metadata"]["uid"]
+        owned = wait(lambda: [r for r in (cm(SHOP, "pillion-mesh") or {}).get("metadata", {}).get("ownerReferences", [])
+                              if r.get("kind") == "Namespace" and r.get("name") == SYS and r.get("uid") == sys_uid], 20 * T)
+        check("pillion-mesh is owned by the control plane's Namespace (deleting the install removes it)", bool(owned),
+              cm(SHOP, "pillion-mesh")["metadata"].get("ownerReferences"))
 
         # --- the pod annotation that makes a real kubelet project the volumes now ---
         def short(h):

@@ -156,6 +156,19 @@ static const char *dir_name(int dir) { return dir == PX_OUT ? "outbound" : "inbo
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
+/* "ip:port" ("[ip]:port" for IPv6) of an endpoint's table entry, keyed "ep|<ip>|<port>". */
+static const char *ep_name(const px_rt *r, char out[80])
+{
+	const char *a = r && r->key && strncmp(r->key, "ep|", 3) == 0 ? r->key + 3 : NULL;
+	const char *bar = a ? strrchr(a, '|') : NULL;
+
+	if (!bar)
+		snprintf(out, 80, "?");
+	else
+		snprintf(out, 80, memchr(a, ':', (size_t)(bar - a)) ? "[%.*s]:%s" : "%.*s:%s", (int)(bar - a), a, bar + 1);
+	return out;
+}
+
 /* The request no longer wants its upstream connection: it stops waiting for one, or closes it. */
 static void drop_upstream(px_hs *hs)
 {
@@ -771,12 +784,13 @@ static void outlier_result(px_hs *hs, bool failure)
 	if (!hs->outlier_rt || !hs->ocb || !hs->ocb->set || !hs->ocb->consecutive_failures)
 		return;
 	if (px_outlier_result(&hs->outlier_rt->outlier, hs->ocb, failure, pl_ev_now(px->loop))) {
-		char lbl[700], a[64] = "";
+		char lbl[700], a[80] = "";
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->service,
 			 hs->backend ? hs->backend : hs->service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
+		char en[80];
 		if (hs->endpoint)
-			snprintf(a, sizeof(a), "%s", hs->ep_addr);
+			snprintf(a, sizeof(a), "%s", ep_name(hs->outlier_rt, en));
 		if (log_allowed(px))
 			log_info("circuit breaker: %s %s of %s ejected after %d consecutive failures",
 				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->backend ? hs->backend : hs->service,
@@ -812,9 +826,10 @@ static int attempt_failed(px_hs *hs, int cause, const char *detail)
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"unreachable\",backend=\"%s\"", hs->service,
 			 hs->backend ? hs->backend : hs->service);
 		px_stats_inc(hs->px, PX_F_EJECTIONS, lbl);
+		char en[80];
 		if (log_allowed(hs->px))
-			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", hs->ep_addr, hs->service,
-				 cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
+			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", ep_name(hs->outlier_rt, en),
+				 hs->service, cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
 		if (hs->connect_retries < PX_ENDPOINT_FREE_RETRIES) {
 			hs->connect_retries++;
 		} else {

@@ -75,6 +75,7 @@ typedef struct px_refusal {
 
 /* Runtime state that outlives a config reload, found by name (policy, route, backend, port). */
 typedef struct px_rt {
+	const char *key;            /* e.g. "ep|<address>|<port>" for an endpoint */
 	px_retry_budget budget;
 	int budget_key[2];          /* the parameters budget was set up with */
 	px_outlier outlier;
@@ -142,7 +143,6 @@ struct px_hs {
 	bool endpoint;              /* the attempt went to a pod address from the mesh directory */
 	int connect_retries;        /* connect failures to endpoints retried on another one, free */
 	bool via_service;           /* endpoints failed to connect: this attempt dials the Service address */
-	char ep_addr[64];           /* the endpoint of the current attempt ("ip:port"), for the log */
 	int64_t fault_delay_ns;
 	int fault_abort;
 	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */

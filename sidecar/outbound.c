@@ -289,7 +289,6 @@ static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl
 			continue;
 		rr->rr += (uint32_t)k + 1;
 		set_addr(t, addr, eport);
-		snprintf(hs->ep_addr, sizeof(hs->ep_addr), strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, eport);
 		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, addr, eport, &n) && n;
 		hs->outlier_rt = o;
 		hs->ocb = cb;

@@ -146,4 +146,17 @@ void px_stats_render(const proxy *px, pl_buf *b)
 	}
 }
 
-px_rt *px_rt_get(proxy *px, const char *key) { return get_or_new(&px->rt, key, sizeof(px_rt)); }
+px_rt *px_rt_get(proxy *px, const char *key)
+{
+	px_rt *r = pl_hmap_get(&px->rt, key);
+
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r));
+	char *k = strdup(key);
+	if (!r || !k)
+		abort();
+	r->key = k; /* the map's own copy: entries live as long as the proxy */
+	pl_hmap_put(&px->rt, k, r);
+	return r;
+}

@@ -390,11 +390,15 @@ static void *worker(void *arg)
 {
 	op *o = arg;
 	pl_kube *k = pl_kube_new(&o->kcfg, o->set.qps, o->set.burst);
+	/* Questions to proxies (pods/proxy): a pod that does not answer must not hold a worker. */
+	pl_kube *ks = pl_kube_new(&o->kcfg, o->set.qps, o->set.burst);
+	pl_kube_set_timeouts(ks, 3, 3, 0);
+	pl_kube_set_retry(ks, 1, 0);
 	char *key;
 
 	while ((key = pl_wq_get(o->q, -1))) {
 		int64_t requeue = 0, t0 = op_mono_ns();
-		int rc = op_reconcile(o, k, key, &requeue);
+		int rc = op_reconcile(o, strncmp(key, "sync/", 5) == 0 ? ks : k, key, &requeue);
 		int64_t dt = op_mono_ns() - t0;
 		pthread_mutex_lock(&o->mu);
 		if (rc == 0)
@@ -419,6 +423,7 @@ static void *worker(void *arg)
 		free(key);
 	}
 	pl_kube_free(k);
+	pl_kube_free(ks);
 	return NULL;
 }
 

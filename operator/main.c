@@ -304,6 +304,7 @@ int main(int argc, char **argv)
 	op_rendered_free(&O);
 	op_certs_ok_free(&O);
 	op_mesh_hash_free(&O);
+	op_applied_free(&O);
 	log_info("pillion-operator stopped");
 	return 0;
 }

@@ -25,6 +25,8 @@
 /* Mesh-directory rounds are at least this far apart, so a rollout's pod events coalesce. */
 #define OP_MESH_WINDOW_MIN_NS 500000000LL
 #define OP_MESH_WINDOW_MAX_NS 30000000000LL
+/* The first question to a pod's proxy after its config changed: time for the kubelet and the proxy. */
+#define OP_SYNC_FIRST_NS 300000000LL
 
 typedef struct op_settings {
 	const char *kubeconfig;
@@ -101,6 +103,7 @@ typedef struct op {
 	uint64_t snap_gen;
 	pl_hmap rendered;           /* "ns/name" -> struct op_rendered (rendered.c), under mu */
 	pl_hmap certs_ok;           /* "ns/name" of a Secret -> struct cert_ok (reconcile.c), under mu */
+	pl_hmap applied;            /* "ns/name" -> struct op_applied (proxysync.c), under mu */
 	pl_hmap mesh_hash;          /* namespace -> hash of the pillion-mesh it holds (reconcile.c), under mu */
 	bool mesh_pending;          /* a "mesh" round is scheduled (controller.c), under mu */
 	int64_t mesh_window_ns;     /* how far apart mesh rounds are: grows with the pods each round refreshes */
@@ -171,6 +174,16 @@ int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, co
 /* Whether the pod's render against the current snapshot has this hash (a ConfigMap event that needs no work). */
 bool op_rendered_current(op *o, const char *ns, const char *name, const char *hash);
 void op_rendered_free(op *o);
+/* The pod's last render's hash, whatever the snapshot; false when it has none. */
+bool op_rendered_hash(op *o, const char *ns, const char *name, char *hash, size_t len);
+
+/* proxysync.c: key "sync/<ns>/<name>": asks the pod's proxy (GET /status through pods/proxy) which
+ * config it runs; polled with back-off until it is the rendered one. */
+int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64_t *requeue_s);
+/* The config hash the pod's proxy last said it runs; false when it has not answered. */
+bool op_applied_get(op *o, const char *ns, const char *name, char *hash, size_t len);
+void op_applied_forget(op *o, const char *ns, const char *name);
+void op_applied_free(op *o);
 void op_certs_ok_forget(op *o, const char *ns, const char *name); /* reconcile.c */
 void op_certs_ok_free(op *o);
 void op_mesh_hash_free(op *o);  /* reconcile.c */

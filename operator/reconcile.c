@@ -420,6 +420,7 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 
 	if (!pod) {
 		op_rendered_forget(o, ns, name);
+		op_applied_forget(o, ns, name);
 		return 0; /* gone: its objects go with it (ownerReferences) */
 	}
 	pl_arena_init(&a);
@@ -449,6 +450,14 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 		rc = reconcile_secret(o, k, pod, ns, obj.u.pod->id, cfg, requeue_s, &not_after);
 	if (rc == 0)
 		rc = refresh_pod(o, k, pod, ns, name, pl_json_get_str(cfg, "hash"), not_after);
+	/* Until its proxy says it runs this config, it is asked (Programmed counts it then). */
+	char applied[80];
+	op_applied_get(o, ns, name, applied, sizeof(applied));
+	if (rc == 0 && strcmp(applied, pl_json_get_str(cfg, "hash") ? pl_json_get_str(cfg, "hash") : "") != 0) {
+		char skey[600];
+		snprintf(skey, sizeof(skey), "sync/%s/%s", ns, name);
+		pl_wq_add_after(o->q, skey, OP_SYNC_FIRST_NS);
+	}
 	json_decref(cfg);
 out:
 	pl_arena_free(&a);
@@ -569,7 +578,8 @@ static json_t *condition(const json_t *old_conds, const char *type, bool ok, con
 
 /* Pods this object applies to, and how many of them have their current config written. A pod's
  * last render is reused while the snapshot is the same one; otherwise it is rendered again here. */
-static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int *total, int *done)
+static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int *total, int *done, char *stale,
+		       size_t stale_len, int *nstale)
 {
 	json_t *pods = pl_store_list(o->st[ST_PODS], NULL), *it;
 	size_t i;
@@ -597,13 +607,14 @@ static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int
 		if (applies != 1)
 			continue;
 		(*total)++;
-		char cmname[128];
-		snprintf(cmname, sizeof(cmname), "pillion-%s", id);
-		json_t *cm = store_get(o, ST_CONFIGMAPS, ns, cmname);
-		const char *h = cm ? annotation(cm, OP_HASH_ANNOTATION) : NULL;
-		if (h && strcmp(h, hash) == 0)
+		char applied[80];
+		if (op_applied_get(o, ns, name, applied, sizeof(applied)) && strcmp(applied, hash) == 0) {
 			(*done)++;
-		json_decref(cm);
+		} else if (stale && strlen(stale) + strlen(name) + 8 < stale_len) {
+			if (++*nstale <= 3)
+				snprintf(stale + strlen(stale), stale_len - strlen(stale), "%s%s/%s", *nstale > 1 ? ", " : "",
+					 ns, name);
+		}
 	}
 	json_decref(pods);
 }
@@ -655,15 +666,20 @@ static int reconcile_status(op *o, pl_kube *k, const char *kind, const char *ns,
 	json_t *conds = json_array();
 	if (obj.valid) {
 		json_array_append_new(conds, condition(old_conds, "Accepted", true, "Valid", "the policy is valid", gen));
-		int total = 0, done = 0;
+		int total = 0, done = 0, nstale = 0;
+		char stale[400] = "";
 		op_snapshot *snap = op_snapshot_get(o);
-		programmed(o, &obj, snap, &total, &done);
+		programmed(o, &obj, snap, &total, &done, stale, sizeof(stale), &nstale);
 		op_snapshot_put(o, snap);
-		snprintf(msg, sizeof(msg), "%d/%d pods", done, total);
+		if (done == total)
+			snprintf(msg, sizeof(msg), "%d/%d pods: their proxies run the current config", done, total);
+		else
+			snprintf(msg, sizeof(msg), "%d/%d pods: their proxies run the current config; not yet: %s%s", done,
+				 total, stale, nstale > 3 ? ", ..." : "");
 		snprintf(reason, sizeof(reason), "%s", done == total ? "Programmed" : "Pending");
 		json_array_append_new(conds, condition(old_conds, "Programmed", done == total, reason, msg, gen));
 		if (done != total)
-			*requeue_s = 2;
+			*requeue_s = 1;
 		if (obj.kind == PL_KIND_TRAFFIC_POLICY) {
 			bool ok = refs_resolved(o, obj.u.policy, msg, sizeof(msg));
 			json_array_append_new(conds, condition(old_conds, "ResolvedRefs", ok, ok ? "ResolvedRefs" :
@@ -740,6 +756,14 @@ int op_reconcile(op *o, pl_kube *k, const char *key, int64_t *requeue_s)
 			return 0;
 		*name++ = '\0';
 		return reconcile_pod(o, k, ns, name, requeue_s);
+	}
+	if (strncmp(buf, "sync/", 5) == 0) {
+		ns = buf + 5;
+		name = strchr(ns, '/');
+		if (!name)
+			return 0;
+		*name++ = '\0';
+		return op_reconcile_sync(o, k, ns, name, requeue_s);
 	}
 	if (strncmp(buf, "status/", 7) == 0) {
 		kind = buf + 7;

@@ -111,6 +111,18 @@ int op_rendered_lookup(op *o, const char *ns, const char *name, uint64_t gen, co
 	return rc;
 }
 
+bool op_rendered_hash(op *o, const char *ns, const char *name, char *hash, size_t len)
+{
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct op_rendered *e = pl_hmap_get(&o->rendered, key);
+	snprintf(hash, len, "%s", e ? e->hash : "");
+	pthread_mutex_unlock(&o->mu);
+	return e != NULL;
+}
+
 bool op_rendered_current(op *o, const char *ns, const char *name, const char *hash)
 {
 	char key[600];

@@ -54,3 +54,42 @@ void check_endpoints_count(const json_t *ep, int *ready, int *not_ready)
 		*not_ready += (int)json_array_size(json_object_get(subset, "notReadyAddresses"));
 	}
 }
+
+const char *const proxy_sync_names[3] = {"SYNCED", "STALE", "NOT READY"};
+
+static const char *short12(const char *h, char out[16])
+{
+	const char *c = h ? strchr(h, ':') : NULL;
+	snprintf(out, 16, "%.12s", c ? c + 1 : h && *h ? h : "-");
+	return out;
+}
+
+enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh, char *msg,
+				 size_t size)
+{
+	char a[16], b[16];
+
+	if (!json_is_object(status)) {
+		snprintf(msg, size, "the proxy did not answer GET /status");
+		return PROXY_NOT_READY;
+	}
+	const char *cfg = pl_json_get_str(json_object_get(status, "config"), "hash");
+	const char *mesh = pl_json_get_str(json_object_get(status, "mesh"), "hash");
+	const char *err = pl_json_get_str(json_object_get(status, "config"), "lastError");
+	if (!json_is_true(json_object_get(status, "ready"))) {
+		const char *why = pl_json_get_str(status, "reason");
+		snprintf(msg, size, "not ready: %s", why ? why : "?");
+		return PROXY_NOT_READY;
+	}
+	if (want_config && *want_config && (!cfg || strcmp(cfg, want_config) != 0)) {
+		snprintf(msg, size, "runs config %s, the operator wrote %s%s%s", short12(cfg, a), short12(want_config, b),
+			 err && *err ? "; it refused the new one: " : "", err && *err ? err : "");
+		return PROXY_STALE;
+	}
+	if (want_mesh && *want_mesh && (!mesh || strcmp(mesh, want_mesh) != 0)) {
+		snprintf(msg, size, "runs mesh directory %s, the operator wrote %s", short12(mesh, a), short12(want_mesh, b));
+		return PROXY_STALE;
+	}
+	snprintf(msg, size, "runs what the operator wrote");
+	return PROXY_SYNCED;
+}

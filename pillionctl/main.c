@@ -6,6 +6,7 @@
 #include "check.h"
 #include "inject.h"
 #include "inputs.h"
+#include "status.h"
 
 static void usage(FILE *f)
 {
@@ -17,6 +18,7 @@ static void usage(FILE *f)
 		   "  render --mesh NS -f PATH...     print namespace NS's mesh directory (from Pods, Services)\n"
 		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
 		   "  check [--kubeconfig FILE]       inspect an installed Pillion through the Kubernetes API\n"
+		   "  status [-n NS]                  each meshed pod's proxy: SYNCED, STALE or NOT READY\n"
 		   "  version, --version              print the version and commit\n"
 		   "\n"
 		   "Run pillionctl COMMAND --help for a command's flags.\n");
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 		return cmd_inject(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		pl_version_print(stdout, "pillionctl");
 		return 0;

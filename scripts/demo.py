@@ -391,6 +391,9 @@ def main():
             raise DemoError("the CRDs were not served")
 
         node = Node(tmp)
+        # The API server reaches pod IPs (pods/proxy, which the operator uses to ask each proxy what
+        # it runs) through the node's routes, as a real one does.
+        api.req("POST", "/_fake/config", {"podNetns": node.name})
         say("pillion-operator, as the operator Deployment's pod would run it")
         node.spawn([os.path.join(BIN, "pillion-operator"), "--kubeconfig", kc, "--namespace", SYS,
                     "--metrics-address", "127.0.0.1", "--metrics-port", "25440", "--identity", "demo-operator"],
@@ -579,6 +582,14 @@ def main():
             if not msg:
                 raise DemoError("the TrafficPolicy did not become Programmed")
             info(f"TrafficPolicy shop/web: Programmed ({msg})")
+            if step == 1:
+                ps = subprocess.run([os.path.join(BIN, "pillionctl"), "status", "--kubeconfig", kc, "-n", SHOP],
+                                    capture_output=True, text=True, timeout=60)
+                info("pillionctl status -n shop (each proxy asked through the API server):")
+                for ln in ps.stdout.splitlines():
+                    info("  " + ln)
+                if ps.returncode != 0 or ps.stdout.count(" SYNCED ") != 2:
+                    raise DemoError(f"pillionctl status: exit {ps.returncode}: {ps.stdout}{ps.stderr}")
             if not wait(lambda: rule in proxy_rule_names(pods["web"]), 60):
                 raise DemoError(f"the web proxy did not load rule {rule}")
             info(f"the web proxy runs rule {rule} {time.monotonic() - t0:.1f} s after the apply (the operator's "

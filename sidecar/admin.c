@@ -220,6 +220,36 @@ static void config_body(admin_conn *a)
 	free(s);
 }
 
+/* GET /status: what this proxy runs, for the operator's Programmed condition and `pillionctl
+ * status`: the content hashes (as the operator wrote them) of the config and mesh directory in
+ * use, when each was loaded, the last refusal, the certificate's notAfter. No policy content. */
+static void status_body(admin_conn *a)
+{
+	proxy *px = a->px;
+	const char *why;
+	json_t *o = json_object();
+	const char *hashes[3] = {px->config ? px->config->cfg.hash : NULL, px->mesh ? px->mesh->dir.hash : NULL, NULL};
+
+	json_object_set_new(o, "ready", json_boolean(px_ready(px, &why)));
+	json_object_set_new(o, "reason", json_string(why));
+	for (int i = 0; i < 3; i++) {
+		json_t *f = json_object();
+		if (i < 2)
+			json_object_set_new(f, "hash", hashes[i] ? json_string(hashes[i]) : json_null());
+		json_object_set_new(f, "loadedAt", json_integer(px->files[i].loaded_at));
+		json_object_set_new(f, "lastError", json_string(px->files[i].error));
+		if (i == 2 && px->creds) {
+			json_object_set_new(f, "notAfter", json_integer(pl_tls_creds_not_after(px->creds)));
+			json_object_set_new(f, "spiffeId", json_string(pl_tls_creds_spiffe_id(px->creds)));
+		}
+		json_object_set_new(o, i == 2 ? "certificate" : px->files[i].what, f);
+	}
+	char *s = pl_json_dump_canonical(o);
+	json_decref(o);
+	respond(a, 200, "application/json", s, strlen(s));
+	free(s);
+}
+
 static bool from_loopback(int fd)
 {
 	struct sockaddr_storage ss;
@@ -383,6 +413,8 @@ static void handle(admin_conn *a)
 		pl_buf_free(&b);
 	} else if (strcmp(path, "/config") == 0 && get) {
 		config_body(a);
+	} else if (strcmp(path, "/status") == 0 && get) {
+		status_body(a);
 	} else if (strcmp(path, "/shutdown") == 0) {
 		if (strcmp(method, "POST") != 0) {
 			respond_text(a, 405, "use POST\n");
@@ -396,10 +428,10 @@ static void handle(admin_conn *a)
 		respond_text(a, 202, "draining\n");
 		px_drain(px, "POST /shutdown", 0);
 	} else if (strcmp(path, "/live") == 0 || strcmp(path, "/ready") == 0 || strcmp(path, "/metrics") == 0 ||
-		   strcmp(path, "/config") == 0) {
+		   strcmp(path, "/config") == 0 || strcmp(path, "/status") == 0) {
 		respond_text(a, 405, "use GET\n");
 	} else {
-		respond_text(a, 404, "not found: try /live, /ready, /metrics, /config, /app-health/<container>/<kind>, "
+		respond_text(a, 404, "not found: try /live, /ready, /metrics, /config, /status, /app-health/<container>/<kind>, "
 				     "POST /shutdown\n");
 	}
 	head_only(a);

@@ -343,6 +343,15 @@ check "(drain) the transfer open at SIGTERM completed" \
 ip netns exec "$PB" curl -s http://127.0.0.1:15420/config >"$T/config.out"
 check "(admin) /config shows the identity in use" grep -q "$ID_B" "$T/config.out"
 check "(admin) /config holds no key material" sh -c "! grep -q 'PRIVATE KEY' '$T/config.out'"
+ip netns exec "$PB" curl -s http://127.0.0.1:15420/status >"$T/status.out"
+check "(admin) /status names the config hash in use, as /metrics does, and the certificate's identity" \
+	$PY - "$T/status.out" "$(config_info | sed -E 's/.*hash="([^"]*)".*/\1/')" "$ID_B" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = s["config"]["hash"] == sys.argv[2] and s["certificate"]["spiffeId"] == sys.argv[3] and s["ready"] is True \
+    and s["mesh"]["hash"] is not None and s["config"]["loadedAt"] > 0 and "inbound" not in json.dumps(s)
+sys.exit(0 if ok else 1)
+PYEOF
 check "(admin) GET /shutdown is refused" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:15420/shutdown)" = 405
 check "(admin) POST /shutdown from another pod is refused" test "$(ip netns exec "$PC" curl -s -o /dev/null -w '%{http_code}' -X POST "http://$B4:15420/shutdown")" = 403
 check "(admin) POST /shutdown is accepted" test "$(ip netns exec "$PB" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:15420/shutdown)" = 202

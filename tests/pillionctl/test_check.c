@@ -86,6 +86,30 @@ static void test_endpoints_count(void **state)
 	json_decref(ep);
 }
 
+static void test_proxy_sync(void **state)
+{
+	char msg[600];
+	const char *c1 = "sha256:1111111111111111aaaa", *c2 = "sha256:2222222222222222bbbb", *m1 = "sha256:3333333333333333";
+	json_t *s;
+	(void)state;
+	assert_int_equal(check_proxy_sync(NULL, c1, m1, msg, sizeof(msg)), PROXY_NOT_READY);
+	assert_string_equal(msg, "the proxy did not answer GET /status");
+	s = parse("{\"ready\":false,\"reason\":\"no valid certificate\",\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"}}");
+	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_NOT_READY);
+	assert_string_equal(msg, "not ready: no valid certificate");
+	json_decref(s);
+	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\",\"lastError\":\"line 3: bad\"},"
+		  "\"mesh\":{\"hash\":\"sha256:3333333333333333\"}}");
+	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, c2, m1, msg, sizeof(msg)), PROXY_STALE);
+	assert_string_equal(msg, "runs config 111111111111, the operator wrote 222222222222; it refused the new one: line 3: bad");
+	assert_int_equal(check_proxy_sync(s, c1, "sha256:4444444444444444", msg, sizeof(msg)), PROXY_STALE);
+	assert_string_equal(msg, "runs mesh directory 333333333333, the operator wrote 444444444444");
+	/* Nothing written to compare with: what it runs is all there is. */
+	assert_int_equal(check_proxy_sync(s, "", "", msg, sizeof(msg)), PROXY_SYNCED);
+	json_decref(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -94,6 +118,7 @@ int main(void)
 		cmocka_unit_test(test_deployment_none_ready),
 		cmocka_unit_test(test_deployment_not_available),
 		cmocka_unit_test(test_endpoints_count),
+		cmocka_unit_test(test_proxy_sync),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

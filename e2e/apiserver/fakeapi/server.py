@@ -8,6 +8,7 @@ import json
 import random
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import traceback
@@ -93,6 +94,16 @@ class State:
         self.conns_lock = threading.Lock()
         self.down_until = 0.0
         self.servers = []
+        # pods/proxy: how the "API server" reaches pod IPs. None: directly; a network namespace
+        # name: through it (`ip netns exec NS curl`), as the demo's node routes to its pods.
+        self.pod_netns = None
+        # Canned answers of pods/proxy by "ns/name:port/path" ({"status", "body"}), for a suite
+        # with pods that run nothing (the operator's): the kubelet's and the pod's part, played.
+        self.pod_answers = {}
+        # With podAutoStatus, GET .../proxy/status of an injected pod that has no canned answer
+        # says it runs its ConfigMap pillion-<id>'s current content hash: a proxy that applies at
+        # once what it is given (the scale benchmark's pods run nothing).
+        self.pod_auto_status = False
 
     def reset_counts(self):
         with self.counts_lock:
@@ -357,6 +368,55 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                         "resources": rs})
         return self.send_json(404, NOT_FOUND)
 
+    # ------------------------------------------------------------------ pods/proxy
+
+    def pod_proxy(self, ns, target, subpath, path, query):
+        """GET /api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH: the pod's answer, relayed (as
+        kube-apiserver does: it dials the pod IP), or 503 when the pod cannot be reached."""
+        st = self.server.state
+        if self.command not in ("GET", "HEAD"):
+            raise method_not_allowed()
+        st.count(self.command, "get", "pods/proxy", path, query, self.headers.get("User-Agent") or "")
+        name, _, port = target.partition(":")
+        rt = st.store.lookup("", "v1", "pods")
+        pod = st.store.find(rt, ns, name)
+        if pod is None:
+            return self.send_json(404, status_object(404, "NotFound", 'pods "%s" not found' % name,
+                                                     {"name": name, "kind": "pods"}))
+        canned = st.pod_answers.get("%s/%s:%s%s" % (ns, name, port, subpath))
+        if canned is not None:
+            body = canned.get("body", "")
+            body = body if isinstance(body, str) else json.dumps(body)
+            return self.send_raw(int(canned.get("status", 200)), body.encode(), "application/json")
+        if st.pod_auto_status and subpath == "/status":
+            pid = ((pod.get("metadata") or {}).get("annotations") or {}).get("pillion.dev/id")
+            cm = st.store.find(st.store.lookup("", "v1", "configmaps"), ns, "pillion-%s" % pid) if pid else None
+            h = ((cm or {}).get("metadata", {}).get("annotations") or {}).get("pillion.dev/content-hash")
+            if h:
+                return self.send_raw(200, json.dumps({"ready": True, "reason": "ready", "config": {"hash": h}}).encode(),
+                                     "application/json")
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip or not port.isdigit():
+            return self.send_json(503, status_object(503, "ServiceUnavailable", "pod %s has no IP or no port given" % name))
+        url = "http://%s:%s%s" % ("[%s]" % ip if ":" in ip else ip, port, subpath)
+        cmd = ["curl", "-sS", "--max-time", "3", "-o", "-", "-w", "\n%{http_code}", url]
+        if st.pod_netns:
+            cmd = ["ip", "netns", "exec", st.pod_netns] + cmd
+        r = subprocess.run(cmd, capture_output=True, timeout=10)
+        out, _, code = r.stdout.rpartition(b"\n")
+        if r.returncode != 0 or not code.strip().isdigit():
+            return self.send_json(503, status_object(503, "ServiceUnavailable",
+                                                     "error trying to reach service: %s" % r.stderr.decode(errors="replace").strip()))
+        return self.send_raw(int(code), out, "application/json")
+
+    def send_raw(self, code, body, ctype):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     # ------------------------------------------------------------------ the REST API
 
     def api(self, segs, path, query, body):
@@ -381,6 +441,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             inner = store.lookup(group, version, rest[2])
             if inner is not None and inner.namespaced:
                 ns, rest = rest[1], rest[2:]
+        if group == "" and len(rest) >= 3 and rest[0] == "pods" and rest[2] == "proxy" and ns is not None:
+            return self.pod_proxy(ns, rest[1], "/" + "/".join(rest[3:]), path, query)
         if len(rest) > 3:
             return self.send_json(404, NOT_FOUND)
         rt = store.lookup(group, version, rest[0])
@@ -701,6 +763,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.admission.set_overrides(req["webhookURLOverrides"])
             if "bookmarkIntervalSeconds" in req:
                 st.bookmark_interval = float(req["bookmarkIntervalSeconds"])
+            if "podNetns" in req:
+                st.pod_netns = req["podNetns"] or None
+            if "podAnswers" in req:
+                if req["podAnswers"] is None:
+                    st.pod_answers.clear()
+                else:
+                    st.pod_answers.update(req["podAnswers"])
+            if "podAutoStatus" in req:
+                st.pod_auto_status = bool(req["podAutoStatus"])
             return self.send_json(200, {"webhookURLOverrides": st.admission.overrides,
                                         "bookmarkIntervalSeconds": st.bookmark_interval})
         if path == "/_fake/state" and m == "GET":

@@ -296,9 +296,17 @@ static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
 
 static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
 
-static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace, bool drop_host)
+/* The proxy's own verdict field: an app's answer never carries it past its inbound proxy, so a
+ * caller's proxy can trust it from a peer (mTLS) and retry a request the peer's app never got. */
+#define PX_ERROR_FIELD "pillion-proxy-error"
+#define PX_DROP_HOST 2u
+#define PX_DROP_OWN 4u
+
+static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace, unsigned drop)
 {
-	if (drop_host && pl_h1_eq(h->name, "host"))
+	if ((drop & PX_DROP_HOST) && pl_h1_eq(h->name, "host"))
+		return true;
+	if ((drop & PX_DROP_OWN) && pl_h1_eq(h->name, PX_ERROR_FIELD))
 		return true;
 	if (drop_trace && (pl_h1_eq(h->name, "traceparent") || pl_h1_eq(h->name, "tracestate")))
 		return true;
@@ -313,7 +321,7 @@ static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgr
  * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
  */
 /* The fields of m that go on to the next hop. */
-static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_trace, bool drop_host)
+static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_trace, unsigned drop_host)
 {
 	uint32_t kept = 0;
 
@@ -323,7 +331,7 @@ static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_tra
 }
 
 static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
-			    const char *line, bool drop_host, char **sep, uint32_t *seplen)
+			    const char *line, unsigned drop_host, char **sep, uint32_t *seplen)
 {
 	static char tmp[PL_H1_DEFAULT_MAX_HEAD + PL_H1_DEFAULT_MAX_LINE + 256];
 	size_t addlen = strlen(add);
@@ -396,10 +404,10 @@ int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool
 			snprintf(line, sizeof(line), "%.*s %s%.*s HTTP/1.%d\r\n", (int)m->method.len, m->method.p,
 				 ae < pe && *ae == '/' ? "" : "/", (int)(pe - ae), ae, m->minor);
 			snprintf(addhost, sizeof(addhost), "host: %.*s\r\n%s", (int)(ae - a), a, add);
-			return rewrite_head(m, buf, addhost, keep_upgrade, drop_trace, line, true, sep, seplen);
+			return rewrite_head(m, buf, addhost, keep_upgrade, drop_trace, line, PX_DROP_HOST, sep, seplen);
 		}
 	}
-	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, NULL, false, sep, seplen);
+	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, NULL, 0, sep, seplen);
 }
 
 static const char *reason_of(int status)
@@ -948,11 +956,26 @@ static int scan_response(px_hs *hs)
 	return 0;
 }
 
+static bool peer_unsent(const pl_h1_msg *m)
+{
+	for (uint32_t i = 0; i < m->nheaders; i++)
+		if (pl_h1_eq(m->headers[i].name, PX_ERROR_FIELD))
+			return m->headers[i].value.len == 15 && memcmp(m->headers[i].value.p, "connect failure", 15) == 0;
+	return false;
+}
+
 /* A final response head is here: retry it, or pass it on. */
 static int response_head(px_hs *hs, const pl_h1_msg *m)
 {
 	proxy *px = hs->px;
 
+	/* A peer proxy that could not reach its app (it refused: it exited on SIGTERM while its proxy
+	 * drains, say) says so: the request never reached an app, so it goes on as after a connect
+	 * failure, free, to another endpoint. */
+	if (hs->dir == PX_OUT && m->status == 503 && hs->up && hs->up->s.tls && peer_unsent(m)) {
+		px_up_release(hs->up, false);
+		return attempt_failed(hs, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
+	}
 	outlier_result(hs, m->status >= 500);
 	if (m->status >= 500 && retry_allowed(hs, PX_CAUSE_STATUS, m->status)) {
 		if (hs->up)
@@ -961,7 +984,8 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	}
 	/* The head goes on with one Connection field of the proxy's: it must still parse at the next
 	 * hop, which has the same field limit. */
-	if (fields_kept(m, m->status == 101 && hs->upgrade, false, false) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
+	unsigned own = hs->dir == PX_IN ? PX_DROP_OWN : 0;
+	if (fields_kept(m, m->status == 101 && hs->upgrade, false, own) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
 		hs->up_reusable = false;
 		if (hs->up)
 			px_up_release(hs->up, false);
@@ -987,7 +1011,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	int32_t st = rewrite_head(m, hs->rin,
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
-				  up101, false, NULL, false, &hs->dhead, &hs->dhead_len);
+				  up101, false, NULL, own, &hs->dhead, &hs->dhead_len);
 
 	hs->rs_pos = st >= 0 ? (uint32_t)st : m->head_len;
 	hs->rs_end = m->head_len;

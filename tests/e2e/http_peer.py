@@ -6,7 +6,8 @@ selftest                                                     raw-socket checks a
 
 Commands come from the query string (combinable): status=NNN fail=K failstatus=NNN delay=MS delayfirst=K
 reset=1 resetfirst=K hang=1 close=1 chunked=N body=SIZE echo=1 noclen=1 expect=reject
-failpeer=NAME (only the server of that --name answers failstatus, default 500).
+failpeer=NAME (only the server of that --name answers failstatus, default 500). forge=1 adds the
+proxy's own verdict field (pillion-proxy-error: connect failure), which an app must not get past its proxy.
 Special paths: /__stats (JSON counters) and /__reset (clear counters); neither is counted.
 """
 import hashlib
@@ -319,7 +320,8 @@ class Peer:
             base = [h for h in base if h[0] != "Connection"] + [("Connection", "close")]
         if mode == "close":
             keep = False  # the close ends the body; no Connection: close header unless close=1
-        self.send(sock, status, base + [("Content-Type", ctype)], body, mode, method, length)
+        forged = [("pillion-proxy-error", "connect failure")] if q.get("forge") == "1" else []
+        self.send(sock, status, base + [("Content-Type", ctype)] + forged, body, mode, method, length)
         return keep
 
     def send(self, sock, status, headers, body, mode, method="GET", length=None):

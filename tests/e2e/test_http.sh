@@ -51,6 +51,9 @@ svc() { # NAME SELECTOR_APP IP PORT
 	svc spread2 nobody 198.18.2.101 8080
 	svc hidden nobody 198.18.2.102 8080
 	svc shown nobody 198.18.2.103 8080
+	svc vanish nobody 198.18.2.104 8080
+	svc fallback nobody 198.18.2.105 8080
+	svc halfdead nobody 198.18.2.106 8080
 	cat <<'YAML'
 ---
 apiVersion: pillion.dev/v1alpha1
@@ -231,7 +234,13 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"e2e","name":"hidden","addresses":["198.18.2.102"],"ports":[8080],"identities":[$(ID b)],
    "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]}]},
   {"namespace":"e2e","name":"shown","addresses":["198.18.2.103"],"ports":[8080],"identities":[$(ID b)],
-   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]}]}],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]}]},
+  {"namespace":"e2e","name":"vanish","addresses":["198.18.2.104"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$B4","$B6"],"ports":[8080]},{"addresses":["198.18.2.3"],"ports":[8086]},{"addresses":["$D4"],"ports":[8080]}]},
+  {"namespace":"e2e","name":"fallback","addresses":["198.18.2.105"],"ports":[8080],"identities":[$(ID d)],
+   "endpoints":[{"addresses":["198.18.2.3"],"ports":[8086]},{"addresses":["198.18.2.3"],"ports":[8087]}]},
+  {"namespace":"e2e","name":"halfdead","addresses":["198.18.2.106"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$B4"],"ports":[8099]},{"addresses":["$D4"],"ports":[8080]}]}],
  "pods":[{"namespace":"e2e","name":"a","addresses":["198.18.2.1"],"identity":$(ID a)},
          {"namespace":"e2e","name":"b","addresses":["$B4","$B6"],"identity":$(ID b)},
          {"namespace":"e2e","name":"d","addresses":["$D4"],"identity":$(ID d)}]}
@@ -654,6 +663,39 @@ check "(16) PERMISSIVE b: a plaintext GET of a probe path gets no exception from
 pc "http://$B4:15420/app-health/app/liveness" > "$T/r16f"
 check "(16) PERMISSIVE b: its liveness probe runs through the admin port: 200" bash -c "[ \"\$(status < '$T/r16f')\" = 200 ]"
 
+# (19) (before (17), whose ejections of d would hide it) a pod gone on a real bridge: its IP drops the SYN (no RST). c drops 8086 and 8087; vanish
+# lists c:8086 between b and d, fallback lists only c:8086 and c:8087, its "cluster IP"
+# 198.18.2.105 being an address of d (what kube-proxy would keep current).
+ip netns exec "$PC" iptables -A INPUT -p tcp -m multiport --dports 8086,8087 -j DROP
+ip -n "$PD" addr add 198.18.2.105/24 dev eth0
+t0=$(date +%s)
+out=$(client "$PA" peers 198.18.2.104 8080 /vanish 30)
+t1=$(date +%s)
+check "(19) an endpoint that drops SYNs costs no failed request ($out)" \
+	bash -c "[ \$(echo '$out' | grep -o '\"[bd]:200\": [0-9]*' | awk '{s+=\$2} END {print s}') = 30 ]"
+check "(19) ... nor more than the 1 s endpoint connect timeout per try: 30 requests in $((t1 - t0)) s (bound 20 s; the 5 s connect timeout would take 50 s)" \
+	test $((t1 - t0)) -le 20
+unreach=$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="e2e/vanish",reason="unreachable",backend="e2e/vanish"}')
+check "(19) ... the endpoint leaves the rotation (unreachable: $unreach), the log says the connect timed out" \
+	bash -c "[ '$unreach' -ge 1 ] && grep -q 'endpoint 198.18.2.3:8086 of e2e/vanish: connect failure: connect timed out' '$T/proxy-a.log'"
+out=$(client "$PA" peers 198.18.2.105 8080 /fallback 5)
+check "(19) every listed endpoint silent: the Service address answers, nothing fails ($out)" \
+	bash -c "echo '$out' | grep -q '\"d:200\": 5'"
+
+# (20) a peer's proxy that cannot reach its app (it exited on SIGTERM while the proxy drains)
+# answers 503 with its verdict field: the request never reached an app, so the caller's proxy
+# takes it to another endpoint, free. halfdead lists b:8099 (nothing listens) and d. An app's own
+# answer carrying that field does not get past its proxy: no retry, and the caller never sees it.
+out=$(client "$PA" peers 198.18.2.106 8080 /halfdead 20)
+check "(20) a peer proxy's 'connect failure' 503: the request goes on to another endpoint; 20/20 from d ($out)" \
+	bash -c "echo '$out' | grep -q '\"d:200\": 20'"
+ip netns exec "$PB" curl -s -o /dev/null --max-time 30 "http://127.0.0.1:8080/__reset"
+ca "http://$B4:8080/forge?status=503&forge=1" > "$T/r20"
+check "(20) an app's 503 with the proxy's verdict field: passed on, the field removed" \
+	bash -c "[ \"\$(status < '$T/r20')\" = 503 ] && ! grep -qi '^pillion-proxy-error' '$T/r20'"
+forged=$(stats 8080 | $PY -c 'import json,sys; print(json.load(sys.stdin)["paths"].get("/forge?status=503&forge=1", 0))')
+check "(20) ... b's app saw that request once ($forged)" test "$forged" = 1
+
 # (17) per-endpoint balancing: the Services' "cluster IPs" route nowhere (no kube-proxy here), so
 # every answer proves the proxy dialled a pod from the directory's endpoints. spread lists b, c
 # (nothing listens: a pod gone before the directory says so) and d.
@@ -669,6 +711,7 @@ out=$(client "$PA" peers 198.18.2.100 8080 "/spread/x?failpeer=d" 20)
 check "(17) ejection is per endpoint: d answers 500 twice, is ejected, b serves the rest ($out)" \
 	bash -c "echo '$out' | grep -q '\"d:500\": 2' && echo '$out' | grep -q '\"b:200\": 18'"
 check "(17) ... the log names the ejected pod's address" grep -q "circuit breaker: endpoint $D4:8080 of e2e/spread ejected" "$T/proxy-a.log"
+
 
 # (18) the remaining fields, each through a request
 ca "http://$B4:8080/exact" > "$T/r18a"; ca "http://$B4:8080/exact/not" > "$T/r18b"

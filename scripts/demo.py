@@ -101,7 +101,7 @@ class Node:
     def pod_network(self, short):
         """The CNI plugin's part: a namespace with eth0 on its own /24, routed by the node."""
         self.n += 1
-        ns = f"pl-{short}-{self.sfx}"
+        ns = f"pl-{short}{self.n}-{self.sfx}"
         sh("ip", "netns", "add", ns)
         self.netns.append(ns)
         host, pod = f"n{self.n}{self.sfx}", f"p{self.n}{self.sfx}"
@@ -286,7 +286,9 @@ class Pod:
                         60, 0.25):
                 raise DemoError(f"{self.name}: a readiness probe never passed")
             info(f"  readiness probes of {[c['name'] for c in probed]} passed after {time.monotonic() - t0:.1f} s")
-        self.api.merge_patch(f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", {"status": {"phase": "Running"}})
+        self.api.merge_patch(f"/api/v1/namespaces/{self.ns}/pods/{self.name}/status", {"status": {
+            "phase": "Running", "conditions": [{"type": "Ready", "status": "True"},
+                                               {"type": "ContainersReady", "status": "True"}]}})
         with self.node.lock:
             self.node.pods[f"{self.ns}/{self.name}"] = self
 
@@ -338,20 +340,50 @@ def kubelet_sync_loop(node, api):
                 print(f"   [kubelet] {p.name}: sync failed: {e}", flush=True)
 
 
-def kube_proxy(node, api, svc_ns, svc):
-    """kube-proxy's part: the Service's cluster IP DNATed to its ready endpoints, on the node."""
+def kube_proxy_sync(node, api, svc_ns, svc, chain):
+    """One kube-proxy sync: the Service's cluster IP DNATed to its ready endpoints, balanced at
+    random, in the node's nat table. Returns the endpoint IPs."""
     s = api.get(f"/api/v1/namespaces/{svc_ns}/services/{svc}")
     sel = s["spec"]["selector"]
     pods = api.get(f"/api/v1/namespaces/{svc_ns}/pods")["items"]
-    ips = [p["status"]["podIP"] for p in pods if p.get("status", {}).get("podIP")
-           and all(p["metadata"].get("labels", {}).get(k) == v for k, v in sel.items())]
+    ips = sorted(p["status"]["podIP"] for p in pods if p.get("status", {}).get("podIP")
+                 and not p["metadata"].get("deletionTimestamp")
+                 and any(c.get("type") == "Ready" and c.get("status") == "True" for c in p["status"].get("conditions", []))
+                 and all(p["metadata"].get("labels", {}).get(k) == v for k, v in sel.items()))
+    rules = [f"*nat", f":{chain} - [0:0]"]
+    for port in s["spec"]["ports"]:
+        for i, ip in enumerate(ips):
+            prob = [] if i == len(ips) - 1 else ["-m", "statistic", "--mode", "random", "--probability",
+                                                  "%.5f" % (1.0 / (len(ips) - i))]
+            rules.append(" ".join(["-A", chain, "-d", s["spec"]["clusterIP"] + "/32", "-p", "tcp", "--dport",
+                                   str(port["port"])] + prob + ["-j", "DNAT", "--to-destination",
+                                                                f"{ip}:{port['targetPort']}"]))
+    rules.append("COMMIT")
+    subprocess.run(["ip", "netns", "exec", node.name, "iptables-restore", "--noflush"],
+                   input="\n".join(rules) + "\n", text=True, check=True, capture_output=True)
+    return ips
+
+
+def kube_proxy(node, api, svc_ns, svc):
+    """kube-proxy's part: the Service's cluster IP DNATed to its ready endpoints, on the node, kept
+    current by a sync every 0.5 s (a real kube-proxy follows EndpointSlices within about a second)."""
+    chain = "DEMO-SVC-" + svc.upper()
+    sh("ip", "netns", "exec", node.name, "iptables", "-t", "nat", "-N", chain)
+    sh("ip", "netns", "exec", node.name, "iptables", "-t", "nat", "-A", "PREROUTING", "-j", chain)
+    ips = kube_proxy_sync(node, api, svc_ns, svc, chain)
     if not ips:
-        raise DemoError(f"Service {svc_ns}/{svc} has no endpoint")
-    for port in s["spec"]["ports"]:   # one endpoint in the demo: no balancing to set up
-        sh("ip", "netns", "exec", node.name, "iptables", "-t", "nat", "-A", "PREROUTING", "-d",
-           s["spec"]["clusterIP"] + "/32", "-p", "tcp", "--dport", str(port["port"]), "-j", "DNAT",
-           "--to-destination", f"{ips[0]}:{port['targetPort']}")
-        info(f"Service {svc_ns}/{svc} {s['spec']['clusterIP']}:{port['port']} -> {ips[0]}:{port['targetPort']}")
+        raise DemoError(f"Service {svc_ns}/{svc} has no ready endpoint")
+    s = api.get(f"/api/v1/namespaces/{svc_ns}/services/{svc}")
+    for port in s["spec"]["ports"]:
+        info(f"Service {svc_ns}/{svc} {s['spec']['clusterIP']}:{port['port']} -> {', '.join(ips)} :{port['targetPort']}")
+
+    def loop():
+        while not node.stop.wait(0.5):
+            try:
+                kube_proxy_sync(node, api, svc_ns, svc, chain)
+            except Exception as e:  # the API may be briefly unreachable; try again next period
+                print(f"   [kube-proxy] sync failed: {e}", flush=True)
+    threading.Thread(target=loop, daemon=True).start()
 
 
 def main():
@@ -625,15 +657,54 @@ def main():
         info("the kubelet's readiness probe of web still passes in STRICT: the proxy runs it on loopback "
              f"({web_c['readinessProbe']['httpGet']['path']} on port {web_c['readinessProbe']['httpGet']['port']})")
 
-        say("the web pod is deleted: the operator removes its ConfigMap and Secret")
-        wid = pods["web"].obj["metadata"]["annotations"]["pillion.dev/id"]
-        api.delete(f"/api/v1/namespaces/{SHOP}/pods/{pods['web'].name}")
+        say("a rollout of web under load: a new web pod starts, then the old one goes while frontend "
+            "calls web 40 times a second")
+
+        def all_synced():
+            r = subprocess.run([os.path.join(BIN, "pillionctl"), "status", "--kubeconfig", kc, "-n", SHOP],
+                               capture_output=True, text=True, timeout=60)
+            return r.returncode == 0 and r.stdout
+
+        web2 = create_pod(SHOP, "web", "web")
+        pods["web2"] = Pod(node, api, api.get(f"/api/v1/namespaces/{SHOP}/pods/{web2['metadata']['name']}"),
+                           [PY, "-m", "http.server", "--bind", "0.0.0.0", "--directory", os.path.join(www, "web"), "8080"])
+        pods["web2"].start()
+        t0 = time.monotonic()
+        table = wait(all_synced, 60)
+        if not table:
+            raise DemoError("the proxies did not all run the directory with the new web pod")
+        info(f"every proxy of shop runs the directory listing the new pod {time.monotonic() - t0:.1f} s after it "
+             "started (pillionctl status: all SYNCED)")
+
+        def requests_out():
+            return sum(float(ln.rsplit(" ", 1)[1]) for ln in pods["frontend"].admin("/metrics").splitlines()
+                       if ln.startswith('pillion_proxy_requests_total{direction="outbound"'))
+
+        before = requests_out()
+        load = subprocess.Popen(in_ns(pods["frontend"].netns, APP_UID, PY, os.path.join(TOP, "tests", "e2e", "load.py"),
+                                      f"http://{WEB_VIP}/", "1200", "30", "hello from web", "--rate", "40",
+                                      "--timeout", "2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(load)
+        if not wait(lambda: requests_out() >= before + 40, 60):
+            raise DemoError("the load did not start")
+        old = pods["web"]
+        wid = old.obj["metadata"]["annotations"]["pillion.dev/id"]
+        api.delete(f"/api/v1/namespaces/{SHOP}/pods/{old.name}")
+        info(f"pod {old.name} deleted under load; the kubelet sends its containers SIGTERM: the app exits at "
+             "once, the proxy serves new connections 5 s more (--drain-delay) and answers for the app")
+        info(f"the kubelet stopped the pod's containers; exit statuses: {old.kill()}")
+        # Gone from the node: on a real bridge its IP now drops packets (no RST).
+        sh("ip", "netns", "exec", node.name, "iptables", "-I", "FORWARD", "-d", old.ip, "-j", "DROP")
+        info(f"its IP {old.ip} now drops every packet, as a deleted pod's does")
+        out, _ = load.communicate(timeout=120)
+        info(f"frontend -> web during the rollout: {out.strip()}")
+        if load.returncode != 0 or "failed=0" not in out:
+            raise DemoError(f"requests failed during the rollout: {out}")
         gone = wait(lambda: api.get(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-{wid}") is None and
                     api.get(f"/api/v1/namespaces/{SHOP}/secrets/pillion-{wid}-tls") is None, 60)
         if not gone:
             raise DemoError("the deleted pod's objects remained")
-        info(f"ConfigMap pillion-{wid} and Secret pillion-{wid}-tls are gone")
-        info(f"the kubelet stopped the pod's containers with SIGTERM; exit statuses: {pods['web'].kill()}")
+        info(f"the operator's objects for it went with it: ConfigMap pillion-{wid} and Secret pillion-{wid}-tls are gone")
         ok = True
     except DemoError as e:
         print(f"\ndemo FAILED: {e}", file=sys.stderr)

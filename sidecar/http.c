@@ -1126,7 +1126,10 @@ static int head_step(px_hs *hs)
 			return PROGRESS;
 		}
 	}
-	if ((px->draining || hs->down_eof) && hs->in_len == 0) {
+	/* Draining: a session with nothing buffered ends here, except through the drain delay, when a
+	 * request may still come (a new connection, or a caller's pooled one): it is served, with
+	 * "Connection: close". */
+	if (((px->draining && !px->drain_listening) || hs->down_eof) && hs->in_len == 0) {
 		hs_free(hs, false);
 		return GONE;
 	}

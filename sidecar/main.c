@@ -417,7 +417,8 @@ void px_drain(proxy *px, const char *why, int64_t delay_ns)
 		px->drain_listening = true;
 		log_info("%s: accepting new connections for %lld ms more (drain delay), answering HTTP with "
 			 "\"Connection: close\"", why, (long long)(delay_ns / PL_NS_PER_MS));
-		px_http_drain(px);
+		/* Idle keep-alive connections stay open meanwhile: closing one as a caller sends on it
+		 * fails that request; the next request on it is answered with "Connection: close". */
 		pl_ev_timer_start(px->loop, &px->drain_timer, delay_ns);
 		return;
 	}

@@ -162,7 +162,9 @@ static int dial(px_pool *p, px_hs *hs)
 
 int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *err)
 {
-	if (p->idle) {
+	/* The retry after a pooled connection the server had closed dials afresh: a server that closes
+	 * one (draining, say) has usually closed its other idle ones too. */
+	if (p->idle && !hs->stale_retried) {
 		px_up *u = p->idle;
 		idle_remove(p, u);
 		pl_ev_timer_stop(hs->px->loop, &u->timer);

@@ -120,9 +120,9 @@ in_ns "$PB" 0 "$BIN/pillion-init" --skip-inbound-ports 9090,9091 >"$T/init-b.log
 # 60 s, so the transfer open at its SIGTERM (drain) has the time it needs.
 for pod in a b; do
 	ns=pl-$pod-$SFX
-	drain=5s; [ "$pod" = a ] && drain=60s
+	drain=5s; delay=0s; [ "$pod" = a ] && drain=60s && delay=120s
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$pod/config/proxy.json" --mesh "$T/$pod/mesh/mesh.json" \
-		--tls-dir "$T/$pod/tls" --detect-timeout 3s --drain-timeout "$drain" --log-level info
+		--tls-dir "$T/$pod/tls" --detect-timeout 3s --drain-timeout "$drain" --drain-delay "$delay" --log-level info
 	eval "PROXY_$pod=$LAST_PID"
 done
 for ns in "$PA" "$PB"; do
@@ -333,8 +333,15 @@ bg "$PA" "$APP_UID" sh -c "curl -sS --max-time 60 --limit-rate 1500k -o '$T/out/
 BIG2=$LAST_PID
 wait_for 60 test -s "$T/out/big2.out" || fail "(drain) the transfer did not start within 60 s"
 kill -TERM "$PROXY_a"
+# a runs with --drain-delay 120s: it keeps serving new connections until a second SIGTERM.
+draining() { ip netns exec "$PA" curl -s --max-time 30 http://127.0.0.1:15420/ready | grep -q draining; }
+wait_for 60 draining || fail "(drain) /ready did not say draining within 60 s"
+get "$PA" "$APP_UID" "http://$B4:8080/hello.txt" -i > "$T/drain.out" 2>&1
+check "(drain) during the drain delay a new connection's request is served" grep -q "hello-from-b MARKER-7f3a" "$T/drain.out"
+check "(drain) ... with Connection: close" grep -qi '^connection: close' "$T/drain.out"
+kill -TERM "$PROXY_a"
 wait "$PROXY_a"; rc=$?
-check "(drain) the proxy exited 0 after SIGTERM" test "$rc" = 0
+check "(drain) the proxy exited 0 after a second SIGTERM ended the delay" test "$rc" = 0
 wait "$BIG2" 2>/dev/null
 check "(drain) the transfer open at SIGTERM completed" \
 	test "$(sha256sum "$T/out/big2.out" | cut -d' ' -f1)" = "$big_sum"

@@ -32,6 +32,7 @@ typedef struct probe_call {
 	char resp[256];             /* the start of the app's answer: its status line is all that counts */
 	size_t len;
 	char what[320];             /* "web/readiness: GET 127.0.0.1:8080/healthz" for the answer's body */
+	bool tcp;                   /* a tcpSocket probe: a connection accepted passes */
 } probe_call;
 
 typedef struct admin_conn {
@@ -286,12 +287,16 @@ static void probe_io(pl_ev_loop *loop, void *data, uint32_t ev)
 	char why[160];
 	(void)ev;
 
-	if (pc->sent < pc->req.len) {
+	if (pc->sent < pc->req.len || pc->tcp) {
 		int err = 0;
 		socklen_t el = sizeof(err);
 		if (pc->sent == 0 && (getsockopt(pc->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)) {
 			snprintf(why, sizeof(why), "the app does not answer: %s", strerror(err ? err : errno));
 			probe_done(a, 503, why);
+			return;
+		}
+		if (pc->tcp) { /* a tcpSocket probe: the connection is the answer */
+			probe_done(a, 200, "the app accepts connections");
 			return;
 		}
 		ssize_t n = send(pc->fd, pc->req.data + pc->sent, pc->req.len - pc->sent, MSG_NOSIGNAL);
@@ -355,9 +360,14 @@ static void probe_start(admin_conn *a, const char *rest)
 		abort();
 	a->pc = pc;
 	pl_ev_io_init(&pc->io, probe_io, a);
-	snprintf(pc->what, sizeof(pc->what), "%s/%s: GET 127.0.0.1:%d%.200s", p->container, p->kind, p->port, p->path);
+	pc->tcp = p->tcp;
+	if (p->tcp)
+		snprintf(pc->what, sizeof(pc->what), "%s/%s: connect 127.0.0.1:%d", p->container, p->kind, p->port);
+	else
+		snprintf(pc->what, sizeof(pc->what), "%s/%s: GET 127.0.0.1:%d%.200s", p->container, p->kind, p->port,
+			 p->path);
 	bool host = false;
-	pl_buf_printf(&pc->req, "GET %s HTTP/1.1\r\n", p->path);
+	pl_buf_printf(&pc->req, "GET %s HTTP/1.1\r\n", p->tcp ? "/" : p->path);
 	for (size_t k = 0; k < p->headers.n; k++) {
 		host |= strcasecmp(p->headers.v[k].key, "host") == 0;
 		pl_buf_printf(&pc->req, "%s: %s\r\n", p->headers.v[k].key, p->headers.v[k].value);

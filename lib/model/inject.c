@@ -601,14 +601,15 @@ static json_t *volume(const char *name, bool secret, const char *source)
 			 source);
 }
 
-/* Appends {op, path, value} to the patch; value is stolen. */
+/* Appends {op, path, value} to the patch ({op, path} for "remove", value NULL); value is stolen. */
 static void op(ctx *c, const char *what, const char *path, json_t *value)
 {
 	json_t *o = json_object();
+	bool rm = strcmp(what, "remove") == 0; /* the one op without a value */
 
-	if (!o || !value || json_object_set_new(o, "op", json_string(what)) < 0 ||
-	    json_object_set_new(o, "path", json_string(path)) < 0 || json_object_set_new(o, "value", value) < 0 ||
-	    json_array_append_new(c->patch, o) < 0) {
+	if (!o || (!value && !rm) || json_object_set_new(o, "op", json_string(what)) < 0 ||
+	    json_object_set_new(o, "path", json_string(path)) < 0 ||
+	    (!rm && json_object_set_new(o, "value", value) < 0) || json_array_append_new(c->patch, o) < 0) {
 		if (!o)
 			json_decref(value);
 		c->oom = true;
@@ -775,7 +776,12 @@ static char *rewrite_probes(ctx *c)
 	json_array_foreach(c->containers, i, ct) {
 		const char *name = json_string_value(get(ct, "name"));
 		for (int k = 0; k < 3; k++) {
-			const json_t *pr = get(ct, kinds[k]), *g = get(pr, "httpGet");
+			const json_t *pr = get(ct, kinds[k]), *g = get(pr, "httpGet"), *ts = get(pr, "tcpSocket");
+			/* A tcpSocket probe of the app's port would be answered by the proxy's accept, the app
+			 * up or not: it becomes an HTTP probe of the admin port, which connects on loopback. */
+			bool tcp = !json_is_object(g) && json_is_object(ts);
+			if (tcp)
+				g = ts;
 			if (!json_is_object(g))
 				continue;
 			const char *scheme = json_string_value(get(g, "scheme")), *host = json_string_value(get(g, "host"));
@@ -800,9 +806,13 @@ static char *rewrite_probes(ctx *c)
 				c->oom = true;
 			char path[64 + 256], ptr[128];
 			snprintf(path, sizeof(path), "%s%s/%s", PL_PROBE_PATH_PREFIX, name, names[k]);
+			if (tcp) {
+				snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/tcpSocket", i, kinds[k]);
+				op(c, "remove", ptr, NULL);
+			}
 			snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/httpGet", i, kinds[k]);
-			op(c, "replace", ptr, json_pack("{s:s, s:i, s:s}", "path", path, "port", PL_INJECT_ADMIN_PORT,
-							   "scheme", "HTTP"));
+			op(c, tcp ? "add" : "replace", ptr, json_pack("{s:s, s:i, s:s}", "path", path, "port",
+								    PL_INJECT_ADMIN_PORT, "scheme", "HTTP"));
 		}
 	}
 	if (json_object_size(orig)) {

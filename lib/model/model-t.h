@@ -243,7 +243,9 @@ typedef struct pl_probe {
 	const char *container;
 	const char *kind;            /* "liveness", "readiness" or "startup" */
 	int port;                    /* resolved when the probe names a container port */
-	const char *path;            /* as the kubelet requests it, query included; "/" when the probe gives none */
+	const char *path;            /* as the kubelet requests it, query included; "/" when the probe gives none;
+	                              * NULL for a tcpSocket probe */
+	bool tcp;                    /* a tcpSocket probe: passes when the port accepts a connection */
 	pl_labels headers;           /* httpHeaders, in the order given (not sorted here) */
 	int timeout_s;               /* timeoutSeconds, 1 by default */
 } pl_probe;

@@ -141,7 +141,10 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 		const json_t *orig = json_object_get(saved, cname);
 		for (int k = 0; k < 3; k++) {
 			const json_t *pr = json_object_get(orig ? orig : c, kinds[k]);
-			const json_t *g = json_object_get(pr, "httpGet");
+			const json_t *g = json_object_get(pr, "httpGet"), *ts = json_object_get(pr, "tcpSocket");
+			bool tcp = !json_is_object(g) && json_is_object(ts);
+			if (tcp)
+				g = ts;
 			const char *scheme = pl_json_get_str(g, "scheme"), *host = pl_json_get_str(g, "host");
 			if (!json_is_object(g) || (scheme && strcmp(scheme, "HTTP") != 0) || (host && *host))
 				continue;
@@ -155,7 +158,7 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 						port = (int)json_integer_value(cp);
 				}
 			}
-			const char *path = pl_json_get_str(g, "path");
+			const char *path = tcp ? "" : pl_json_get_str(g, "path");
 			if (!path)
 				path = "";
 			if (port < 1 || port > 65535 || strncmp(path, PL_PROBE_PATH_PREFIX, strlen(PL_PROBE_PATH_PREFIX)) == 0)
@@ -165,7 +168,8 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 			q->container = pl_arena_strdup(d->arena, cname);
 			q->kind = names[k];
 			q->port = port;
-			q->path = path[0] == '/' ? pl_arena_strdup(d->arena, path) : pl_arena_printf(d->arena, "/%s", path);
+			q->tcp = tcp;
+			q->path = tcp ? NULL : path[0] == '/' ? pl_arena_strdup(d->arena, path) : pl_arena_printf(d->arena, "/%s", path);
 			const json_t *to = json_object_get(pr, "timeoutSeconds");
 			q->timeout_s = json_is_integer(to) && json_integer_value(to) >= 1 && json_integer_value(to) <= 3600 ?
 					       (int)json_integer_value(to) : 1;

@@ -334,7 +334,7 @@ static void probe_header_item(pl_dec *d, const json_t *o, void *out, size_t i)
 
 static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
 {
-	static const char *const known[] = {"container", "kind", "port", "path", "headers", "timeoutSeconds", NULL};
+	static const char *const known[] = {"container", "kind", "port", "path", "tcp", "headers", "timeoutSeconds", NULL};
 	static const char *const kinds[] = {"liveness", "readiness", "startup", NULL};
 	pl_probe *p = out;
 	int kind = 0;
@@ -345,8 +345,16 @@ static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
 	if (dec_enum(d, o, "kind", true, kinds, &kind))
 		p->kind = kinds[kind];
 	dec_int(d, o, "port", true, 1, 65535, &p->port);
-	/* The path goes into a request line: printable ASCII without spaces. */
-	if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path)) {
+	/* A tcpSocket probe ("tcp": true) has no path and no headers; an HTTP one needs its path. */
+	p->tcp = false;
+	dec_bool(d, o, "tcp", false, &p->tcp);
+	if (p->tcp) {
+		if (json_object_get(o, "path"))
+			dec_error_at(d, "path", "not allowed with tcp: true");
+		if (json_object_get(o, "headers"))
+			dec_error_at(d, "headers", "not allowed with tcp: true");
+	} else if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path)) {
+		/* The path goes into a request line: printable ASCII without spaces. */
 		bool ok = p->path[0] == '/';
 		for (const char *c = p->path; ok && *c; c++)
 			ok = *c > 0x20 && *c < 0x7f;

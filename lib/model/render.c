@@ -349,8 +349,12 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 		json_t *pr = json_array();
 		for (size_t i = 0; i < pod->nprobes; i++) {
 			const pl_probe *q = &pod->probes[i];
-			json_t *o = json_pack("{sssssisssi}", "container", q->container, "kind", q->kind, "port", q->port,
-					      "path", q->path, "timeoutSeconds", q->timeout_s);
+			json_t *o = json_pack("{sssssisi}", "container", q->container, "kind", q->kind, "port", q->port,
+					      "timeoutSeconds", q->timeout_s);
+			if (q->tcp)
+				json_object_set_new(o, "tcp", json_true());
+			else
+				json_object_set_new(o, "path", json_string(q->path));
 			if (q->headers.n) {
 				json_t *hs = json_array();
 				for (size_t k = 0; k < q->headers.n; k++)

@@ -205,12 +205,14 @@ pod() { # NAME PORTS...   (the first port is probed: liveness /healthz by its na
 apiVersion: v1
 kind: Pod
 metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pillion.dev/id: "${name}0000000000000000000000000000001"}}
-spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]$probes}]}
+spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]$probes}${SIDE:+, $SIDE}]}
 YAML
 }
 pod a > "$T/pod-a.yaml"
 pod b 8080 8081 8082 8083 8084 8085 8099 > "$T/pod-b.yaml"
-pod d 8080 > "$T/pod-d.yaml"
+# d also has a container whose probes are tcpSocket ones: 8080 accepts, 8097 refuses.
+SIDE="{name: side, image: side, livenessProbe: {tcpSocket: {port: 8080}}, readinessProbe: {tcpSocket: {port: 8097}}}" \
+	pod d 8080 > "$T/pod-d.yaml"
 for p in a b d; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
 done
@@ -637,14 +639,20 @@ check "(15) lines are counted as queued" \
 # own probe on loopback; the app's ports take no plaintext under STRICT (d), not even a probe path,
 # and a probe path gets no exception from authorization (b).
 pc() { in_ns "$PC" "$APP_UID" curl -s -i --max-time 30 "$@"; }
-check "(16) d's rendered config lists its HTTP probes (named port resolved, query and headers kept, HTTPS left out)" \
-	$PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["probes"]; assert p == [{"container": "app", "kind": "liveness", "port": 8080, "path": "/healthz", "timeoutSeconds": 1}, {"container": "app", "kind": "readiness", "port": 8080, "path": "/ready?full=1&status=503", "timeoutSeconds": 5, "headers": [{"name": "X-Probe", "value": "ready"}]}], p' "$T/d.json"
+check "(16) d's rendered config lists its HTTP and tcpSocket probes (named port resolved, query and headers kept, HTTPS left out)" \
+	$PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["probes"]; assert p == [{"container": "app", "kind": "liveness", "port": 8080, "path": "/healthz", "timeoutSeconds": 1}, {"container": "app", "kind": "readiness", "port": 8080, "path": "/ready?full=1&status=503", "timeoutSeconds": 5, "headers": [{"name": "X-Probe", "value": "ready"}]}, {"container": "side", "kind": "liveness", "port": 8080, "tcp": True, "timeoutSeconds": 1}, {"container": "side", "kind": "readiness", "port": 8097, "tcp": True, "timeoutSeconds": 1}], p' "$T/d.json"
 pc "http://$D4:15420/app-health/app/liveness" > "$T/r16a"
 check "(16) STRICT d: the kubelet's liveness probe on the admin port runs the app's /healthz: 200" \
 	bash -c "[ \"\$(status < '$T/r16a')\" = 200 ] && grep -q 'app/liveness: GET 127.0.0.1:8080/healthz: the app answered 200' '$T/r16a'"
 pc "http://$D4:15420/app-health/app/readiness" > "$T/r16b"
 check "(16) STRICT d: the readiness probe passes the app's answer on (503), query and headers sent" \
 	bash -c "[ \"\$(status < '$T/r16b')\" = 503 ] && grep -q 'the app answered 503' '$T/r16b'"
+pc "http://$D4:15420/app-health/side/liveness" > "$T/r16t"
+check "(16) STRICT d: a tcpSocket probe runs as a connect on loopback: 200 when the app accepts" \
+	bash -c "[ \"\$(status < '$T/r16t')\" = 200 ] && grep -q 'side/liveness: connect 127.0.0.1:8080: the app accepts connections' '$T/r16t'"
+pc "http://$D4:15420/app-health/side/readiness" > "$T/r16u"
+check "(16) ... and 503 when nothing listens (the proxy's own accept no longer answers it)" \
+	bash -c "[ \"\$(status < '$T/r16u')\" = 503 ] && grep -q 'Connection refused' '$T/r16u'"
 pc "http://$D4:15420/app-health/app/startup" > "$T/r16c"
 check "(16) an HTTPS probe is not run by the proxy (404)" bash -c "[ \"\$(status < '$T/r16c')\" = 404 ]"
 pc "http://$D4:15420/app-health/other/liveness" > "$T/r16h"

@@ -369,7 +369,8 @@ static void test_deployment_pod(void **state)
 	json_decref(pod);
 }
 
-/* HTTP probes go to the admin port; the originals are kept; HTTPS and other hosts are left, with a warning. */
+/* HTTP and tcpSocket probes go to the admin port; the originals are kept; HTTPS and other hosts are
+ * left, with a warning. */
 static void test_probes_rewritten(void **state)
 {
 	(void)state;
@@ -390,7 +391,10 @@ static void test_probes_rewritten(void **state)
 	assert_int_equal(json_integer_value(at(got, "spec.containers.1.livenessProbe.periodSeconds")), 7);
 	assert_string_equal(str_at(got, "spec.containers.1.readinessProbe.httpGet.scheme"), "HTTPS");
 	assert_string_equal(str_at(got, "spec.containers.2.startupProbe.httpGet.host"), "example.org");
-	assert_non_null(at(got, "spec.containers.2.readinessProbe.tcpSocket"));
+	/* A tcpSocket probe becomes an HTTP probe of the admin port (the proxy's accept would answer it). */
+	assert_null(at(got, "spec.containers.2.readinessProbe.tcpSocket"));
+	assert_string_equal(str_at(got, "spec.containers.2.readinessProbe.httpGet.path"), "/app-health/side/readiness");
+	assert_int_equal(json_integer_value(at(got, "spec.containers.2.readinessProbe.httpGet.port")), PL_INJECT_ADMIN_PORT);
 	json_t *ann = at(got, "metadata.annotations");
 	json_t *orig = json_loads(json_string_value(json_object_get(ann, "pillion.dev/probes")), 0, NULL);
 	assert_non_null(orig);
@@ -398,7 +402,8 @@ static void test_probes_rewritten(void **state)
 	assert_string_equal(str_at(orig, "web.livenessProbe.httpGet.port"), "http");
 	assert_int_equal(json_integer_value(at(orig, "web.livenessProbe.periodSeconds")), 7);
 	assert_null(at(orig, "web.readinessProbe"));
-	assert_null(at(orig, "side"));
+	assert_int_equal(json_integer_value(at(orig, "side.readinessProbe.tcpSocket.port")), 9000);
+	assert_null(at(orig, "side.startupProbe")); /* another host: left as it is */
 	json_decref(orig);
 	assert_int_equal(json_array_size(r.warnings), 2);
 	assert_non_null(strstr(json_string_value(json_array_get(r.warnings, 0)), "HTTPS probe"));

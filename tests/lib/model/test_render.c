@@ -430,6 +430,7 @@ static void test_probes(void **state)
 	json_t *want = json_loads(
 		"[{\"container\": \"app\", \"kind\": \"liveness\", \"port\": 8080, \"path\": \"/healthz\", \"timeoutSeconds\": 1},"
 		" {\"container\": \"app\", \"kind\": \"readiness\", \"port\": 8080, \"path\": \"/\", \"timeoutSeconds\": 1},"
+		" {\"container\": \"app\", \"kind\": \"startup\", \"port\": 8080, \"tcp\": true, \"timeoutSeconds\": 1},"
 		" {\"container\": \"side\", \"kind\": \"liveness\", \"port\": 7000, \"path\": \"/live?verbose=1\", \"timeoutSeconds\": 1},"
 		" {\"container\": \"dup\", \"kind\": \"liveness\", \"port\": 8080, \"path\": \"/healthz\", \"timeoutSeconds\": 1}]",
 		0, NULL);
@@ -468,6 +469,40 @@ static void test_probes(void **state)
 	assert_string_equal(cfg.probes[0].kind, "readiness");
 	assert_int_equal(cfg.probes[0].headers.n, 1);
 	assert_string_equal(cfg.probes[0].headers.v[0].value, "1");
+	assert_false(cfg.probes[0].tcp);
+	pl_arena_free(&a);
+	json_decref(doc);
+	fixture_free(&f);
+	/* A tcpSocket probe kept in the annotation: rendered as "tcp": true, read back without a path;
+	 * a path beside it is refused by name. */
+	static const char tcp[] =
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-2\n  namespace: shop\n"
+		"  annotations:\n    pillion.dev/id: 0123456789abcdef0123456789abcdef\n"
+		"    pillion.dev/probes: '{\"app\": {\"livenessProbe\": {\"tcpSocket\": {\"port\": \"http\"}, \"timeoutSeconds\": 2}}}'\n"
+		"spec:\n  containers:\n"
+		"  - name: app\n    ports: [{name: http, containerPort: 8080}]\n"
+		"    livenessProbe: {httpGet: {path: /app-health/app/liveness, port: 15420}, timeoutSeconds: 2}\n";
+	doc = render(&f, tcp);
+	want = json_loads("[{\"container\": \"app\", \"kind\": \"liveness\", \"port\": 8080, \"tcp\": true,"
+			  " \"timeoutSeconds\": 2}]", 0, NULL);
+	if (!json_equal(json_object_get(doc, "probes"), want)) {
+		char *got = json_dumps(json_object_get(doc, "probes"), 0);
+		fail_msg("tcp probes: %s", got ? got : "(none)");
+	}
+	json_decref(want);
+	pl_arena_init(&a);
+	errs.n = 0;
+	assert_true(pl_proxy_config_decode(&a, doc, &cfg, &errs));
+	assert_int_equal(cfg.nprobes, 1);
+	assert_true(cfg.probes[0].tcp);
+	assert_null(cfg.probes[0].path);
+	json_object_set_new(json_array_get(json_object_get(doc, "probes"), 0), "path", json_string("/x"));
+	char h2[80];
+	pl_proxy_config_hash(doc, h2);
+	json_object_set_new(doc, "hash", json_string(h2));
+	errs.n = 0;
+	assert_false(pl_proxy_config_decode(&a, doc, &cfg, &errs));
+	assert_non_null(error_at(&errs, "probes[0].path"));
 	pl_arena_free(&a);
 	json_decref(doc);
 	fixture_free(&f);

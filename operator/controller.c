@@ -164,6 +164,14 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		if ((injected(obj) || (old && injected(old))) && !(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
 			enqueue_pod(o, obj);
 			op_schedule_mesh(o);
+		} else if (ns && !injected(obj) && !(old && injected(old)) && !(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
+			/* A pod without the proxy in a meshed namespace is an endpoint of its Services there. */
+			char mkey[600];
+			snprintf(mkey, sizeof(mkey), "%s/%s", ns, OP_MESH_CONFIGMAP);
+			json_t *cm = pl_store_get(o->st[ST_CONFIGMAPS], mkey);
+			if (cm)
+				op_schedule_mesh(o);
+			json_decref(cm);
 		}
 		break;
 	case ST_SERVICES:

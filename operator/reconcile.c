@@ -492,6 +492,18 @@ static int reconcile_mesh(op *o, pl_kube *k)
 			pl_hmap_put(&meshed, obj->u.pod->meta.namespace, (void *)1);
 		}
 	}
+	/* Pods without the proxy in meshed namespaces back meshed Services too (a namespace leaving
+	 * the mesh, a pod created while the webhook was away): endpoints dialled in plaintext. */
+	json_array_foreach(all, i, it) {
+		const char *pns = meta_str(it, "namespace");
+		const char *id = annotation(it, PL_ANNOTATION_ID);
+		if ((id && *id) || !pns || !pl_hmap_get(&meshed, pns))
+			continue;
+		pl_object *obj = pl_arena_alloc(&a, sizeof(*obj));
+		pl_object_decode(&a, it, obj);
+		if (obj->kind == PL_KIND_POD && obj->valid && obj->u.pod->ready)
+			pods[n++] = obj->u.pod;
+	}
 	op_snapshot *snap = op_snapshot_get(o);
 	size_t iter = 0;
 	pl_hmap_slot *sl;
@@ -505,7 +517,7 @@ static int reconcile_mesh(op *o, pl_kube *k)
 			mesh_hash_set(o, ns, pl_json_get_str(dir, "hash") ? pl_json_get_str(dir, "hash") : "");
 		/* Every meshed pod of the namespace mounts it: each is refreshed (reconcile_pod). */
 		for (size_t p = 0; r == 1 && p < n; p++) {
-			if (strcmp(pods[p]->meta.namespace, ns) != 0)
+			if (strcmp(pods[p]->meta.namespace, ns) != 0 || !pods[p]->id[0])
 				continue;
 			char key[600];
 			snprintf(key, sizeof(key), "pod/%s/%s", ns, pods[p]->meta.name);

@@ -9,10 +9,13 @@
 #include "model/model.h"
 
 /* A meshed pod the directory can list: injected (has an id), running or about to, with an IP. */
+/* A pod the directory can name: with an IP, not finished. Meshed when injected (it has an id). */
 static bool listed(const pl_pod *p)
 {
-	return p->id[0] && p->ips.n && strcmp(p->phase, "Succeeded") != 0 && strcmp(p->phase, "Failed") != 0;
+	return p->ips.n && strcmp(p->phase, "Succeeded") != 0 && strcmp(p->phase, "Failed") != 0;
 }
+
+static bool meshed(const pl_pod *p) { return p->id[0] != '\0'; }
 
 bool pl_pod_identity(const pl_index *ix, const pl_pod *pod, char *out, size_t outlen, pl_mtls_mode *mode)
 {
@@ -83,6 +86,7 @@ typedef struct mesh_pod {
 	const pl_pod *pod;
 	char id[2048];
 	pl_mtls_mode mode;
+	bool meshed;      /* injected; an unmeshed pod is only ever an endpoint, dialled in plaintext */
 } mesh_pod;
 
 static bool selects(const pl_service *s, const pl_pod *p)
@@ -103,7 +107,7 @@ static json_t *render_service(const pl_service *s, const mesh_pod *mp, size_t n)
 		if (!selects(s, mp[i].pod))
 			continue;
 		/* DISABLED pods do not terminate mesh TLS for callers: leave their identity out. */
-		if (mp[i].mode != PL_MTLS_DISABLED)
+		if (mp[i].meshed && mp[i].mode != PL_MTLS_DISABLED)
 			ids[nids++] = mp[i].id;
 	}
 	for (size_t i = 0; i < s->nports; i++) {
@@ -181,7 +185,9 @@ json_t *pl_render_mesh(const pl_index *ix, const pl_pod *const *pods, size_t npo
 		qsort(sorted, n, sizeof(*sorted), pod_cmp);
 	for (size_t i = 0; i < n; i++) {
 		mp[i].pod = sorted[i];
-		pl_pod_identity(ix, sorted[i], mp[i].id, sizeof(mp[i].id), &mp[i].mode);
+		mp[i].meshed = meshed(sorted[i]);
+		if (mp[i].meshed)
+			pl_pod_identity(ix, sorted[i], mp[i].id, sizeof(mp[i].id), &mp[i].mode);
 	}
 
 	/* Every Service with a cluster IP that selects a meshed pod, in namespace/name order. */
@@ -218,7 +224,7 @@ json_t *pl_render_mesh(const pl_index *ix, const pl_pod *const *pods, size_t npo
 
 	json_t *plist = json_array();
 	for (size_t i = 0; i < n; i++) {
-		if (mp[i].mode == PL_MTLS_DISABLED)
+		if (!mp[i].meshed || mp[i].mode == PL_MTLS_DISABLED)
 			continue;
 		json_array_append_new(plist, json_pack("{sssssoss}", "namespace", mp[i].pod->meta.namespace, "name",
 						       mp[i].pod->meta.name, "addresses",

@@ -109,9 +109,10 @@ int pl_pod_target_port(const pl_pod *pod, const pl_service_port *sp);
 /*
  * The mesh directory (kind MeshDirectory) for the pods of namespace ns: every Service
  * with a cluster IP that selects a meshed pod (injected, with an IP, not finished), with
- * its TCP ports, the sorted SPIFFE IDs of those pods and its endpoints (the ready meshed
- * pods, with their port for each Service port), and every meshed pod with its addresses
- * and identity. Pods in mTLS mode DISABLED are left out of identities and pods (callers
+ * its TCP ports, the sorted SPIFFE IDs of those pods and its endpoints (its ready pods, with
+ * their port for each Service port: meshed ones, and pods given without an id, which callers
+ * dial in plaintext as they are not in "pods", as Istio's auto mTLS does per endpoint), and
+ * every meshed pod with its addresses and identity. Pods in mTLS mode DISABLED are left out of identities and pods (callers
  * send them plaintext). Deterministic bytes; "hash" as for the proxy config. Caller owns
  * the result.
  */

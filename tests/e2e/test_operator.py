@@ -182,6 +182,24 @@ def main():
                               if r.get("kind") == "Namespace" and r.get("name") == SYS and r.get("uid") == sys_uid], 20 * T)
         check("pillion-mesh is owned by the control plane's Namespace (deleting the install removes it)", bool(owned),
               cm(SHOP, "pillion-mesh")["metadata"].get("ownerReferences"))
+        # A pod of web without the proxy (the namespace leaving the mesh, say): an endpoint all the
+        # same, which callers dial in plaintext, as it is not among the meshed pods.
+        plain = pod(SHOP, "web-plain", "web", {"app": "web"}, "", "198.18.2.50")
+        del plain["metadata"]["annotations"]
+        make_pod(plain)
+        api.merge_patch(f"/api/v1/namespaces/{SHOP}/pods/web-plain/status",
+                        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+
+        def web_endpoints():
+            m = cm(SHOP, "pillion-mesh")
+            svc_ = [x for x in json.loads(m["data"]["mesh.json"])["services"] if x["name"] == "web"] if m else []
+            return [a for e in (svc_[0].get("endpoints", []) if svc_ else []) for a in e["addresses"]]
+
+        got = wait(lambda: "198.18.2.50" in web_endpoints(), 20 * T)
+        check("a ready pod of a meshed Service without the proxy is listed as its endpoint, not as a meshed pod",
+              bool(got) and "198.18.2.50" not in [a for p_ in mesh_pods(SHOP) for a in p_["addresses"]], web_endpoints())
+        api.delete(f"/api/v1/namespaces/{SHOP}/pods/web-plain")
+        check("... and leaves it when deleted", bool(wait(lambda: "198.18.2.50" not in web_endpoints(), 20 * T)))
 
         # --- the pod annotation that makes a real kubelet project the volumes now ---
         def short(h):

@@ -571,15 +571,20 @@ static void test_mesh_endpoints(void **state)
 		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-3, namespace: shop, labels: {app: web}, annotations: {pillion.dev/id: w3},\n"
 		"  deletionTimestamp: \"2026-11-22T10:00:00Z\"}\n"
 		"spec: {containers: [{name: c, image: i}]}\n"
-		"status: {phase: Running, podIP: 198.18.2.5, conditions: [{type: Ready, status: \"True\"}]}\n";
+		"status: {phase: Running, podIP: 198.18.2.5, conditions: [{type: Ready, status: \"True\"}]}\n"
+		/* Without the proxy (no id): an endpoint all the same, dialled in plaintext as it is not in "pods". */
+		"---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-9, namespace: shop, labels: {app: web}}\n"
+		"spec: {containers: [{name: c, image: i}]}\n"
+		"status: {phase: Running, podIP: 198.18.2.9, conditions: [{type: Ready, status: \"True\"}]}\n";
 
 	fixture_load(&f, objs);
 	size_t n = fixture_pods(&f, pods, 8);
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 5);
 	json_t *dir = pl_render_mesh(f.ix, pods, n, "shop");
 	json_t *web = json_array_get(json_object_get(dir, "services"), 0);
 	json_t *want = json_loads("[{\"addresses\": [\"198.18.2.2\"], \"ports\": [8080, 9901]},"
-				  " {\"addresses\": [\"198.18.2.3\"], \"ports\": [8080, 0]}]", 0, NULL);
+				  " {\"addresses\": [\"198.18.2.3\"], \"ports\": [8080, 0]},"
+				  " {\"addresses\": [\"198.18.2.9\"], \"ports\": [8080, 0]}]", 0, NULL);
 	if (!json_equal(json_object_get(web, "endpoints"), want)) {
 		char *got = json_dumps(json_object_get(web, "endpoints"), 0);
 		fail_msg("endpoints: %s", got);
@@ -592,7 +597,12 @@ static void test_mesh_endpoints(void **state)
 	assert_true(pl_mesh_dir_decode(&a, dir, &d, &errs));
 	const pl_mesh_service *s = pl_mesh_dir_service(&d, "shop/web");
 	assert_non_null(s);
-	assert_int_equal(s->nendpoints, 2);
+	assert_int_equal(s->nendpoints, 3);
+	/* ... but not in the pods (so no identity, no mTLS) nor among the Service's identities. */
+	size_t nids = 9;
+	assert_null(pl_mesh_dir_lookup(&d, "198.18.2.9", 8080, &nids));
+	assert_non_null(pl_mesh_dir_lookup(&d, "198.18.2.2", 8080, &nids));
+	assert_int_equal(json_array_size(json_object_get(web, "identities")), 1);
 	assert_int_equal(s->endpoints[0].ports[1], 9901);
 	assert_int_equal(s->endpoints[1].ports[1], 0);
 	pl_mesh_dir_free(&d);

@@ -142,7 +142,10 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 		for (int k = 0; k < 3; k++) {
 			const json_t *pr = json_object_get(orig ? orig : c, kinds[k]);
 			const json_t *g = json_object_get(pr, "httpGet"), *ts = json_object_get(pr, "tcpSocket");
-			bool tcp = !json_is_object(g) && json_is_object(ts);
+			/* A tcpSocket probe only from the annotation: injection rewrote it, so the kubelet asks the
+			 * admin port for it. One still in the spec (a pod injected before tcpSocket probes were
+			 * rewritten) goes to the app's port as it did, and its proxy may not know "tcp". */
+			bool tcp = orig && !json_is_object(g) && json_is_object(ts);
 			if (tcp)
 				g = ts;
 			const char *scheme = pl_json_get_str(g, "scheme"), *host = pl_json_get_str(g, "host");

@@ -204,14 +204,16 @@ pod() { # NAME PORTS...   (the first port is probed: liveness /healthz by its na
 	cat <<YAML
 apiVersion: v1
 kind: Pod
-metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pillion.dev/id: "${name}0000000000000000000000000000001"}}
+metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pillion.dev/id: "${name}0000000000000000000000000000001"${ANN:+, $ANN}}}
 spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]$probes}${SIDE:+, $SIDE}]}
 YAML
 }
 pod a > "$T/pod-a.yaml"
 pod b 8080 8081 8082 8083 8084 8085 8099 > "$T/pod-b.yaml"
-# d also has a container whose probes are tcpSocket ones: 8080 accepts, 8097 refuses.
-SIDE="{name: side, image: side, livenessProbe: {tcpSocket: {port: 8080}}, readinessProbe: {tcpSocket: {port: 8097}}}" \
+# d also has a container whose probes were tcpSocket ones, rewritten by injection (the originals in
+# pillion.dev/probes, as the webhook leaves them): 8080 accepts, 8097 refuses.
+SIDE="{name: side, image: side, livenessProbe: {httpGet: {path: /app-health/side/liveness, port: 15420}}, readinessProbe: {httpGet: {path: /app-health/side/readiness, port: 15420}}}" \
+ANN="pillion.dev/probes: '{\"side\": {\"livenessProbe\": {\"tcpSocket\": {\"port\": 8080}}, \"readinessProbe\": {\"tcpSocket\": {\"port\": 8097}}}}'" \
 	pod d 8080 > "$T/pod-d.yaml"
 for p in a b d; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"

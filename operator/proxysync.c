@@ -97,6 +97,14 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 	if (ip && *ip) {
 		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s:%d/proxy/status", ns, name, PL_INJECT_ADMIN_PORT);
 		int r = pl_kube_get(k, path, &st, &kst);
+		/* A proxy of the previous release has no /status; its /config holds the config, hash included. */
+		if (r == -ENOENT || kst.http == 404) {
+			json_decref(st);
+			st = NULL;
+			snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s:%d/proxy/config", ns, name,
+				 PL_INJECT_ADMIN_PORT);
+			r = pl_kube_get(k, path, &st, &kst);
+		}
 		if (r < 0 && r != -ENOENT && kst.http != 503 && kst.http != 502)
 			log_debug("proxy status of %s: HTTP %ld %s", key, kst.http, kst.message);
 	}

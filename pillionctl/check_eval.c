@@ -86,7 +86,9 @@ enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, 
 			 err && *err ? "; it refused the new one: " : "", err && *err ? err : "");
 		return PROXY_STALE;
 	}
-	if (want_mesh && *want_mesh && (!mesh || strcmp(mesh, want_mesh) != 0)) {
+	/* No "mesh.hash" key at all: an older proxy's /config, which does not report the directory's hash. */
+	bool reports_mesh = json_object_get(json_object_get(status, "mesh"), "hash") != NULL;
+	if (want_mesh && *want_mesh && reports_mesh && (!mesh || strcmp(mesh, want_mesh) != 0)) {
 		snprintf(msg, size, "runs mesh directory %s, the operator wrote %s", short12(mesh, a), short12(want_mesh, b));
 		return PROXY_STALE;
 	}

@@ -83,6 +83,16 @@ static int show_namespace(pl_kube *k, pl_kube *kp, const char *ns, int *counts)
 		if (pl_kube_get(kp, sp, &s, &st) != 0) {
 			json_decref(s);
 			s = NULL;
+			/* A proxy of the previous release: no /status, but /config has the config and its hash
+			 * (not the directory's, which then goes unchecked). */
+			if (st.http == 404) {
+				snprintf(sp, sizeof(sp), "/api/v1/namespaces/%s/pods/%s:%d/proxy/config", pns, name,
+					 PL_INJECT_ADMIN_PORT);
+				if (pl_kube_get(kp, sp, &s, &st) != 0) {
+					json_decref(s);
+					s = NULL;
+				}
+			}
 		}
 		enum proxy_sync v = check_proxy_sync(s, want, mesh, msg, sizeof(msg));
 		const char *ch = pl_json_get_str(json_object_get(s, "config"), "hash");

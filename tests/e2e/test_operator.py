@@ -356,13 +356,17 @@ def main():
                   and rows.get("frontend-0") == "SYNCED", ps.stdout + ps.stderr)
             h0 = cm(SHOP, "pillion-w0")["metadata"]["annotations"]["pillion.dev/content-hash"]
             h1 = cm(SHOP, "pillion-w1")["metadata"]["annotations"]["pillion.dev/content-hash"]
+            # web-1 runs a proxy of the previous release: no /status (404), its /config has the hash.
             api.req("POST", "/_fake/config", {"podAnswers": {
                 f"{SHOP}/web-0:15420/status": {"body": {"ready": True, "config": {"hash": h0}}},
-                f"{SHOP}/web-1:15420/status": {"body": {"ready": True, "config": {"hash": h1}}}}, "podAutoStatus": True})
+                f"{SHOP}/web-1:15420/status": {"status": 404, "body": "not found"},
+                f"{SHOP}/web-1:15420/config": {"body": {"ready": True, "config": {"kind": "ProxyConfig", "hash": h1}}}},
+                "podAutoStatus": True})
         prog = wait(lambda: (lambda c: c if c and c["status"] == "True" else None)(
             cond("trafficpolicies", SHOP, "web", "Programmed")), 20 * T)
         if fake:
-            check("status: Programmed=True once every selected pod's proxy reports the current config (n/n pods)",
+            check("status: Programmed=True once every selected pod's proxy reports the current config (n/n pods; "
+                  "an older proxy without /status through its /config)",
                   prog and prog["message"].split("/")[0] == prog["message"].split("/")[1].split()[0], prog)
         else:
             NOT_RUN.append("Programmed=True (needs running proxies; the suite's pods are unscheduled)")

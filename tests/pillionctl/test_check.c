@@ -105,6 +105,14 @@ static void test_proxy_sync(void **state)
 	assert_string_equal(msg, "runs config 111111111111, the operator wrote 222222222222; it refused the new one: line 3: bad");
 	assert_int_equal(check_proxy_sync(s, c1, "sha256:4444444444444444", msg, sizeof(msg)), PROXY_STALE);
 	assert_string_equal(msg, "runs mesh directory 333333333333, the operator wrote 444444444444");
+	json_decref(s);
+	/* An older proxy's /config: the config's hash, the directory's counts without a hash (unchecked). */
+	s = parse("{\"ready\":true,\"reason\":\"ready\",\"config\":{\"kind\":\"ProxyConfig\",\"hash\":\"sha256:1111111111111111aaaa\"},"
+		  "\"mesh\":{\"namespace\":\"shop\",\"services\":2,\"pods\":3}}");
+	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, c2, m1, msg, sizeof(msg)), PROXY_STALE);
+	json_decref(s);
+	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"},\"mesh\":{\"hash\":\"sha256:3333333333333333\"}}");
 	/* Nothing written to compare with: what it runs is all there is. */
 	assert_int_equal(check_proxy_sync(s, "", "", msg, sizeof(msg)), PROXY_SYNCED);
 	json_decref(s);

@@ -117,8 +117,11 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 	e->polls = synced ? 0 : e->polls + 1;
 	int polls = e->polls;
 	pthread_mutex_unlock(&o->mu);
-	if (!synced)
+	if (!synced) {
 		*requeue_s = backoff_s(polls);
+		log_debug("proxy of %s runs %s, not %s (asked %d times; again in %lld s)", key, got ? got : "nothing it said",
+			  want, polls, (long long)*requeue_s);
+	}
 out:
 	json_decref(st);
 	json_decref(pod);

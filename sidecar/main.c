@@ -70,7 +70,7 @@ static void usage(FILE *f)
 		"  --tls-dir DIR            tls.crt, tls.key, ca.crt (Secret pillion-<id>-tls)\n"
 		"  --outbound-port N        outbound listener on loopback (15401)\n"
 		"  --inbound-port N         inbound listener (15406)\n"
-		"  --admin-port N           /live /ready /metrics /config /shutdown (15420)\n"
+		"  --admin-port N           /live /ready /metrics /config /status /app-health/... /shutdown (15420)\n"
 		"  --admin-address ADDR     admin bind address (all addresses)\n"
 		"  --buffer-size BYTES      relay buffer per direction while bytes wait (16384)\n"
 		"  --max-connections N      refuse beyond this many relayed connections (0: no limit)\n"

@@ -183,6 +183,8 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 /* The config hash the pod's proxy last said it runs; false when it has not answered. */
 bool op_applied_get(op *o, const char *ns, const char *name, char *hash, size_t len);
 void op_applied_forget(op *o, const char *ns, const char *name);
+/* Whether to queue a question to the pod's proxy: true once until that question was asked. */
+bool op_applied_ask(op *o, const char *ns, const char *name);
 void op_applied_free(op *o);
 void op_certs_ok_forget(op *o, const char *ns, const char *name); /* reconcile.c */
 void op_certs_ok_free(op *o);

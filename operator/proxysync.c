@@ -14,6 +14,7 @@ struct op_applied {
 	char *key;        /* "ns/name": the map's key */
 	char hash[80];    /* the config hash the proxy reported; "" before it answered */
 	int polls;        /* asked in a row without finding the rendered hash */
+	bool pending;     /* a question is queued: another is not (a busy queue would ask twice) */
 };
 
 static struct op_applied *entry(op *o, const char *key)
@@ -39,6 +40,19 @@ bool op_applied_get(op *o, const char *ns, const char *name, char *hash, size_t 
 	snprintf(hash, len, "%s", e ? e->hash : "");
 	pthread_mutex_unlock(&o->mu);
 	return e && e->hash[0];
+}
+
+bool op_applied_ask(op *o, const char *ns, const char *name)
+{
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	pthread_mutex_lock(&o->mu);
+	struct op_applied *e = entry(o, key);
+	bool first = !e->pending;
+	e->pending = true;
+	pthread_mutex_unlock(&o->mu);
+	return first;
 }
 
 void op_applied_forget(op *o, const char *ns, const char *name)
@@ -84,6 +98,12 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 	int rc = 0;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	/* This is the queued question: a later change may queue the next one. */
+	pthread_mutex_lock(&o->mu);
+	struct op_applied *pe = pl_hmap_get(&o->applied, key);
+	if (pe)
+		pe->pending = false;
+	pthread_mutex_unlock(&o->mu);
 	pod = pl_store_get(o->st[ST_PODS], key);
 	if (!pod || !op_rendered_hash(o, ns, name, want, sizeof(want))) {
 		if (!pod)
@@ -115,6 +135,7 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 		snprintf(e->hash, sizeof(e->hash), "%s", got);
 	bool synced = got && strcmp(got, want) == 0;
 	e->polls = synced ? 0 : e->polls + 1;
+	e->pending = !synced; /* not synced: the requeue below is the pending question */
 	int polls = e->polls;
 	pthread_mutex_unlock(&o->mu);
 	if (!synced) {

@@ -453,7 +453,8 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 	/* Until its proxy says it runs this config, it is asked (Programmed counts it then). */
 	char applied[80];
 	op_applied_get(o, ns, name, applied, sizeof(applied));
-	if (rc == 0 && strcmp(applied, pl_json_get_str(cfg, "hash") ? pl_json_get_str(cfg, "hash") : "") != 0) {
+	if (rc == 0 && strcmp(applied, pl_json_get_str(cfg, "hash") ? pl_json_get_str(cfg, "hash") : "") != 0 &&
+	    op_applied_ask(o, ns, name)) {
 		char skey[1200];
 		snprintf(skey, sizeof(skey), "sync/%s/%s", ns, name);
 		pl_wq_add_after(o->q, skey, OP_SYNC_FIRST_NS);

@@ -161,10 +161,13 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 
 	switch (h->which) {
 	case ST_PODS:
-		if ((injected(obj) || (old && injected(old))) && !(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
-			enqueue_pod(o, obj);
-			op_schedule_mesh(o);
-		} else if (ns && !injected(obj) && !(old && injected(old)) && !(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
+		if (injected(obj) || (old && injected(old))) {
+			/* Our own annotation patch coming back needs nothing (only injected pods get one). */
+			if (!(ev == PL_STORE_UPDATED && only_refreshed(obj, old))) {
+				enqueue_pod(o, obj);
+				op_schedule_mesh(o);
+			}
+		} else if (ns) {
 			/* A pod without the proxy in a meshed namespace is an endpoint of its Services there. */
 			char mkey[600];
 			snprintf(mkey, sizeof(mkey), "%s/%s", ns, OP_MESH_CONFIGMAP);

@@ -367,14 +367,6 @@ void op_mesh_hash_free(op *o)
 	pl_hmap_free(&o->mesh_hash);
 }
 
-/* "sha256:<hex>" -> its first 12 hex digits ("-" when there is none). */
-static const char *short_hash(const char *h, char out[16])
-{
-	const char *c = h ? strchr(h, ':') : NULL;
-	snprintf(out, 16, "%.12s", c ? c + 1 : (h && *h ? h : "-"));
-	return out;
-}
-
 /*
  * A real kubelet refreshes a pod's ConfigMap and Secret volumes on its periodic sync (a minute
  * plus its cache) or at once when the pod object changes. So once what the pod mounts is written,
@@ -389,7 +381,8 @@ static int refresh_pod(op *o, pl_kube *k, const json_t *pod, const char *ns, con
 	pl_kube_status st;
 
 	mesh_hash_of(o, ns, mesh, sizeof(mesh));
-	snprintf(value, sizeof(value), "config=%s,mesh=%s,cert=%lld", short_hash(cfg_hash, a), short_hash(mesh, b),
+	snprintf(value, sizeof(value), "config=%s,mesh=%s,cert=%lld", pl_short_hash(cfg_hash, a),
+		 pl_short_hash(mesh, b),
 		 (long long)cert_not_after);
 	const char *cur = annotation(pod, PL_ANNOTATION_CONFIG_HASH);
 	if (cur && strcmp(cur, value) == 0)

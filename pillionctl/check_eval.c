@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "json/json.h"
+#include "model/model.h"
 
 static long long int_or(const json_t *o, const char *key, long long dflt)
 {
@@ -57,13 +58,6 @@ void check_endpoints_count(const json_t *ep, int *ready, int *not_ready)
 
 const char *const proxy_sync_names[3] = {"SYNCED", "STALE", "NOT READY"};
 
-static const char *short12(const char *h, char out[16])
-{
-	const char *c = h ? strchr(h, ':') : NULL;
-	snprintf(out, 16, "%.12s", c ? c + 1 : h && *h ? h : "-");
-	return out;
-}
-
 enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh, char *msg,
 				 size_t size)
 {
@@ -82,14 +76,16 @@ enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, 
 		return PROXY_NOT_READY;
 	}
 	if (want_config && *want_config && (!cfg || strcmp(cfg, want_config) != 0)) {
-		snprintf(msg, size, "runs config %s, the operator wrote %s%s%s", short12(cfg, a), short12(want_config, b),
+		snprintf(msg, size, "runs config %s, the operator wrote %s%s%s", pl_short_hash(cfg, a),
+			 pl_short_hash(want_config, b),
 			 err && *err ? "; it refused the new one: " : "", err && *err ? err : "");
 		return PROXY_STALE;
 	}
 	/* No "mesh.hash" key at all: an older proxy's /config, which does not report the directory's hash. */
 	bool reports_mesh = json_object_get(json_object_get(status, "mesh"), "hash") != NULL;
 	if (want_mesh && *want_mesh && reports_mesh && (!mesh || strcmp(mesh, want_mesh) != 0)) {
-		snprintf(msg, size, "runs mesh directory %s, the operator wrote %s", short12(mesh, a), short12(want_mesh, b));
+		snprintf(msg, size, "runs mesh directory %s, the operator wrote %s", pl_short_hash(mesh, a),
+			 pl_short_hash(want_mesh, b));
 		return PROXY_STALE;
 	}
 	snprintf(msg, size, "runs what the operator wrote");

@@ -98,10 +98,9 @@ static int show_namespace(pl_kube *k, pl_kube *kp, const char *ns, int *counts)
 		const char *ch = pl_json_get_str(json_object_get(s, "config"), "hash");
 		const char *mh = pl_json_get_str(json_object_get(s, "mesh"), "hash");
 		json_int_t at = json_integer_value(json_object_get(json_object_get(s, "config"), "loadedAt"));
-		snprintf(c12, sizeof(c12), "%.12s", ch && strchr(ch, ':') ? strchr(ch, ':') + 1 : "-");
-		snprintf(m12, sizeof(m12), "%.12s", mh && strchr(mh, ':') ? strchr(mh, ':') + 1 : "-");
 		age(at > 0 ? (int64_t)time(NULL) - (int64_t)at : -1, ag);
-		printf("%-20s %-40s %-10s %-13s %-13s %-6s %s\n", pns, name, proxy_sync_names[v], c12, m12, ag, msg);
+		printf("%-20s %-40s %-10s %-13s %-13s %-6s %s\n", pns, name, proxy_sync_names[v], pl_short_hash(ch, c12),
+		       pl_short_hash(mh, m12), ag, msg);
 		counts[v]++;
 		json_decref(s);
 	}

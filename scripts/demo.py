@@ -680,13 +680,18 @@ def main():
             return sum(float(ln.rsplit(" ", 1)[1]) for ln in pods["frontend"].admin("/metrics").splitlines()
                        if ln.startswith('pillion_proxy_requests_total{direction="outbound"'))
 
-        before = requests_out()
-        load = subprocess.Popen(in_ns(pods["frontend"].netns, APP_UID, PY, os.path.join(TOP, "tests", "e2e", "load.py"),
-                                      f"http://{WEB_VIP}/", "1200", "30", "hello from web", "--rate", "40",
-                                      "--timeout", "2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        procs.append(load)
-        if not wait(lambda: requests_out() >= before + 40, 60):
-            raise DemoError("the load did not start")
+        def start_load():
+            """frontend calls web 40 times a second (1200 requests, each given 2 s), once it is under way."""
+            before = requests_out()
+            p = subprocess.Popen(in_ns(pods["frontend"].netns, APP_UID, PY, os.path.join(TOP, "tests", "e2e", "load.py"),
+                                       f"http://{WEB_VIP}/", "1200", "30", "hello from web", "--rate", "40",
+                                       "--timeout", "2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            procs.append(p)
+            if not wait(lambda: requests_out() >= before + 40, 60):
+                raise DemoError("the load did not start")
+            return p
+
+        load = start_load()
         old = pods["web"]
         wid = old.obj["metadata"]["annotations"]["pillion.dev/id"]
         api.delete(f"/api/v1/namespaces/{SHOP}/pods/{old.name}")
@@ -721,13 +726,7 @@ def main():
                 "identity", {}).get("mtlsMode") == "PERMISSIVE" and all_synced(), 60):
             raise DemoError("the web proxy did not go back to PERMISSIVE")
         info("web's proxy runs PERMISSIVE with no authorization rule; namespace shop is no longer labelled")
-        before = requests_out()
-        load = subprocess.Popen(in_ns(pods["frontend"].netns, APP_UID, PY, os.path.join(TOP, "tests", "e2e", "load.py"),
-                                      f"http://{WEB_VIP}/", "1200", "30", "hello from web", "--rate", "40",
-                                      "--timeout", "2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        procs.append(load)
-        if not wait(lambda: requests_out() >= before + 40, 60):
-            raise DemoError("the load did not start")
+        load = start_load()
         web3 = create_pod(SHOP, "web", "web")
         if "pillion.dev/id" in web3["metadata"].get("annotations", {}):
             raise DemoError("a pod of the unlabelled namespace was injected")

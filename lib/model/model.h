@@ -76,6 +76,9 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod);
 bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs);
 /* sha256 content hash of a rendered config: "sha256:" + hex over the canonical bytes without "hash". */
 void pl_proxy_config_hash(const json_t *doc, char out[80]);
+/* A content hash as people read it: the first 12 hex digits after "sha256:" (the whole string's
+ * first 12 characters without a prefix), "-" for none. Returns out. */
+const char *pl_short_hash(const char *hash, char out[16]);
 
 /*
  * Reads a mesh directory (kind MeshDirectory) strictly, like pl_proxy_config_decode:

@@ -26,6 +26,14 @@ void pl_proxy_config_hash(const json_t *doc, char out[80])
 	snprintf(out, 80, "sha256:%s", hex);
 }
 
+const char *pl_short_hash(const char *hash, char out[16])
+{
+	const char *c = hash ? strchr(hash, ':') : NULL;
+
+	snprintf(out, 16, "%.12s", c ? c + 1 : hash && *hash ? hash : "-");
+	return out;
+}
+
 /* A duration field written as integer milliseconds. */
 static bool dec_ms(pl_dec *d, const json_t *o, const char *key, bool required, int64_t *out_ns)
 {

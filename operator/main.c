@@ -17,7 +17,7 @@
 enum {
 	O_KUBECONFIG = 256, O_CONTEXT, O_NAMESPACE, O_CA_SECRET, O_LEASE, O_IDENTITY, O_METRICS_ADDR, O_METRICS_PORT,
 	O_WORKERS, O_LEADER_ELECT, O_QPS, O_BURST, O_LOG_LEVEL, O_WEBHOOK, O_WEBHOOK_SERVICE, O_WEBHOOK_CONFIG,
-	O_WEBHOOK_TTL, O_HELP, O_VERSION,
+	O_WEBHOOK_TTL, O_MESH_COMPRESS, O_HELP, O_VERSION,
 };
 
 static const struct option opts[] = {
@@ -38,6 +38,7 @@ static const struct option opts[] = {
 	{"webhook-service", required_argument, NULL, O_WEBHOOK_SERVICE},
 	{"webhook-config-name", required_argument, NULL, O_WEBHOOK_CONFIG},
 	{"webhook-cert-ttl", required_argument, NULL, O_WEBHOOK_TTL},
+	{"mesh-compress-above", required_argument, NULL, O_MESH_COMPRESS},
 	{"help", no_argument, NULL, O_HELP},
 	{"version", no_argument, NULL, O_VERSION},
 	{NULL, 0, NULL, 0},
@@ -73,6 +74,9 @@ static void usage(FILE *f)
 		"  --webhook-config-name NAME  the MutatingWebhookConfiguration (pillion-webhook)\n"
 		"  --webhook-cert-ttl D   certificate lifetime, renewed at 2/3 of it (2160h = 90 days;\n"
 		"                         at least 30s)\n"
+		"  --mesh-compress-above N  write a mesh directory larger than N bytes gzipped, as\n"
+		"                         mesh.json.gz (524288; 0: always): about 14 B per pod instead\n"
+		"                         of 190 B, so one ConfigMap holds 50,000+ pods\n"
 		"  --version              print the version and commit\n");
 }
 
@@ -107,6 +111,12 @@ static int apply_opt(op_settings *s, int opt, const char *flag, const char *v)
 			s->workers = (int)n;
 		else
 			s->burst = (int)n;
+		break;
+	case O_MESH_COMPRESS:
+		n = strtol(v, &end, 10);
+		if (!*v || *end || n < 0 || n > OP_CONFIGMAP_MAX)
+			return bad(flag, v, "must be a byte count 0..1048576");
+		s->mesh_compress_above = (size_t)n;
 		break;
 	case O_QPS:
 		s->qps = strtod(v, &end);
@@ -232,6 +242,7 @@ int main(int argc, char **argv)
 	s->lease_duration_s = 15;
 	s->renew_deadline_s = 10;
 	s->retry_period_s = 2;
+	s->mesh_compress_above = 512 * 1024;
 	s->qps = 20;
 	s->burst = 30;
 	s->webhook = true;

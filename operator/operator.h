@@ -22,6 +22,8 @@
 #define OP_MANAGED_BY "app.kubernetes.io/managed-by"
 #define OP_HASH_ANNOTATION "pillion.dev/content-hash"
 #define OP_MESH_CONFIGMAP "pillion-mesh"
+/* The API server refuses a ConfigMap whose data and binaryData exceed 1 MiB. */
+#define OP_CONFIGMAP_MAX (1024 * 1024)
 /* Mesh-directory rounds are at least this far apart, so a rollout's pod events coalesce. */
 #define OP_MESH_WINDOW_MIN_NS 500000000LL
 #define OP_MESH_WINDOW_MAX_NS 30000000000LL
@@ -46,6 +48,7 @@ typedef struct op_settings {
 	const char *webhook_service; /* pillion-webhook: the certificate's DNS names; Secret <service>-tls */
 	const char *webhook_config; /* pillion-webhook: the MutatingWebhookConfiguration whose caBundle is kept */
 	int64_t webhook_cert_ttl_s; /* 90 days; renewed at 2/3 of it */
+	size_t mesh_compress_above; /* 512 KiB: a larger directory is written gzipped (mesh.json.gz) */
 } op_settings;
 
 enum op_store {

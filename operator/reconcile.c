@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/base64.h"
+#include "base/buf.h"
 #include "base/duration.h"
+#include "base/gzip.h"
 #include "base/log.h"
 #include "json/json.h"
 #include "operator.h"
@@ -139,6 +142,23 @@ static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, 
 	 * every meshed pod and must stay under the 1 MiB object limit (about 40% smaller). */
 	char *text = pod ? pl_json_dump_pretty(doc) : pl_json_dump_canonical(doc);
 	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", md, "data", key, text);
+	/* A large directory goes gzipped in binaryData under key.gz (the kubelet projects it as
+	 * that file; the proxy inflates it). Server-side apply drops the other form. */
+	if (!pod && strlen(text) > o->set.mesh_compress_above) {
+		pl_buf z = PL_BUF_INIT;
+		char gzkey[128];
+		if (pl_gzip(text, strlen(text), &z) == 0) {
+			char *b64 = pl_base64_encode(z.data, z.len);
+			snprintf(gzkey, sizeof(gzkey), "%s.gz", key);
+			json_object_del(cm, "data");
+			json_object_set_new(cm, "binaryData", json_pack("{ss}", gzkey, b64));
+			free(b64);
+			if (z.len > OP_CONFIGMAP_MAX)
+				log_warnx("mesh directory %s/%s: %zu bytes gzipped, above the 1 MiB ConfigMap limit",
+					  ns, name, z.len);
+		}
+		pl_buf_free(&z);
+	}
 	free(text);
 	int rc = apply(o, k, "configmaps", ns, name, cm);
 	json_decref(cm);

@@ -140,7 +140,10 @@ class Pod:
     def volume_source(self, vol):
         if "configMap" in vol:
             o = self.api.get(f"/api/v1/namespaces/{self.ns}/configmaps/{vol['configMap']['name']}")
-            return o, {k: v.encode() for k, v in ((o or {}).get("data") or {}).items()}
+            # data as UTF-8 text, binaryData decoded (a large pillion-mesh is mesh.json.gz there)
+            files = {k: v.encode() for k, v in ((o or {}).get("data") or {}).items()}
+            files.update({k: base64.b64decode(v) for k, v in ((o or {}).get("binaryData") or {}).items()})
+            return o, files
         if "secret" in vol:
             o = self.api.get(f"/api/v1/namespaces/{self.ns}/secrets/{vol['secret']['secretName']}")
             return o, {k: base64.b64decode(v) for k, v in ((o or {}).get("data") or {}).items()}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/gzip.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "json/json.h"
@@ -103,10 +104,23 @@ static px_config *config_parse(const pl_buf *b, char *err, size_t errlen)
 	return c;
 }
 
+/* A gzipped directory (the operator gzips a large one) is inflated first, at most MESH_MAX bytes. */
+static json_t *mesh_json(const pl_buf *b, char *err, size_t errlen)
+{
+	if (!pl_is_gzip(b->data, b->len))
+		return one_json(b, err, errlen);
+	pl_buf plain = PL_BUF_INIT;
+	json_t *root = NULL;
+	if (pl_gunzip(b->data, b->len, MESH_MAX, &plain, err, errlen) == 0)
+		root = one_json(&plain, err, errlen);
+	pl_buf_free(&plain);
+	return root;
+}
+
 static px_mesh *mesh_parse(const pl_buf *b, char *err, size_t errlen)
 {
 	pl_errors errs = {0};
-	json_t *root = one_json(b, err, errlen);
+	json_t *root = mesh_json(b, err, errlen);
 
 	if (!root)
 		return NULL;
@@ -132,6 +146,19 @@ static int read_file(const char *path, pl_buf *b, size_t max, char *err, size_t 
 	if (r < 0)
 		snprintf(err, errlen, "%.400s: %s", path, r == -EFBIG ? "file too large" : strerror(-r));
 	return r;
+}
+
+/* The mesh directory is path, or path.gz when the operator wrote it gzipped (a large one): the
+ * kubelet projects exactly one of the two. Errors name path itself. */
+static int read_mesh_file(const char *path, pl_buf *b, size_t max, char *err, size_t errlen)
+{
+	char gz[PATH_MAX], ignored[16];
+	int r = read_file(path, b, max, err, errlen);
+
+	if (r != -ENOENT || snprintf(gz, sizeof(gz), "%s.gz", path) >= (int)sizeof(gz))
+		return r;
+	pl_buf_reset(b);
+	return read_file(gz, b, max, ignored, sizeof(ignored)) == 0 ? 0 : r;
 }
 
 /* Records the outcome of reading f: logs and counts only when the bytes changed. */
@@ -170,7 +197,7 @@ static bool read_changed(proxy *px, int which, const char *path, size_t max, pl_
 {
 	char err[512];
 
-	if (read_file(path, b, max, err, sizeof(err)) < 0) {
+	if ((which == F_MESH ? read_mesh_file : read_file)(path, b, max, err, sizeof(err)) < 0) {
 		file_missing(px, which, err);
 		return false;
 	}
@@ -423,15 +450,15 @@ bool px_ready(const proxy *px, const char **why)
 }
 
 /* Loads one JSON file for --check; prints the reason and returns NULL when it is not one document. */
-static json_t *check_load(const char *path)
+static json_t *check_load(const char *path, bool mesh)
 {
 	pl_buf b = PL_BUF_INIT;
 	char err[1024];
 	json_t *root = NULL;
 
-	if (read_file(path, &b, MESH_MAX, err, sizeof(err)) < 0)
+	if ((mesh ? read_mesh_file : read_file)(path, &b, MESH_MAX, err, sizeof(err)) < 0)
 		printf("%s\n", err);
-	else if (!(root = one_json(&b, err, sizeof(err))))
+	else if (!(root = mesh ? mesh_json(&b, err, sizeof(err)) : one_json(&b, err, sizeof(err))))
 		printf("%s: %s\n", path, err);
 	pl_buf_free(&b);
 	return root;
@@ -445,7 +472,7 @@ int px_check_config(const char *config_path, const char *mesh_path)
 	for (int i = 0; i < 2; i++) {
 		if (!paths[i])
 			continue;
-		json_t *root = check_load(paths[i]);
+		json_t *root = check_load(paths[i], i == 1);
 		if (!root) {
 			ok = false;
 			continue;

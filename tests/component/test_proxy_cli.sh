@@ -45,6 +45,20 @@ sed 's/"ports":\[80\]/"ports":[0]/; s/198.18.2.2/198.18.2/' "$tmp/mesh.json" >"$
 contains "... naming the port" "services[0].ports[0]: must be a port number 1..65535" "$tmp/out"
 contains "... naming the address" 'pods[0].addresses[0]: must be an IPv4 or IPv6 address, got "198.18.2"' "$tmp/out"
 
+# A large directory comes gzipped as mesh.json.gz (binaryData): read when mesh.json is absent.
+mkdir "$tmp/gz"
+gzip -9 -c "$tmp/mesh.json" >"$tmp/gz/mesh.json.gz"
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check reads mesh.json.gz when mesh.json is absent" 0 $?
+gzip -9 -c "$tmp/badmesh.json" >"$tmp/gz/mesh.json.gz"
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check refuses a bad gzipped directory" 1 $?
+contains "... naming the field inside it" "services[0].ports[0]: must be a port number 1..65535" "$tmp/out"
+head -c 60 "$tmp/gz/mesh.json.gz" >"$tmp/gz/cut" && mv "$tmp/gz/cut" "$tmp/gz/mesh.json.gz"
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check refuses a cut gzip stream" 1 $?
+contains "... saying where" "gzip: stream cut short at byte 60" "$tmp/out"
+rm "$tmp/gz/mesh.json.gz"
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check: neither file is an error" 1 $?
+contains "... naming mesh.json" "gz/mesh.json: No such file or directory" "$tmp/out"
+
 "$bin/pillion-proxy" --config x --tls-dir y --inbound-port 70000 >"$tmp/out" 2>&1; check "a bad port is a usage error" 2 $?
 contains "... naming the flag and value" '--inbound-port: "70000": must be a port number' "$tmp/out"
 PILLION_DRAIN_TIMEOUT=soon "$bin/pillion-proxy" --config x --tls-dir y >"$tmp/out" 2>&1; check "a bad environment value is a usage error" 2 $?

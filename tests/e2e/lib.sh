@@ -102,7 +102,8 @@ e2e_pods() {
 # --- kubelet-style projected volume: DIR/..data -> ..<ts>, DIR/<key> -> ..data/<key> ---
 
 PROJ_SEQ=0
-# project DIR KEY=FILE...: writes a new version and swaps it in atomically, as the kubelet does.
+# project DIR KEY=FILE...: writes a new version and swaps it in atomically, as the kubelet does
+# (a key absent from the new version disappears).
 project() {
 	local dir=$1; shift
 	PROJ_SEQ=$((PROJ_SEQ + 1))
@@ -117,6 +118,11 @@ project() {
 	[ -L "$dir/..data" ] && old=$(readlink "$dir/..data")
 	ln -s "$ver" "$dir/..data_tmp"
 	mv -T "$dir/..data_tmp" "$dir/..data"
+	# Keys the new version no longer has lose their link, as with the kubelet.
+	local l
+	for l in "$dir"/*; do
+		[ -L "$l" ] && [ ! -e "$dir/$ver/${l##*/}" ] && rm -f "$l"
+	done
 	[ -n "$old" ] && rm -rf "${dir:?}/$old"
 	return 0
 }

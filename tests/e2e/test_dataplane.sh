@@ -203,9 +203,13 @@ check "(d) ... counted as peer_identity" \
 # The caller's side: the directory expects another identity for b, so a must not talk to b.
 o0=$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')
 r0=$(metric "$PA" 'pillion_proxy_reloads_total{file="mesh",result="ok"}')
-project "$T/a/mesh" mesh.json="$T/mesh-wrong.json"
+# Projected gzipped, as the operator writes a large directory (binaryData mesh.json.gz): the
+# proxy follows the switch from mesh.json to mesh.json.gz and back.
+gzip -9 -c "$T/mesh-wrong.json" >"$T/mesh-wrong.json.gz"
+project "$T/a/mesh" mesh.json.gz="$T/mesh-wrong.json.gz"
+test ! -e "$T/a/mesh/mesh.json" || fail "(d) the projection left mesh.json behind"
 wait_for 60 sh -c "test \"\$(ip netns exec '$PA' curl -s --max-time 30 http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_reloads_total\{file=\"mesh\",result=\"ok\"\}/ {print \$2}')\" -gt $r0" ||
-	fail "(d) a's proxy did not reload the mesh directory"
+	fail "(d) a's proxy did not reload the gzipped mesh directory"
 # HTTP: the app gets a 503 from its proxy that says why, never b's answer.
 check "(d) a refuses b when b presents an identity the directory does not list (503 naming the identity)" \
 	sh -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -i --max-time 30 http://$B4:8080/hello.txt >'$T/d.out'; grep -q '^HTTP/1.1 503' '$T/d.out' && grep -qi '^pillion-proxy-error: mtls failure' '$T/d.out' && grep -q 'not an identity the mesh directory lists' '$T/d.out' && ! grep -q MARKER '$T/d.out'"

@@ -1,4 +1,4 @@
-/* Unit tests for lib/base: arena, buf, duration, sha256 and hmap. */
+/* Unit tests for lib/base: arena, buf, duration, gzip, sha256 and hmap. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -17,6 +17,7 @@
 #include "base/bucket.h"
 #include "base/buf.h"
 #include "base/duration.h"
+#include "base/gzip.h"
 #include "base/hmap.h"
 #include "base/log.h"
 #include "base/sha256.h"
@@ -779,6 +780,58 @@ static void test_log_level_name(void **state)
 	assert_int_equal(pl_log_set_level_name("INFO"), -1);
 }
 
+/* gzip round trip, the inflate bound, and corrupt, cut, trailing and non-gzip input. */
+static void test_gzip(void **state)
+{
+	(void)state;
+	pl_buf in = PL_BUF_INIT, z = PL_BUF_INIT, out = PL_BUF_INIT;
+	char err[128];
+
+	for (int i = 0; i < 20000; i++)
+		pl_buf_printf(&in, "{\"addresses\":[\"198.18.%d.%d\"],\"ports\":[8080]},", i / 250, i % 250);
+	assert_int_equal(pl_gzip(in.data, in.len, &z), 0);
+	assert_true(pl_is_gzip(z.data, z.len));
+	assert_true(z.len * 5 < in.len);
+	assert_int_equal(pl_gunzip(z.data, z.len, in.len, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.len, in.len);
+	assert_memory_equal(out.data, in.data, in.len);
+
+	/* One byte short of the content: refused, nothing past the bound. */
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gunzip(z.data, z.len, in.len - 1, &out, err, sizeof(err)), -EFBIG);
+	assert_true(out.len <= in.len - 1);
+	assert_non_null(strstr(err, "more than"));
+
+	/* Cut short, trailing bytes, a flipped byte in the middle, not gzip at all. */
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gunzip(z.data, z.len - 9, in.len, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "byte"));
+	pl_buf cat = PL_BUF_INIT;
+	pl_buf_append(&cat, z.data, z.len);
+	pl_buf_append(&cat, "x", 1);
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gunzip(cat.data, cat.len, in.len, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "after the end"));
+	cat.data[z.len / 2] ^= 0x55;
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gunzip(cat.data, z.len, in.len, &out, err, sizeof(err)), -EINVAL);
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gunzip("{\"a\":1}", 7, 100, &out, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "gzip: no gzip header at byte 0");
+	assert_false(pl_is_gzip("\x1f", 1));
+
+	/* Empty content round-trips. */
+	pl_buf_reset(&z);
+	pl_buf_reset(&out);
+	assert_int_equal(pl_gzip("", 0, &z), 0);
+	assert_int_equal(pl_gunzip(z.data, z.len, 10, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.len, 0);
+	pl_buf_free(&cat);
+	pl_buf_free(&in);
+	pl_buf_free(&z);
+	pl_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -804,6 +857,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_log_level_name),
 		cmocka_unit_test(test_bucket),
+		cmocka_unit_test(test_gzip),
 	};
 	return cmocka_run_group_tests(tests, 0, NULL);
 }

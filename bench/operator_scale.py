@@ -51,6 +51,11 @@ TOKEN = "bench-t0k"
 AGENT = "pillion-bench/1"        # our User-Agent; the operator's is pillion-operator/...
 MANAGED = "app.kubernetes.io/managed-by=pillion-operator"
 HASH = "pillion.dev/content-hash"
+REFRESH = "pillion.dev/config-hash"
+# The proxy container as the webhook injects it: --outbound makes the operator write the client-side
+# policies once per namespace (outbound.json of pillion-mesh) instead of into every pod's config.
+PROXY_ARGS = ["--config", "/etc/pillion/config/proxy.json", "--mesh", "/etc/pillion/mesh/mesh.json",
+              "--outbound", "/etc/pillion/mesh/outbound.json", "--tls-dir", "/etc/pillion/tls"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 T_START = time.monotonic()
 
@@ -151,9 +156,10 @@ class Watcher(threading.Thread):
     """One watch, resumed from the last resourceVersion; keeps the latest object per (ns, name) and
     the monotonic time of each event's arrival."""
 
-    def __init__(self, api, name, path, query="", keep_data=False):
+    def __init__(self, api, name, path, query="", keep_data=False, hash_key=None):
         super().__init__(daemon=True, name="watch-" + name)
         self.api, self.label, self.path, self.query, self.keep_data = api, name, path, query, keep_data
+        self.hash_key = hash_key or HASH
         self.objs = {}
         self.lock = threading.Lock()
         self.events = 0
@@ -227,7 +233,7 @@ class Watcher(threading.Thread):
         """A new immutable record per event, so that snapshots keep their values."""
         x = Obj()
         x.rv = md.get("resourceVersion")
-        x.hash = (md.get("annotations") or {}).get(HASH)
+        x.hash = (md.get("annotations") or {}).get(self.hash_key)
         x.t = t if old is None or old.hash != x.hash else old.t    # time of the last content change
         x.writes = (old.writes if old else 0) + 1
         x.labels = md.get("labels") or {}
@@ -355,8 +361,8 @@ def make_policy(ns, app, export_to, timeout="5s", methods=("GET", "POST")):
 class Layout:
     """Who is where: app i (Service + ServiceAccount + TrafficPolicy) in namespace i % K; pod j in app j % M."""
 
-    def __init__(self, pods, policies, namespaces):
-        self.M, self.K = policies, namespaces
+    def __init__(self, pods, policies, namespaces, legacy=False):
+        self.M, self.K, self.legacy = policies, namespaces, legacy
         self.pods = {}       # (ns, name) -> (id, app, ip)
         self.next_index = 0
         for _ in range(pods):
@@ -382,7 +388,8 @@ class Layout:
                 "metadata": {"name": name, "namespace": ns, "labels": {"app": self.app(ai)},
                              "annotations": {"pillion.dev/id": pid}},
                 "spec": {"serviceAccountName": self.app(ai),
-                         "containers": [{"name": "app", "image": "app", "ports": [{"name": "http", "containerPort": 8080}]}]}}
+                         "containers": [{"name": "app", "image": "app", "ports": [{"name": "http", "containerPort": 8080}]}]
+                         + ([] if self.legacy else [{"name": "pillion-proxy", "image": "proxy", "args": PROXY_ARGS}])}}
 
 
 def create_pod(api, lay, key):
@@ -581,7 +588,7 @@ class Bench:
         # their ConfigMap at once, so Programmed (which counts proxies) can converge.
         self.api.req("POST", "/_fake/config", {"podAutoStatus": True})
 
-        lay = Layout(a.pods, a.policies, a.namespaces)
+        lay = Layout(a.pods, a.policies, a.namespaces, a.legacy_pods)
         self.lay = lay
         t = time.monotonic()
         c0 = cpu_s(self.fake.pid)
@@ -592,7 +599,10 @@ class Bench:
         self.w_cm = Watcher(self.api, "configmaps", "/api/v1/configmaps", "labelSelector=" + urllib.parse.quote(MANAGED), True)
         self.w_sec = Watcher(self.api, "secrets", "/api/v1/secrets", "labelSelector=" + urllib.parse.quote(MANAGED))
         self.w_tp = Watcher(self.api, "trafficpolicies", "/apis/pillion.dev/v1alpha1/trafficpolicies")
-        self.watchers = [self.w_cm, self.w_sec, self.w_tp]
+        # Pods, for the refresh the operator writes on each (pillion.dev/config-hash): a change has
+        # reached a pod once its kubelet is told to project it.
+        self.w_pod = Watcher(self.api, "pods", "/api/v1/pods", "", False, REFRESH)
+        self.watchers = [self.w_cm, self.w_sec, self.w_tp, self.w_pod]
         for w in self.watchers:
             w.start()
         for w in self.watchers:
@@ -678,14 +688,29 @@ class Bench:
         before = self.w_cm.snapshot()
         tp_before = self.w_tp.snapshot().get((ns, name))
         gen0 = tp_before.gen if tp_before else None
-        expected = set()
+        # Expected: the ConfigMaps whose content names the policy on that side (a pod's proxy.json,
+        # or a namespace's outbound.json), and the pods that mount one of them, whose refresh
+        # annotation must change.
+        expected, pods_expected, ns_outbound = set(), set(), set()
         for key, o in before.items():
-            if key[1] == "pillion-mesh" or not o.data:
+            if not o.data:
+                continue
+            if key[1] == "pillion-mesh":
+                out = json.loads(o.data.get("outbound.json") or "{}")
+                if side == "outbound" and any(x.get("policy") == ref for x in out.get("outbound") or []):
+                    expected.add(key)
+                    ns_outbound.add(key[0])
                 continue
             cfg = json.loads(o.data.get("proxy.json", "{}"))
             if any(x.get("policy") == ref for x in cfg.get(side) or []):
                 expected.add(key)
-        log("%s: %s; %d ConfigMaps reference it on the %s side" % (phase, ref, len(expected), side))
+                pods_expected.add((key[0], o.labels.get("pillion.dev/pod")))
+        pods_before = self.w_pod.snapshot()
+        for (pns, pname), (pid, _, _) in lay.pods.items():
+            if pns in ns_outbound and not lay.legacy:
+                pods_expected.add((pns, pname))
+        log("%s: %s; %d ConfigMaps reference it on the %s side; %d pods to refresh" % (
+            phase, ref, len(expected), side, len(pods_expected)))
         b = self.begin()
         self.api.must("PATCH", "/apis/pillion.dev/v1alpha1/namespaces/%s/trafficpolicies/%s" % (ns, name), patch,
                       "application/merge-patch+json")
@@ -699,14 +724,15 @@ class Bench:
 
         def rewritten():
             watch_others()
-            cms = self.w_cm.snapshot()
-            return all(k in cms and cms[k].hash != before[k].hash for k in expected)
+            cms, pods = self.w_cm.snapshot(), self.w_pod.snapshot()
+            return all(k in cms and cms[k].hash != before[k].hash for k in expected) and all(
+                k in pods and k in pods_before and pods[k].hash != pods_before[k].hash for k in pods_expected)
 
         t_seen = self.wait(phase, rewritten)
         t_done = None
         if t_seen:
-            cms = self.w_cm.snapshot()
-            t_done = max([cms[k].t for k in expected] or [b["t"]])
+            cms, pods = self.w_cm.snapshot(), self.w_pod.snapshot()
+            t_done = max([cms[k].t for k in expected] + [pods[k].t for k in pods_expected] or [b["t"]])
         t_prog = self.wait("%s: Programmed" % phase, lambda: watch_others() or (
             lambda o: o is not None and o.gen != gen0 and programmed(o))(self.w_tp.snapshot().get((ns, name))))
         self.quiet(a.settle, timeout=a.timeout)
@@ -723,6 +749,11 @@ class Bench:
                                rewrites, fmt_s(t_prog - b["t"]) if t_prog else "never", len(others_unprogrammed))}
         if len(changed & expected) != len(expected):
             extra["detail"] += "; missing: %s" % ", ".join(sorted("/".join(k) for k in expected - changed)[:5])
+        pods_after = self.w_pod.snapshot()
+        refreshed = sum(1 for k in pods_expected if k in pods_after and k in pods_before
+                        and pods_after[k].hash != pods_before[k].hash)
+        extra["detail"] += "; %d of %d pods refreshed (their pillion.dev/config-hash changed)" % (
+            refreshed, len(pods_expected))
         row = self.end(b, phase, t_done, extra)
         if row["by_agent"]:
             own = other = 0
@@ -945,6 +976,8 @@ def main():
     p.add_argument("--bin", default=os.path.join(os.path.dirname(here), "build", "bin"))
     p.add_argument("--src", default=os.path.dirname(here), help="source tree (e2e/apiserver, crds)")
     p.add_argument("--export-to", default="*", help='every policy\'s spec.exportTo (default "*", the CRD default; "." = own namespace)')
+    p.add_argument("--legacy-pods", action="store_true",
+                   help="pods as injected before --outbound: every pod's config carries the client-side policies")
     p.add_argument("--churn", type=int, default=50, help="pods deleted and created in the churn phase (0: skip)")
     p.add_argument("--timeout", type=float, default=300, help="bound of every wait, seconds")
     p.add_argument("--settle", type=float, default=3, help="seconds without ConfigMap/Secret/policy events = quiet")

@@ -211,6 +211,8 @@ static void on_change(void *ctx, enum pl_store_event ev, const json_t *obj, cons
 		pthread_mutex_unlock(&o->mu);
 		if (h->which == ST_POLICIES) {
 			enqueue_policy_reach(o, obj, old);
+			/* Client-side policies also go to each namespace's outbound.json, in pillion-mesh. */
+			op_schedule_mesh(o);
 		} else {
 			if (ns)
 				enqueue_pods_of(o, ns);

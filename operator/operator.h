@@ -29,6 +29,8 @@
 #define OP_MESH_WINDOW_MAX_NS 30000000000LL
 /* The first question to a pod's proxy after its config changed: time for the kubelet and the proxy. */
 #define OP_SYNC_FIRST_NS 300000000LL
+/* A policy's Programmed is counted again this long after a pod joins its reach (coalesced). */
+#define OP_STATUS_RECOUNT_NS 1000000000LL
 
 typedef struct op_settings {
 	const char *kubeconfig;

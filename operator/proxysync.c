@@ -128,7 +128,13 @@ int op_reconcile_sync(op *o, pl_kube *k, const char *ns, const char *name, int64
 		if (r < 0 && r != -ENOENT && kst.http != 503 && kst.http != 502)
 			log_debug("proxy status of %s: HTTP %ld %s", key, kst.http, kst.message);
 	}
-	const char *got = pl_json_get_str(json_object_get(st, "config"), "hash");
+	const char *cfg_hash = pl_json_get_str(json_object_get(st, "config"), "hash");
+	/* Client-side policies from the namespace's outbound.json count too (pl_effective_hash). */
+	const json_t *ob = json_object_get(st, "outbound");
+	const char *src = pl_json_get_str(ob, "source"), *ob_hash = pl_json_get_str(ob, "hash");
+	char eff[80];
+	pl_effective_hash(cfg_hash, src && strcmp(src, "mesh") == 0 ? ob_hash : NULL, eff);
+	const char *got = cfg_hash ? eff : NULL;
 	pthread_mutex_lock(&o->mu);
 	struct op_applied *e = entry(o, key);
 	if (got)

@@ -116,14 +116,14 @@ static bool current(const json_t *existing, const char *hash, const json_t *pod)
 }
 
 /*
- * ConfigMap ns/name holding doc (pretty JSON) under key, owned by pod when given, with
- * doc's "hash" as the content-hash annotation: applied only when that hash (or the owner)
+ * ConfigMap ns/name with data (and binaryData, may be NULL; both stolen), owned by pod when given
+ * (else by the control plane's Namespace), with hash as the content-hash annotation and the
+ * string annotations of extra (may be NULL; stolen): applied only when that hash (or the owner)
  * differs from what is stored. 1 written, 0 already current, -errno.
  */
-static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const json_t *doc,
-			   const char *key, uint64_t *written)
+static int write_cm(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const char *hash,
+		    json_t *data, json_t *binary, json_t *extra, uint64_t *written)
 {
-	const char *hash = pl_json_get_str(doc, "hash");
 	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, name);
 	json_t *md = owned_meta(ns, name, pod, hash);
 	if (!pod)
@@ -136,36 +136,68 @@ static int write_configmap(op *o, pl_kube *k, const char *ns, const char *name, 
 	json_decref(existing);
 	if (same) {
 		json_decref(md);
+		json_decref(data);
+		json_decref(binary);
+		json_decref(extra);
 		return 0;
 	}
-	/* proxy.json pretty, for people reading it with kubectl; mesh.json compact, since it lists
-	 * every meshed pod and must stay under the 1 MiB object limit (about 40% smaller). */
-	char *text = pod ? pl_json_dump_pretty(doc) : pl_json_dump_canonical(doc);
-	json_t *cm = json_pack("{sssssos{ss}}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", md, "data", key, text);
-	/* A large directory goes gzipped in binaryData under key.gz (the kubelet projects it as
-	 * that file; the proxy inflates it). Server-side apply drops the other form. */
-	if (!pod && strlen(text) > o->set.mesh_compress_above) {
-		pl_buf z = PL_BUF_INIT;
-		char gzkey[128];
-		if (pl_gzip(text, strlen(text), &z) == 0) {
-			char *b64 = pl_base64_encode(z.data, z.len);
-			snprintf(gzkey, sizeof(gzkey), "%s.gz", key);
-			json_object_del(cm, "data");
-			json_object_set_new(cm, "binaryData", json_pack("{ss}", gzkey, b64));
-			free(b64);
-			if (z.len > OP_CONFIGMAP_MAX)
-				log_warnx("mesh directory %s/%s: %zu bytes gzipped, above the 1 MiB ConfigMap limit",
-					  ns, name, z.len);
-		}
-		pl_buf_free(&z);
-	}
-	free(text);
+	if (extra)
+		json_object_update(json_object_get(md, "annotations"), extra);
+	json_decref(extra);
+	json_t *cm = json_pack("{sssssoso}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", md, "data", data);
+	if (binary)
+		json_object_set_new(cm, "binaryData", binary);
 	int rc = apply(o, k, "configmaps", ns, name, cm);
 	json_decref(cm);
 	if (rc < 0)
 		return rc;
 	count(o, written);
 	return 1;
+}
+
+/* A pod's pillion-<id>: its config as pretty JSON (people read it with kubectl) under proxy.json. */
+static int write_pod_config(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const json_t *cfg)
+{
+	char *text = pl_json_dump_pretty(cfg);
+	json_t *data = json_pack("{ss}", "proxy.json", text);
+	free(text);
+	return write_cm(o, k, ns, name, pod, pl_json_get_str(cfg, "hash"), data, NULL, NULL, &o->m.configmaps_written);
+}
+
+/*
+ * A namespace's pillion-mesh: the directory (mesh.json) and the namespace's client-side policies
+ * (outbound.json), one ConfigMap so the kubelet swaps them together. Its content hash covers both
+ * (pl_effective_hash); annotations PL_ANNOTATION_MESH_DIR_HASH and PL_ANNOTATION_OUTBOUND_HASH
+ * give each document's own hash (for pillionctl status). The directory is compact JSON, since it
+ * lists every meshed pod and must stay under the 1 MiB object limit, and gzipped under
+ * mesh.json.gz (binaryData) above --mesh-compress-above; server-side apply drops the other form.
+ */
+static int write_mesh(op *o, pl_kube *k, const char *ns, const json_t *dir, const json_t *out, char *hash)
+{
+	const char *dh = pl_json_get_str(dir, "hash"), *oh = pl_json_get_str(out, "hash");
+	char *text = pl_json_dump_canonical(dir), *otext = pl_json_dump_pretty(out);
+	json_t *data = json_pack("{ss}", "outbound.json", otext), *binary = NULL;
+
+	pl_effective_hash(dh, oh, hash);
+	free(otext);
+	if (strlen(text) > o->set.mesh_compress_above) {
+		pl_buf z = PL_BUF_INIT;
+		if (pl_gzip(text, strlen(text), &z) == 0) {
+			char *b64 = pl_base64_encode(z.data, z.len);
+			binary = json_pack("{ss}", "mesh.json.gz", b64);
+			free(b64);
+			if (z.len > OP_CONFIGMAP_MAX)
+				log_warnx("mesh directory %s/%s: %zu bytes gzipped, above the 1 MiB ConfigMap limit", ns,
+					  OP_MESH_CONFIGMAP, z.len);
+		}
+		pl_buf_free(&z);
+	}
+	if (!binary)
+		json_object_set_new(data, "mesh.json", json_string(text));
+	free(text);
+	json_t *extra = json_pack("{ssss}", PL_ANNOTATION_MESH_DIR_HASH, dh ? dh : "", PL_ANNOTATION_OUTBOUND_HASH,
+				  oh ? oh : "");
+	return write_cm(o, k, ns, OP_MESH_CONFIGMAP, NULL, hash, data, binary, extra, &o->m.mesh_written);
 }
 
 /*
@@ -332,8 +364,13 @@ static int reconcile_secret(op *o, pl_kube *k, const json_t *pod, const char *ns
 	return 0;
 }
 
-/* The pod's config against snap, remembered (hash, policies, identity) for the status reconciler. */
-static json_t *render_and_record(op *o, const op_snapshot *snap, const pl_pod *pod)
+/*
+ * The pod's config against snap, remembered (hash, policies, identity) for the status reconciler.
+ * A proxy that reads the namespace's outbound.json (--outbound) runs both: what is remembered is
+ * the config with those policies and pl_effective_hash over both, which its /status gives too.
+ * eff (80 bytes) gets that hash.
+ */
+static json_t *render_and_record(op *o, const op_snapshot *snap, const pl_pod *pod, char *eff)
 {
 	json_t *cfg = pl_render_pod(snap->ix, pod);
 	const pl_mesh_identity *m = pl_index_identity_for(snap->ix, pod);
@@ -341,7 +378,18 @@ static json_t *render_and_record(op *o, const op_snapshot *snap, const pl_pod *p
 
 	if (m)
 		snprintf(ident, sizeof(ident), "%s/%s", m->meta.namespace, m->meta.name);
-	op_rendered_record(o, pod->meta.namespace, pod->meta.name, cfg, ident, snap->gen);
+	if (!pod->outbound_from_mesh) {
+		snprintf(eff, 80, "%s", pl_json_get_str(cfg, "hash") ? pl_json_get_str(cfg, "hash") : "");
+		op_rendered_record(o, pod->meta.namespace, pod->meta.name, cfg, ident, snap->gen);
+		return cfg;
+	}
+	json_t *out = pl_render_outbound(snap->ix, pod->meta.namespace), *rec = json_copy(cfg);
+	pl_effective_hash(pl_json_get_str(cfg, "hash"), pl_json_get_str(out, "hash"), eff);
+	json_object_set(rec, "outbound", json_object_get(out, "outbound"));
+	json_object_set_new(rec, "hash", json_string(eff));
+	op_rendered_record(o, pod->meta.namespace, pod->meta.name, rec, ident, snap->gen);
+	json_decref(rec);
+	json_decref(out);
 	return cfg;
 }
 
@@ -449,11 +497,12 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 		goto out;
 	}
 	op_snapshot *snap = op_snapshot_get(o);
-	json_t *cfg = render_and_record(o, snap, obj.u.pod);
+	char eff[80];
+	json_t *cfg = render_and_record(o, snap, obj.u.pod, eff);
 	op_snapshot_put(o, snap);
 	char cmname[128];
 	snprintf(cmname, sizeof(cmname), "pillion-%s", obj.u.pod->id);
-	rc = write_configmap(o, k, ns, cmname, pod, cfg, "proxy.json", &o->m.configmaps_written);
+	rc = write_pod_config(o, k, ns, cmname, pod, cfg);
 	if (rc == 1)
 		log_info("config for pod %s/%s written to %s (%s)", ns, name, cmname, pl_json_get_str(cfg, "hash"));
 	if (rc >= 0)
@@ -466,8 +515,7 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 	/* Until its proxy says it runs this config, it is asked (Programmed counts it then). */
 	char applied[80];
 	op_applied_get(o, ns, name, applied, sizeof(applied));
-	if (rc == 0 && strcmp(applied, pl_json_get_str(cfg, "hash") ? pl_json_get_str(cfg, "hash") : "") != 0 &&
-	    op_applied_ask(o, ns, name)) {
+	if (rc == 0 && strcmp(applied, eff) != 0 && op_applied_ask(o, ns, name)) {
 		char skey[1200];
 		snprintf(skey, sizeof(skey), "sync/%s/%s", ns, name);
 		pl_wq_add_after(o->q, skey, OP_SYNC_FIRST_NS);
@@ -523,12 +571,14 @@ static int reconcile_mesh(op *o, pl_kube *k)
 	pl_hmap_slot *sl;
 	while ((sl = pl_hmap_next(&meshed, &iter))) {
 		const char *ns = sl->key;
-		json_t *dir = pl_render_mesh(snap->ix, pods, n, ns);
-		int r = write_configmap(o, k, ns, OP_MESH_CONFIGMAP, NULL, dir, "mesh.json", &o->m.mesh_written);
+		json_t *dir = pl_render_mesh(snap->ix, pods, n, ns), *out = pl_render_outbound(snap->ix, ns);
+		char hash[80];
+		int r = write_mesh(o, k, ns, dir, out, hash);
+		json_decref(out);
 		if (r < 0)
 			rc = r;
 		if (r >= 0)
-			mesh_hash_set(o, ns, pl_json_get_str(dir, "hash") ? pl_json_get_str(dir, "hash") : "");
+			mesh_hash_set(o, ns, hash);
 		/* Every meshed pod of the namespace mounts it: each is refreshed (reconcile_pod). */
 		for (size_t p = 0; r == 1 && p < n; p++) {
 			if (strcmp(pods[p]->meta.namespace, ns) != 0 || !pods[p]->id[0])
@@ -625,8 +675,9 @@ static void programmed(op *o, const pl_object *obj, const op_snapshot *snap, int
 			pl_object p;
 			pl_arena_init(&a);
 			pl_object_decode(&a, it, &p);
+			char eff[80];
 			if (p.kind == PL_KIND_POD && p.valid && p.u.pod->id[0])
-				json_decref(render_and_record(o, snap, p.u.pod));
+				json_decref(render_and_record(o, snap, p.u.pod, eff));
 			pl_arena_free(&a);
 			applies = op_rendered_lookup(o, ns, name, snap->gen, tp ? want : NULL, want, hash, sizeof(hash));
 		}

@@ -77,6 +77,26 @@ void op_rendered_record(op *o, const char *ns, const char *name, const json_t *c
 	struct op_rendered *old = pl_hmap_del(&o->rendered, key, &old_key);
 	pl_hmap_put(&o->rendered, e->key, e);
 	pthread_mutex_unlock(&o->mu);
+	/* A pod new to a policy's reach (a new pod, a new client) makes its Programmed count again:
+	 * a policy that said True must not go on saying it while this pod's proxy lacks it. Coalesced
+	 * by the queue over a short delay. */
+	for (char *p = e->policies + 1; *p; ) {
+		char *nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		char needle[600], skey[700];
+		snprintf(needle, sizeof(needle), "\n%.*s\n", (int)(nl - p), p);
+		if (!old || !strstr(old->policies, needle)) {
+			snprintf(skey, sizeof(skey), "status/tp/%.*s", (int)(nl - p), p);
+			pl_wq_add_after(o->q, skey, OP_STATUS_RECOUNT_NS);
+		}
+		p = nl + 1;
+	}
+	if (e->identity[0] && (!old || strcmp(old->identity, e->identity) != 0)) {
+		char skey[700];
+		snprintf(skey, sizeof(skey), "status/mi/%s", e->identity);
+		pl_wq_add_after(o->q, skey, OP_STATUS_RECOUNT_NS);
+	}
 	entry_free(old);
 }
 

@@ -58,8 +58,8 @@ void check_endpoints_count(const json_t *ep, int *ready, int *not_ready)
 
 const char *const proxy_sync_names[3] = {"SYNCED", "STALE", "NOT READY"};
 
-enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh, char *msg,
-				 size_t size)
+enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh,
+				 const char *want_outbound, char *msg, size_t size)
 {
 	char a[16], b[16];
 
@@ -86,6 +86,13 @@ enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, 
 	if (want_mesh && *want_mesh && reports_mesh && (!mesh || strcmp(mesh, want_mesh) != 0)) {
 		snprintf(msg, size, "runs mesh directory %s, the operator wrote %s", pl_short_hash(mesh, a),
 			 pl_short_hash(want_mesh, b));
+		return PROXY_STALE;
+	}
+	const json_t *ob = json_object_get(status, "outbound");
+	const char *src = pl_json_get_str(ob, "source"), *oh = pl_json_get_str(ob, "hash");
+	if (want_outbound && *want_outbound && src && strcmp(src, "mesh") == 0 && (!oh || strcmp(oh, want_outbound) != 0)) {
+		snprintf(msg, size, "runs client-side policies %s, the operator wrote %s", pl_short_hash(oh, a),
+			 pl_short_hash(want_outbound, b));
 		return PROXY_STALE;
 	}
 	snprintf(msg, size, "runs what the operator wrote");

@@ -21,7 +21,9 @@ void check_endpoints_count(const json_t *endpoints, int *ready, int *not_ready);
 enum proxy_sync { PROXY_SYNCED, PROXY_STALE, PROXY_NOT_READY };
 extern const char *const proxy_sync_names[3];
 /* The verdict, and a one-line detail in msg: what differs, or why it is not ready. */
-enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh, char *msg,
-				 size_t size);
+/* want_outbound: outbound.json's hash, checked when the proxy says it takes its client-side
+ * policies from there ("outbound": {"source": "mesh"}). */
+enum proxy_sync check_proxy_sync(const json_t *status, const char *want_config, const char *want_mesh,
+				 const char *want_outbound, char *msg, size_t size);
 
 #endif

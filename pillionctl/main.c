@@ -16,6 +16,7 @@ static void usage(FILE *f)
 		   "  validate -f PATH...             check TrafficPolicy and MeshIdentity files\n"
 		   "  render --pod POD -f PATH...     print the proxy config a pod (or a workload's pods) would get\n"
 		   "  render --mesh NS -f PATH...     print namespace NS's mesh directory (from Pods, Services)\n"
+		   "  render --outbound NS -f PATH... print namespace NS's client-side policies (outbound.json)\n"
 		   "  inject -f PATH...               add the sidecar to Pods and pod templates (YAML out)\n"
 		   "  check [--kubeconfig FILE]       inspect an installed Pillion through the Kubernetes API\n"
 		   "  status [-n NS]                  each meshed pod's proxy: SYNCED, STALE or NOT READY\n"

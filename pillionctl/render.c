@@ -8,19 +8,22 @@
 #include "json/json.h"
 
 static const char usage[] = "usage: pillionctl render --pod POD.yaml -f PATH [-f PATH]...     (a Pod, or a workload: its template)\n"
-			    "       pillionctl render --mesh NAMESPACE -f PATH [-f PATH]...   (Pods, Services, MeshIdentities)\n";
+			    "       pillionctl render --mesh NAMESPACE -f PATH [-f PATH]...   (Pods, Services, MeshIdentities)\n"
+			    "       pillionctl render --outbound NAMESPACE -f PATH [-f PATH]...   (TrafficPolicies: the\n"
+			    "         client-side policies of NAMESPACE, outbound.json of pillion-mesh)\n";
 
 int cmd_render(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"pod", required_argument, NULL, 'p'},
 		{"mesh", required_argument, NULL, 'm'},
+		{"outbound", required_argument, NULL, 'o'},
 		{"filename", required_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	pl_inputs in, podin;
-	const char *podpath = NULL, *mesh_ns = NULL;
+	const char *podpath = NULL, *mesh_ns = NULL, *out_ns = NULL;
 	const pl_pod **pods = NULL;
 	size_t npods = 0;
 	int c, rc = 0;
@@ -28,13 +31,16 @@ int cmd_render(int argc, char **argv)
 	pl_inputs_init(&in);
 	pl_inputs_init(&podin);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:m:f:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:m:o:f:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			podpath = optarg;
 			break;
 		case 'm':
 			mesh_ns = optarg;
+			break;
+		case 'o':
+			out_ns = optarg;
 			break;
 		case 'f':
 			pl_inputs_add(&in, optarg, stderr);
@@ -47,7 +53,7 @@ int cmd_render(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!podpath == !mesh_ns || optind < argc) {
+	if ((podpath != NULL) + (mesh_ns != NULL) + (out_ns != NULL) != 1 || optind < argc) {
 		fputs(usage, stderr);
 		rc = 2;
 		goto out;
@@ -63,7 +69,7 @@ int cmd_render(int argc, char **argv)
 	const pl_pod *pod = NULL;
 	const pl_entry *bad = NULL;
 	bool from_template = false;
-	if (mesh_ns)
+	if (mesh_ns || out_ns)
 		goto index;
 	/* A Pod wins over a workload's template; the first workload's template otherwise. */
 	for (int pass = 0; pass < 2 && !pod; pass++) {
@@ -157,7 +163,9 @@ index:;
 			fprintf(stderr, "note: the inputs hold no pod of namespace %s: the directory lists no endpoint\n",
 				mesh_ns);
 	}
-	json_t *cfg = mesh_ns ? pl_render_mesh(ix, pods, npods, mesh_ns) : pl_render_pod(ix, pod);
+	json_t *cfg = mesh_ns  ? pl_render_mesh(ix, pods, npods, mesh_ns)
+		      : out_ns ? pl_render_outbound(ix, out_ns)
+			       : pl_render_pod(ix, pod);
 	char *out = pl_json_dump_pretty(cfg);
 	if (!out)
 		abort();

@@ -37,8 +37,9 @@ static void age(int64_t secs, char out[32])
 		snprintf(out, 32, "%lldd", (long long)(secs / 86400));
 }
 
-/* The content hash the operator wrote on ConfigMap ns/name, or "". */
-static void written_hash(pl_kube *k, const char *ns, const char *name, char *out, size_t len)
+/* The content hash the operator wrote on ConfigMap ns/name, or "". For pillion-mesh, the
+ * directory's own hash (its content hash covers outbound.json too), and outbound.json's in out2. */
+static void written_hash(pl_kube *k, const char *ns, const char *name, char *out, size_t len, char *out2, size_t len2)
 {
 	char path[600];
 	json_t *cm = NULL;
@@ -46,14 +47,21 @@ static void written_hash(pl_kube *k, const char *ns, const char *name, char *out
 
 	pl_kube_path(path, sizeof(path), NULL, "v1", ns, "configmaps", name, NULL);
 	snprintf(out, len, "%s", "");
-	if (pl_kube_get(k, path, &cm, &st) == 0 && annot(cm, "pillion.dev/content-hash"))
-		snprintf(out, len, "%s", annot(cm, "pillion.dev/content-hash"));
+	if (out2)
+		snprintf(out2, len2, "%s", "");
+	if (pl_kube_get(k, path, &cm, &st) == 0) {
+		const char *h = out2 && annot(cm, PL_ANNOTATION_MESH_DIR_HASH) ? annot(cm, PL_ANNOTATION_MESH_DIR_HASH)
+									   : annot(cm, "pillion.dev/content-hash");
+		snprintf(out, len, "%s", h ? h : "");
+		if (out2 && annot(cm, PL_ANNOTATION_OUTBOUND_HASH))
+			snprintf(out2, len2, "%s", annot(cm, PL_ANNOTATION_OUTBOUND_HASH));
+	}
 	json_decref(cm);
 }
 
 static int show_namespace(pl_kube *k, pl_kube *kp, const char *ns, int *counts)
 {
-	char path[600], mesh[128] = "";
+	char path[600], mesh[128] = "", outb[128] = "";
 	json_t *items = NULL, *p;
 	char rv[PL_KUBE_RV_MAX];
 	pl_kube_status st;
@@ -72,12 +80,12 @@ static int show_namespace(pl_kube *k, pl_kube *kp, const char *ns, int *counts)
 		if (!pns || !name || !id || !*id || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))))
 			continue;
 		if (!last_ns || strcmp(last_ns, pns) != 0) {
-			written_hash(k, pns, "pillion-mesh", mesh, sizeof(mesh));
+			written_hash(k, pns, "pillion-mesh", mesh, sizeof(mesh), outb, sizeof(outb));
 			last_ns = pns;
 		}
 		char cmname[128], want[128], sp[700], msg[600], c12[16], m12[16], ag[32];
 		snprintf(cmname, sizeof(cmname), "pillion-%s", id);
-		written_hash(k, pns, cmname, want, sizeof(want));
+		written_hash(k, pns, cmname, want, sizeof(want), NULL, 0);
 		json_t *s = NULL;
 		snprintf(sp, sizeof(sp), "/api/v1/namespaces/%s/pods/%s:%d/proxy/status", pns, name, PL_INJECT_ADMIN_PORT);
 		if (pl_kube_get(kp, sp, &s, &st) != 0) {
@@ -94,7 +102,7 @@ static int show_namespace(pl_kube *k, pl_kube *kp, const char *ns, int *counts)
 				}
 			}
 		}
-		enum proxy_sync v = check_proxy_sync(s, want, mesh, msg, sizeof(msg));
+		enum proxy_sync v = check_proxy_sync(s, want, mesh, outb, msg, sizeof(msg));
 		const char *ch = pl_json_get_str(json_object_get(s, "config"), "hash");
 		const char *mh = pl_json_get_str(json_object_get(s, "mesh"), "hash");
 		json_int_t at = json_integer_value(json_object_get(json_object_get(s, "config"), "loadedAt"));

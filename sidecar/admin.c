@@ -245,6 +245,12 @@ static void status_body(admin_conn *a)
 		}
 		json_object_set_new(o, i == 2 ? "certificate" : px->files[i].what, f);
 	}
+	/* Client-side policies: from the directory's outbound.json (--outbound) or the config. */
+	const bool ns_out = px->mesh && px->mesh->has_out;
+	json_object_set_new(o, "outbound",
+			    json_pack("{sssoss}", "source", ns_out ? "mesh" : "config", "hash",
+				      ns_out ? json_string(px->mesh->out.hash) : json_null(), "namespace",
+				      ns_out ? px->mesh->out.namespace : ""));
 	char *s = pl_json_dump_canonical(o);
 	json_decref(o);
 	respond(a, 200, "application/json", s, strlen(s));

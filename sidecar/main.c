@@ -22,13 +22,14 @@
 #define ACCEPT_BATCH 64
 
 enum {
-	O_CONFIG = 256, O_MESH, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
+	O_CONFIG = 256, O_MESH, O_OUTBOUND, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
 	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, O_CONFIG},
 	{"mesh", required_argument, NULL, O_MESH},
+	{"outbound", required_argument, NULL, O_OUTBOUND},
 	{"tls-dir", required_argument, NULL, O_TLS_DIR},
 	{"outbound-port", required_argument, NULL, O_OUT_PORT},
 	{"inbound-port", required_argument, NULL, O_IN_PORT},
@@ -58,7 +59,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pillion-proxy --config FILE --tls-dir DIR [--mesh FILE] [flags]\n"
-		"       pillion-proxy --check --config FILE [--mesh FILE]\n"
+		"       pillion-proxy --check --config FILE [--mesh FILE [--outbound FILE]]\n"
 		"       pillion-proxy wait [--admin-port N] [--timeout DUR]   (until /ready is 200; --help)\n"
 		"\n"
 		"The Pillion sidecar: relays the pod's redirected TCP, with mTLS between meshed pods.\n"
@@ -66,7 +67,11 @@ static void usage(FILE *f)
 		"\n"
 		"  --config FILE            the pod's rendered proxy config (ConfigMap pillion-<id>, key proxy.json)\n"
 		"  --mesh FILE              the namespace's mesh directory (ConfigMap pillion-mesh); without it\n"
-		"                           every outbound destination is plain passthrough\n"
+		"                           every outbound destination is plain passthrough; FILE.gz (gzipped,\n"
+		"                           as the operator writes a large one) is read when FILE is absent\n"
+		"  --outbound FILE          the namespace's client-side policies (outbound.json of pillion-mesh,\n"
+		"                           swapped with the directory): when FILE exists they replace the\n"
+		"                           config's \"outbound\"; needs --mesh\n"
 		"  --tls-dir DIR            tls.crt, tls.key, ca.crt (Secret pillion-<id>-tls)\n"
 		"  --outbound-port N        outbound listener on loopback (15401)\n"
 		"  --inbound-port N         inbound listener (15406)\n"
@@ -141,6 +146,7 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 	switch (opt) {
 	case O_CONFIG: s->config_path = v; return 0;
 	case O_MESH: s->mesh_path = *v ? v : NULL; return 0;
+	case O_OUTBOUND: s->outbound_path = *v ? v : NULL; return 0;
 	case O_TLS_DIR: s->tls_dir = v; return 0;
 	case O_OUT_PORT: return parse_port(flag, v, &s->outbound_port);
 	case O_IN_PORT: return parse_port(flag, v, &s->inbound_port);
@@ -184,6 +190,15 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 }
 
 /* Flags win over PILLION_* variables: the environment is applied first. */
+/* Whether two paths name files in the same directory (as written: both come from the injection). */
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+
+	return la == lb && strncmp(a, b, la) == 0;
+}
+
 static int parse_args(int argc, char **argv, px_settings *s)
 {
 	char env[64], flag[64];
@@ -226,6 +241,14 @@ static int parse_args(int argc, char **argv, px_settings *s)
 	}
 	if (!s->config_path) {
 		fprintf(stderr, "pillion-proxy: --config (or PILLION_CONFIG) is required\n");
+		return 2;
+	}
+	if (s->outbound_path && !s->mesh_path) {
+		fprintf(stderr, "pillion-proxy: --outbound needs --mesh (they come from the same ConfigMap)\n");
+		return 2;
+	}
+	if (s->outbound_path && !same_dir(s->outbound_path, s->mesh_path)) {
+		fprintf(stderr, "pillion-proxy: --outbound must name a file in the directory of --mesh\n");
 		return 2;
 	}
 	if (!s->check_only && !s->tls_dir) {
@@ -473,7 +496,7 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	if (s->check_only)
-		return px_check_config(s->config_path, s->mesh_path);
+		return px_check_config(s->config_path, s->mesh_path, s->outbound_path);
 
 	signal(SIGPIPE, SIG_IGN);
 	/* Each relayed connection holds two sockets (and two pipes while splicing): use the hard limit. */

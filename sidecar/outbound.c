@@ -187,8 +187,12 @@ int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 	}
 	hs->op = NULL;
 	hs->route = NULL;
-	for (size_t i = 0; ms && i < cfg->noutbound; i++) {
-		const pl_outbound_policy *op = &cfg->outbound[i];
+	/* The namespace's client-side policies come with the directory (--outbound), else the config's. */
+	const bool ns_out = hs->mesh && hs->mesh->has_out;
+	const size_t nout = ns_out ? hs->mesh->out.n : cfg->noutbound;
+	const pl_outbound_policy *outv = ns_out ? hs->mesh->out.v : cfg->outbound;
+	for (size_t i = 0; ms && i < nout; i++) {
+		const pl_outbound_policy *op = &outv[i];
 		if (strcmp(op->service, hs->service) == 0 && (op->port == 0 || op->port == port)) {
 			hs->op = op;
 			break;

@@ -22,6 +22,7 @@ enum px_dir { PX_OUT = 0, PX_IN = 1 };
 typedef struct px_settings {
 	const char *config_path;
 	const char *mesh_path;     /* NULL: no directory, every destination is passthrough */
+	const char *outbound_path; /* the namespace's client-side policies, beside mesh_path; NULL: from the config */
 	const char *tls_dir;
 	const char *admin_addr;
 	int outbound_port, inbound_port, admin_port;
@@ -62,6 +63,8 @@ typedef struct px_config {
 typedef struct px_mesh {
 	pl_arena arena;
 	pl_mesh_dir dir;
+	bool has_out;              /* --outbound's file was there: its policies replace the config's */
+	pl_outbound_set out;
 	int refs;                  /* connections in their handshake hold one */
 } px_mesh;
 

@@ -20,7 +20,7 @@ void px_config_unref(px_config *c);
 /* A valid config and, for its identity, a certificate valid now: what mTLS in either direction needs. */
 bool px_creds_usable(const proxy *px);
 /* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
-int px_check_config(const char *config_path, const char *mesh_path);
+int px_check_config(const char *config_path, const char *mesh_path, const char *outbound_path);
 
 /* relay.c: connections, the byte pumps, buffers. */
 px_conn *px_conn_new(proxy *px, int dir, int fd);

@@ -152,7 +152,7 @@ static int read_file(const char *path, pl_buf *b, size_t max, char *err, size_t 
  * kubelet projects exactly one of the two. Errors name path itself. */
 static int read_mesh_file(const char *path, pl_buf *b, size_t max, char *err, size_t errlen)
 {
-	char gz[PATH_MAX], ignored[16];
+	char gz[PATH_MAX], ignored[512];
 	int r = read_file(path, b, max, err, errlen);
 
 	if (r != -ENOENT || snprintf(gz, sizeof(gz), "%s.gz", path) >= (int)sizeof(gz))
@@ -197,7 +197,7 @@ static bool read_changed(proxy *px, int which, const char *path, size_t max, pl_
 {
 	char err[512];
 
-	if ((which == F_MESH ? read_mesh_file : read_file)(path, b, max, err, sizeof(err)) < 0) {
+	if (read_file(path, b, max, err, sizeof(err)) < 0) {
 		file_missing(px, which, err);
 		return false;
 	}
@@ -229,26 +229,64 @@ static void reload_config(proxy *px)
 		px->files[F_TLS].seen[0] = '\0';
 }
 
+/* The client-side policies of --outbound into m (its arena): false with err set when refused. */
+static bool outbound_parse(px_mesh *m, const char *path, const pl_buf *b, char *err, size_t errlen)
+{
+	pl_errors errs = {0};
+	char why[400];
+	json_t *root = one_json(b, why, sizeof(why));
+	bool ok = root && pl_outbound_decode(&m->arena, root, &m->out, &errs);
+
+	if (root && !ok)
+		errors_str(&errs, why, sizeof(why));
+	json_decref(root);
+	if (!ok)
+		snprintf(err, errlen, "%.100s: %s", path, why);
+	m->has_out = ok;
+	return ok;
+}
+
+/* The directory and --outbound's file come from one ConfigMap, swapped together by the kubelet:
+ * read, hashed and taken as one. Without the outbound file the config's policies apply. */
 static void reload_mesh(proxy *px)
 {
-	pl_buf b = PL_BUF_INIT;
-	char err[512], hash[80];
+	pl_buf b = PL_BUF_INIT, ob = PL_BUF_INIT, pair = PL_BUF_INIT;
+	char err[512], hash[80], dh[80], oh[80], ignored[512];
 
 	if (!px->set.mesh_path)
 		return;
-	bool changed = read_changed(px, F_MESH, px->set.mesh_path, MESH_MAX, &b, hash);
-	px_mesh *m = changed ? mesh_parse(&b, err, sizeof(err)) : NULL;
-	pl_buf_free(&b);
-	if (!changed)
-		return;
+	if (read_mesh_file(px->set.mesh_path, &b, MESH_MAX, err, sizeof(err)) < 0) {
+		file_missing(px, F_MESH, err);
+		goto out;
+	}
+	bool has_ob = px->set.outbound_path &&
+		      read_file(px->set.outbound_path, &ob, CONFIG_MAX, ignored, sizeof(ignored)) == 0;
+	hash_bytes(&b, dh);
+	snprintf(hash, sizeof(hash), "%s", dh);
+	if (has_ob) {
+		hash_bytes(&ob, oh);
+		pl_buf_printf(&pair, "%s+%s", dh, oh);
+		hash_bytes(&pair, hash);
+	}
+	if (strcmp(hash, px->files[F_MESH].seen) == 0)
+		goto out;
+	px_mesh *m = mesh_parse(&b, err, sizeof(err));
+	if (m && has_ob && !outbound_parse(m, px->set.outbound_path, &ob, err, sizeof(err))) {
+		px_mesh_unref(m);
+		m = NULL;
+	}
 	if (!m) {
 		outcome(px, F_MESH, hash, err);
-		return;
+		goto out;
 	}
 	px_mesh_unref(px->mesh);
 	px->mesh = m;
 	px->gen++;
 	outcome(px, F_MESH, hash, NULL);
+out:
+	pl_buf_free(&b);
+	pl_buf_free(&ob);
+	pl_buf_free(&pair);
 }
 
 static void reload_tls(proxy *px)
@@ -464,12 +502,12 @@ static json_t *check_load(const char *path, bool mesh)
 	return root;
 }
 
-int px_check_config(const char *config_path, const char *mesh_path)
+int px_check_config(const char *config_path, const char *mesh_path, const char *outbound_path)
 {
 	bool ok = true;
-	const char *paths[2] = {config_path, mesh_path};
+	const char *paths[3] = {config_path, mesh_path, outbound_path};
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (!paths[i])
 			continue;
 		json_t *root = check_load(paths[i], i == 1);
@@ -481,8 +519,11 @@ int px_check_config(const char *config_path, const char *mesh_path)
 		pl_errors errs = {0};
 		pl_proxy_config cfg;
 		pl_mesh_dir dir;
+		pl_outbound_set out;
 		pl_arena_init(&a);
-		bool good = i == 0 ? pl_proxy_config_decode(&a, root, &cfg, &errs) : pl_mesh_dir_decode(&a, root, &dir, &errs);
+		bool good = i == 0 ? pl_proxy_config_decode(&a, root, &cfg, &errs)
+			    : i == 1 ? pl_mesh_dir_decode(&a, root, &dir, &errs)
+				     : pl_outbound_decode(&a, root, &out, &errs);
 		for (size_t j = 0; j < errs.n; j++)
 			printf("%s: %s: %s\n", paths[i], errs.v[j].path[0] ? errs.v[j].path : "(root)", errs.v[j].msg);
 		if (good && i == 1)

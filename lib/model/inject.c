@@ -548,9 +548,12 @@ static json_t *proxy_container(ctx *c, bool native)
 {
 	/* --drain-delay: on a 1.26 node the app and the proxy get SIGTERM together, while callers still
 	 * list the pod for a moment; new connections are served (Connection: close) meanwhile. */
-	json_t *ct = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s], s:[{s:s, s:i, s:s}]}", "name", PROXY_NAME, "image",
+	/* --outbound: the client-side policies come with the namespace's directory, written once per
+	 * namespace instead of into every pod's config (docs/rollouts.md). */
+	json_t *ct = json_pack("{s:s, s:s, s:[s,s,s,s,s,s,s,s,s,s], s:[{s:s, s:i, s:s}]}", "name", PROXY_NAME, "image",
 			       c->o->proxy_image, "args", "--config", "/etc/pillion/config/proxy.json", "--mesh",
-			       "/etc/pillion/mesh/mesh.json", "--tls-dir", "/etc/pillion/tls", "--drain-delay", "5s",
+			       "/etc/pillion/mesh/mesh.json", "--outbound", "/etc/pillion/mesh/outbound.json", "--tls-dir",
+			       "/etc/pillion/tls", "--drain-delay", "5s",
 			       "ports", "name",
 			       "pillion-admin", "containerPort", PL_INJECT_ADMIN_PORT, "protocol", "TCP");
 	if (!ct) {

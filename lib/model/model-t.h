@@ -22,6 +22,9 @@
  * changing a pod's annotation makes the kubelet refresh its ConfigMap and Secret volumes at once
  * instead of on its next periodic sync (about a minute). */
 #define PL_ANNOTATION_CONFIG_HASH "pillion.dev/config-hash"
+/* On pillion-mesh: the content hashes of its mesh.json and outbound.json (its content-hash covers both). */
+#define PL_ANNOTATION_MESH_DIR_HASH "pillion.dev/mesh-hash"
+#define PL_ANNOTATION_OUTBOUND_HASH "pillion.dev/outbound-hash"
 
 /* Every string below is owned by the pl_objset arena that holds the object. */
 typedef struct pl_strv {
@@ -262,6 +265,8 @@ typedef struct pl_pod {
 	bool ready;                  /* condition Ready is True and the pod is not being deleted */
 	size_t nprobes;
 	pl_probe *probes;            /* distinct, in container and probe order */
+	bool outbound_from_mesh;     /* its proxy takes --outbound (reads outbound.json of pillion-mesh):
+	                              * its own config leaves the client-side policies out */
 } pl_pod;
 
 /* The rendered per-pod proxy config (docs/policy-model.md), as the proxy reads it. */
@@ -306,6 +311,14 @@ typedef struct pl_proxy_config {
 	pl_probe *probes;            /* plaintext requests the proxy lets through to the app even under STRICT */
 	const char *hash;
 } pl_proxy_config;
+
+/* A namespace's client-side policies (kind OutboundPolicies, outbound.json of pillion-mesh). */
+typedef struct pl_outbound_set {
+	const char *namespace;
+	size_t n;
+	pl_outbound_policy *v;
+	const char *hash;
+} pl_outbound_set;
 
 /*
  * The mesh directory (ConfigMap pillion-mesh, one per meshed namespace): where the

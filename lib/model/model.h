@@ -68,6 +68,22 @@ const pl_mesh_identity *pl_index_identity_for(const pl_index *ix, const pl_pod *
 json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod);
 
 /*
+ * The client-side policies exported to namespace ns (kind OutboundPolicies), as pl_render_pod
+ * renders them under "outbound", hashed the same way. The operator writes them once per
+ * namespace (outbound.json of pillion-mesh) for pods whose proxy reads them there
+ * (pl_pod.outbound_from_mesh); their own config then has no "outbound".
+ */
+json_t *pl_render_outbound(const pl_index *ix, const char *ns);
+/* Reads an OutboundPolicies document strictly, hash checked, like pl_proxy_config_decode. */
+bool pl_outbound_decode(pl_arena *a, const json_t *doc, pl_outbound_set *set, pl_errors *errs);
+/*
+ * What a proxy runs, as one hash: its config's hash when it takes its client-side policies from
+ * it (out_hash NULL or ""), else sha256 over both. The operator compares the rendered and the
+ * reported value with it.
+ */
+void pl_effective_hash(const char *config_hash, const char *out_hash, char out[80]);
+
+/*
  * Reads a rendered proxy config (as pl_render_pod writes it) strictly: every field
  * type-checked, unknown fields refused, and "hash" checked against the content so a
  * truncated or hand-edited file is refused. Errors go to errs with field paths.

@@ -119,6 +119,29 @@ static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
 		pod->ready = false;
 }
 
+/* Whether the pod's proxy (a container or a native-sidecar init container) was started with
+ * --outbound: it then reads the client-side policies from pillion-mesh, not from its own config. */
+static bool proxy_reads_outbound(const json_t *spec)
+{
+	static const char *const lists[] = {"containers", "initContainers"};
+	const json_t *c, *a;
+	size_t i, j;
+
+	for (int l = 0; l < 2; l++) {
+		json_array_foreach(json_object_get(spec, lists[l]), i, c) {
+			const char *cname = pl_json_get_str(c, "name");
+			if (!cname || strcmp(cname, PL_PROXY_CONTAINER) != 0)
+				continue;
+			json_array_foreach(json_object_get(c, "args"), j, a) {
+				if (json_is_string(a) && (strcmp(json_string_value(a), "--outbound") == 0 ||
+							  strncmp(json_string_value(a), "--outbound=", 11) == 0))
+					return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* The kubelet's HTTP probes of the app containers, which the proxy runs for it on loopback. An
  * injected pod's probes point at the proxy's admin port: their originals are in the annotation
  * PL_ANNOTATION_PROBES; a pod injected before probes were rewritten has them in its spec. Read
@@ -237,6 +260,7 @@ static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 		}
 	}
 	pod_probes(d, spec, pod);
+	pod->outbound_from_mesh = proxy_reads_outbound(spec);
 	dec_leave(d, saved);
 }
 

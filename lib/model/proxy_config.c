@@ -428,7 +428,8 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 	}
 	cfg->ninbound = dec_items(d, doc, "inbound", true, sizeof(pl_inbound_policy), (void **)&cfg->inbound,
 				  inbound_item);
-	cfg->noutbound = dec_items(d, doc, "outbound", true, sizeof(pl_outbound_policy), (void **)&cfg->outbound,
+	/* Absent when the proxy reads its client-side policies from pillion-mesh (--outbound). */
+	cfg->noutbound = dec_items(d, doc, "outbound", false, sizeof(pl_outbound_policy), (void **)&cfg->outbound,
 				   outbound_item);
 	cfg->nprobes = dec_items(d, doc, "probes", false, sizeof(pl_probe), (void **)&cfg->probes, probe_item);
 	if (dec_string(d, doc, "hash", true, 0, NULL, NULL, &cfg->hash)) {
@@ -439,4 +440,48 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 				     want);
 	}
 	return errs->n == errs_before;
+}
+
+bool pl_outbound_decode(pl_arena *a, const json_t *doc, pl_outbound_set *set, pl_errors *errs)
+{
+	static const char *const known[] = {"apiVersion", "kind", "namespace", "outbound", "hash", NULL};
+	static const char *const kinds[] = {"OutboundPolicies", NULL};
+	pl_dec dd, *d = &dd;
+	const char *api;
+	int kind;
+	size_t errs_before = errs->n;
+
+	memset(set, 0, sizeof(*set));
+	dec_init(d, a, errs);
+	if (!json_is_object(doc)) {
+		dec_error(d, "must be an object");
+		return false;
+	}
+	dec_known_keys(d, doc, known);
+	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
+		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
+	dec_enum(d, doc, "kind", true, kinds, &kind);
+	dec_string(d, doc, "namespace", true, 63, pl_is_dns1123_label, "a DNS-1123 label", &set->namespace);
+	set->n = dec_items(d, doc, "outbound", true, sizeof(pl_outbound_policy), (void **)&set->v, outbound_item);
+	if (dec_string(d, doc, "hash", true, 0, NULL, NULL, &set->hash)) {
+		char want[80];
+		pl_proxy_config_hash(doc, want);
+		if (strcmp(want, set->hash) != 0)
+			dec_error_at(d, "hash", "does not match the content (want %s): the file is truncated or edited",
+				     want);
+	}
+	return errs->n == errs_before;
+}
+
+void pl_effective_hash(const char *config_hash, const char *out_hash, char out[80])
+{
+	char both[200], hex[65];
+
+	if (!out_hash || !*out_hash) {
+		snprintf(out, 80, "%s", config_hash ? config_hash : "");
+		return;
+	}
+	snprintf(both, sizeof(both), "%s+%s", config_hash ? config_hash : "", out_hash);
+	pl_sha256_hex(both, strlen(both), hex);
+	snprintf(out, 80, "sha256:%s", hex);
 }

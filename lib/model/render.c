@@ -285,9 +285,9 @@ static int outbound_cmp(const void *a, const void *b)
 	return (x->target_port > y->target_port) - (x->target_port < y->target_port);
 }
 
-static json_t *render_outbound(const pl_index *ix, const pl_pod *pod)
+static json_t *render_outbound(const pl_index *ix, const char *ns)
 {
-	const pl_vec *lists[2] = {&ix->exported_all, pl_hmap_get(&ix->exported, pod->meta.namespace)};
+	const pl_vec *lists[2] = {&ix->exported_all, pl_hmap_get(&ix->exported, ns)};
 	size_t total = ix->exported_all.n + (lists[1] ? lists[1]->n : 0), n = 0;
 	const pl_traffic_policy **sel = calloc(total ? total : 1, sizeof(*sel));
 	json_t *arr = json_array();
@@ -333,6 +333,17 @@ static json_t *render_identity(const pl_index *ix, const pl_pod *pod)
 	return o;
 }
 
+json_t *pl_render_outbound(const pl_index *ix, const char *ns)
+{
+	json_t *doc = json_pack("{ssssss}", "apiVersion", PL_API_VERSION, "kind", "OutboundPolicies", "namespace", ns);
+	char hash[80];
+
+	json_object_set_new(doc, "outbound", render_outbound(ix, ns));
+	pl_proxy_config_hash(doc, hash);
+	json_object_set_new(doc, "hash", json_string(hash));
+	return doc;
+}
+
 json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 {
 	json_t *cfg = json_object();
@@ -344,7 +355,8 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 						  pod->service_account));
 	json_object_set_new(cfg, "identity", render_identity(ix, pod));
 	json_object_set_new(cfg, "inbound", render_inbound(ix, pod));
-	json_object_set_new(cfg, "outbound", render_outbound(ix, pod));
+	if (!pod->outbound_from_mesh)
+		json_object_set_new(cfg, "outbound", render_outbound(ix, pod->meta.namespace));
 	if (pod->nprobes) {
 		json_t *pr = json_array();
 		for (size_t i = 0; i < pod->nprobes; i++) {

@@ -56,6 +56,16 @@ head -c 60 "$tmp/gz/mesh.json.gz" >"$tmp/gz/cut" && mv "$tmp/gz/cut" "$tmp/gz/me
 "$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check refuses a cut gzip stream" 1 $?
 contains "... saying where" "gzip: stream cut short at byte 60" "$tmp/out"
 rm "$tmp/gz/mesh.json.gz"
+
+# --outbound: the namespace's client-side policies beside the directory.
+"$bin/pillionctl" render --outbound shop -f "$src/examples/valid" >"$tmp/outbound.json" 2>/dev/null
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/mesh.json" --outbound "$tmp/outbound.json" >"$tmp/out" 2>&1; check "--check accepts outbound policies" 0 $?
+sed -E 's/"namespace": *"shop"/"namespace": "elsewhere"/' "$tmp/outbound.json" >"$tmp/outbound-bad.json"
+"$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/mesh.json" --outbound "$tmp/outbound-bad.json" >"$tmp/out" 2>&1; check "--check refuses edited outbound policies" 1 $?
+contains "... naming the file and the hash" "outbound-bad.json: hash: does not match the content" "$tmp/out"
+"$bin/pillion-proxy" --config x --tls-dir y --outbound "$tmp/outbound.json" >"$tmp/out" 2>&1; check "--outbound without --mesh is a usage error" 2 $?
+contains "... saying why" "--outbound needs --mesh" "$tmp/out"
+"$bin/pillion-proxy" --config x --tls-dir y --mesh "$tmp/gz/mesh.json" --outbound "$tmp/outbound.json" >"$tmp/out" 2>&1; check "--outbound in another directory than --mesh is a usage error" 2 $?
 "$bin/pillion-proxy" --check --config "$tmp/web.json" --mesh "$tmp/gz/mesh.json" >"$tmp/out" 2>&1; check "--check: neither file is an error" 1 $?
 contains "... naming mesh.json" "gz/mesh.json: No such file or directory" "$tmp/out"
 

@@ -208,7 +208,8 @@ metadata: {name: $name, namespace: e2e, labels: {app: $name}, annotations: {pill
 spec: {serviceAccountName: $name, containers: [{name: app, image: app, ports: [${ports%, }]$probes}${SIDE:+, $SIDE}]}
 YAML
 }
-pod a > "$T/pod-a.yaml"
+# a's proxy reads its client-side policies from the namespace's outbound.json, as injected (--outbound).
+SIDE="{name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}" pod a > "$T/pod-a.yaml"
 pod b 8080 8081 8082 8083 8084 8085 8099 > "$T/pod-b.yaml"
 # d also has a container whose probes were tcpSocket ones, rewritten by injection (the originals in
 # pillion.dev/probes, as the webhook leaves them): 8080 accepts, 8097 refuses.
@@ -218,6 +219,7 @@ ANN="pillion.dev/probes: '{\"side\": {\"livenessProbe\": {\"tcpSocket\": {\"port
 for p in a b d; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
 done
+"$BIN/pillionctl" render --outbound e2e -f "$T/objs.yaml" > "$T/outbound.json" || die "render --outbound"
 
 ID() { echo "\"spiffe://$TD/ns/e2e/sa/$1\""; }
 cat > "$T/mesh.json" <<JSON
@@ -251,7 +253,8 @@ cat > "$T/mesh.json" <<JSON
 JSON
 for p in a b d; do
 	mkdir -p "$T/$p/config" "$T/$p/mesh" "$T/$p/tls"
-	project "$T/$p/mesh" mesh.json="$T/mesh.json"
+	if [ "$p" = a ]; then project "$T/$p/mesh" mesh.json="$T/mesh.json" outbound.json="$T/outbound.json"
+	else project "$T/$p/mesh" mesh.json="$T/mesh.json"; fi
 	project "$T/$p/tls" tls.crt="$T/pki/$p.crt" tls.key="$T/pki/$p.key" ca.crt="$T/pki/ca.crt"
 	project "$T/$p/config" proxy.json="$T/$p.json"
 done
@@ -274,7 +277,10 @@ for p in a b d; do
 	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
 	# stdout is the access log. The detect timeout is not what this suite tests; a short one would
 	# relay an HTTP client that a busy machine holds back past it as opaque TCP, without its policy.
-	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
+	out=""
+	[ "$p" = a ] && out="--outbound $T/a/mesh/outbound.json"
+	# shellcheck disable=SC2086
+	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" $out \
 		--tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info > "$T/access-$p.log" 2> "$T/proxy-$p.log"
 done
 for ns in "$PA" "$PB" "$PD"; do
@@ -355,6 +361,19 @@ ca "http://$B4:8080/abort/a" > "$T/r6"
 check "(6) an injected abort answers its status" \
 	bash -c "[ \"\$(status < '$T/r6')\" = 418 ] && [ \"\$(hdr pillion-proxy-error < '$T/r6')\" = 'fault injected' ]"
 check "(6) ... without reaching the server" bash -c "! echo '$(stats 8080)' | grep -q '/abort/a'"
+# a's client-side policies are the namespace's outbound.json: its own config has none, and a new
+# outbound.json (swapped with the directory, as the kubelet does) takes effect live.
+check "(6) a's config has no outbound policies; its /status says they come from the mesh" bash -c \
+	"! grep -q '\"outbound\"' '$T/a.json' && ip netns exec '$PA' curl -s --max-time 30 http://127.0.0.1:15420/status | grep -q '\"source\":\"mesh\"'"
+sed 's/httpStatus: 418/httpStatus: 419/' "$T/objs.yaml" > "$T/objs-419.yaml"
+"$BIN/pillionctl" render --outbound e2e -f "$T/objs-419.yaml" > "$T/outbound-419.json" || die "render --outbound 419"
+chmod a+r "$T"/outbound*.json
+project "$T/a/mesh" mesh.json="$T/mesh.json" outbound.json="$T/outbound-419.json"
+check "(6) a new outbound.json is enforced without a restart (abort 418 -> 419)" \
+	wait_for 60 bash -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://$B4:8080/abort/a | grep -q 419"
+project "$T/a/mesh" mesh.json="$T/mesh.json" outbound.json="$T/outbound.json"
+check "(6) ... and the previous one again (419 -> 418)" \
+	wait_for 60 bash -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://$B4:8080/abort/a | grep -q 418"
 t0=$(date +%s%N)
 ca "http://$B4:8080/delay/a" > "$T/r6b"
 t1=$(date +%s%N)

@@ -9,6 +9,7 @@ and are reported as not run (never as passed) against a real cluster.
 Every wait is bounded; every process started is stopped by its PID.
 """
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -346,7 +347,7 @@ def main():
             api.req("POST", "/_fake/config", {"podAnswers": {
                 f"{SHOP}/frontend-0:15420/status": {"body": {"ready": True, "config": {
                     "hash": cm(SHOP, "pillion-f0")["metadata"]["annotations"]["pillion.dev/content-hash"]},
-                    "mesh": {"hash": cm(SHOP, "pillion-mesh")["metadata"]["annotations"]["pillion.dev/content-hash"]}}}}})
+                    "mesh": {"hash": cm(SHOP, "pillion-mesh")["metadata"]["annotations"]["pillion.dev/mesh-hash"]}}}}})
             ps = subprocess.run([os.path.join(BIN, "pillionctl"), "status", "--kubeconfig", kc, "-n", SHOP],
                                 capture_output=True, text=True, timeout=60)
             rows = {ln.split()[1]: ln.split()[2] for ln in ps.stdout.splitlines()[1:] if len(ln.split()) > 2}
@@ -373,6 +374,51 @@ def main():
         if fake:
             # From here on the pods' proxies apply what they are given at once.
             api.req("POST", "/_fake/config", {"podAnswers": None})
+
+        # --- a pod whose proxy reads its namespace's outbound.json (--outbound, as injected) ---
+        ob = pod(SHOP, "outb-0", "frontend", {"app": "outb"}, "ob0", "198.18.2.61")
+        ob["spec"]["containers"].append({"name": "pillion-proxy", "image": "registry.invalid/proxy:1", "args": [
+            "--config", "/etc/pillion/config/proxy.json", "--mesh", "/etc/pillion/mesh/mesh.json",
+            "--outbound", "/etc/pillion/mesh/outbound.json"]})
+        make_pod(ob)
+        oc = wait(lambda: cm(SHOP, "pillion-ob0"), 20 * T)
+        ocfg = json.loads(oc["data"]["proxy.json"]) if oc else {}
+        fcfg = json.loads(cm(SHOP, "pillion-f0")["data"]["proxy.json"])
+        check("a pod whose proxy takes --outbound gets a config without the client-side policies",
+              bool(oc) and "outbound" not in ocfg and ocfg.get("kind") == "ProxyConfig", ocfg.keys())
+        m = cm(SHOP, "pillion-mesh")
+        ann = m["metadata"]["annotations"]
+        out = json.loads(m["data"]["outbound.json"])
+        check("... they are in pillion-mesh's outbound.json, the same as in the config of a pod without --outbound",
+              out.get("kind") == "OutboundPolicies" and out.get("outbound") == fcfg["outbound"]
+              and any(o_["policy"] == f"{SHOP}/web" for o_ in out["outbound"]))
+        both = "sha256:" + hashlib.sha256((ann["pillion.dev/mesh-hash"] + "+" + ann["pillion.dev/outbound-hash"]).encode()).hexdigest()
+        check("... pillion-mesh's content hash covers both files; mesh-hash and outbound-hash name each",
+              ann["pillion.dev/content-hash"] == both and ann["pillion.dev/outbound-hash"] == out["hash"]
+              and ann["pillion.dev/mesh-hash"] == json.loads(m["data"]["mesh.json"])["hash"], ann)
+        n_before = int(prog["message"].split("/")[0]) if prog else -1
+        prog2 = wait(lambda: (lambda c: c if c and c["status"] == "True" and c["message"].startswith(f"{n_before + 1}/") else None)(
+            cond("trafficpolicies", SHOP, "web", "Programmed")), 20 * T)
+        check("Programmed counts the new pod as a client of web (through the outbound.json its proxy reports)",
+              bool(prog2), cond("trafficpolicies", SHOP, "web", "Programmed"))
+        # A client-side change: pillion-mesh rewritten once for the namespace, the pod refreshed, its own
+        # ConfigMap left alone.
+        rv_ob = rv(SHOP, "pillion-ob0")
+        oh0 = ann["pillion.dev/outbound-hash"]
+        api.merge_patch(TP + "/web", {"spec": {"routes": [{"name": "slow", "timeout": "7s"}]}})
+        got = wait(lambda: cm(SHOP, "pillion-mesh")["metadata"]["annotations"].get("pillion.dev/outbound-hash") != oh0
+                   and "7000" in cm(SHOP, "pillion-mesh")["data"]["outbound.json"], 20 * T)
+        check("a client-side policy change rewrites outbound.json in pillion-mesh", bool(got))
+        check("... and refreshes the pod (its annotation names the new pillion-mesh); its ConfigMap is not rewritten",
+              bool(wait(lambda: refreshed(SHOP, ["outb-0"]), 20 * T)) and rv(SHOP, "pillion-ob0") == rv_ob,
+              (annotated(SHOP, "outb-0"), projected(SHOP, "outb-0")))
+        if fake:
+            prog3 = wait(lambda: (lambda c: c if c and c["status"] == "True" and c.get("observedGeneration") == 2 else None)(
+                cond("trafficpolicies", SHOP, "web", "Programmed")), 20 * T)
+            check("... Programmed again once its proxy reports the new outbound.json", bool(prog3),
+                  cond("trafficpolicies", SHOP, "web", "Programmed"))
+        api.delete(f"/api/v1/namespaces/{SHOP}/pods/outb-0")
+        wait(lambda: cm(SHOP, "pillion-ob0") is None, 20 * T)
         api.create(TP, invalid_policy(SHOP))
         acc = wait(lambda: cond("trafficpolicies", SHOP, "zero", "Accepted"), 20 * T)
         check("an invalid policy (passes the schema, fails the operator's rules) gets Accepted=False with the field path",

@@ -92,29 +92,40 @@ static void test_proxy_sync(void **state)
 	const char *c1 = "sha256:1111111111111111aaaa", *c2 = "sha256:2222222222222222bbbb", *m1 = "sha256:3333333333333333";
 	json_t *s;
 	(void)state;
-	assert_int_equal(check_proxy_sync(NULL, c1, m1, msg, sizeof(msg)), PROXY_NOT_READY);
+	assert_int_equal(check_proxy_sync(NULL, c1, m1, NULL, msg, sizeof(msg)), PROXY_NOT_READY);
 	assert_string_equal(msg, "the proxy did not answer GET /status");
 	s = parse("{\"ready\":false,\"reason\":\"no valid certificate\",\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"}}");
-	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_NOT_READY);
+	assert_int_equal(check_proxy_sync(s, c1, m1, NULL, msg, sizeof(msg)), PROXY_NOT_READY);
 	assert_string_equal(msg, "not ready: no valid certificate");
 	json_decref(s);
 	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\",\"lastError\":\"line 3: bad\"},"
 		  "\"mesh\":{\"hash\":\"sha256:3333333333333333\"}}");
-	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_SYNCED);
-	assert_int_equal(check_proxy_sync(s, c2, m1, msg, sizeof(msg)), PROXY_STALE);
+	assert_int_equal(check_proxy_sync(s, c1, m1, NULL, msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, c2, m1, NULL, msg, sizeof(msg)), PROXY_STALE);
 	assert_string_equal(msg, "runs config 111111111111, the operator wrote 222222222222; it refused the new one: line 3: bad");
-	assert_int_equal(check_proxy_sync(s, c1, "sha256:4444444444444444", msg, sizeof(msg)), PROXY_STALE);
+	assert_int_equal(check_proxy_sync(s, c1, "sha256:4444444444444444", NULL, msg, sizeof(msg)), PROXY_STALE);
 	assert_string_equal(msg, "runs mesh directory 333333333333, the operator wrote 444444444444");
 	json_decref(s);
 	/* An older proxy's /config: the config's hash, the directory's counts without a hash (unchecked). */
 	s = parse("{\"ready\":true,\"reason\":\"ready\",\"config\":{\"kind\":\"ProxyConfig\",\"hash\":\"sha256:1111111111111111aaaa\"},"
 		  "\"mesh\":{\"namespace\":\"shop\",\"services\":2,\"pods\":3}}");
-	assert_int_equal(check_proxy_sync(s, c1, m1, msg, sizeof(msg)), PROXY_SYNCED);
-	assert_int_equal(check_proxy_sync(s, c2, m1, msg, sizeof(msg)), PROXY_STALE);
+	assert_int_equal(check_proxy_sync(s, c1, m1, NULL, msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, c2, m1, NULL, msg, sizeof(msg)), PROXY_STALE);
 	json_decref(s);
 	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"},\"mesh\":{\"hash\":\"sha256:3333333333333333\"}}");
 	/* Nothing written to compare with: what it runs is all there is. */
-	assert_int_equal(check_proxy_sync(s, "", "", msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, "", "", "", msg, sizeof(msg)), PROXY_SYNCED);
+	json_decref(s);
+	/* Client-side policies from the namespace's outbound.json: checked against its hash. */
+	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"},\"mesh\":{\"hash\":\"sha256:3333333333333333\"},"
+		  "\"outbound\":{\"source\":\"mesh\",\"hash\":\"sha256:5555555555555555\"}}");
+	assert_int_equal(check_proxy_sync(s, c1, m1, "sha256:5555555555555555", msg, sizeof(msg)), PROXY_SYNCED);
+	assert_int_equal(check_proxy_sync(s, c1, m1, "sha256:6666666666666666", msg, sizeof(msg)), PROXY_STALE);
+	assert_string_equal(msg, "runs client-side policies 555555555555, the operator wrote 666666666666");
+	json_decref(s);
+	/* ... but not when they come from its config (a pod injected without --outbound). */
+	s = parse("{\"ready\":true,\"config\":{\"hash\":\"sha256:1111111111111111aaaa\"},\"outbound\":{\"source\":\"config\",\"hash\":null}}");
+	assert_int_equal(check_proxy_sync(s, c1, "", "sha256:6666666666666666", msg, sizeof(msg)), PROXY_SYNCED);
 	json_decref(s);
 }
 

@@ -101,8 +101,9 @@ class State:
         # with pods that run nothing (the operator's): the kubelet's and the pod's part, played.
         self.pod_answers = {}
         # With podAutoStatus, GET .../proxy/status of an injected pod that has no canned answer
-        # says it runs its ConfigMap pillion-<id>'s current content hash: a proxy that applies at
-        # once what it is given (the scale benchmark's pods run nothing).
+        # says it runs its ConfigMap pillion-<id>'s current content hash (and, started with
+        # --outbound, pillion-mesh's outbound.json): a proxy that applies at once what it is given
+        # (the scale benchmark's pods run nothing).
         self.pod_auto_status = False
 
     def reset_counts(self):
@@ -393,8 +394,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cm = st.store.find(st.store.lookup("", "v1", "configmaps"), ns, "pillion-%s" % pid) if pid else None
             h = ((cm or {}).get("metadata", {}).get("annotations") or {}).get("pillion.dev/content-hash")
             if h:
-                return self.send_raw(200, json.dumps({"ready": True, "reason": "ready", "config": {"hash": h}}).encode(),
-                                     "application/json")
+                body = {"ready": True, "reason": "ready", "config": {"hash": h}}
+                # A proxy started with --outbound runs its namespace's outbound.json too (pillion-mesh).
+                spec = pod.get("spec") or {}
+                if any(c.get("name") == "pillion-proxy" and "--outbound" in (c.get("args") or [])
+                       for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])):
+                    mesh = st.store.find(st.store.lookup("", "v1", "configmaps"), ns, "pillion-mesh")
+                    oh = ((mesh or {}).get("metadata", {}).get("annotations") or {}).get("pillion.dev/outbound-hash")
+                    body["outbound"] = {"source": "mesh" if oh else "config", "hash": oh}
+                return self.send_raw(200, json.dumps(body).encode(), "application/json")
         ip = (pod.get("status") or {}).get("podIP")
         if not ip or not port.isdigit():
             return self.send_json(503, status_object(503, "ServiceUnavailable", "pod %s has no IP or no port given" % name))

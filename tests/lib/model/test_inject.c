@@ -265,7 +265,7 @@ static void test_bare_pod_golden(void **state)
 		"    terminationMessagePolicy: FallbackToLogsOnError\n"
 		"  - name: pillion-proxy\n"
 		"    image: pillion/proxy:0.1.0\n"
-		"    args: [--config, /etc/pillion/config/proxy.json, --mesh, /etc/pillion/mesh/mesh.json, --tls-dir, /etc/pillion/tls, --drain-delay, 5s]\n"
+		"    args: [--config, /etc/pillion/config/proxy.json, --mesh, /etc/pillion/mesh/mesh.json, --outbound, /etc/pillion/mesh/outbound.json, --tls-dir, /etc/pillion/tls, --drain-delay, 5s]\n"
 		"    ports: [{name: pillion-admin, containerPort: 15420, protocol: TCP}]\n"
 		"    env:\n"
 		"    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n"

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "base/buf.h"
@@ -133,6 +134,68 @@ static void test_outbound_follows_export_to(void **state)
 	assert_string_equal(json_string_value(json_object_get(backend, "service")), "payments/pay");
 	json_decref(cfg);
 	fixture_free(&f);
+}
+
+/* A pod whose proxy takes --outbound: its config leaves the client-side policies out, and
+ * pl_render_outbound gives exactly them for the namespace, decodable, hashed, and tamper-evident. */
+static void test_outbound_from_mesh(void **state)
+{
+	(void)state;
+	char yaml[8192];
+	fixture f, g;
+	pl_arena a;
+	pl_errors errs = {0};
+	pl_outbound_set set;
+	static const char pod_ob[] =
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  namespace: shop\n"
+		"  labels: {app: web, version: v2}\n  annotations: {pillion.dev/id: 0123456789abcdef0123456789abcdef}\n"
+		"spec:\n  serviceAccountName: web\n  containers:\n  - name: app\n    ports: [{name: http, containerPort: 8080}]\n"
+		"  - name: pillion-proxy\n    args: [--config, /c, --mesh, /m/mesh.json, --outbound, /m/outbound.json]\n";
+	static const char policies[] =
+		TP "metadata: {name: everyone, namespace: payments}\nspec: {targetRef: {name: pay}}\n---\n"
+		TP "metadata: {name: private, namespace: payments}\nspec: {targetRef: {name: ledger}, exportTo: [.]}\n---\n"
+		TP "metadata: {name: web, namespace: shop}\nspec: {targetRef: {name: web}, rateLimit: {requestsPerSecond: 5}}\n";
+
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n%s", pod_ob, svc_web, policies);
+	json_t *cfg = render(&f, yaml);
+	assert_true(f.pod->outbound_from_mesh);
+	assert_null(json_object_get(cfg, "outbound"));
+	assert_true(json_array_size(json_object_get(cfg, "inbound")) >= 1);
+	/* The same pod without the flag has them in its config: the namespace document holds the same list. */
+	snprintf(yaml, sizeof(yaml), "%s---\n%s---\n%s", pod_web, svc_web, policies);
+	json_t *plain = render(&g, yaml);
+	assert_false(g.pod->outbound_from_mesh);
+	json_t *out = pl_render_outbound(f.ix, "shop");
+	assert_string_equal(json_string_value(json_object_get(out, "kind")), "OutboundPolicies");
+	assert_true(json_equal(json_object_get(out, "outbound"), json_object_get(plain, "outbound")));
+	assert_int_equal(json_array_size(json_object_get(out, "outbound")), 2); /* payments/pay, shop/web */
+	pl_arena_init(&a);
+	if (!pl_outbound_decode(&a, out, &set, &errs))
+		fail_msg("decode: %s: %s", errs.v[0].path, errs.v[0].msg);
+	assert_int_equal(set.n, 2);
+	assert_string_equal(set.namespace, "shop");
+	assert_string_equal(set.v[0].service, "payments/pay");
+	/* A changed document no longer matches its hash; an unknown field is refused. */
+	json_object_set_new(out, "namespace", json_string("other"));
+	assert_false(pl_outbound_decode(&a, out, &set, &errs));
+	assert_string_equal(errs.v[errs.n - 1].path, "hash");
+	json_object_set_new(out, "extra", json_true());
+	errs.n = 0;
+	assert_false(pl_outbound_decode(&a, out, &set, &errs));
+	/* The effective hash: the config's alone without outbound policies, else one over both. */
+	char e1[80], e2[80], e3[80];
+	pl_effective_hash("sha256:aa", NULL, e1);
+	assert_string_equal(e1, "sha256:aa");
+	pl_effective_hash("sha256:aa", "sha256:bb", e2);
+	pl_effective_hash("sha256:aa", "sha256:bc", e3);
+	assert_true(strncmp(e2, "sha256:", 7) == 0 && strlen(e2) == 71);
+	assert_string_not_equal(e2, e3);
+	pl_arena_free(&a);
+	json_decref(out);
+	json_decref(plain);
+	json_decref(cfg);
+	fixture_free(&f);
+	fixture_free(&g);
 }
 
 static void test_outbound_conflict_keeps_the_oldest(void **state)
@@ -678,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_specific_identity_beats_namespace_wide),
 		cmocka_unit_test(test_inbound_resolves_named_ports_and_precedence),
 		cmocka_unit_test(test_outbound_follows_export_to),
+		cmocka_unit_test(test_outbound_from_mesh),
 		cmocka_unit_test(test_outbound_conflict_keeps_the_oldest),
 		cmocka_unit_test(test_deterministic_and_hashed),
 		cmocka_unit_test(test_scale_only_what_applies),

@@ -72,6 +72,21 @@ static void enqueue_pods_of(op *o, const char *ns)
 	json_decref(pods);
 }
 
+/* The pods of ns (every namespace for NULL) that take their client-side policies in their own
+ * config; the others get them from outbound.json in the mesh round. */
+static void enqueue_clients_of(op *o, const char *ns, const char *except_ns)
+{
+	json_t *pods = pl_store_list(o->st[ST_PODS], ns), *p;
+	size_t i;
+
+	json_array_foreach(pods, i, p) {
+		const char *pns = meta_str(p, "namespace");
+		if ((except_ns && pns && strcmp(pns, except_ns) == 0) || !pl_proxy_reads_outbound(json_object_get(p, "spec")))
+			enqueue_pod(o, p);
+	}
+	json_decref(pods);
+}
+
 static bool injected(const json_t *pod)
 {
 	const char *id = pl_json_get_str(json_object_get(json_object_get(pod, "metadata"), "annotations"), PL_ANNOTATION_ID);
@@ -96,18 +111,20 @@ static bool policy_reach(const json_t *obj, pl_hmap *reach)
 	return false;
 }
 
-/* Each pod the old or the new policy reaches, once. */
+/* Each pod the old or the new policy reaches, once: every pod of its own namespace (its target's
+ * pods are there), and elsewhere the clients whose own config holds client-side policies. */
 static void enqueue_policy_reach(op *o, const json_t *obj, const json_t *old)
 {
 	pl_hmap reach = PL_HMAP_INIT;
 	size_t it = 0;
 	pl_hmap_slot *sl;
+	const char *own = meta_str(obj, "namespace");
 
 	if (policy_reach(obj, &reach) || (old && policy_reach(old, &reach))) {
-		enqueue_pods_of(o, NULL);
+		enqueue_clients_of(o, NULL, own);
 	} else {
 		while ((sl = pl_hmap_next(&reach, &it)))
-			enqueue_pods_of(o, sl->key);
+			enqueue_clients_of(o, sl->key, own);
 	}
 	pl_hmap_free(&reach);
 }
@@ -399,19 +416,28 @@ void op_snapshot_put(op *o, op_snapshot *s)
 
 /* --- workers --- */
 
+typedef struct worker_arg {
+	op *o;
+	pl_wq *q;
+	bool proxies; /* the proxy-status queue: pods/proxy GETs with a short timeout */
+} worker_arg;
+
 static void *worker(void *arg)
 {
-	op *o = arg;
+	worker_arg *wa = arg;
+	op *o = wa->o;
+	pl_wq *q = wa->q;
 	pl_kube *k = pl_kube_new(&o->kcfg, o->set.qps, o->set.burst);
 	/* Questions to proxies (pods/proxy): a pod that does not answer must not hold a worker. */
-	pl_kube *ks = pl_kube_new(&o->kcfg, o->set.qps, o->set.burst);
-	pl_kube_set_timeouts(ks, 3, 3, 0);
-	pl_kube_set_retry(ks, 1, 0);
+	if (wa->proxies) {
+		pl_kube_set_timeouts(k, 3, 3, 0);
+		pl_kube_set_retry(k, 1, 0);
+	}
 	char *key;
 
-	while ((key = pl_wq_get(o->q, -1))) {
+	while ((key = pl_wq_get(q, -1))) {
 		int64_t requeue = 0, t0 = op_mono_ns();
-		int rc = op_reconcile(o, strncmp(key, "sync/", 5) == 0 ? ks : k, key, &requeue);
+		int rc = op_reconcile(o, k, key, &requeue);
 		int64_t dt = op_mono_ns() - t0;
 		pthread_mutex_lock(&o->mu);
 		if (rc == 0)
@@ -425,31 +451,33 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&o->mu);
 		if (rc < 0) {
 			log_warnx("reconcile %s: %s; retrying with backoff (%d failures)", key, strerror(-rc),
-				  pl_wq_failures(o->q, key) + 1);
-			pl_wq_add_rate_limited(o->q, key);
+				  pl_wq_failures(q, key) + 1);
+			pl_wq_add_rate_limited(q, key);
 		} else {
-			pl_wq_forget(o->q, key);
+			pl_wq_forget(q, key);
 			if (requeue > 0)
-				pl_wq_add_after(o->q, key, requeue * 1000000000LL);
+				pl_wq_add_after(q, key, requeue * 1000000000LL);
 		}
-		pl_wq_done(o->q, key);
+		pl_wq_done(q, key);
 		free(key);
 	}
 	pl_kube_free(k);
-	pl_kube_free(ks);
 	return NULL;
 }
 
+/* --workers reconcilers on the main queue and as many askers on the proxy-status queue, each
+ * with its own API client and rate limit. */
 int op_run_workers(op *o)
 {
 	int n = o->set.workers > 0 ? o->set.workers : 1;
-	pthread_t *t = calloc((size_t)n, sizeof(*t));
+	pthread_t *t = calloc((size_t)n * 2, sizeof(*t));
+	worker_arg main_q = {o, o->q, false}, proxies_q = {o, o->sq, true};
 
 	if (!t)
 		abort();
-	for (int i = 0; i < n; i++)
-		pthread_create(&t[i], NULL, worker, o);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n * 2; i++)
+		pthread_create(&t[i], NULL, worker, i < n ? &main_q : &proxies_q);
+	for (int i = 0; i < n * 2; i++)
 		pthread_join(t[i], NULL);
 	free(t);
 	return 0;

@@ -77,6 +77,10 @@ static void metrics(op *o, pl_buf *b)
 	pl_buf_printf(b, "# HELP pillion_operator_queue_depth Keys waiting (ready and delayed).\n# TYPE pillion_operator_queue_depth gauge\n");
 	pl_buf_printf(b, "pillion_operator_queue_depth{state=\"ready\"} %zu\n", pl_wq_len(o->q));
 	pl_buf_printf(b, "pillion_operator_queue_depth{state=\"delayed\"} %zu\n", pl_wq_delayed(o->q));
+	pl_buf_printf(b, "# HELP pillion_operator_proxy_queue_depth Questions to proxies (their /status) waiting.\n"
+			 "# TYPE pillion_operator_proxy_queue_depth gauge\n");
+	pl_buf_printf(b, "pillion_operator_proxy_queue_depth{state=\"ready\"} %zu\n", pl_wq_len(o->sq));
+	pl_buf_printf(b, "pillion_operator_proxy_queue_depth{state=\"delayed\"} %zu\n", pl_wq_delayed(o->sq));
 	pl_buf_printf(b, "# HELP pillion_operator_writes_total Objects written by kind.\n# TYPE pillion_operator_writes_total counter\n");
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"configmap\"} %llu\n", (unsigned long long)m.configmaps_written);
 	pl_buf_printf(b, "pillion_operator_writes_total{kind=\"secret\"} %llu\n", (unsigned long long)m.secrets_written);

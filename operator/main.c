@@ -65,7 +65,9 @@ static void usage(FILE *f)
 		"  --leader-elect BOOL    only the lease holder writes (true)\n"
 		"  --metrics-address A    (0.0.0.0)  --metrics-port N  /healthz /readyz /metrics (15440)\n"
 		"  --workers N            concurrent reconciles (2)\n"
-		"  --qps F --burst N      client-side API rate limit per worker (20, 30)\n"
+		"  --qps F --burst N      client-side API rate limit per worker (50, 100): the reconcilers\n"
+		"                         write at most --workers x F requests/s; questions to proxies\n"
+		"                         have the same budget of their own\n"
 		"  --log-level LEVEL      debug, info, warn, error (info)\n"
 		"  --webhook BOOL         keep the admission webhook's serving certificate (Secret\n"
 		"                         <service>-tls in --namespace, from the mesh CA) and its\n"
@@ -216,6 +218,7 @@ static void *signals(void *arg)
 	log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	O.stop = true;
 	pl_wq_shutdown(O.q);
+	pl_wq_shutdown(O.sq);
 	return NULL;
 }
 
@@ -243,8 +246,8 @@ int main(int argc, char **argv)
 	s->renew_deadline_s = 10;
 	s->retry_period_s = 2;
 	s->mesh_compress_above = 512 * 1024;
-	s->qps = 20;
-	s->burst = 30;
+	s->qps = 50;
+	s->burst = 100;
 	s->webhook = true;
 	s->webhook_service = "pillion-webhook";
 	s->webhook_config = "pillion-webhook";
@@ -264,6 +267,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&O.snap_build_mu, NULL);
 	pl_bucket_init(&O.events, OP_EVENT_PER_S, OP_EVENT_BURST, op_mono_ns());
 	O.q = pl_wq_new(NULL);
+	O.sq = pl_wq_new(NULL);
 	pthread_t sigt;
 	pthread_create(&sigt, NULL, signals, &set);
 	pthread_detach(sigt);

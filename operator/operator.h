@@ -99,6 +99,8 @@ typedef struct op {
 	pl_store *st[ST__N];
 	pl_reflector *refl[ST__N];
 	pl_wq *q;
+	pl_wq *sq;                 /* questions to proxies (sync/NS/POD): own workers, so a slow or
+	                            * rate-limited GET never holds back a write */
 	pl_ca *ca;                  /* immutable once loaded */
 	char *bundle;               /* ca.crt for the pods */
 	pthread_mutex_t mu;         /* snapshot, metrics */

@@ -518,7 +518,7 @@ static int reconcile_pod(op *o, pl_kube *k, const char *ns, const char *name, in
 	if (rc == 0 && strcmp(applied, eff) != 0 && op_applied_ask(o, ns, name)) {
 		char skey[1200];
 		snprintf(skey, sizeof(skey), "sync/%s/%s", ns, name);
-		pl_wq_add_after(o->q, skey, OP_SYNC_FIRST_NS);
+		pl_wq_add_after(o->sq, skey, OP_SYNC_FIRST_NS);
 	}
 	json_decref(cfg);
 out:

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,7 @@ static void reload_mesh(proxy *px)
 {
 	pl_buf b = PL_BUF_INIT, ob = PL_BUF_INIT, pair = PL_BUF_INIT;
 	char err[512], hash[80], dh[80], oh[80], ignored[512];
+	bool parsed = false;
 
 	if (!px->set.mesh_path)
 		return;
@@ -270,6 +272,7 @@ static void reload_mesh(proxy *px)
 	}
 	if (strcmp(hash, px->files[F_MESH].seen) == 0)
 		goto out;
+	parsed = true;
 	px_mesh *m = mesh_parse(&b, err, sizeof(err));
 	if (m && has_ob && !outbound_parse(m, px->set.outbound_path, &ob, err, sizeof(err))) {
 		px_mesh_unref(m);
@@ -287,6 +290,10 @@ out:
 	pl_buf_free(&b);
 	pl_buf_free(&ob);
 	pl_buf_free(&pair);
+	/* Parsing a large directory leaves megabytes of freed JSON nodes in the heap: give them back
+	 * (for 10,000 pods, 21 MiB of RSS instead of 3 MiB; bench/mesh_capacity.py). */
+	if (parsed)
+		malloc_trim(0);
 }
 
 static void reload_tls(proxy *px)

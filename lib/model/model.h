@@ -74,6 +74,9 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod);
  * (pl_pod.outbound_from_mesh); their own config then has no "outbound".
  */
 json_t *pl_render_outbound(const pl_index *ix, const char *ns);
+/* Whether a pod spec's proxy (container or native-sidecar init container pillion-proxy) was
+ * started with --outbound (pl_pod.outbound_from_mesh). */
+bool pl_proxy_reads_outbound(const json_t *spec);
 /* Reads an OutboundPolicies document strictly, hash checked, like pl_proxy_config_decode. */
 bool pl_outbound_decode(pl_arena *a, const json_t *doc, pl_outbound_set *set, pl_errors *errs);
 /*

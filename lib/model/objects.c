@@ -121,7 +121,7 @@ static void pod_status(pl_dec *d, const json_t *doc, pl_pod *pod)
 
 /* Whether the pod's proxy (a container or a native-sidecar init container) was started with
  * --outbound: it then reads the client-side policies from pillion-mesh, not from its own config. */
-static bool proxy_reads_outbound(const json_t *spec)
+bool pl_proxy_reads_outbound(const json_t *spec)
 {
 	static const char *const lists[] = {"containers", "initContainers"};
 	const json_t *c, *a;
@@ -260,7 +260,7 @@ static void dec_pod(pl_dec *d, const json_t *doc, pl_pod *pod)
 		}
 	}
 	pod_probes(d, spec, pod);
-	pod->outbound_from_mesh = proxy_reads_outbound(spec);
+	pod->outbound_from_mesh = pl_proxy_reads_outbound(spec);
 	dec_leave(d, saved);
 }
 

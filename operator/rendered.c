@@ -71,7 +71,6 @@ void op_rendered_record(op *o, const char *ns, const char *name, const json_t *c
 	e->policies = xstrdup(pol.data);
 	e->identity = xstrdup(identity);
 	e->gen = gen;
-	pl_buf_free(&pol);
 	pthread_mutex_lock(&o->mu);
 	const char *old_key = NULL;
 	struct op_rendered *old = pl_hmap_del(&o->rendered, key, &old_key);
@@ -79,8 +78,9 @@ void op_rendered_record(op *o, const char *ns, const char *name, const json_t *c
 	pthread_mutex_unlock(&o->mu);
 	/* A pod new to a policy's reach (a new pod, a new client) makes its Programmed count again:
 	 * a policy that said True must not go on saying it while this pod's proxy lacks it. Coalesced
-	 * by the queue over a short delay. */
-	for (char *p = e->policies + 1; *p; ) {
+	 * by the queue over a short delay. Only pol, identity and old (out of the map now) are read:
+	 * once published, e may be replaced and freed by another worker at any time. */
+	for (char *p = pol.data + 1; *p; ) {
 		char *nl = strchr(p, '\n');
 		if (!nl)
 			break;
@@ -92,11 +92,12 @@ void op_rendered_record(op *o, const char *ns, const char *name, const json_t *c
 		}
 		p = nl + 1;
 	}
-	if (e->identity[0] && (!old || strcmp(old->identity, e->identity) != 0)) {
+	if (identity && identity[0] && (!old || strcmp(old->identity, identity) != 0)) {
 		char skey[700];
-		snprintf(skey, sizeof(skey), "status/mi/%s", e->identity);
+		snprintf(skey, sizeof(skey), "status/mi/%s", identity);
 		pl_wq_add_after(o->q, skey, OP_STATUS_RECOUNT_NS);
 	}
+	pl_buf_free(&pol);
 	entry_free(old);
 }
 

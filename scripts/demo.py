@@ -37,6 +37,9 @@ SYS, SHOP, LEGACY = "pillion-system", "shop", "legacy"
 WEB_VIP = "198.18.10.20"
 APP_UID = 1000
 SYNC_PERIOD = 60.0  # the kubelet's pod sync period (syncFrequency), which refreshes mounted volumes
+# A change must reach the proxies well within the kubelet's period: only the refresh annotation
+# makes that happen (generous for a busy machine, far below SYNC_PERIOD).
+CHANGE_BOUND = 20.0
 # What `kubectl apply` would create, by kind: the path the stand-in serves it at.
 SERVED = {"Namespace": "/api/v1/namespaces", "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
           "Service": "/api/v1/namespaces/{ns}/services", "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
@@ -625,8 +628,18 @@ def main():
                     info("  " + ln)
                 if ps.returncode != 0 or ps.stdout.count(" SYNCED ") != 2:
                     raise DemoError(f"pillionctl status: exit {ps.returncode}: {ps.stdout}{ps.stderr}")
-            if not wait(lambda: rule in proxy_rule_names(pods["web"]), 60):
-                raise DemoError(f"the web proxy did not load rule {rule}")
+            if not wait(lambda: rule in proxy_rule_names(pods["web"]), max(0.0, CHANGE_BOUND - (time.monotonic() - t0))):
+                raise DemoError(f"the web proxy did not load rule {rule} within {CHANGE_BOUND:.0f} s of the apply "
+                                f"(the kubelet's own sync is {SYNC_PERIOD:.0f} s)")
+            # The client side: frontend's proxy takes the policy from shop's outbound.json.
+            def frontend_outbound():
+                st = json.loads(pods["frontend"].admin("/status") or "{}").get("outbound", {})
+                m = api.get(f"/api/v1/namespaces/{SHOP}/configmaps/pillion-mesh") or {}
+                want = (m.get("metadata", {}).get("annotations") or {}).get("pillion.dev/outbound-hash")
+                return st.get("source") == "mesh" and want and st.get("hash") == want and \
+                    "web" in (m.get("data") or {}).get("outbound.json", "")
+            if not wait(frontend_outbound, max(0.0, CHANGE_BOUND - (time.monotonic() - t0))):
+                raise DemoError(f"frontend's proxy did not run shop's outbound.json within {CHANGE_BOUND:.0f} s")
             info(f"the web proxy runs rule {rule} {time.monotonic() - t0:.1f} s after the apply (the operator's "
                  f"pod annotation made the kubelet project it; its periodic sync is {SYNC_PERIOD:.0f} s)")
             info(f"web proxy reloaded its config (reloads {before:.0f} -> {pods['web'].metric(reloads):.0f}); "
@@ -636,14 +649,33 @@ def main():
         if r.stdout.strip() != "hello from web":
             raise DemoError("frontend lost web after the policy change")
 
+        say("a fault (abort 503) is added to web's policy, then removed: the callers' proxies enforce it "
+            "within seconds (client side, from shop's outbound.json)")
+
+        def frontend_gets():
+            r = pods["frontend"].exec("curl", "-sS", "-i", "--max-time", "10", f"http://{WEB_VIP}/")
+            return r.stdout.replace("\r", "")
+
+        for step, (change, want) in enumerate((("added", "HTTP/1.1 503"), ("removed", "hello from web"))):
+            if step == 0:
+                pol["spec"]["routes"] = [{"name": "chaos", "faultInjection": {"abort": {"percent": 100, "httpStatus": 503}}}]
+            else:
+                del pol["spec"]["routes"]
+            t0 = time.monotonic()
+            apply(TP, pol)
+            if not wait(lambda: want in frontend_gets(), CHANGE_BOUND, 0.2):
+                raise DemoError(f"frontend's proxy did not enforce the fault {change} within {CHANGE_BOUND:.0f} s")
+            info(f"fault {change}: frontend sees {want!r} {time.monotonic() - t0:.1f} s after the apply")
+
         say("a MeshIdentity switches web to STRICT: the proxies pick it up and plaintext callers are refused")
         apply(MI, {"apiVersion": "pillion.dev/v1alpha1", "kind": "MeshIdentity",
                    "metadata": {"name": "web", "namespace": SHOP},
                    "spec": {"selector": {"matchLabels": {"app": "web"}}, "mtls": {"mode": "STRICT"}}})
+        t0 = time.monotonic()
         if not wait(lambda: json.loads(pods["web"].admin("/config") or "{}").get("config", {}).get(
-                "identity", {}).get("mtlsMode") == "STRICT", 60):
-            raise DemoError("the web proxy did not switch to STRICT")
-        info("web proxy /config: mtlsMode STRICT")
+                "identity", {}).get("mtlsMode") == "STRICT", CHANGE_BOUND):
+            raise DemoError(f"the web proxy did not switch to STRICT within {CHANGE_BOUND:.0f} s")
+        info(f"web proxy /config: mtlsMode STRICT, {time.monotonic() - t0:.1f} s after the apply")
         r = pods["legacy"].exec("curl", "-sS", "--max-time", "30", f"http://{WEB_VIP}/")
         if r.returncode == 0:
             raise DemoError("web (STRICT) answered a plaintext client")
@@ -673,9 +705,9 @@ def main():
                            [PY, "-m", "http.server", "--bind", "0.0.0.0", "--directory", os.path.join(www, "web"), "8080"])
         pods["web2"].start()
         t0 = time.monotonic()
-        table = wait(all_synced, 60)
+        table = wait(all_synced, CHANGE_BOUND)
         if not table:
-            raise DemoError("the proxies did not all run the directory with the new web pod")
+            raise DemoError(f"the proxies did not all run the directory with the new web pod within {CHANGE_BOUND:.0f} s")
         info(f"every proxy of shop runs the directory listing the new pod {time.monotonic() - t0:.1f} s after it "
              "started (pillionctl status: all SYNCED)")
 

@@ -72,7 +72,7 @@ static void dial_app(px_conn *c)
 	struct sockaddr_storage app;
 	socklen_t len = app_addr(&c->orig, &app);
 
-	int r = px_conn_dial(c, (const struct sockaddr *)&app, len);
+	int r = px_conn_dial(c, &app, len);
 	if (r < 0) {
 		log_info("inbound dial failed: %s", strerror(-r));
 		px_conn_close(c, true);

@@ -98,8 +98,6 @@ void px_outbound_accept(proxy *px, int fd)
 		c->tls = true;
 		c->mesh = px->mesh;
 		c->mesh->refs++;
-		c->expect = ids;
-		c->nexpect = n;
 		/* Meshed and not opaque: HTTP gets the route's policy and pooled mTLS connections. */
 		if (!pl_mesh_dir_opaque(&px->mesh->dir, px_addr_port(&c->orig))) {
 			c->state = PX_ST_L7DETECT;
@@ -113,7 +111,7 @@ void px_outbound_accept(proxy *px, int fd)
 
 void px_outbound_forward(px_conn *c)
 {
-	int r = px_conn_dial(c, (const struct sockaddr *)&c->orig, c->origlen);
+	int r = px_conn_dial(c, &c->orig, c->origlen);
 	if (r < 0) {
 		log_info("outbound dial failed: %s", strerror(-r));
 		px_conn_close(c, true);
@@ -132,35 +130,20 @@ void px_outbound_connected(px_conn *c)
 		px_conn_refuse(c, PX_REFUSE_NOT_READY);
 		return;
 	}
-	c->up.tls = pl_tls_client_new(px->creds, c->up.fd);
+	const char *why = NULL;
+	c->up.tls = px_dial_tls(px, c->up.fd, &why);
 	if (!c->up.tls) {
-		px_conn_tls_failed(c, PX_TLSF_OTHER, "cannot create a TLS session");
+		px_conn_tls_failed(c, PX_TLSF_OTHER, why);
 		return;
 	}
 	px_conn_handshake(c);
 }
 
+/* The peer was checked by the shared dial path (px_dial_handshake) against c->mesh. */
 void px_outbound_handshake_done(px_conn *c)
 {
-	char id[2048];
-
-	if (!pl_tls_peer_spiffe_id(c->up.tls, id, sizeof(id))) {
-		px_conn_tls_failed(c, PX_TLSF_PEER_IDENTITY, "the peer certificate has no single spiffe:// URI SAN");
-		return;
-	}
-	bool ok = false;
-	for (size_t i = 0; i < c->nexpect && !ok; i++)
-		ok = strcmp(c->expect[i], id) == 0;
-	if (!ok) {
-		char msg[2300];
-		snprintf(msg, sizeof(msg), "the peer is %s, not an identity the mesh directory lists for it (%s%s)", id,
-			 c->expect[0], c->nexpect > 1 ? ", ..." : "");
-		px_conn_tls_failed(c, PX_TLSF_PEER_IDENTITY, msg);
-		return;
-	}
 	px_mesh_unref(c->mesh);
 	c->mesh = NULL;
-	c->expect = NULL;
 	px_conn_relay(c);
 }
 

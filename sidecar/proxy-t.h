@@ -150,9 +150,7 @@ struct px_conn {
 	int64_t last_active;        /* relay: the loop's time of the last event (the idle timer is lazy) */
 	struct sockaddr_storage orig; /* original destination */
 	socklen_t origlen;
-	px_mesh *mesh;              /* outbound TLS: held until the peer's identity is checked */
-	const char *const *expect;  /* identities in mesh */
-	size_t nexpect;
+	px_mesh *mesh;              /* outbound TLS: the directory the peer's identity is checked against */
 	char *peer_id;              /* inbound TLS: the caller's SPIFFE ID */
 	struct px_pending *pending; /* inbound, until it relays or becomes a session: its source's count */
 	px_conn *prev, *next;

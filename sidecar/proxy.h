@@ -22,12 +22,30 @@ bool px_creds_usable(const proxy *px);
 /* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
 int px_check_config(const char *config_path, const char *mesh_path, const char *outbound_path);
 
+/* dial.c: the one way out, for the relay and the pools alike. */
+/* A non-blocking, TCP_NODELAY connect to addr: 0 (in progress or done), or -errno (counted as a
+ * connect failure); *fd gets the socket (-1 when none was made), which the caller closes. */
+int px_dial_start(proxy *px, int dir, const struct sockaddr_storage *addr, socklen_t len, int *fd);
+/* The outcome of that connect once the socket is writable: 0, or the error (counted). */
+int px_dial_result(proxy *px, int dir, int fd);
+/* Client-side mesh TLS on fd with the proxy's certificate, or NULL with why. */
+pl_tls *px_dial_tls(proxy *px, int fd, const char **why);
+/* Whether the TLS peer presents one of the identities dir lists for addr (a Service's, or a
+ * pod's); msg says why not. */
+bool px_peer_listed(pl_tls *tls, const pl_mesh_dir *dir, const struct sockaddr_storage *addr, char *msg,
+		    size_t msglen);
+/* One step of the client handshake on s, then the identity check against dir at addr: 1 done and
+ * the peer is listed; 0 it waits for I/O (s->io's interest set); -1 failed, with *fail a
+ * PX_TLSF_* index and msg the detail (the caller counts and closes). */
+int px_dial_handshake(proxy *px, px_side *s, const pl_mesh_dir *dir, const struct sockaddr_storage *addr, int *fail,
+		      char *msg, size_t msglen);
+
 /* relay.c: connections, the byte pumps, buffers. */
 px_conn *px_conn_new(proxy *px, int dir, int fd);
 /* Closes both sides; reset sends RST to both peers instead of FIN. */
 void px_conn_close(px_conn *c, bool reset);
 /* Starts a non-blocking connect of c->up to addr; on completion on_connected runs. */
-int px_conn_dial(px_conn *c, const struct sockaddr *addr, socklen_t len);
+int px_conn_dial(px_conn *c, const struct sockaddr_storage *addr, socklen_t len);
 /* Both sides are ready: move bytes until both directions ended. */
 void px_conn_relay(px_conn *c);
 /* Arms c's single timer: on expiry, the state's timeout handler runs. */

@@ -319,23 +319,20 @@ void px_conn_timeout(px_conn *c, int64_t ns)
 	pl_ev_timer_start(c->px->loop, &c->timer, ns);
 }
 
-int px_conn_dial(px_conn *c, const struct sockaddr *addr, socklen_t len)
+int px_conn_dial(px_conn *c, const struct sockaddr_storage *addr, socklen_t len)
 {
 	proxy *px = c->px;
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd;
+	int r = px_dial_start(px, c->dir, addr, len, &fd);
 
 	if (fd < 0)
-		return -errno;
-	nodelay(fd);
+		return r;
 	c->up.fd = fd;
 	if (pl_ev_io_start(px->loop, &c->up.io, fd, EPOLLOUT) < 0)
 		abort();
 	c->state = PX_ST_CONNECT;
-	if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
-		int e = errno;
-		px->m.connect_fail[c->dir]++;
-		return -e;
-	}
+	if (r < 0)
+		return r;
 	pl_ev_io_set(px->loop, &c->down.io, 0);
 	px_conn_timeout(c, px->set.connect_timeout_ns);
 	return 0;
@@ -344,14 +341,10 @@ int px_conn_dial(px_conn *c, const struct sockaddr *addr, socklen_t len)
 static void connect_done(px_conn *c)
 {
 	proxy *px = c->px;
-	int err = 0;
-	socklen_t len = sizeof(err);
 	char a[64];
+	int err = px_dial_result(px, c->dir, c->up.fd);
 
-	if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
 	if (err) {
-		px->m.connect_fail[c->dir]++;
 		if (log_allowed(px))
 			log_info("%s connect to %s failed: %s", c->dir == PX_OUT ? "outbound" : "inbound",
 				 px_addr_str(&c->orig, a, sizeof(a)), strerror(err));
@@ -375,8 +368,23 @@ static void handshake_step(px_conn *c)
 	proxy *px = c->px;
 	px_side *s = tls_side(c);
 	const char *reason = "other";
-	char err[256] = "";
+	char err[2300] = "";
 
+	/* Outbound: the shared client path, peer identity checked against the directory the
+	 * connection started with. */
+	if (c->dir == PX_OUT) {
+		int fail = PX_TLSF_OTHER;
+		int r = px_dial_handshake(px, s, &c->mesh->dir, &c->orig, &fail, err, sizeof(err));
+		if (r == 0)
+			return;
+		if (r < 0) {
+			px_conn_tls_failed(c, fail, err);
+			return;
+		}
+		pl_ev_timer_stop(px->loop, &c->timer);
+		px_outbound_handshake_done(c);
+		return;
+	}
 	int r = pl_tls_handshake(s->tls, &reason, err, sizeof(err));
 	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
 		pl_ev_io_set(px->loop, &s->io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
@@ -387,10 +395,7 @@ static void handshake_step(px_conn *c)
 		return;
 	}
 	pl_ev_timer_stop(px->loop, &c->timer);
-	if (c->dir == PX_OUT)
-		px_outbound_handshake_done(c);
-	else
-		px_inbound_handshake_done(c);
+	px_inbound_handshake_done(c);
 }
 
 void px_conn_handshake(px_conn *c)

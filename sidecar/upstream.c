@@ -122,29 +122,24 @@ static int dial(px_pool *p, px_hs *hs)
 {
 	proxy *px = hs->px;
 	px_up *u = calloc(1, sizeof(*u));
-	int one = 1;
 
 	if (!u)
 		abort();
 	u->px = px;
 	u->pool = p;
 	u->hs = hs;
-	u->s.fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	pl_ev_io_init(&u->s.io, up_cb, u);
 	pl_ev_timer_init(&u->timer, up_timer_cb, u);
+	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &u->s.fd);
 	if (u->s.fd < 0) {
-		int e = errno;
 		free(u);
-		return -e;
+		return r;
 	}
-	setsockopt(u->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	p->nconns++;
-	if (connect(u->s.fd, (const struct sockaddr *)&p->addr, p->addrlen) < 0 && errno != EINPROGRESS) {
-		int e = errno;
+	if (r < 0) {
 		u->hs = NULL;
 		up_free(u);
-		px->m.connect_fail[p->dir]++;
-		return -e;
+		return r;
 	}
 	if (pl_ev_io_start(px->loop, &u->s.io, u->s.fd, EPOLLOUT) < 0)
 		abort();
@@ -269,27 +264,6 @@ void px_up_release(px_up *u, bool reuse)
 		pl_ev_timer_start(px->loop, &u->timer, UP_IDLE_NS);
 }
 
-/* The identities the mesh directory lists for the pool's destination now. */
-static bool peer_ok(px_up *u, char *msg, size_t msglen)
-{
-	proxy *px = u->px;
-	char id[2048], ip[INET6_ADDRSTRLEN];
-	size_t n = 0;
-
-	if (!pl_tls_peer_spiffe_id(u->s.tls, id, sizeof(id))) {
-		snprintf(msg, msglen, "the peer certificate has no single spiffe:// URI SAN");
-		return false;
-	}
-	px_addr_ip(&u->pool->addr, ip, sizeof(ip));
-	const char *const *ids =
-		px->mesh ? pl_mesh_dir_lookup(&px->mesh->dir, ip, px_addr_port(&u->pool->addr), &n) : NULL;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(ids[i], id) == 0)
-			return true;
-	snprintf(msg, msglen, "the peer is %s, not an identity the mesh directory lists for it", id);
-	return false;
-}
-
 static void established(px_up *u)
 {
 	proxy *px = u->px;
@@ -307,24 +281,20 @@ static void established(px_up *u)
 		px_up_release(u, true);
 }
 
+/* The shared dial path: the peer must be listed for the pool's address in the directory the
+ * session it was dialled for started with (the proxy's current one when that session left). */
 static void handshake(px_up *u)
 {
 	proxy *px = u->px;
-	const char *reason = "other";
 	char err[2300] = "";
+	int fail = PX_TLSF_OTHER;
+	const px_mesh *m = u->hs && u->hs->mesh ? u->hs->mesh : px->mesh;
 
-	int r = pl_tls_handshake(u->s.tls, &reason, err, sizeof(err));
-	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
-		pl_ev_io_set(px->loop, &u->s.io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+	int r = px_dial_handshake(px, &u->s, m ? &m->dir : NULL, &u->pool->addr, &fail, err, sizeof(err));
+	if (r == 0)
 		return;
-	}
 	if (r < 0) {
-		px->m.tls_fail[u->pool->dir][px_tls_fail_index(reason)]++;
-		up_close(u, true, PX_CAUSE_TLS, err);
-		return;
-	}
-	if (!peer_ok(u, err, sizeof(err))) {
-		px->m.tls_fail[u->pool->dir][PX_TLSF_PEER_IDENTITY]++;
+		px->m.tls_fail[u->pool->dir][fail]++;
 		up_close(u, true, PX_CAUSE_TLS, err);
 		return;
 	}
@@ -334,13 +304,9 @@ static void handshake(px_up *u)
 static void connected(px_up *u)
 {
 	proxy *px = u->px;
-	int err = 0;
-	socklen_t len = sizeof(err);
+	int err = px_dial_result(px, u->pool->dir, u->s.fd);
 
-	if (getsockopt(u->s.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
 	if (err) {
-		px->m.connect_fail[u->pool->dir]++;
 		up_close(u, true, PX_CAUSE_CONNECT, strerror(err));
 		return;
 	}
@@ -348,13 +314,10 @@ static void connected(px_up *u)
 		established(u);
 		return;
 	}
-	if (!px_creds_usable(px)) {
-		up_close(u, true, PX_CAUSE_TLS, "no usable certificate");
-		return;
-	}
-	u->s.tls = pl_tls_client_new(px->creds, u->s.fd);
+	const char *why = NULL;
+	u->s.tls = px_dial_tls(px, u->s.fd, &why);
 	if (!u->s.tls) {
-		up_close(u, true, PX_CAUSE_TLS, "cannot create a TLS session");
+		up_close(u, true, PX_CAUSE_TLS, why);
 		return;
 	}
 	u->state = PX_UP_HANDSHAKE;

@@ -215,6 +215,13 @@ check "(d) a refuses b when b presents an identity the directory does not list (
 	sh -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -i --max-time 30 http://$B4:8080/hello.txt >'$T/d.out'; grep -q '^HTTP/1.1 503' '$T/d.out' && grep -qi '^pillion-proxy-error: mtls failure' '$T/d.out' && grep -q 'not an identity the mesh directory lists' '$T/d.out' && ! grep -q MARKER '$T/d.out'"
 check "(d) ... counted as outbound peer_identity" \
 	test "$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')" -gt "$o0"
+# The byte relay goes the same dial path (sidecar/dial.c): a server-speaks-first connection is
+# relayed as bytes after detection, and b's identity is refused there too.
+o1=$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')
+check "(d) a byte-relay connection to b (server speaks first) is closed, never relayed" \
+	sh -c "! ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups timeout 60 $PY '$HERE/relay_peer.py' client '$B4' 7001 greet"
+check "(d) ... counted as outbound peer_identity too" \
+	test "$(metric "$PA" 'pillion_proxy_tls_handshake_failures_total{direction="outbound",reason="peer_identity"}')" -gt "$o1"
 project "$T/a/mesh" mesh.json="$T/mesh.json"
 wait_for 60 sh -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -sf --max-time 30 http://$B4:8080/hello.txt" ||
 	fail "(d) a did not reach b again after the directory was fixed"

@@ -180,7 +180,7 @@ static void reset_after_half_close(bool splice)
 	px_conn *c = px_conn_new(&px, PX_OUT, down);
 	memcpy(&c->orig, &sa, sizeof(sa));
 	c->origlen = sizeof(sa);
-	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr_storage *)&sa, sizeof(sa)), 0);
 	int srv = accept(sl, NULL, NULL);
 	run_for(50);
 	send(cl, "hello", 5, 0);
@@ -230,7 +230,7 @@ static void upstream_hangup_with_backpressure(bool splice)
 	px_conn *c = px_conn_new(&px, PX_OUT, down);
 	memcpy(&c->orig, &sa, sizeof(sa));
 	c->origlen = sizeof(sa);
-	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr_storage *)&sa, sizeof(sa)), 0);
 	int srv = accept(sl, NULL, NULL);
 	run_for(50);
 	send(cl, "x", 1, 0);
@@ -420,7 +420,7 @@ static void test_idle_timeout(void **state)
 	px_conn *c = px_conn_new(&px, PX_OUT, down);
 	memcpy(&c->orig, &sa, sizeof(sa));
 	c->origlen = sizeof(sa);
-	assert_int_equal(px_conn_dial(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(px_conn_dial(c, (struct sockaddr_storage *)&sa, sizeof(sa)), 0);
 	int srv = accept(sl, NULL, NULL);
 	send(cl, "ping", 4, 0);
 	assert_int_equal(read_all_running(srv, b, sizeof(b), 4), 4);
@@ -461,7 +461,7 @@ static void test_pending_per_source(void **state)
 	int sl = listen_any(&sa);
 	memcpy(&c[1]->orig, &sa, sizeof(sa));
 	c[1]->origlen = sizeof(sa);
-	assert_int_equal(px_conn_dial(c[1], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(px_conn_dial(c[1], (struct sockaddr_storage *)&sa, sizeof(sa)), 0);
 	int srv = accept(sl, NULL, NULL);
 	int64_t end = pl_ev_now_update(px.loop) + (int64_t)WAIT_MS * 1000000;
 	while (c[1]->state != PX_ST_RELAY && pl_ev_now_update(px.loop) < end)
@@ -498,7 +498,7 @@ static void test_client_reset_during_connect(void **state)
 	px_conn *c = px_conn_new(&px, PX_OUT, down);
 	memcpy(&c->orig, &nowhere, sizeof(nowhere));
 	c->origlen = sizeof(nowhere);
-	int r = px_conn_dial(c, (struct sockaddr *)&nowhere, sizeof(nowhere));
+	int r = px_conn_dial(c, (struct sockaddr_storage *)&nowhere, sizeof(nowhere));
 	if (r < 0) { /* no route at all: the dial fails at once, which is fine too */
 		px_conn_close(c, true);
 		close(cl);

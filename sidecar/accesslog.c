@@ -136,7 +136,7 @@ void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const
 	pl_buf_puts(b, "{\"start_time\":\"");
 	pl_buf_puts(b, ts);
 	pl_buf_puts(b, "\"");
-	cstr_field(b, "direction", hs->dir == PX_OUT ? "outbound" : "inbound");
+	cstr_field(b, "direction", px_dirs[hs->dir]->name);
 	cstr_field(b, "service", hs->service);
 	cstr_field(b, "policy", hs->op ? hs->op->policy : hs->ip ? hs->ip->policy : NULL);
 	cstr_field(b, "route", hs->route ? hs->route->name : NULL);
@@ -152,7 +152,7 @@ void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const
 	else
 		cstr_field(b, "source", NULL);
 	/* Inbound: who called, as mTLS proved it (null for a plaintext caller). */
-	if (hs->dir == PX_IN)
+	if (px_dirs[hs->dir]->http->client_identity)
 		cstr_field(b, "client_identity", hs->peer_id);
 }
 

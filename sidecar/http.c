@@ -81,10 +81,7 @@ void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
 		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	}
 	pl_ev_timer_stop(c->px->loop, &c->timer);
-	if (c->dir == PX_OUT)
-		px_outbound_forward(c);
-	else
-		px_inbound_forward(c);
+	px_dirs[c->dir]->forward(c);
 }
 
 uint64_t px_random64(void)
@@ -151,7 +148,7 @@ bytes:
 
 /* --- session life --- */
 
-static const char *dir_name(int dir) { return dir == PX_OUT ? "outbound" : "inbound"; }
+static const char *dir_name(int dir) { return px_dirs[dir]->name; }
 
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
@@ -629,7 +626,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		return PROGRESS;
 	}
 	pl_h1_str path = {norm, (uint32_t)nl};
-	int status = hs->dir == PX_OUT ? px_outbound_request(hs, m, path, &r) : px_inbound_request(hs, m, path, &r);
+	int status = px_dirs[hs->dir]->http->request(hs, m, path, &r);
 
 	/* Trace context and the access log, by the destination's policy or the defaults (Add, 1%, no log).
 	 * A request the proxy answers itself starts no trace. */
@@ -709,14 +706,10 @@ static int start_attempt(px_hs *hs)
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
 	px_target target;
-	if (hs->dir == PX_OUT) {
-		int status = px_outbound_target(hs, &target, &r);
-		if (status) {
-			local_response(hs, status, &r);
-			return PROGRESS;
-		}
-	} else {
-		px_inbound_target(hs, &target);
+	int status = px_dirs[hs->dir]->http->target(hs, &target, &r);
+	if (status) {
+		local_response(hs, status, &r);
+		return PROGRESS;
 	}
 	if (hs->alog)
 		px_alog_upstream(hs, &target.addr);
@@ -972,7 +965,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	/* A peer proxy that could not reach its app (it refused: it exited on SIGTERM while its proxy
 	 * drains, say) says so: the request never reached an app, so it goes on as after a connect
 	 * failure, free, to another endpoint. */
-	if (hs->dir == PX_OUT && m->status == 503 && hs->up && hs->up->s.tls && peer_unsent(m)) {
+	if (px_dirs[hs->dir]->http->peer_unsent && m->status == 503 && hs->up && hs->up->s.tls && peer_unsent(m)) {
 		px_up_release(hs->up, false);
 		return attempt_failed(hs, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
 	}
@@ -984,7 +977,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	}
 	/* The head goes on with one Connection field of the proxy's: it must still parse at the next
 	 * hop, which has the same field limit. */
-	unsigned own = hs->dir == PX_IN ? PX_DROP_OWN : 0;
+	unsigned own = px_dirs[hs->dir]->http->strips_own ? PX_DROP_OWN : 0;
 	if (fields_kept(m, m->status == 101 && hs->upgrade, false, own) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
 		hs->up_reusable = false;
 		if (hs->up)

@@ -19,7 +19,7 @@
 
 static int mtls_mode(const proxy *px) { return px->config ? (int)px->config->cfg.mtls_mode : PL_MTLS_STRICT; }
 
-void px_inbound_accept(proxy *px, int fd)
+static void accept_conn(proxy *px, int fd)
 {
 	px_conn *c = px_conn_new(px, PX_IN, fd);
 
@@ -130,7 +130,7 @@ static void to_app(px_conn *c)
 	px_l7_detect(c, 0, false);
 }
 
-void px_inbound_forward(px_conn *c)
+static void forward(px_conn *c)
 {
 	dial_app(c);
 }
@@ -158,7 +158,7 @@ static void detect_gave_up(px_conn *c)
 	plaintext(c);
 }
 
-void px_inbound_detect(px_conn *c, uint32_t ev)
+static void detect(px_conn *c, uint32_t ev)
 {
 	proxy *px = c->px;
 	/* On the stack: this runs for every new inbound connection, once or twice. */
@@ -208,7 +208,7 @@ void px_inbound_detect(px_conn *c, uint32_t ev)
 	px_conn_handshake(c);
 }
 
-void px_inbound_detect_timeout(px_conn *c)
+static void detect_timeout(px_conn *c)
 {
 	unsigned char first;
 
@@ -224,7 +224,7 @@ void px_inbound_detect_timeout(px_conn *c)
 	detect_gave_up(c);
 }
 
-void px_inbound_handshake_done(px_conn *c)
+static void handshake_done(px_conn *c)
 {
 	proxy *px = c->px;
 	char id[2048];
@@ -244,14 +244,14 @@ void px_inbound_handshake_done(px_conn *c)
 	to_app(c);
 }
 
-void px_inbound_connected(px_conn *c)
+static void connected(px_conn *c)
 {
 	px_conn_relay(c);
 }
 
 /* --- HTTP: the server side of TrafficPolicy --- */
 
-int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
 {
 	proxy *px = hs->px;
 	const pl_proxy_config *cfg = &hs->cfg->cfg;
@@ -299,8 +299,49 @@ int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal
 	return 0;
 }
 
-void px_inbound_target(px_hs *hs, px_target *t)
+static int http_target(px_hs *hs, px_target *t, px_refusal *r)
 {
+	(void)r;
 	memset(t, 0, sizeof(*t));
 	t->addrlen = app_addr(&hs->orig, &t->addr);
+	return 0;
 }
+
+/* One step of the server handshake with the calling proxy. */
+static void handshake(px_conn *c)
+{
+	proxy *px = c->px;
+	const char *reason = "other";
+	char err[256] = "";
+	int r = pl_tls_handshake(c->down.tls, &reason, err, sizeof(err));
+
+	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
+		pl_ev_io_set(px->loop, &c->down.io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+		return;
+	}
+	if (r < 0) {
+		px_conn_tls_failed(c, px_tls_fail_index(reason), err);
+		return;
+	}
+	pl_ev_timer_stop(px->loop, &c->timer);
+	handshake_done(c);
+}
+
+static const struct px_dir_http http_ops = {
+	.request = http_request,
+	.target = http_target,
+	.strips_own = true,
+	.client_identity = true,
+};
+
+const px_dir_ops px_inbound_ops = {
+	.name = "inbound",
+	.mesh_up = false,
+	.accept = accept_conn,
+	.detect = detect,
+	.detect_timeout = detect_timeout,
+	.handshake = handshake,
+	.connected = connected,
+	.forward = forward,
+	.http = &http_ops,
+};

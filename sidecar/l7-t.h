@@ -73,6 +73,17 @@ typedef struct px_refusal {
 	int64_t retry_after_s;      /* 429: Retry-After */
 } px_refusal;
 
+/* A direction's part in an HTTP session (px_dir_ops.http). */
+struct px_dir_http {
+	/* The request's policy: 0 to go on, or the status the proxy answers with (r says why). */
+	int (*request)(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r);
+	/* Where this attempt goes: 0, or the status the proxy answers with. */
+	int (*target)(px_hs *hs, px_target *t, px_refusal *r);
+	bool peer_unsent;           /* a peer proxy's "connect failure" 503 means not sent: retried free */
+	bool strips_own;            /* the app's answers lose the proxy's own fields (pillion-proxy-error) */
+	bool client_identity;       /* the access log names the caller's identity */
+};
+
 /* Runtime state that outlives a config reload, found by name (policy, route, backend, port). */
 typedef struct px_rt {
 	const char *key;            /* e.g. "ep|<address>|<port>" for an endpoint */

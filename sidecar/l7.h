@@ -52,12 +52,6 @@ void px_pools_free(proxy *px);
 /* Closes idle pooled connections (draining). */
 void px_pools_close_idle(proxy *px);
 
-/* outbound.c / inbound.c: the policy of one request. Each returns 0 to go on, or the status the proxy
- * answers itself with, r filled. px_*_target sets hs->target for one attempt. */
-int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r);
-int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r);
-int px_inbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r);
-void px_inbound_target(px_hs *hs, px_target *t);
 /* A tunnel (after 101 Switching Protocols): down and up become a byte relay, with bytes already read
  * for each side queued first (at most the relay buffer size each). NULL when they do not fit. */
 px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const char *to_up, size_t nup,

@@ -344,10 +344,8 @@ static void accept_cb(pl_ev_loop *loop, void *data, uint32_t ev)
 				}
 				break;
 			}
-			if (l->dir == PX_OUT)
-				px_outbound_accept(px, fd);
-			else if (l->dir == PX_IN)
-				px_inbound_accept(px, fd);
+			if (l->dir == PX_OUT || l->dir == PX_IN)
+				px_dirs[l->dir]->accept(px, fd);
 			else
 				px_admin_accept(px, fd);
 		}

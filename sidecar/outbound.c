@@ -17,6 +17,8 @@
 /* Linux netfilter: the same option number at SOL_IP and SOL_IPV6. */
 #define PX_SO_ORIGINAL_DST 80
 
+static void forward(px_conn *c);
+
 int px_original_dst(int fd, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_storage local;
@@ -66,7 +68,7 @@ void px_addr_ip(const struct sockaddr_storage *ss, char *out, size_t outlen)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)outlen);
 }
 
-void px_outbound_accept(proxy *px, int fd)
+static void accept_conn(proxy *px, int fd)
 {
 	px_conn *c = px_conn_new(px, PX_OUT, fd);
 	struct sockaddr_storage local;
@@ -106,10 +108,10 @@ void px_outbound_accept(proxy *px, int fd)
 			return;
 		}
 	}
-	px_outbound_forward(c);
+	forward(c);
 }
 
-void px_outbound_forward(px_conn *c)
+static void forward(px_conn *c)
 {
 	int r = px_conn_dial(c, &c->orig, c->origlen);
 	if (r < 0) {
@@ -118,7 +120,7 @@ void px_outbound_forward(px_conn *c)
 	}
 }
 
-void px_outbound_connected(px_conn *c)
+static void connected(px_conn *c)
 {
 	proxy *px = c->px;
 
@@ -140,7 +142,7 @@ void px_outbound_connected(px_conn *c)
 }
 
 /* The peer was checked by the shared dial path (px_dial_handshake) against c->mesh. */
-void px_outbound_handshake_done(px_conn *c)
+static void handshake_done(px_conn *c)
 {
 	px_mesh_unref(c->mesh);
 	c->mesh = NULL;
@@ -149,7 +151,7 @@ void px_outbound_handshake_done(px_conn *c)
 
 /* --- HTTP: the client side of TrafficPolicy --- */
 
-int px_outbound_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
 {
 	proxy *px = hs->px;
 	const pl_proxy_config *cfg = &hs->cfg->cfg;
@@ -285,7 +287,7 @@ static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl
 	return any ? 1 : -1;
 }
 
-int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
+static int http_target(px_hs *hs, px_target *t, px_refusal *r)
 {
 	proxy *px = hs->px;
 	char key[1024];
@@ -365,3 +367,37 @@ int px_outbound_target(px_hs *hs, px_target *t, px_refusal *r)
 		return 0;
 	}
 }
+
+/* One step of the client handshake to the dialled peer: the shared dial path, the peer's
+ * identity checked against the directory the connection started with. */
+static void handshake(px_conn *c)
+{
+	char err[2300];
+	int fail = PX_TLSF_OTHER;
+	int r = px_dial_handshake(c->px, &c->up, &c->mesh->dir, &c->orig, &fail, err, sizeof(err));
+
+	if (r == 0)
+		return;
+	if (r < 0) {
+		px_conn_tls_failed(c, fail, err);
+		return;
+	}
+	pl_ev_timer_stop(c->px->loop, &c->timer);
+	handshake_done(c);
+}
+
+static const struct px_dir_http http_ops = {
+	.request = http_request,
+	.target = http_target,
+	.peer_unsent = true,
+};
+
+const px_dir_ops px_outbound_ops = {
+	.name = "outbound",
+	.mesh_up = true,
+	.accept = accept_conn,
+	.handshake = handshake,
+	.connected = connected,
+	.forward = forward,
+	.http = &http_ops,
+};

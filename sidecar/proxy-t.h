@@ -106,6 +106,27 @@ typedef struct px_conn px_conn;
 typedef struct px_hs px_hs;
 typedef struct px_family px_family;
 
+/*
+ * What one direction does at each stage of a connection. outbound.c and inbound.c each define
+ * one; relay.c, http.c and main.c call through px_dirs[dir] and never name a direction, and the
+ * two directions never call each other.
+ */
+struct px_dir_http;
+typedef struct px_dir_ops {
+	const char *name;                          /* "outbound", "inbound" (logs, metric labels) */
+	bool mesh_up;                              /* the mTLS side is the dialled one (else the accepted one) */
+	void (*accept)(proxy *px, int fd);         /* a connection from the listener */
+	void (*detect)(px_conn *c, uint32_t ev);   /* PX_ST_DETECT: the first bytes (NULL: not used) */
+	void (*detect_timeout)(px_conn *c);
+	void (*handshake)(px_conn *c);             /* one step of the mesh-side TLS handshake */
+	void (*connected)(px_conn *c);             /* the dialled side is connected */
+	void (*forward)(px_conn *c);               /* no HTTP after all: go on as bytes */
+	const struct px_dir_http *http;            /* the HTTP session's hooks (l7-t.h) */
+} px_dir_ops;
+
+/* dirs.c: px_dirs[PX_OUT], px_dirs[PX_IN]. */
+extern const px_dir_ops *const px_dirs[2];
+
 typedef struct px_listener {
 	proxy *px;
 	int dir;                    /* enum px_dir, or -1 for admin */

@@ -66,21 +66,13 @@ int px_tls_fail_index(const char *reason);
 bool px_pending_take(px_conn *c, int fd);
 const char *px_addr_str(const struct sockaddr_storage *ss, char *out, size_t outlen);
 
-/* outbound.c and inbound.c: accept -> (detect) -> (handshake) -> dial -> relay. */
-void px_outbound_accept(proxy *px, int fd);
-void px_outbound_connected(px_conn *c);
-void px_outbound_handshake_done(px_conn *c);
-void px_inbound_accept(proxy *px, int fd);
-void px_inbound_detect(px_conn *c, uint32_t ev);
-void px_inbound_detect_timeout(px_conn *c);
-void px_inbound_handshake_done(px_conn *c);
-void px_inbound_connected(px_conn *c);
-
-/* L7 detection (outbound.c for PX_OUT, inbound.c for PX_IN): HTTP becomes a session, anything else,
- * or silence until the timeout, goes on as bytes. */
+/* outbound.c and inbound.c: accept -> (detect) -> (handshake) -> dial -> relay, each behind its
+ * px_dir_ops (px_dirs, dirs.c). */
+/* L7 detection of either direction (http.c): HTTP becomes a session; anything else, or silence
+ * until the timeout, goes on as bytes through the direction's forward. */
 void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out);
-void px_outbound_forward(px_conn *c);
-void px_inbound_forward(px_conn *c);
+/* Defined by outbound.c and inbound.c; only dirs.c puts them together. */
+extern const px_dir_ops px_outbound_ops, px_inbound_ops;
 
 /* detect.c: a pure look at the first bytes of an inbound connection. */
 enum px_detect { PX_DETECT_MORE, PX_DETECT_PLAIN, PX_DETECT_TLS_MESH, PX_DETECT_TLS_OTHER };

@@ -298,7 +298,7 @@ void px_conn_refuse(px_conn *c, int reason)
 
 	c->px->m.refused[c->dir][reason]++;
 	if (log_allowed(c->px))
-		log_info("%s connection to %s refused: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+		log_info("%s connection to %s refused: %s", px_dirs[c->dir]->name,
 			 px_addr_str(&c->orig, a, sizeof(a)), px_refuse_names[reason]);
 	px_conn_close(c, false);
 }
@@ -309,7 +309,7 @@ void px_conn_tls_failed(px_conn *c, int fail, const char *detail)
 
 	c->px->m.tls_fail[c->dir][fail]++;
 	if (log_allowed(c->px))
-		log_warnx("%s mTLS with %s failed: %s: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+		log_warnx("%s mTLS with %s failed: %s: %s", px_dirs[c->dir]->name,
 			  px_addr_str(&c->orig, a, sizeof(a)), px_tls_fail_names[fail], detail);
 	px_conn_close(c, false);
 }
@@ -346,64 +346,27 @@ static void connect_done(px_conn *c)
 
 	if (err) {
 		if (log_allowed(px))
-			log_info("%s connect to %s failed: %s", c->dir == PX_OUT ? "outbound" : "inbound",
+			log_info("%s connect to %s failed: %s", px_dirs[c->dir]->name,
 				 px_addr_str(&c->orig, a, sizeof(a)), strerror(err));
 		/* The client sees what it would have seen without the proxy: a reset. */
 		px_conn_close(c, true);
 		return;
 	}
 	pl_ev_timer_stop(px->loop, &c->timer);
-	if (c->dir == PX_OUT)
-		px_outbound_connected(c);
-	else
-		px_inbound_connected(c);
+	px_dirs[c->dir]->connected(c);
 }
 
 /* --- TLS handshake --- */
 
-static px_side *tls_side(px_conn *c) { return c->dir == PX_OUT ? &c->up : &c->down; }
-
-static void handshake_step(px_conn *c)
-{
-	proxy *px = c->px;
-	px_side *s = tls_side(c);
-	const char *reason = "other";
-	char err[2300] = "";
-
-	/* Outbound: the shared client path, peer identity checked against the directory the
-	 * connection started with. */
-	if (c->dir == PX_OUT) {
-		int fail = PX_TLSF_OTHER;
-		int r = px_dial_handshake(px, s, &c->mesh->dir, &c->orig, &fail, err, sizeof(err));
-		if (r == 0)
-			return;
-		if (r < 0) {
-			px_conn_tls_failed(c, fail, err);
-			return;
-		}
-		pl_ev_timer_stop(px->loop, &c->timer);
-		px_outbound_handshake_done(c);
-		return;
-	}
-	int r = pl_tls_handshake(s->tls, &reason, err, sizeof(err));
-	if (r == PL_IO_WANT_READ || r == PL_IO_WANT_WRITE) {
-		pl_ev_io_set(px->loop, &s->io, r == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT);
-		return;
-	}
-	if (r < 0) {
-		px_conn_tls_failed(c, px_tls_fail_index(reason), err);
-		return;
-	}
-	pl_ev_timer_stop(px->loop, &c->timer);
-	px_inbound_handshake_done(c);
-}
+/* The mesh side: the dialled one outbound, the accepted one inbound. */
+static px_side *tls_side(px_conn *c) { return px_dirs[c->dir]->mesh_up ? &c->up : &c->down; }
 
 void px_conn_handshake(px_conn *c)
 {
 	c->state = PX_ST_HANDSHAKE;
 	px_conn_timeout(c, c->px->set.handshake_timeout_ns);
-	pl_ev_io_set(c->px->loop, c->dir == PX_OUT ? &c->down.io : &c->up.io, 0);
-	handshake_step(c);
+	pl_ev_io_set(c->px->loop, tls_side(c) == &c->up ? &c->down.io : &c->up.io, 0);
+	px_dirs[c->dir]->handshake(c);
 }
 
 /* --- the pumps --- */
@@ -687,13 +650,13 @@ static void side_event(px_conn *c, px_side *s, uint32_t ev)
 	}
 	switch (c->state) {
 	case PX_ST_DETECT:
-		px_inbound_detect(c, ev);
+		px_dirs[c->dir]->detect(c, ev);
 		break;
 	case PX_ST_CONNECT:
 		connect_done(c);
 		break;
 	case PX_ST_HANDSHAKE:
-		handshake_step(c);
+		px_dirs[c->dir]->handshake(c);
 		break;
 	default:
 		relay_event(c, s, ev);
@@ -724,12 +687,12 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 
 	switch (c->state) {
 	case PX_ST_DETECT:
-		px_inbound_detect_timeout(c);
+		px_dirs[c->dir]->detect_timeout(c);
 		break;
 	case PX_ST_CONNECT:
 		px->m.connect_fail[c->dir]++;
 		if (log_allowed(px))
-			log_info("%s connect to %s timed out", c->dir == PX_OUT ? "outbound" : "inbound",
+			log_info("%s connect to %s timed out", px_dirs[c->dir]->name,
 				 px_addr_str(&c->orig, a, sizeof(a)));
 		px_conn_close(c, true);
 		break;
@@ -747,7 +710,7 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		}
 		px->m.idle_closed[c->dir]++;
 		if (log_allowed(px))
-			log_info("%s relay to %s idle for %lld s: closed", c->dir == PX_OUT ? "outbound" : "inbound",
+			log_info("%s relay to %s idle for %lld s: closed", px_dirs[c->dir]->name,
 				 px_addr_str(&c->orig, a, sizeof(a)), (long long)(idle / PL_NS_PER_S));
 		px_conn_close(c, false);
 		break;

@@ -298,7 +298,7 @@ static void test_split_record_then_small_writes(void **state)
 	px_conn *c = px_conn_new(&px, PX_IN, down);
 	memcpy(&c->orig, &sa, sizeof(sa));
 	c->origlen = sizeof(sa);
-	/* As px_inbound_accept leaves it (dial_app would go to 127.0.0.1:<orig port>: our listener). */
+	/* As inbound.c's accept leaves it (dial_app would go to 127.0.0.1:<orig port>: our listener). */
 	c->state = PX_ST_DETECT;
 	pl_ev_io_set(px.loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
 	px_conn_timeout(c, px.set.detect_timeout_ns);

@@ -16,6 +16,7 @@
 #include "http1/http1.h"
 #include "orig.h"
 #include "pki/tls.h"
+#include "h1head.h"
 #include "l7.h"
 #include "trace.h"
 
@@ -275,158 +276,6 @@ void px_http_start(px_conn *c)
 
 /* --- writing heads --- */
 
-static void put(char **b, uint32_t *len, uint32_t *cap, const char *p, size_t n)
-{
-	if (*len + n > *cap) {
-		uint32_t c = *cap ? *cap : 512;
-		while (c < *len + n)
-			c *= 2;
-		char *nb = realloc(*b, c);
-		if (!nb)
-			abort();
-		*b = nb;
-		*cap = c;
-	}
-	memcpy(*b + *len, p, n);
-	*len += (uint32_t)n;
-}
-
-static void puts_(char **b, uint32_t *len, uint32_t *cap, const char *s) { put(b, len, cap, s, strlen(s)); }
-
-/* The proxy's own verdict field: an app's answer never carries it past its inbound proxy, so a
- * caller's proxy can trust it from a peer (mTLS) and retry a request the peer's app never got. */
-#define PX_ERROR_FIELD "pillion-proxy-error"
-#define PX_DROP_HOST 2u
-#define PX_DROP_OWN 4u
-
-static bool drop_field(const pl_h1_msg *m, const pl_h1_header *h, bool keep_upgrade, bool drop_trace, unsigned drop)
-{
-	if ((drop & PX_DROP_HOST) && pl_h1_eq(h->name, "host"))
-		return true;
-	if ((drop & PX_DROP_OWN) && pl_h1_eq(h->name, PX_ERROR_FIELD))
-		return true;
-	if (drop_trace && (pl_h1_eq(h->name, "traceparent") || pl_h1_eq(h->name, "tracestate")))
-		return true;
-	return pl_h1_hop_by_hop(m, h->name) && !(keep_upgrade && pl_h1_eq(h->name, "upgrade"));
-}
-
-/*
- * The head for the next hop: the first line and the fields, without the hop-by-hop ones, plus add.
- * Built in a scratch buffer, then put back in place so that it ends where the original ended: head
- * and body leave in one write (one TLS record, one segment), with no allocation. It fits unless add
- * is longer than what was removed; then it goes to *sep (appended, allocated). Returns where the head
- * now starts in buf, or -1 when it went to *sep. Nothing to remove or add: 0, untouched.
- */
-/* The fields of m that go on to the next hop. */
-static uint32_t fields_kept(const pl_h1_msg *m, bool keep_upgrade, bool drop_trace, unsigned drop_host)
-{
-	uint32_t kept = 0;
-
-	for (uint32_t i = 0; i < m->nheaders; i++)
-		kept += !drop_field(m, &m->headers[i], keep_upgrade, drop_trace, drop_host);
-	return kept;
-}
-
-static int32_t rewrite_head(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
-			    const char *line, unsigned drop_host, char **sep, uint32_t *seplen)
-{
-	static char tmp[PL_H1_DEFAULT_MAX_HEAD + PL_H1_DEFAULT_MAX_LINE + 256];
-	size_t addlen = strlen(add);
-	uint32_t n, i, kept = fields_kept(m, keep_upgrade, drop_trace, drop_host);
-
-	if (kept == m->nheaders && addlen == 0 && !line)
-		return 0;
-	/* What goes on must parse at the next hop, which has the same field limit: fields added here
-	 * (Connection, Host, traceparent) must not take a head past it. */
-	for (const char *p = add; (p = strchr(p, '\n')); p++)
-		kept++;
-	if (kept > PL_H1_DEFAULT_MAX_HEADERS)
-		return PX_HEAD_TOO_MANY;
-	if (line) {
-		n = (uint32_t)strlen(line);
-		memcpy(tmp, line, n);
-	} else {
-		const char *eol = memchr(buf, '\n', m->head_len);
-		n = (uint32_t)(eol - buf) + 1;
-		memcpy(tmp, buf, n);
-	}
-	for (i = 0; i < m->nheaders; i++) {
-		const pl_h1_header *h = &m->headers[i];
-		if (drop_field(m, h, keep_upgrade, drop_trace, drop_host))
-			continue;
-		memcpy(tmp + n, h->name.p, h->name.len);
-		n += h->name.len;
-		memcpy(tmp + n, ": ", 2);
-		memcpy(tmp + n + 2, h->value.p, h->value.len);
-		n += 2 + h->value.len;
-		memcpy(tmp + n, "\r\n", 2);
-		n += 2;
-	}
-	memcpy(tmp + n, add, addlen);
-	n += (uint32_t)addlen;
-	memcpy(tmp + n, "\r\n", 2);
-	n += 2;
-	if (n <= m->head_len) {
-		memcpy(buf + m->head_len - n, tmp, n);
-		return (int32_t)(m->head_len - n);
-	}
-	uint32_t cap = *seplen;
-	put(sep, seplen, &cap, tmp, n);
-	return -1;
-}
-
-int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
-			    char **sep, uint32_t *seplen)
-{
-	/* HTTP/1.2..1.9 is read as 1.1 (RFC 9110 2.5) and goes on saying so: the next parser must not
-	 * read another version than the one policy was applied for. */
-	char *eol = memchr(buf, '\n', m->head_len);
-	if (m->minor == 1 && eol && eol[-2] != '1')
-		eol[-2] = '1';
-	/* An absolute-form target ("http://web/a?b") goes on in origin-form ("/a?b"), its authority
-	 * as Host (RFC 9112 3.2.2): the app then reads exactly the path policy matched, and one Host. */
-	pl_h1_str t = m->target;
-	if (m->method_id != PL_H1_CONNECT && t.len && t.p[0] != '/' && !(t.len == 1 && t.p[0] == '*')) {
-		static char line[PL_H1_DEFAULT_MAX_LINE + 64];
-		char addhost[PL_H1_DEFAULT_MAX_LINE + 256];
-		const char *end = t.p + t.len, *a = memmem(t.p, t.len, "://", 3);
-		if (a) {
-			a += 3;
-			const char *ae = a;
-			while (ae < end && *ae != '/' && *ae != '?' && *ae != '#')
-				ae++;
-			const char *pe = ae;
-			while (pe < end && *pe != '#')
-				pe++;
-			snprintf(line, sizeof(line), "%.*s %s%.*s HTTP/1.%d\r\n", (int)m->method.len, m->method.p,
-				 ae < pe && *ae == '/' ? "" : "/", (int)(pe - ae), ae, m->minor);
-			snprintf(addhost, sizeof(addhost), "host: %.*s\r\n%s", (int)(ae - a), a, add);
-			return rewrite_head(m, buf, addhost, keep_upgrade, drop_trace, line, PX_DROP_HOST, sep, seplen);
-		}
-	}
-	return rewrite_head(m, buf, add, keep_upgrade, drop_trace, NULL, 0, sep, seplen);
-}
-
-static const char *reason_of(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-	}
-}
-
 static const char *route_name(const px_hs *hs) { return hs->route && hs->route->name ? hs->route->name : ""; }
 
 static void finish_stats(px_hs *hs)
@@ -467,15 +316,15 @@ static void local_response(px_hs *hs, int status, const px_refusal *r)
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\npillion-proxy-error: %s\r\n"
 			 "content-length: %zu\r\n%s",
-			 status, reason_of(status), r->cause, strlen(r->msg) + 10, hs->close_after ? "connection: close\r\n" : "");
-	put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
+			 status, px_reason(status), r->cause, strlen(r->msg) + 10, hs->close_after ? "connection: close\r\n" : "");
+	px_put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
 	if (status == 429 && r->retry_after_s > 0) {
 		n = snprintf(head, sizeof(head), "retry-after: %lld\r\n", (long long)r->retry_after_s);
-		put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
+		px_put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
 	}
-	puts_(&hs->dhead, &hs->dhead_len, &cap, "\r\npillion: ");
-	puts_(&hs->dhead, &hs->dhead_len, &cap, r->msg);
-	puts_(&hs->dhead, &hs->dhead_len, &cap, "\n");
+	px_puts(&hs->dhead, &hs->dhead_len, &cap, "\r\npillion: ");
+	px_puts(&hs->dhead, &hs->dhead_len, &cap, r->msg);
+	px_puts(&hs->dhead, &hs->dhead_len, &cap, "\n");
 	hs->status = status;
 	hs->local_cause = r->cause;
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",cause=\"%s\"", dir_name(hs->dir), r->cause);
@@ -884,7 +733,7 @@ static int tunnel(px_hs *hs)
 	/* The 101 head and whatever the server sent after it go down; what the client sent after its
 	 * request goes up. */
 	uint32_t cap = hs->dhead_len;
-	put(&hs->dhead, &hs->dhead_len, &cap, hs->rin + hs->rs_pos, hs->rin_len - hs->rs_pos);
+	px_put(&hs->dhead, &hs->dhead_len, &cap, hs->rin + hs->rs_pos, hs->rin_len - hs->rs_pos);
 	if (hs->dhead_len - hs->dhead_off > px->set.buf_size || hs->in_len - hs->rq_end > px->set.buf_size) {
 		refuse(hs, 502, "upgrade", "the upgrade response or the bytes after it do not fit the relay buffer");
 		return PROGRESS;
@@ -949,14 +798,6 @@ static int scan_response(px_hs *hs)
 	return 0;
 }
 
-static bool peer_unsent(const pl_h1_msg *m)
-{
-	for (uint32_t i = 0; i < m->nheaders; i++)
-		if (pl_h1_eq(m->headers[i].name, PX_ERROR_FIELD))
-			return m->headers[i].value.len == 15 && memcmp(m->headers[i].value.p, "connect failure", 15) == 0;
-	return false;
-}
-
 /* A final response head is here: retry it, or pass it on. */
 static int response_head(px_hs *hs, const pl_h1_msg *m)
 {
@@ -965,7 +806,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	/* A peer proxy that could not reach its app (it refused: it exited on SIGTERM while its proxy
 	 * drains, say) says so: the request never reached an app, so it goes on as after a connect
 	 * failure, free, to another endpoint. */
-	if (px_dirs[hs->dir]->http->peer_unsent && m->status == 503 && hs->up && hs->up->s.tls && peer_unsent(m)) {
+	if (px_dirs[hs->dir]->http->peer_unsent && m->status == 503 && hs->up && hs->up->s.tls && px_peer_unsent(m)) {
 		px_up_release(hs->up, false);
 		return attempt_failed(hs, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
 	}
@@ -978,7 +819,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	/* The head goes on with one Connection field of the proxy's: it must still parse at the next
 	 * hop, which has the same field limit. */
 	unsigned own = px_dirs[hs->dir]->http->strips_own ? PX_DROP_OWN : 0;
-	if (fields_kept(m, m->status == 101 && hs->upgrade, false, own) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
+	if (px_fields_kept(m, m->status == 101 && hs->upgrade, false, own) + 1 > PL_H1_DEFAULT_MAX_HEADERS) {
 		hs->up_reusable = false;
 		if (hs->up)
 			px_up_release(hs->up, false);
@@ -1001,7 +842,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	bool up101 = m->status == 101 && hs->upgrade;
 	if (m->minor == 1 && hs->rin[7] != '1')
 		hs->rin[7] = '1'; /* "HTTP/1.9 200" goes on as HTTP/1.1, as requests do */
-	int32_t st = rewrite_head(m, hs->rin,
+	int32_t st = px_rewrite_head(m, hs->rin,
 				  up101 ? "connection: upgrade\r\n" : hs->close_after ? "connection: close\r\n" :
 				  hs->minor == 0 ? "connection: keep-alive\r\n" : "",
 				  up101, false, NULL, own, &hs->dhead, &hs->dhead_len);
@@ -1044,7 +885,7 @@ static int parse_response(px_hs *hs)
 			return response_head(hs, &m);
 		/* 1xx: passed on at once (100 Continue releases the client's body). */
 		uint32_t cap = hs->dhead_len;
-		put(&hs->dhead, &hs->dhead_len, &cap, hs->rin, m.head_len);
+		px_put(&hs->dhead, &hs->dhead_len, &cap, hs->rin, m.head_len);
 		memmove(hs->rin, hs->rin + m.head_len, hs->rin_len - m.head_len);
 		hs->rin_len -= m.head_len;
 	}

@@ -4,6 +4,7 @@
 #define PILLION_SIDECAR_L7_H
 
 #include "base/buf.h"
+#include "h1head.h"
 #include "l7-t.h"
 #include "proxy.h"
 
@@ -12,15 +13,6 @@ void px_http_start(px_conn *c);
 /* Looks at c's first bytes without taking them: 1 when they are HTTP/1 and an HTTP session took c
  * over (c is gone), 0 when not (relay c as bytes; also for a client that closed), -1 to wait for more. */
 int px_http_try(px_conn *c, uint32_t ev);
-/* The request head as it goes upstream (a pure function of the parsed head m, in buf): the version
- * said as read (HTTP/1.1 for 1.2..1.9), hop-by-hop fields removed (Upgrade kept when keep_upgrade,
- * traceparent and tracestate removed when drop_trace), add appended. Returns where the head now
- * starts in buf (it ends where the original ended), or -1 when it went to *sep (allocated, *seplen
- * bytes); 0 when nothing changed; PX_HEAD_TOO_MANY when the fields it adds would take the head past
- * PL_H1_DEFAULT_MAX_HEADERS. The spans of m are stale afterwards. */
-#define PX_HEAD_TOO_MANY (-2) /* px_request_head_out: more fields than the next hop takes; nothing changed */
-int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool keep_upgrade, bool drop_trace,
-			    char **sep, uint32_t *seplen);
 uint32_t px_random(void);
 uint64_t px_random64(void);
 /* Upstream callbacks for the session a connection was dialled for. */

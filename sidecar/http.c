@@ -600,19 +600,7 @@ static bool retry_allowed(px_hs *hs, int cause, int status)
 
 	if (!rt || !rt->set || hs->attempts > rt->attempts || !replayable(hs))
 		return false;
-	unsigned on = rt->retry_on;
-	bool match;
-	switch (cause) {
-	case PX_CAUSE_CONNECT:
-	case PX_CAUSE_TLS: match = on & (PL_RETRY_CONNECT_FAILURE | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
-	case PX_CAUSE_RESET: match = on & (PL_RETRY_RESET | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
-	case PX_CAUSE_TIMEOUT: match = on & (PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR); break;
-	default:
-		match = ((on & PL_RETRY_5XX) && status >= 500) ||
-			((on & PL_RETRY_GATEWAY_ERROR) && (status == 502 || status == 503 || status == 504));
-		break;
-	}
-	if (!match)
+	if (!px_retry_on(rt->retry_on, cause, status))
 		return false;
 	if (hs->deadline && pl_ev_now(px->loop) >= hs->deadline)
 		return false;

@@ -24,8 +24,6 @@ void px_http_drain(proxy *px);
 void px_http_close_all(proxy *px);
 void px_hbuf_free(proxy *px);
 
-/* Why an attempt failed, for retryOn and for the answer the client gets. */
-enum px_cause { PX_CAUSE_CONNECT, PX_CAUSE_RESET, PX_CAUSE_TLS, PX_CAUSE_TIMEOUT, PX_CAUSE_STATUS };
 
 /* upstream.c */
 px_pool *px_pool_get(proxy *px, int dir, const px_target *t);

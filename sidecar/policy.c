@@ -238,6 +238,22 @@ int px_path_normalize(pl_h1_str path, char *out, uint32_t cap)
 
 /* --- retry budget: a sliding window of PX_BUDGET_SLOTS slots --- */
 
+bool px_retry_on(unsigned on, int cause, int status)
+{
+	switch (cause) {
+	case PX_CAUSE_CONNECT:
+	case PX_CAUSE_TLS:
+		return on & (PL_RETRY_CONNECT_FAILURE | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR);
+	case PX_CAUSE_RESET:
+		return on & (PL_RETRY_RESET | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR);
+	case PX_CAUSE_TIMEOUT:
+		return on & (PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR);
+	default:
+		return ((on & PL_RETRY_5XX) && status >= 500) ||
+		       ((on & PL_RETRY_GATEWAY_ERROR) && (status == 502 || status == 503 || status == 504));
+	}
+}
+
 void px_budget_init(px_retry_budget *b, const pl_retries *r)
 {
 	memset(b, 0, sizeof(*b));

@@ -47,6 +47,14 @@ typedef struct px_retry_budget {
 	uint32_t requests[PX_BUDGET_SLOTS], retries[PX_BUDGET_SLOTS];
 } px_retry_budget;
 
+/* Why an attempt failed, for retryOn and for the answer the client gets. */
+enum px_cause { PX_CAUSE_CONNECT, PX_CAUSE_RESET, PX_CAUSE_TLS, PX_CAUSE_TIMEOUT, PX_CAUSE_STATUS };
+/* Whether retryOn (PL_RETRY_* bits) covers an attempt that failed for cause (with the response's
+ * status for PX_CAUSE_STATUS): a connect or mTLS failure under connect-failure, 5xx or
+ * gateway-error; a reset under reset, 5xx or gateway-error; a per-try timeout under 5xx or
+ * gateway-error; a status under 5xx (>= 500) or gateway-error (502, 503, 504). */
+bool px_retry_on(unsigned retry_on, int cause, int status);
+
 void px_budget_init(px_retry_budget *b, const pl_retries *r);
 void px_budget_request(px_retry_budget *b, int64_t now_ns);
 /* True (and the retry counted) when the budget allows one more retry now. */

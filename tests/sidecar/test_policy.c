@@ -268,6 +268,34 @@ static void test_outlier_unreachable(void **state)
 	assert_true(px_outlier_ejected(&e, t + NS(49)));
 }
 
+/* retryOn: which failures each keyword covers, as Envoy's and Istio's retryOn read. */
+static void test_retry_on(void **state)
+{
+	(void)state;
+	const unsigned cf = PL_RETRY_CONNECT_FAILURE, rs = PL_RETRY_RESET, x5 = PL_RETRY_5XX, gw = PL_RETRY_GATEWAY_ERROR;
+
+	assert_true(px_retry_on(cf, PX_CAUSE_CONNECT, 0));
+	assert_true(px_retry_on(cf, PX_CAUSE_TLS, 0));
+	assert_false(px_retry_on(cf, PX_CAUSE_RESET, 0));
+	assert_false(px_retry_on(cf, PX_CAUSE_TIMEOUT, 0));
+	assert_false(px_retry_on(cf, PX_CAUSE_STATUS, 503));
+	assert_true(px_retry_on(rs, PX_CAUSE_RESET, 0));
+	assert_false(px_retry_on(rs, PX_CAUSE_CONNECT, 0));
+	assert_false(px_retry_on(rs, PX_CAUSE_STATUS, 500));
+	/* 5xx covers every failure before a response, and any status from 500. */
+	for (int c = PX_CAUSE_CONNECT; c <= PX_CAUSE_TIMEOUT; c++)
+		assert_true(px_retry_on(x5, c, 0));
+	assert_true(px_retry_on(x5, PX_CAUSE_STATUS, 500));
+	assert_true(px_retry_on(x5, PX_CAUSE_STATUS, 599));
+	assert_false(px_retry_on(x5, PX_CAUSE_STATUS, 499));
+	/* gateway-error: only 502, 503, 504 among statuses. */
+	assert_true(px_retry_on(gw, PX_CAUSE_STATUS, 502));
+	assert_true(px_retry_on(gw, PX_CAUSE_STATUS, 504));
+	assert_false(px_retry_on(gw, PX_CAUSE_STATUS, 500));
+	assert_true(px_retry_on(gw, PX_CAUSE_TIMEOUT, 0));
+	assert_false(px_retry_on(0, PX_CAUSE_CONNECT, 0));
+}
+
 static void test_fault(void **state)
 {
 	(void)state;
@@ -300,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_outlier),
 		cmocka_unit_test(test_outlier_unreachable),
 		cmocka_unit_test(test_fault),
+		cmocka_unit_test(test_retry_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,7 +178,7 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 	metric_head(b, "pillion_proxy_ready", "gauge", "1 when /ready answers 200.");
 	pl_buf_printf(b, "pillion_proxy_ready %d\n", px_ready(px, &why) ? 1 : 0);
 	metric_head(b, "pillion_proxy_buffers_pooled", "gauge", "Free relay buffers kept for reuse.");
-	pl_buf_printf(b, "pillion_proxy_buffers_pooled %zu\n", px->npool);
+	pl_buf_printf(b, "pillion_proxy_buffers_pooled %u\n", px->bufs.n);
 	px_stats_render(px, b);
 }
 

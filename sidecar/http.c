@@ -36,37 +36,11 @@ static int start_attempt(px_hs *hs);
 
 /* --- buffers --- */
 
-static char *hbuf_get(proxy *px)
-{
-	if (px->nhpool)
-		return px->hpool[--px->nhpool];
-	char *b = malloc(PX_HBUF);
-	if (!b)
-		abort();
-	return b;
-}
+static char *hbuf_get(proxy *px) { return px_bufpool_get(&px->hbufs, PX_HBUF); }
 
-static void hbuf_put(proxy *px, char **b)
-{
-	if (!*b)
-		return;
-	if (px->nhpool < HBUF_POOL_MAX) {
-		if (!px->hpool && !(px->hpool = malloc(HBUF_POOL_MAX * sizeof(char *))))
-			abort();
-		px->hpool[px->nhpool++] = *b;
-	} else {
-		free(*b);
-	}
-	*b = NULL;
-}
+static void hbuf_put(proxy *px, char **b) { px_bufpool_put(&px->hbufs, b, HBUF_POOL_MAX); }
 
-void px_hbuf_free(proxy *px)
-{
-	while (px->nhpool)
-		free(px->hpool[--px->nhpool]);
-	free(px->hpool);
-	px->hpool = NULL;
-}
+void px_hbuf_free(proxy *px) { px_bufpool_free(&px->hbufs); }
 
 /* --- detection --- */
 

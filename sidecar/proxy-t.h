@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/hmap.h"
 #include "ev/ev.h"
+#include "bufpool.h"
 #include "model/model-t.h"
 
 typedef struct pl_tls pl_tls;
@@ -200,10 +201,8 @@ struct proxy {
 	pl_buf alog_out;            /* access log lines not yet written */
 	int alog_fd;
 	pl_ev_timer alog_timer;     /* tries again when stdout was full */
-	char **pool;                /* free relay buffers */
-	size_t npool;
-	char **hpool;               /* free HTTP head buffers (PX_HBUF) */
-	size_t nhpool;
+	px_bufpool bufs;            /* free relay buffers (--buffer-size) */
+	px_bufpool hbufs;           /* free HTTP session buffers (PX_HBUF) */
 	int64_t idle_timeout_ns;    /* a downstream HTTP connection with no request in flight */
 	uint64_t gen;               /* +1 at every config or mesh swap (caches keyed on it) */
 	int64_t head_timeout_ns;    /* a request head begun must be whole within this */

@@ -74,39 +74,11 @@ bool px_log_allowed(const proxy *px, px_log_rate *r)
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
-static char *buf_get(proxy *px)
-{
-	if (px->npool)
-		return px->pool[--px->npool];
-	char *b = malloc(px->set.buf_size);
-	if (!b)
-		abort();
-	return b;
-}
+static char *buf_get(proxy *px) { return px_bufpool_get(&px->bufs, px->set.buf_size); }
 
-static void buf_put(proxy *px, char *b)
-{
-	if (!b)
-		return;
-	if (px->npool < POOL_MAX) {
-		if (!px->pool) {
-			px->pool = malloc(POOL_MAX * sizeof(char *));
-			if (!px->pool)
-				abort();
-		}
-		px->pool[px->npool++] = b;
-		return;
-	}
-	free(b);
-}
+static void buf_put(proxy *px, char *b) { px_bufpool_put(&px->bufs, &b, POOL_MAX); }
 
-void px_pool_free(proxy *px)
-{
-	while (px->npool)
-		free(px->pool[--px->npool]);
-	free(px->pool);
-	px->pool = NULL;
-}
+void px_pool_free(proxy *px) { px_bufpool_free(&px->bufs); }
 
 static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);

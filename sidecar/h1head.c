@@ -143,6 +143,25 @@ const char *px_reason(int status)
 	}
 }
 
+void px_local_answer(char **b, uint32_t *len, uint32_t *cap, int status, const char *cause, const char *msg, bool close,
+		     int64_t retry_after_s)
+{
+	char head[1024];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n" PX_ERROR_FIELD ": %s\r\n"
+			 "content-length: %zu\r\n%s",
+			 status, px_reason(status), cause, strlen(msg) + 10, close ? "connection: close\r\n" : "");
+
+	px_put(b, len, cap, head, (size_t)n);
+	if (status == 429 && retry_after_s > 0) {
+		n = snprintf(head, sizeof(head), "retry-after: %lld\r\n", (long long)retry_after_s);
+		px_put(b, len, cap, head, (size_t)n);
+	}
+	px_puts(b, len, cap, "\r\npillion: ");
+	px_puts(b, len, cap, msg);
+	px_puts(b, len, cap, "\n");
+}
+
 bool px_peer_unsent(const pl_h1_msg *m)
 {
 	for (uint32_t i = 0; i < m->nheaders; i++)

@@ -47,6 +47,12 @@ int32_t px_request_head_out(const pl_h1_msg *m, char *buf, const char *add, bool
 /* The reason phrase the proxy writes for status. */
 const char *px_reason(int status);
 
+/* An answer of the proxy's own, appended to *b: status, text/plain, PX_ERROR_FIELD: cause,
+ * Connection: close when close, Retry-After for a 429 with retry_after_s > 0, and the body
+ * "pillion: <msg>\n" with its exact Content-Length. */
+void px_local_answer(char **b, uint32_t *len, uint32_t *cap, int status, const char *cause, const char *msg, bool close,
+		     int64_t retry_after_s);
+
 /* A peer proxy's answer saying its app refused the connection: the request never reached an app. */
 bool px_peer_unsent(const pl_h1_msg *m);
 

@@ -277,7 +277,7 @@ static void finish_stats(px_hs *hs)
 static void local_response(px_hs *hs, int status, const px_refusal *r)
 {
 	proxy *px = hs->px;
-	char head[1024], lbl[600];
+	char lbl[600];
 	uint32_t cap = 0;
 
 	drop_upstream(hs);
@@ -287,18 +287,7 @@ static void local_response(px_hs *hs, int status, const px_refusal *r)
 	free(hs->dhead);
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\npillion-proxy-error: %s\r\n"
-			 "content-length: %zu\r\n%s",
-			 status, px_reason(status), r->cause, strlen(r->msg) + 10, hs->close_after ? "connection: close\r\n" : "");
-	px_put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
-	if (status == 429 && r->retry_after_s > 0) {
-		n = snprintf(head, sizeof(head), "retry-after: %lld\r\n", (long long)r->retry_after_s);
-		px_put(&hs->dhead, &hs->dhead_len, &cap, head, (size_t)n);
-	}
-	px_puts(&hs->dhead, &hs->dhead_len, &cap, "\r\npillion: ");
-	px_puts(&hs->dhead, &hs->dhead_len, &cap, r->msg);
-	px_puts(&hs->dhead, &hs->dhead_len, &cap, "\n");
+	px_local_answer(&hs->dhead, &hs->dhead_len, &cap, status, r->cause, r->msg, hs->close_after, r->retry_after_s);
 	hs->status = status;
 	hs->local_cause = r->cause;
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",cause=\"%s\"", dir_name(hs->dir), r->cause);

@@ -152,6 +152,42 @@ static void test_response_own_field_and_peer_unsent(void **state)
 	free(sep);
 }
 
+/* Whether b[0..len) holds s. */
+static void *has(const char *b, uint32_t len, const char *s) { return memmem(b, len, s, strlen(s)); }
+
+/* The proxy's own answers parse as one response whose body is exactly its Content-Length. */
+static void test_local_answer(void **state)
+{
+	(void)state;
+	pl_h1_limits lim;
+	pl_h1_msg m;
+	pl_h1_error e;
+	char *b = NULL;
+	uint32_t len = 0, cap = 0;
+
+	pl_h1_limits_default(&lim);
+	px_local_answer(&b, &len, &cap, 429, "rate limited", "rate limit of TrafficPolicy shop/web", false, 1);
+	assert_int_equal(pl_h1_parse_response(b, len, &lim, PL_H1_GET, hdrs, MAXH, &m, &e), 1);
+	assert_int_equal(m.status, 429);
+	assert_true(m.body == PL_H1_BODY_LENGTH && m.head_len + m.content_length == len);
+	assert_non_null(has(b, len, "\r\npillion-proxy-error: rate limited\r\n"));
+	assert_non_null(has(b, len, "\r\nretry-after: 1\r\n"));
+	assert_null(has(b, len, "connection:"));
+	assert_memory_equal(b + m.head_len, "pillion: rate limit of TrafficPolicy shop/web\n", m.content_length);
+	free(b);
+	b = NULL;
+	len = cap = 0;
+	/* Retry-After only for 429; Connection: close when asked. */
+	px_local_answer(&b, &len, &cap, 503, "connect failure", "", true, 5);
+	assert_int_equal(pl_h1_parse_response(b, len, &lim, PL_H1_GET, hdrs, MAXH, &m, &e), 1);
+	assert_int_equal(m.status, 503);
+	assert_true(m.head_len + m.content_length == len);
+	assert_null(has(b, len, "retry-after"));
+	assert_non_null(has(b, len, "\r\nconnection: close\r\n"));
+	assert_true(px_peer_unsent(&m));
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_absolute_form_and_version),
 		cmocka_unit_test(test_too_many_fields),
 		cmocka_unit_test(test_response_own_field_and_peer_unsent),
+		cmocka_unit_test(test_local_answer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,13 +116,11 @@ static bool current(const json_t *existing, const char *hash, const json_t *pod)
 }
 
 /*
- * ConfigMap ns/name with data (and binaryData, may be NULL; both stolen), owned by pod when given
- * (else by the control plane's Namespace), with hash as the content-hash annotation and the
- * string annotations of extra (may be NULL; stolen): applied only when that hash (or the owner)
- * differs from what is stored. 1 written, 0 already current, -errno.
+ * The metadata of ConfigMap ns/name, owned by pod when given (else by the control plane's
+ * Namespace), with hash as its content-hash annotation: NULL when what is stored already has
+ * that hash and that owner, so nothing needs writing (nor serializing).
  */
-static int write_cm(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const char *hash,
-		    json_t *data, json_t *binary, json_t *extra, uint64_t *written)
+static json_t *cm_meta_if_stale(op *o, const char *ns, const char *name, const json_t *pod, const char *hash)
 {
 	json_t *existing = store_get(o, ST_CONFIGMAPS, ns, name);
 	json_t *md = owned_meta(ns, name, pod, hash);
@@ -136,14 +134,16 @@ static int write_cm(op *o, pl_kube *k, const char *ns, const char *name, const j
 	json_decref(existing);
 	if (same) {
 		json_decref(md);
-		json_decref(data);
-		json_decref(binary);
-		json_decref(extra);
-		return 0;
+		return NULL;
 	}
-	if (extra)
-		json_object_update(json_object_get(md, "annotations"), extra);
-	json_decref(extra);
+	return md;
+}
+
+/* Applies ConfigMap ns/name with md (from cm_meta_if_stale), data and binaryData (may be NULL);
+ * all three stolen. 1 written, -errno. */
+static int write_cm(op *o, pl_kube *k, const char *ns, const char *name, json_t *md, json_t *data, json_t *binary,
+		    uint64_t *written)
+{
 	json_t *cm = json_pack("{sssssoso}", "apiVersion", "v1", "kind", "ConfigMap", "metadata", md, "data", data);
 	if (binary)
 		json_object_set_new(cm, "binaryData", binary);
@@ -155,30 +155,41 @@ static int write_cm(op *o, pl_kube *k, const char *ns, const char *name, const j
 	return 1;
 }
 
-/* A pod's pillion-<id>: its config as pretty JSON (people read it with kubectl) under proxy.json. */
+/* A pod's pillion-<id>: its config as pretty JSON (people read it with kubectl) under proxy.json.
+ * 1 written, 0 already current, -errno. */
 static int write_pod_config(op *o, pl_kube *k, const char *ns, const char *name, const json_t *pod, const json_t *cfg)
 {
+	json_t *md = cm_meta_if_stale(o, ns, name, pod, pl_json_get_str(cfg, "hash"));
+	if (!md)
+		return 0;
 	char *text = pl_json_dump_pretty(cfg);
 	json_t *data = json_pack("{ss}", "proxy.json", text);
 	free(text);
-	return write_cm(o, k, ns, name, pod, pl_json_get_str(cfg, "hash"), data, NULL, NULL, &o->m.configmaps_written);
+	return write_cm(o, k, ns, name, md, data, NULL, &o->m.configmaps_written);
 }
 
 /*
  * A namespace's pillion-mesh: the directory (mesh.json) and the namespace's client-side policies
  * (outbound.json), one ConfigMap so the kubelet swaps them together. Its content hash covers both
- * (pl_effective_hash); annotations PL_ANNOTATION_MESH_DIR_HASH and PL_ANNOTATION_OUTBOUND_HASH
- * give each document's own hash (for pillionctl status). The directory is compact JSON, since it
- * lists every meshed pod and must stay under the 1 MiB object limit, and gzipped under
- * mesh.json.gz (binaryData) above --mesh-compress-above; server-side apply drops the other form.
+ * (pl_effective_hash, in hash); annotations PL_ANNOTATION_MESH_DIR_HASH and
+ * PL_ANNOTATION_OUTBOUND_HASH give each document's own hash (for pillionctl status). The
+ * directory is compact JSON, since it lists every meshed pod and must stay under the 1 MiB object
+ * limit, and gzipped under mesh.json.gz (binaryData) above --mesh-compress-above; server-side
+ * apply drops the other form. Nothing is serialized when the stored one is current.
+ * 1 written, 0 already current, -errno.
  */
 static int write_mesh(op *o, pl_kube *k, const char *ns, const json_t *dir, const json_t *out, char *hash)
 {
 	const char *dh = pl_json_get_str(dir, "hash"), *oh = pl_json_get_str(out, "hash");
-	char *text = pl_json_dump_canonical(dir), *otext = pl_json_dump_pretty(out);
-	json_t *data = json_pack("{ss}", "outbound.json", otext), *binary = NULL;
 
 	pl_effective_hash(dh, oh, hash);
+	json_t *md = cm_meta_if_stale(o, ns, OP_MESH_CONFIGMAP, NULL, hash);
+	if (!md)
+		return 0;
+	json_object_set_new(json_object_get(md, "annotations"), PL_ANNOTATION_MESH_DIR_HASH, json_string(dh ? dh : ""));
+	json_object_set_new(json_object_get(md, "annotations"), PL_ANNOTATION_OUTBOUND_HASH, json_string(oh ? oh : ""));
+	char *text = pl_json_dump_canonical(dir), *otext = pl_json_dump_pretty(out);
+	json_t *data = json_pack("{ss}", "outbound.json", otext), *binary = NULL;
 	free(otext);
 	if (strlen(text) > o->set.mesh_compress_above) {
 		pl_buf z = PL_BUF_INIT;
@@ -195,9 +206,7 @@ static int write_mesh(op *o, pl_kube *k, const char *ns, const json_t *dir, cons
 	if (!binary)
 		json_object_set_new(data, "mesh.json", json_string(text));
 	free(text);
-	json_t *extra = json_pack("{ssss}", PL_ANNOTATION_MESH_DIR_HASH, dh ? dh : "", PL_ANNOTATION_OUTBOUND_HASH,
-				  oh ? oh : "");
-	return write_cm(o, k, ns, OP_MESH_CONFIGMAP, NULL, hash, data, binary, extra, &o->m.mesh_written);
+	return write_cm(o, k, ns, OP_MESH_CONFIGMAP, md, data, binary, &o->m.mesh_written);
 }
 
 /*

@@ -56,6 +56,14 @@ bool dec_enum(pl_dec *d, const json_t *obj, const char *key, bool required, cons
 	      int *out);
 /* For list items already entered: true when v is an object, else records "must be an object, got ...". */
 bool dec_is_object(pl_dec *d, const json_t *v);
+
+/* The documents the operator renders for the proxy (ProxyConfig, MeshDirectory,
+ * OutboundPolicies); defined in proxy_config.c. Their start: an object, only known keys,
+ * apiVersion PL_API_VERSION, kind one of kinds; false (the error recorded) when not an object. */
+bool dec_rendered_doc(pl_dec *d, const json_t *doc, const char *const *known, const char *const *kinds);
+/* Their "hash", checked against the content (pl_proxy_config_hash): required, or optional (*out
+ * left as it is when absent); a mismatch is an error at "hash" ending with because. */
+void dec_rendered_hash(pl_dec *d, const json_t *doc, bool required, const char **out, const char *because);
 /* Same checks on a string list element already entered with dec_enter_index. */
 bool dec_string_value(pl_dec *d, const json_t *v, size_t maxlen, pl_str_check check, const char *what,
 		      const char **out);

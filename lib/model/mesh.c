@@ -162,12 +162,6 @@ static void pod_item(pl_dec *d, const json_t *o, pl_mesh_pod *p)
 		dec_error_at(d, "identity", "must start with spiffe://");
 }
 
-/* Hash over the canonical bytes without "hash", as for the proxy config. */
-static void mesh_hash(const json_t *doc, char out[80])
-{
-	pl_proxy_config_hash(doc, out);
-}
-
 static void build_tables(pl_arena *a, pl_mesh_dir *dir)
 {
 	for (size_t i = 0; i < dir->nservices; i++) {
@@ -201,21 +195,13 @@ bool pl_mesh_dir_decode(pl_arena *a, const json_t *doc, pl_mesh_dir *dir, pl_err
 	static const char *const kinds[] = {"MeshDirectory", NULL};
 	pl_dec dd, *d = &dd;
 	json_t *arr, *it;
-	const char *api;
-	int kind;
 	size_t i, errs_before = errs->n;
 
 	memset(dir, 0, sizeof(*dir));
 	dir->hash = "";
 	dec_init(d, a, errs);
-	if (!json_is_object(doc)) {
-		dec_error(d, "must be an object");
+	if (!dec_rendered_doc(d, doc, known, kinds))
 		return false;
-	}
-	dec_known_keys(d, doc, known);
-	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
-		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
-	dec_enum(d, doc, "kind", true, kinds, &kind);
 	dec_string(d, doc, "namespace", true, 63, pl_is_dns1123_label, "a DNS-1123 label", &dir->namespace);
 	if (dec_list(d, doc, "services", false, 0, 0, &arr)) {
 		size_t saved = dec_enter(d, "services");
@@ -245,13 +231,7 @@ bool pl_mesh_dir_decode(pl_arena *a, const json_t *doc, pl_mesh_dir *dir, pl_err
 		dir->nopaque = pl_default_opaque_nports;
 		dir->opaque_ports = (int *)pl_default_opaque_ports;
 	}
-	if (dec_has(doc, "hash") && dec_string(d, doc, "hash", true, 0, NULL, NULL, &dir->hash)) {
-		char want[80];
-		mesh_hash(doc, want);
-		if (strcmp(want, dir->hash) != 0)
-			dec_error_at(d, "hash", "does not match the content (want %s): the file was changed or cut",
-				     want);
-	}
+	dec_rendered_hash(d, doc, false, &dir->hash, "the file was changed or cut");
 	if (errs->n != errs_before)
 		return false;
 	build_tables(a, dir);

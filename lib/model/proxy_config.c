@@ -374,6 +374,35 @@ static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
 	p->headers.n = dec_items(d, o, "headers", false, sizeof(pl_label), (void **)&p->headers.v, probe_header_item);
 }
 
+bool dec_rendered_doc(pl_dec *d, const json_t *doc, const char *const *known, const char *const *kinds)
+{
+	const char *api;
+	int kind;
+
+	if (!json_is_object(doc)) {
+		dec_error(d, "must be an object");
+		return false;
+	}
+	dec_known_keys(d, doc, known);
+	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
+		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
+	dec_enum(d, doc, "kind", true, kinds, &kind);
+	return true;
+}
+
+void dec_rendered_hash(pl_dec *d, const json_t *doc, bool required, const char **out, const char *because)
+{
+	char want[80];
+
+	if (!required && !dec_has(doc, "hash"))
+		return;
+	if (!dec_string(d, doc, "hash", true, 0, NULL, NULL, out))
+		return;
+	pl_proxy_config_hash(doc, want);
+	if (strcmp(want, *out) != 0)
+		dec_error_at(d, "hash", "does not match the content (want %s): %s", want, because);
+}
+
 bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg, pl_errors *errs)
 {
 	static const char *const known[] = {"apiVersion", "kind", "pod", "identity", "inbound", "outbound",
@@ -384,20 +413,13 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 	static const char *const kinds[] = {"ProxyConfig", NULL};
 	pl_dec dd, *d = &dd;
 	json_t *x, *c;
-	const char *api;
-	int kind, mode;
+	int mode;
 	size_t errs_before = errs->n;
 
 	memset(cfg, 0, sizeof(*cfg));
 	dec_init(d, a, errs);
-	if (!json_is_object(doc)) {
-		dec_error(d, "must be an object");
+	if (!dec_rendered_doc(d, doc, known, kinds))
 		return false;
-	}
-	dec_known_keys(d, doc, known);
-	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
-		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
-	dec_enum(d, doc, "kind", true, kinds, &kind);
 	if (dec_object(d, doc, "pod", true, &x)) {
 		size_t saved = dec_enter(d, "pod");
 		dec_known_keys(d, x, pod_known);
@@ -432,13 +454,7 @@ bool pl_proxy_config_decode(pl_arena *a, const json_t *doc, pl_proxy_config *cfg
 	cfg->noutbound = dec_items(d, doc, "outbound", false, sizeof(pl_outbound_policy), (void **)&cfg->outbound,
 				   outbound_item);
 	cfg->nprobes = dec_items(d, doc, "probes", false, sizeof(pl_probe), (void **)&cfg->probes, probe_item);
-	if (dec_string(d, doc, "hash", true, 0, NULL, NULL, &cfg->hash)) {
-		char want[80];
-		pl_proxy_config_hash(doc, want);
-		if (strcmp(want, cfg->hash) != 0)
-			dec_error_at(d, "hash", "does not match the content (want %s): the file is truncated or edited",
-				     want);
-	}
+	dec_rendered_hash(d, doc, true, &cfg->hash, "the file is truncated or edited");
 	return errs->n == errs_before;
 }
 
@@ -447,29 +463,15 @@ bool pl_outbound_decode(pl_arena *a, const json_t *doc, pl_outbound_set *set, pl
 	static const char *const known[] = {"apiVersion", "kind", "namespace", "outbound", "hash", NULL};
 	static const char *const kinds[] = {"OutboundPolicies", NULL};
 	pl_dec dd, *d = &dd;
-	const char *api;
-	int kind;
 	size_t errs_before = errs->n;
 
 	memset(set, 0, sizeof(*set));
 	dec_init(d, a, errs);
-	if (!json_is_object(doc)) {
-		dec_error(d, "must be an object");
+	if (!dec_rendered_doc(d, doc, known, kinds))
 		return false;
-	}
-	dec_known_keys(d, doc, known);
-	if (dec_string(d, doc, "apiVersion", true, 0, NULL, NULL, &api) && strcmp(api, PL_API_VERSION) != 0)
-		dec_error_at(d, "apiVersion", "must be " PL_API_VERSION ", got \"%s\"", api);
-	dec_enum(d, doc, "kind", true, kinds, &kind);
 	dec_string(d, doc, "namespace", true, 63, pl_is_dns1123_label, "a DNS-1123 label", &set->namespace);
 	set->n = dec_items(d, doc, "outbound", true, sizeof(pl_outbound_policy), (void **)&set->v, outbound_item);
-	if (dec_string(d, doc, "hash", true, 0, NULL, NULL, &set->hash)) {
-		char want[80];
-		pl_proxy_config_hash(doc, want);
-		if (strcmp(want, set->hash) != 0)
-			dec_error_at(d, "hash", "does not match the content (want %s): the file is truncated or edited",
-				     want);
-	}
+	dec_rendered_hash(d, doc, true, &set->hash, "the file is truncated or edited");
 	return errs->n == errs_before;
 }
 

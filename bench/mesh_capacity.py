@@ -22,11 +22,13 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from operator_scale import free_port, mem_kb  # noqa: E402
 
 PER_SVC, PER_NS, PER_NODE = 100, 1000, 110
 ALPHA = "bcdfghjklmnpqrstvwxz2456789"
@@ -62,21 +64,6 @@ def objects(n, rnd):
     return "".join("---\n" + json.dumps(d) + "\n" for d in docs)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def kib(pid, field="VmRSS"):
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def proxy_rss(binp, cfg, meshdir, log):
     """VmRSS and VmHWM (KiB) of a proxy once it loaded meshdir/mesh.json(.gz), and the load's duration (s)."""
     ports = [str(free_port()) for _ in range(3)]
@@ -101,7 +88,8 @@ def proxy_rss(binp, cfg, meshdir, log):
         if "\"mesh refused" in open(log).read():
             raise RuntimeError("pillion-proxy refused the directory: " + open(log).read()[-500:])
         time.sleep(0.5)
-        rss, hwm = kib(p.pid), kib(p.pid, "VmHWM")
+        m = mem_kb(p.pid)
+        rss, hwm = m.get("VmRSS", 0), m.get("VmHWM", 0)
         # The load time: from the proxy's first log line to "mesh loaded".
         ts = [json.loads(line)["ts"] for line in open(log) if line.startswith("{")]
         loaded = [json.loads(line)["ts"] for line in open(log) if "\"mesh loaded" in line]
@@ -145,7 +133,7 @@ def main():
             canon = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
             gz = gzip.compress(canon, 9)
             # A config for the proxy: the first pod's, rendered from the same objects.
-            first = json.loads(objs and open(objs).read().split("---\n")[2])
+            first = json.loads(open(objs).read().split("---\n")[2])  # [1] is the first Service
             podf = os.path.join(d, "pod.json")
             json.dump(first, open(podf, "w"))
             cfg = os.path.join(d, "proxy.json")

@@ -115,7 +115,7 @@ static void num_field(pl_buf *b, const char *k, unsigned long long v)
 	pl_buf_append(b, n, (size_t)snprintf(n, sizeof(n), "%llu", v));
 }
 
-void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const char *trace_id)
+void px_alog_begin(px_req *rq, const pl_h1_msg *m, const pl_access_log *al, const char *trace_id)
 {
 	struct px_alog_req *a = calloc(1, sizeof(*a));
 	struct sockaddr_storage ss;
@@ -127,7 +127,7 @@ void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const
 	if (!a)
 		abort();
 	a->errors_only = al->filter == PL_LOG_ERRORS;
-	hs->alog = a;
+	rq->alog = a;
 	pl_buf *b = &a->line;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
@@ -136,10 +136,10 @@ void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const
 	pl_buf_puts(b, "{\"start_time\":\"");
 	pl_buf_puts(b, ts);
 	pl_buf_puts(b, "\"");
-	cstr_field(b, "direction", px_dirs[hs->dir]->name);
-	cstr_field(b, "service", hs->service);
-	cstr_field(b, "policy", hs->op ? hs->op->policy : hs->ip ? hs->ip->policy : NULL);
-	cstr_field(b, "route", hs->route ? hs->route->name : NULL);
+	cstr_field(b, "direction", px_dirs[rq->dir]->name);
+	cstr_field(b, "service", rq->service);
+	cstr_field(b, "policy", rq->op ? rq->op->policy : rq->ip ? rq->ip->policy : NULL);
+	cstr_field(b, "route", rq->route ? rq->route->name : NULL);
 	str_field(b, "method", m->method.p, m->method.len);
 	str_field(b, "path", m->target.p, m->target.len);
 	str_field(b, "authority", m->host.p, m->host.len);
@@ -147,52 +147,52 @@ void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const
 	span_field(b, "user_agent", pl_h1_find(m, "user-agent"));
 	span_field(b, "request_id", pl_h1_find(m, "x-request-id"));
 	cstr_field(b, "trace_id", trace_id && *trace_id ? trace_id : NULL);
-	if (getpeername(hs->down.fd, (struct sockaddr *)&ss, &sl) == 0)
+	if (getpeername(rq->down_fd, (struct sockaddr *)&ss, &sl) == 0)
 		cstr_field(b, "source", px_addr_str(&ss, addr, sizeof(addr)));
 	else
 		cstr_field(b, "source", NULL);
 	/* Inbound: who called, as mTLS proved it (null for a plaintext caller). */
-	if (px_dirs[hs->dir]->http->client_identity)
-		cstr_field(b, "client_identity", hs->peer_id);
+	if (px_dirs[rq->dir]->http->client_identity)
+		cstr_field(b, "client_identity", rq->peer_id);
 }
 
-void px_alog_upstream(px_hs *hs, const struct sockaddr_storage *ss)
+void px_alog_upstream(px_req *rq, const struct sockaddr_storage *ss)
 {
-	px_addr_str(ss, hs->alog->upstream, sizeof(hs->alog->upstream));
+	px_addr_str(ss, rq->alog->upstream, sizeof(rq->alog->upstream));
 }
 
-void px_alog_count(px_hs *hs, bool response, size_t n)
+void px_alog_count(px_req *rq, bool response, size_t n)
 {
 	if (response)
-		hs->alog->resp_bytes += n;
+		rq->alog->resp_bytes += n;
 	else
-		hs->alog->req_bytes += n;
+		rq->alog->req_bytes += n;
 }
 
-void px_alog_end(px_hs *hs)
+void px_alog_end(px_req *rq)
 {
-	proxy *px = hs->px;
-	struct px_alog_req *a = hs->alog;
+	proxy *px = rq->px;
+	struct px_alog_req *a = rq->alog;
 	pl_buf *b = &a->line;
 	char lbl[32], d[32];
 
-	hs->alog = NULL;
-	if (a->errors_only && hs->status != 0 && hs->status < 400 && !hs->local_cause)
+	rq->alog = NULL;
+	if (a->errors_only && rq->status != 0 && rq->status < 400 && !rq->local_cause)
 		goto done;
-	if (hs->status) {
-		num_field(b, "status", (unsigned)hs->status);
+	if (rq->status) {
+		num_field(b, "status", (unsigned)rq->status);
 	} else {
 		key(b, "status");
 		pl_buf_puts(b, "null");
 	}
-	cstr_field(b, "proxy_error", hs->local_cause);
-	cstr_field(b, "backend", hs->backend);
+	cstr_field(b, "proxy_error", rq->local_cause);
+	cstr_field(b, "backend", rq->backend);
 	cstr_field(b, "upstream", a->upstream[0] ? a->upstream : NULL);
-	num_field(b, "attempts", (unsigned)hs->attempts);
+	num_field(b, "attempts", (unsigned)rq->attempts);
 	num_field(b, "request_bytes", a->req_bytes);
 	num_field(b, "response_bytes", a->resp_bytes);
 	key(b, "duration_ms");
-	pl_buf_append(b, d, (size_t)snprintf(d, sizeof(d), "%.3f", (double)(pl_ev_now(px->loop) - hs->t_start) / 1e6));
+	pl_buf_append(b, d, (size_t)snprintf(d, sizeof(d), "%.3f", (double)(pl_ev_now(px->loop) - rq->t_start) / 1e6));
 	pl_buf_append(b, "}\n", 2);
 	bool keep = px->alog_out.len + b->len <= ALOG_MAX_QUEUED;
 	if (keep)
@@ -204,11 +204,11 @@ done:
 	free(a);
 }
 
-void px_alog_discard(px_hs *hs)
+void px_alog_discard(px_req *rq)
 {
-	if (!hs->alog)
+	if (!rq->alog)
 		return;
-	pl_buf_free(&hs->alog->line);
-	free(hs->alog);
-	hs->alog = NULL;
+	pl_buf_free(&rq->alog->line);
+	free(rq->alog);
+	rq->alog = NULL;
 }

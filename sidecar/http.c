@@ -163,20 +163,20 @@ static void request_clear(px_hs *hs)
 	hs->uhead_len = hs->uhead_off = hs->dhead_len = hs->dhead_off = 0;
 	hbuf_put(px, &hs->rin);
 	drop_upstream(hs);
-	px_config_unref(hs->cfg);
-	hs->cfg = NULL;
-	px_mesh_unref(hs->mesh);
-	hs->mesh = NULL;
-	hs->op = NULL;
-	hs->route = NULL;
-	hs->ip = NULL;
-	hs->budget_rt = hs->outlier_rt = NULL;
-	hs->ocb = NULL;
-	hs->backend = NULL;
-	hs->local_cause = NULL;
-	px_alog_discard(hs);
-	hs->service = ""; /* it pointed into the config or mesh just let go */
-	hs->dest_svc = NULL;
+	px_config_unref(hs->rq.cfg);
+	hs->rq.cfg = NULL;
+	px_mesh_unref(hs->rq.mesh);
+	hs->rq.mesh = NULL;
+	hs->rq.op = NULL;
+	hs->rq.route = NULL;
+	hs->rq.ip = NULL;
+	hs->rq.budget_rt = hs->rq.outlier_rt = NULL;
+	hs->rq.ocb = NULL;
+	hs->rq.backend = NULL;
+	hs->rq.local_cause = NULL;
+	px_alog_discard(&hs->rq);
+	hs->rq.service = ""; /* it pointed into the config or mesh just let go */
+	hs->rq.dest_svc = NULL;
 }
 
 static void hs_free(px_hs *hs, bool reset)
@@ -197,7 +197,7 @@ static void hs_free(px_hs *hs, bool reset)
 		close(hs->down.fd);
 	}
 	hbuf_put(px, &hs->in);
-	free(hs->peer_id);
+	free((char *)hs->rq.peer_id);
 	px->m.conns_open[hs->dir][hs->down_tls]--;
 	if (hs->prev)
 		hs->prev->next = hs->next;
@@ -218,14 +218,14 @@ void px_http_start(px_conn *c)
 
 	if (!hs)
 		abort();
-	hs->px = px;
-	hs->dir = c->dir;
-	hs->service = "";
-	hs->orig = c->orig;
-	hs->origlen = c->origlen;
-	hs->peer_id = c->peer_id;
+	hs->px = hs->rq.px = px;
+	hs->dir = hs->rq.dir = c->dir;
+	hs->rq.service = "";
+	hs->rq.orig = c->orig;
+	hs->rq.origlen = c->origlen;
+	hs->rq.peer_id = c->peer_id;
 	c->peer_id = NULL;
-	hs->down.fd = c->down.fd;
+	hs->down.fd = hs->rq.down_fd = c->down.fd;
 	hs->down.tls = c->down.tls;
 	hs->down_tls = c->tls; /* counted by its mesh hop: upstream for outbound, downstream for inbound */
 	px_conn_forget(c);
@@ -250,26 +250,26 @@ void px_http_start(px_conn *c)
 
 /* --- writing heads --- */
 
-static const char *route_name(const px_hs *hs) { return hs->route && hs->route->name ? hs->route->name : ""; }
+static const char *route_name(const px_hs *hs) { return hs->rq.route && hs->rq.route->name ? hs->rq.route->name : ""; }
 
 static void finish_stats(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	if (hs->alog)
-		px_alog_end(hs);
+	if (hs->rq.alog)
+		px_alog_end(&hs->rq);
 	if (!px->fam)
 		return;
 	/* Label text is built and looked up only when something changed since this session's last request. */
-	if (!hs->stat_ctr || hs->stat_gen != px->gen || hs->stat_route != hs->route || hs->stat_code != hs->status) {
-		px_stats_request_series(px, hs->dir, hs->service, route_name(hs), hs->status, &hs->stat_ctr,
-					&hs->stat_hist);
-		hs->stat_gen = px->gen;
-		hs->stat_route = hs->route;
-		hs->stat_code = hs->status;
+	if (!hs->rq.stat_ctr || hs->rq.stat_gen != px->gen || hs->rq.stat_route != hs->rq.route || hs->rq.stat_code != hs->rq.status) {
+		px_stats_request_series(px, hs->dir, hs->rq.service, route_name(hs), hs->rq.status, &hs->rq.stat_ctr,
+					&hs->rq.stat_hist);
+		hs->rq.stat_gen = px->gen;
+		hs->rq.stat_route = hs->rq.route;
+		hs->rq.stat_code = hs->rq.status;
 	}
-	(*hs->stat_ctr)++;
-	px_stats_observe(hs->stat_hist, pl_ev_now(px->loop) - hs->t_start);
+	(*hs->rq.stat_ctr)++;
+	px_stats_observe(hs->rq.stat_hist, pl_ev_now(px->loop) - hs->rq.t_start);
 }
 
 /* The proxy answers this request itself. The connection ends after it when the request's body was
@@ -288,8 +288,8 @@ static void local_response(px_hs *hs, int status, const px_refusal *r)
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
 	px_local_answer(&hs->dhead, &hs->dhead_len, &cap, status, r->cause, r->msg, hs->close_after, r->retry_after_s);
-	hs->status = status;
-	hs->local_cause = r->cause;
+	hs->rq.status = status;
+	hs->rq.local_cause = r->cause;
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",cause=\"%s\"", dir_name(hs->dir), r->cause);
 	px_stats_inc(px, PX_F_LOCAL, lbl);
 	if (log_allowed(px))
@@ -315,10 +315,10 @@ static void refuse(px_hs *hs, int status, const char *cause, const char *fmt, ..
 static void arm_deadline(px_hs *hs)
 {
 	proxy *px = hs->px;
-	int64_t when = hs->deadline;
+	int64_t when = hs->rq.deadline;
 
-	if (hs->try_deadline && (!when || hs->try_deadline < when))
-		when = hs->try_deadline;
+	if (hs->rq.try_deadline && (!when || hs->rq.try_deadline < when))
+		when = hs->rq.try_deadline;
 	if (when)
 		pl_ev_timer_start(px->loop, &hs->timer, when > pl_ev_now(px->loop) ? when - pl_ev_now(px->loop) : 0);
 	else
@@ -336,8 +336,8 @@ static int scan_request(px_hs *hs)
 		hs->rq_end += k;
 		hs->req_left -= k;
 		hs->req_read_done = hs->req_left == 0;
-		if (hs->alog)
-			px_alog_count(hs, false, k);
+		if (hs->rq.alog)
+			px_alog_count(&hs->rq, false, k);
 		return 0;
 	}
 	bool done = false;
@@ -355,8 +355,8 @@ static int scan_request(px_hs *hs)
 	}
 	hs->rq_end += (uint32_t)k;
 	hs->req_read_done = done;
-	if (hs->alog)
-		px_alog_count(hs, false, (size_t)k);
+	if (hs->rq.alog)
+		px_alog_count(&hs->rq, false, (size_t)k);
 	return 0;
 }
 
@@ -398,7 +398,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	char norm[PL_H1_DEFAULT_MAX_LINE];
 	px_refusal r = {0};
 
-	hs->t_start = pl_ev_now(px->loop);
+	hs->rq.t_start = pl_ev_now(px->loop);
 	hs->method = m->method_id;
 	hs->minor = m->minor;
 	hs->req_keep_alive = m->keep_alive;
@@ -412,21 +412,21 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->req_sent = false;
 	hs->discarded = false;
 	hs->close_after = false;
-	hs->attempts = 0;
-	hs->stale_retried = false;
-	hs->connect_retries = 0;
-	hs->via_service = false;
-	hs->status = 0;
-	hs->service = "";
-	hs->fault_delay_ns = 0;
-	hs->fault_abort = 0;
+	hs->rq.attempts = 0;
+	hs->rq.stale_retried = false;
+	hs->rq.connect_retries = 0;
+	hs->rq.via_service = false;
+	hs->rq.status = 0;
+	hs->rq.service = "";
+	hs->rq.fault_delay_ns = 0;
+	hs->rq.fault_abort = 0;
 	if (m->body == PL_H1_BODY_CHUNKED)
 		pl_h1_chunked_init(&hs->req_ck);
-	hs->cfg = px->config;
-	hs->cfg->refs++;
-	hs->mesh = px->mesh;
-	if (hs->mesh)
-		hs->mesh->refs++;
+	hs->rq.cfg = px->config;
+	hs->rq.cfg->refs++;
+	hs->rq.mesh = px->mesh;
+	if (hs->rq.mesh)
+		hs->rq.mesh->refs++;
 
 	if (m->method_id == PL_H1_CONNECT) {
 		refuse(hs, 405, "method not allowed", "CONNECT is not proxied: the mesh already tunnels every connection");
@@ -438,12 +438,12 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		return PROGRESS;
 	}
 	pl_h1_str path = {norm, (uint32_t)nl};
-	int status = px_dirs[hs->dir]->http->request(hs, m, path, &r);
+	int status = px_dirs[hs->dir]->http->request(&hs->rq, m, path, &r);
 
 	/* Trace context and the access log, by the destination's policy or the defaults (Add, 1%, no log).
 	 * A request the proxy answers itself starts no trace. */
-	const pl_tracing *tr = hs->op ? &hs->op->tracing : hs->ip ? &hs->ip->tracing : NULL;
-	const pl_access_log *al = hs->op ? &hs->op->access_log : hs->ip ? &hs->ip->access_log : NULL;
+	const pl_tracing *tr = hs->rq.op ? &hs->rq.op->tracing : hs->rq.ip ? &hs->rq.ip->tracing : NULL;
+	const pl_access_log *al = hs->rq.op ? &hs->rq.op->access_log : hs->rq.ip ? &hs->rq.ip->access_log : NULL;
 	bool may_add = !status && (!tr || tr->mode == PL_TRACE_ADD), logged = al && al->enabled;
 	px_trace trace;
 	char tfield[80] = "", add[128];
@@ -459,7 +459,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		traced = 1;
 	}
 	if (logged)
-		px_alog_begin(hs, m, al, traced == 1 ? trace.trace_id : NULL);
+		px_alog_begin(&hs->rq, m, al, traced == 1 ? trace.trace_id : NULL);
 	if (status) {
 		local_response(hs, status, &r);
 		return PROGRESS;
@@ -479,18 +479,18 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	}
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
-	if (hs->route && hs->route->timeout_ns)
-		hs->deadline = hs->t_start + hs->route->timeout_ns;
+	if (hs->rq.route && hs->rq.route->timeout_ns)
+		hs->rq.deadline = hs->rq.t_start + hs->rq.route->timeout_ns;
 	else
-		hs->deadline = 0;
-	if (hs->fault_abort) {
-		refuse(hs, hs->fault_abort, "fault injected", "an abort injected by route \"%s\" of TrafficPolicy %s",
-		       route_name(hs), hs->op->policy);
+		hs->rq.deadline = 0;
+	if (hs->rq.fault_abort) {
+		refuse(hs, hs->rq.fault_abort, "fault injected", "an abort injected by route \"%s\" of TrafficPolicy %s",
+		       route_name(hs), hs->rq.op->policy);
 		return PROGRESS;
 	}
-	if (hs->fault_delay_ns) {
+	if (hs->rq.fault_delay_ns) {
 		hs->state = PX_HS_DELAY;
-		pl_ev_timer_start(px->loop, &hs->timer, hs->fault_delay_ns);
+		pl_ev_timer_start(px->loop, &hs->timer, hs->rq.fault_delay_ns);
 		return PROGRESS;
 	}
 	return start_attempt(hs);
@@ -509,7 +509,7 @@ static int start_attempt(px_hs *hs)
 	px_refusal r = {0};
 	int err = 0;
 
-	hs->attempts++;
+	hs->rq.attempts++;
 	hs->uhead_off = 0;
 	hs->rq_pos = hs->req_start;
 	hs->req_sent = false;
@@ -518,17 +518,17 @@ static int start_attempt(px_hs *hs)
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
 	px_target target;
-	int status = px_dirs[hs->dir]->http->target(hs, &target, &r);
+	int status = px_dirs[hs->dir]->http->target(&hs->rq, &target, &r);
 	if (status) {
 		local_response(hs, status, &r);
 		return PROGRESS;
 	}
-	if (hs->alog)
-		px_alog_upstream(hs, &target.addr);
-	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
-	hs->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
+	if (hs->rq.alog)
+		px_alog_upstream(&hs->rq, &target.addr);
+	const pl_retries *rt = hs->rq.route ? &hs->rq.route->retries : NULL;
+	hs->rq.try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(hs);
-	const pl_circuit_breaker *cb = hs->op ? &hs->op->circuit_breaker : NULL;
+	const pl_circuit_breaker *cb = hs->rq.op ? &hs->rq.op->circuit_breaker : NULL;
 	hs->pool = px_pool_get(px, hs->dir, &target);
 	hs->state = PX_HS_WAIT;
 	int a = px_pool_acquire(hs->pool, hs, cb && cb->set ? cb->max_connections : 0,
@@ -539,11 +539,11 @@ static int start_attempt(px_hs *hs)
 	}
 	if (a == -1) {
 		char lbl[600];
-		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", hs->service);
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", hs->rq.service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
 		hs->pool = NULL;
 		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
-		       cb->max_pending, hs->backend ? hs->backend : hs->service);
+		       cb->max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service);
 		return PROGRESS;
 	}
 	if (a == -2) {
@@ -558,18 +558,18 @@ static int start_attempt(px_hs *hs)
 static bool retry_allowed(px_hs *hs, int cause, int status)
 {
 	proxy *px = hs->px;
-	const pl_retries *rt = hs->route ? &hs->route->retries : NULL;
+	const pl_retries *rt = hs->rq.route ? &hs->rq.route->retries : NULL;
 	char lbl[700];
 
-	if (!rt || !rt->set || hs->attempts > rt->attempts || !replayable(hs))
+	if (!rt || !rt->set || hs->rq.attempts > rt->attempts || !replayable(hs))
 		return false;
 	if (!px_retry_on(rt->retry_on, cause, status))
 		return false;
-	if (hs->deadline && pl_ev_now(px->loop) >= hs->deadline)
+	if (hs->rq.deadline && pl_ev_now(px->loop) >= hs->rq.deadline)
 		return false;
-	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\"", dir_name(hs->dir), hs->service,
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\"", dir_name(hs->dir), hs->rq.service,
 		 route_name(hs));
-	if (hs->budget_rt && !px_budget_try_retry(&hs->budget_rt->budget, pl_ev_now(px->loop))) {
+	if (hs->rq.budget_rt && !px_budget_try_retry(&hs->rq.budget_rt->budget, pl_ev_now(px->loop))) {
 		px_stats_inc(px, PX_F_BUDGET_EXHAUSTED, lbl);
 		return false;
 	}
@@ -582,20 +582,20 @@ static void outlier_result(px_hs *hs, bool failure)
 {
 	proxy *px = hs->px;
 
-	if (!hs->outlier_rt || !hs->ocb || !hs->ocb->set || !hs->ocb->consecutive_failures)
+	if (!hs->rq.outlier_rt || !hs->rq.ocb || !hs->rq.ocb->set || !hs->rq.ocb->consecutive_failures)
 		return;
-	if (px_outlier_result(&hs->outlier_rt->outlier, hs->ocb, failure, pl_ev_now(px->loop))) {
+	if (px_outlier_result(&hs->rq.outlier_rt->outlier, hs->rq.ocb, failure, pl_ev_now(px->loop))) {
 		char lbl[700], a[80] = "";
-		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->service,
-			 hs->backend ? hs->backend : hs->service);
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->rq.service,
+			 hs->rq.backend ? hs->rq.backend : hs->rq.service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
 		char en[80];
-		if (hs->endpoint)
-			snprintf(a, sizeof(a), "%s", ep_name(hs->outlier_rt, en));
+		if (hs->rq.endpoint)
+			snprintf(a, sizeof(a), "%s", ep_name(hs->rq.outlier_rt, en));
 		if (log_allowed(px))
 			log_info("circuit breaker: %s %s of %s ejected after %d consecutive failures",
-				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->backend ? hs->backend : hs->service,
-				 hs->service, hs->ocb->consecutive_failures);
+				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->rq.backend ? hs->rq.backend : hs->rq.service,
+				 hs->rq.service, hs->rq.ocb->consecutive_failures);
 	}
 }
 
@@ -621,40 +621,40 @@ static int attempt_failed(px_hs *hs, int cause, const char *detail)
 	 * real bridge its IP is silent) or is now another pod (identity refused): the request was not
 	 * sent, so it goes on, free, to the next endpoints, then once to the Service address, which the
 	 * cluster's own service proxy keeps current. The endpoint leaves the rotation meanwhile. */
-	if ((cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS) && hs->endpoint && replayable(hs)) {
-		int64_t out = hs->outlier_rt ? px_outlier_unreachable(&hs->outlier_rt->outlier, pl_ev_now(hs->px->loop)) : 0;
+	if ((cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS) && hs->rq.endpoint && replayable(hs)) {
+		int64_t out = hs->rq.outlier_rt ? px_outlier_unreachable(&hs->rq.outlier_rt->outlier, pl_ev_now(hs->px->loop)) : 0;
 		char lbl[700];
-		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"unreachable\",backend=\"%s\"", hs->service,
-			 hs->backend ? hs->backend : hs->service);
+		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"unreachable\",backend=\"%s\"", hs->rq.service,
+			 hs->rq.backend ? hs->rq.backend : hs->rq.service);
 		px_stats_inc(hs->px, PX_F_EJECTIONS, lbl);
 		char en[80];
 		if (log_allowed(hs->px))
-			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", ep_name(hs->outlier_rt, en),
-				 hs->service, cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
-		if (hs->connect_retries < PX_ENDPOINT_FREE_RETRIES) {
-			hs->connect_retries++;
+			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", ep_name(hs->rq.outlier_rt, en),
+				 hs->rq.service, cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
+		if (hs->rq.connect_retries < PX_ENDPOINT_FREE_RETRIES) {
+			hs->rq.connect_retries++;
 		} else {
-			hs->via_service = true;
+			hs->rq.via_service = true;
 		}
-		hs->attempts--;
+		hs->rq.attempts--;
 		return start_attempt(hs);
 	}
 	/* A pooled connection the server closed as we sent: the request never reached it. Once, free. */
-	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->stale_retried && replayable(hs)) {
-		hs->stale_retried = true;
-		hs->attempts--;
+	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->rq.stale_retried && replayable(hs)) {
+		hs->rq.stale_retried = true;
+		hs->rq.attempts--;
 		return start_attempt(hs);
 	}
 	if (retry_allowed(hs, cause, 0))
 		return start_attempt(hs);
-	const char *to = hs->backend ? hs->backend : hs->service[0] ? hs->service : "the app";
+	const char *to = hs->rq.backend ? hs->rq.backend : hs->rq.service[0] ? hs->rq.service : "the app";
 	if (cause == PX_CAUSE_TIMEOUT)
 		refuse(hs, 504, "per-try timeout", "no response from %s within the per-try timeout of %lld ms (%d attempts)",
-		       to, (long long)(hs->route->retries.per_try_timeout_ns / PL_NS_PER_MS), hs->attempts);
+		       to, (long long)(hs->rq.route->retries.per_try_timeout_ns / PL_NS_PER_MS), hs->rq.attempts);
 	else
 		refuse(hs, cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS ? 503 : 502, cause_word(cause),
-		       "%s to %s: %s (%d attempt%s)", cause_word(cause), to, detail, hs->attempts,
-		       hs->attempts == 1 ? "" : "s");
+		       "%s to %s: %s (%d attempt%s)", cause_word(cause), to, detail, hs->rq.attempts,
+		       hs->rq.attempts == 1 ? "" : "s");
 	return PROGRESS;
 }
 
@@ -778,9 +778,9 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 		       PL_H1_DEFAULT_MAX_HEADERS);
 		return PROGRESS;
 	}
-	hs->status = m->status;
+	hs->rq.status = m->status;
 	hs->resp_head = true;
-	hs->deadline = hs->try_deadline = 0;
+	hs->rq.deadline = hs->rq.try_deadline = 0;
 	pl_ev_timer_stop(px->loop, &hs->timer);
 	hs->up_reusable = m->keep_alive && m->body != PL_H1_BODY_CLOSE;
 	hs->resp_body = m->body;
@@ -898,7 +898,7 @@ static int head_step(px_hs *hs)
 				hs->req_keep_alive = false;
 				hs->head_len = m.head_len;
 				hs->rq_end = m.head_len;
-				hs->t_start = pl_ev_now(px->loop);
+				hs->rq.t_start = pl_ev_now(px->loop);
 				local_response(hs, 503, &rf);
 				return PROGRESS;
 			}
@@ -906,7 +906,7 @@ static int head_step(px_hs *hs)
 		}
 		if (r < 0) {
 			hs->req_read_done = false;
-			hs->t_start = pl_ev_now(px->loop);
+			hs->rq.t_start = pl_ev_now(px->loop);
 			refuse(hs, err.status, "bad request", "request refused at byte %u: %s", err.offset, err.what);
 			return PROGRESS;
 		}
@@ -1075,8 +1075,8 @@ static int send_down(px_hs *hs)
 		if (w < 0)
 			return -2;
 		hs->down.want_w = 0;
-		if (hs->alog)
-			px_alog_count(hs, true, (size_t)w);
+		if (hs->rq.alog)
+			px_alog_count(&hs->rq, true, (size_t)w);
 		if (hs->dhead_off < hs->dhead_len)
 			hs->dhead_off += (uint32_t)w;
 		else
@@ -1113,7 +1113,7 @@ static int request_done(px_hs *hs)
 
 	finish_stats(hs);
 	if (hs->up) {
-		bool reuse = hs->up_reusable && hs->req_sent && hs->local_cause == NULL;
+		bool reuse = hs->up_reusable && hs->req_sent && hs->rq.local_cause == NULL;
 		px_up_release(hs->up, reuse);
 	}
 	if (!hs->req_read_done)
@@ -1138,8 +1138,8 @@ static int request_done(px_hs *hs)
  * different answer. */
 static int abort_exchange(px_hs *hs)
 {
-	if (hs->status == 0)
-		hs->status = 502;
+	if (hs->rq.status == 0)
+		hs->rq.status = 502;
 	finish_stats(hs);
 	hs_free(hs, true);
 	return GONE;
@@ -1280,14 +1280,14 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		break;
 	case PX_HS_WAIT:
 	case PX_HS_EXCHANGE:
-		if (hs->deadline && pl_ev_now(px->loop) >= hs->deadline) {
+		if (hs->rq.deadline && pl_ev_now(px->loop) >= hs->rq.deadline) {
 			if (hs->up)
 				px_up_release(hs->up, false);
 			outlier_result(hs, true);
 			refuse(hs, 504, "timeout", "no response from %s within the route timeout of %lld ms (route \"%s\" of TrafficPolicy %s, %d attempt%s)",
-			       hs->backend ? hs->backend : hs->service,
-			       (long long)(hs->route->timeout_ns / PL_NS_PER_MS), route_name(hs), hs->op->policy,
-			       hs->attempts, hs->attempts == 1 ? "" : "s");
+			       hs->rq.backend ? hs->rq.backend : hs->rq.service,
+			       (long long)(hs->rq.route->timeout_ns / PL_NS_PER_MS), route_name(hs), hs->rq.op->policy,
+			       hs->rq.attempts, hs->rq.attempts == 1 ? "" : "s");
 			break;
 		}
 		if (attempt_failed(hs, PX_CAUSE_TIMEOUT, "per-try timeout") == GONE)
@@ -1325,7 +1325,7 @@ static void idle_timer_cb(pl_ev_loop *loop, void *data)
 		pl_ev_timer_start(loop, &hs->idle_timer, left);
 		return;
 	}
-	hs->t_start = now;
+	hs->rq.t_start = now;
 	hs->req_read_done = false;
 	refuse(hs, 408, "request timeout", "the request head was not complete within %lld s",
 	       (long long)(px->head_timeout_ns / PL_NS_PER_S));

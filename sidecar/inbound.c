@@ -251,27 +251,27 @@ static void connected(px_conn *c)
 
 /* --- HTTP: the server side of TrafficPolicy --- */
 
-static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+static int http_request(px_req *rq, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
 {
-	proxy *px = hs->px;
-	const pl_proxy_config *cfg = &hs->cfg->cfg;
-	int port = px_addr_port(&hs->orig);
+	proxy *px = rq->px;
+	const pl_proxy_config *cfg = &rq->cfg->cfg;
+	int port = px_addr_port(&rq->orig);
 	char lbl[1024];
 
-	hs->ip = inbound_policy(cfg, port);
-	if (!hs->ip)
+	rq->ip = inbound_policy(cfg, port);
+	if (!rq->ip)
 		return 0;
-	const pl_inbound_policy *ip = hs->ip;
-	hs->service = ip->service ? ip->service : "";
+	const pl_inbound_policy *ip = rq->ip;
+	rq->service = ip->service ? ip->service : "";
 	if (ip->authorization.set) {
 		const char *rule = NULL;
-		if (!px_authorize(&ip->authorization, hs->peer_id, m, path, &rule)) {
-			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", hs->service, ip->policy ? ip->policy : "");
+		if (!px_authorize(&ip->authorization, rq->peer_id, m, path, &rule)) {
+			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", rq->service, ip->policy ? ip->policy : "");
 			px_stats_inc(px, PX_F_DENIED, lbl);
 			r->cause = "forbidden";
 			snprintf(r->msg, sizeof(r->msg),
 				 "no authorization rule of TrafficPolicy %s allows %s to %.*s %.*s", ip->policy,
-				 hs->peer_id ? hs->peer_id : "a plaintext caller (no identity)", (int)m->method.len,
+				 rq->peer_id ? rq->peer_id : "a plaintext caller (no identity)", (int)m->method.len,
 				 m->method.p, (int)(path.len > 200 ? 200 : path.len), path.p);
 			return 403;
 		}
@@ -287,7 +287,7 @@ static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 			b->bucket_key[1] = rl->burst;
 		}
 		if (!pl_bucket_take(&b->bucket, now)) {
-			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", hs->service, ip->policy ? ip->policy : "");
+			snprintf(lbl, sizeof(lbl), "service=\"%s\",policy=\"%s\"", rq->service, ip->policy ? ip->policy : "");
 			px_stats_inc(px, PX_F_RATE_LIMITED, lbl);
 			r->cause = "rate limited";
 			r->retry_after_s = 1;
@@ -299,11 +299,11 @@ static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 	return 0;
 }
 
-static int http_target(px_hs *hs, px_target *t, px_refusal *r)
+static int http_target(px_req *rq, px_target *t, px_refusal *r)
 {
 	(void)r;
 	memset(t, 0, sizeof(*t));
-	t->addrlen = app_addr(&hs->orig, &t->addr);
+	t->addrlen = app_addr(&rq->orig, &t->addr);
 	return 0;
 }
 

@@ -24,6 +24,7 @@ typedef struct px_hist {
 } px_hist;
 
 typedef struct px_hs px_hs;
+typedef struct px_req px_req;
 typedef struct px_up px_up;
 typedef struct px_pool px_pool;
 
@@ -76,9 +77,9 @@ typedef struct px_refusal {
 /* A direction's part in an HTTP session (px_dir_ops.http). */
 struct px_dir_http {
 	/* The request's policy: 0 to go on, or the status the proxy answers with (r says why). */
-	int (*request)(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r);
+	int (*request)(px_req *rq, const pl_h1_msg *m, pl_h1_str path, px_refusal *r);
 	/* Where this attempt goes: 0, or the status the proxy answers with. */
-	int (*target)(px_hs *hs, px_target *t, px_refusal *r);
+	int (*target)(px_req *rq, px_target *t, px_refusal *r);
 	bool peer_unsent;           /* a peer proxy's "connect failure" 503 means not sent: retried free */
 	bool strips_own;            /* the app's answers lose the proxy's own fields (pillion-proxy-error) */
 	bool client_identity;       /* the access log names the caller's identity */
@@ -103,6 +104,47 @@ enum px_hs_state {
 	PX_HS_LOCAL,                /* writing a response of the proxy's own */
 };
 
+/* One request's policy and where it went: shared by HTTP/1 sessions and HTTP/2 streams, and the only
+ * thing the directions' HTTP hooks, the access log and the request metrics see. */
+struct px_req {
+	proxy *px;
+	int dir;
+	int down_fd;                /* the downstream socket (the access log's client address) */
+	struct sockaddr_storage orig;
+	socklen_t origlen;
+	const char *peer_id;        /* inbound mTLS: the caller's SPIFFE ID (owned by the connection); NULL for plaintext */
+	px_config *cfg;             /* held while a request is in flight */
+	px_mesh *mesh;
+	int64_t deadline, try_deadline, t_start;
+
+	const pl_outbound_policy *op;
+	const pl_route *route;
+	const pl_inbound_policy *ip;
+	px_rt *budget_rt;
+	px_rt *outlier_rt;          /* the backend or endpoint of the current attempt */
+	const pl_circuit_breaker *ocb; /* the ejection rules for outlier_rt */
+	const char *backend;
+	int attempts;
+	bool stale_retried;
+	bool endpoint;              /* the attempt went to a pod address from the mesh directory */
+	int connect_retries;        /* connect failures to endpoints retried on another one, free */
+	bool via_service;           /* endpoints failed to connect: this attempt dials the Service address */
+	int64_t fault_delay_ns;
+	int fault_abort;
+	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */
+	const pl_mesh_service *dest_svc; /* outbound: the dialled Service in the held mesh, or NULL */
+	bool dest_tls;              /* outbound: the dialled destination is sent mTLS */
+	int status;
+	const char *local_cause;    /* the proxy answered itself: why */
+	struct px_alog_req *alog;   /* the access log line of this request, when its policy wants one */
+	/* the request counter and histogram of the last request, reused while nothing changed */
+	uint64_t stat_gen;
+	const void *stat_route;
+	int stat_code;
+	uint64_t *stat_ctr;
+	px_hist *stat_hist;
+};
+
 /* One downstream HTTP/1 connection: the app (outbound) or a caller (inbound). One request at a time;
  * pipelined requests wait in the buffer, so responses keep their order. */
 struct px_hs {
@@ -110,18 +152,13 @@ struct px_hs {
 	int dir;
 	int state;
 	px_side down;
+	px_req rq;                  /* the request in flight (its policy state) */
 	bool down_rd, up_rd;        /* the last poll said readable */
 	bool down_tls;              /* counted as an mTLS connection */
 	bool lingering;             /* our FIN is sent: reading and dropping until the client's */
-	struct sockaddr_storage orig;
-	socklen_t origlen;
-	char *peer_id;              /* inbound mTLS: the caller's SPIFFE ID; NULL for plaintext */
-	px_config *cfg;             /* held while a request is in flight */
-	px_mesh *mesh;
 	pl_ev_timer timer;          /* deadlines, fault delay, lingering */
 	pl_ev_timer idle_timer;     /* idle and slow-head timeouts, checked lazily: no timer work per request */
 	int64_t last_active, head_started;
-	int64_t deadline, try_deadline, t_start;
 	bool down_eof;              /* the client half-closed after its request */
 
 	/* downstream bytes: [0, in_len) of in; the current request's head starts at 0 */
@@ -141,24 +178,6 @@ struct px_hs {
 	char *uhead;                /* the request head as sent upstream */
 	uint32_t uhead_len, uhead_off;
 
-	/* the policy of this request */
-	const pl_outbound_policy *op;
-	const pl_route *route;
-	const pl_inbound_policy *ip;
-	px_rt *budget_rt;
-	px_rt *outlier_rt;          /* the backend or endpoint of the current attempt */
-	const pl_circuit_breaker *ocb; /* the ejection rules for outlier_rt */
-	const char *backend;
-	int attempts;
-	bool stale_retried;
-	bool endpoint;              /* the attempt went to a pod address from the mesh directory */
-	int connect_retries;        /* connect failures to endpoints retried on another one, free */
-	bool via_service;           /* endpoints failed to connect: this attempt dials the Service address */
-	int64_t fault_delay_ns;
-	int fault_abort;
-	const char *service;        /* "namespace/name" of the destination Service, or "" (held config or mesh) */
-	const pl_mesh_service *dest_svc; /* outbound: the dialled Service in the held mesh, or NULL */
-	bool dest_tls;              /* outbound: the dialled destination is sent mTLS */
 
 	/* upstream and response */
 	px_pool *pool;
@@ -170,19 +189,10 @@ struct px_hs {
 	enum pl_h1_body resp_body;
 	uint64_t resp_left;
 	pl_h1_chunked resp_ck;
-	int status;
 	bool up_reusable;
 	bool close_after;           /* the downstream connection ends after this response */
 	char *dhead;                /* response head (or a whole local response) for downstream */
 	uint32_t dhead_len, dhead_off;
-	const char *local_cause;    /* the proxy answered itself: why */
-	struct px_alog_req *alog;   /* the access log line of this request, when its policy wants one */
-	/* the request counter and histogram of the last request, reused while nothing changed */
-	uint64_t stat_gen;
-	const void *stat_route;
-	int stat_code;
-	uint64_t *stat_ctr;
-	px_hist *stat_hist;
 
 	px_hs *prev, *next;
 };

@@ -55,12 +55,12 @@ void px_alog_init(proxy *px);
 void px_alog_flush(proxy *px);
 void px_alog_free(proxy *px);
 /* Starts hs's line from the request head (before the head is rewritten). */
-void px_alog_begin(px_hs *hs, const pl_h1_msg *m, const pl_access_log *al, const char *trace_id);
-void px_alog_upstream(px_hs *hs, const struct sockaddr_storage *ss);
-void px_alog_count(px_hs *hs, bool response, size_t n);
+void px_alog_begin(px_req *rq, const pl_h1_msg *m, const pl_access_log *al, const char *trace_id);
+void px_alog_upstream(px_req *rq, const struct sockaddr_storage *ss);
+void px_alog_count(px_req *rq, bool response, size_t n);
 /* The request is over: the line is completed and queued (unless its filter leaves it out). */
-void px_alog_end(px_hs *hs);
-void px_alog_discard(px_hs *hs);
+void px_alog_end(px_req *rq);
+void px_alog_discard(px_req *rq);
 
 /* stats.c */
 void px_stats_init(proxy *px);

@@ -151,50 +151,50 @@ static void handshake_done(px_conn *c)
 
 /* --- HTTP: the client side of TrafficPolicy --- */
 
-static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
+static int http_request(px_req *rq, const pl_h1_msg *m, pl_h1_str path, px_refusal *r)
 {
-	proxy *px = hs->px;
-	const pl_proxy_config *cfg = &hs->cfg->cfg;
+	proxy *px = rq->px;
+	const pl_proxy_config *cfg = &rq->cfg->cfg;
 	char ip[INET6_ADDRSTRLEN], key[1024];
-	int port = px_addr_port(&hs->orig);
+	int port = px_addr_port(&rq->orig);
 
 	/* Who answers at the dialled address, looked up once per request: the Service (its policy),
 	 * and whether it is sent mTLS. */
-	px_addr_ip(&hs->orig, ip, sizeof(ip));
-	const pl_mesh_service *ms = hs->mesh ? pl_mesh_dir_service_at(&hs->mesh->dir, ip, port) : NULL;
+	px_addr_ip(&rq->orig, ip, sizeof(ip));
+	const pl_mesh_service *ms = rq->mesh ? pl_mesh_dir_service_at(&rq->mesh->dir, ip, port) : NULL;
 	size_t n = 0;
-	hs->dest_svc = ms;
+	rq->dest_svc = ms;
 	if (ms) {
-		hs->service = ms->qname;
-		hs->dest_tls = ms->identities.n > 0;
+		rq->service = ms->qname;
+		rq->dest_tls = ms->identities.n > 0;
 	} else {
-		hs->dest_tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, ip, port, &n) && n;
+		rq->dest_tls = rq->mesh && pl_mesh_dir_lookup(&rq->mesh->dir, ip, port, &n) && n;
 	}
-	hs->op = NULL;
-	hs->route = NULL;
+	rq->op = NULL;
+	rq->route = NULL;
 	/* The namespace's client-side policies come with the directory (--outbound), else the config's. */
-	const bool ns_out = hs->mesh && hs->mesh->has_out;
-	const size_t nout = ns_out ? hs->mesh->out.n : cfg->noutbound;
-	const pl_outbound_policy *outv = ns_out ? hs->mesh->out.v : cfg->outbound;
+	const bool ns_out = rq->mesh && rq->mesh->has_out;
+	const size_t nout = ns_out ? rq->mesh->out.n : cfg->noutbound;
+	const pl_outbound_policy *outv = ns_out ? rq->mesh->out.v : cfg->outbound;
 	for (size_t i = 0; ms && i < nout; i++) {
 		const pl_outbound_policy *op = &outv[i];
-		if (strcmp(op->service, hs->service) == 0 && (op->port == 0 || op->port == port)) {
-			hs->op = op;
+		if (strcmp(op->service, rq->service) == 0 && (op->port == 0 || op->port == port)) {
+			rq->op = op;
 			break;
 		}
 	}
-	if (!hs->op)
+	if (!rq->op)
 		return 0;
-	hs->route = px_route_select(hs->op, m, path);
-	if (!hs->route) {
+	rq->route = px_route_select(rq->op, m, path);
+	if (!rq->route) {
 		r->cause = "no route";
-		snprintf(r->msg, sizeof(r->msg), "no route of TrafficPolicy %s matches %.*s %.*s", hs->op->policy,
+		snprintf(r->msg, sizeof(r->msg), "no route of TrafficPolicy %s matches %.*s %.*s", rq->op->policy,
 			 (int)m->method.len, m->method.p, (int)(path.len > 200 ? 200 : path.len), path.p);
 		return 404;
 	}
-	const pl_retries *rt = &hs->route->retries;
+	const pl_retries *rt = &rq->route->retries;
 	if (rt->set) {
-		snprintf(key, sizeof(key), "budget|%s|%s", hs->op->policy, hs->route->name ? hs->route->name : "");
+		snprintf(key, sizeof(key), "budget|%s|%s", rq->op->policy, rq->route->name ? rq->route->name : "");
 		px_rt *b = px_rt_get(px, key);
 		if (b->budget_key[0] != rt->budget_percent + 1 || b->budget_key[1] != rt->budget_min_per_second) {
 			px_budget_init(&b->budget, rt);
@@ -202,11 +202,11 @@ static int http_request(px_hs *hs, const pl_h1_msg *m, pl_h1_str path, px_refusa
 			b->budget_key[1] = rt->budget_min_per_second;
 		}
 		px_budget_request(&b->budget, pl_ev_now(px->loop));
-		hs->budget_rt = b;
+		rq->budget_rt = b;
 	}
-	px_fault_decision fd = px_fault_roll(&hs->route->fault, px_random(), px_random());
-	hs->fault_delay_ns = fd.delay_ns;
-	hs->fault_abort = fd.abort_status;
+	px_fault_decision fd = px_fault_roll(&rq->route->fault, px_random(), px_random());
+	rq->fault_delay_ns = fd.delay_ns;
+	rq->fault_abort = fd.abort_status;
 	return 0;
 }
 
@@ -247,9 +247,9 @@ static const pl_circuit_breaker endpoint_default_cb = {
  * An endpoint of Service s for its port port, round robin, ejected ones left out. 0: t is set;
  * 1: every endpoint serving the port is ejected; -1: no endpoint serves it (dial the Service).
  */
-static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl_circuit_breaker *cb, px_target *t)
+static int pick_endpoint(px_req *rq, const pl_mesh_service *s, int port, const pl_circuit_breaker *cb, px_target *t)
 {
-	proxy *px = hs->px;
+	proxy *px = rq->px;
 	char key[600];
 	int pi = -1;
 	bool any = false;
@@ -267,7 +267,7 @@ static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl
 	int64_t now = pl_ev_now(px->loop);
 	for (size_t k = 0; k < s->nendpoints; k++) {
 		const pl_mesh_endpoint *e = &s->endpoints[(rr->rr + k) % s->nendpoints];
-		const char *addr = family_addr(&e->addresses, hs->orig.ss_family);
+		const char *addr = family_addr(&e->addresses, rq->orig.ss_family);
 		int eport = e->ports[pi];
 		if (!addr || !eport)
 			continue;
@@ -278,45 +278,45 @@ static int pick_endpoint(px_hs *hs, const pl_mesh_service *s, int port, const pl
 			continue;
 		rr->rr += (uint32_t)k + 1;
 		set_addr(t, addr, eport);
-		t->tls = hs->mesh && pl_mesh_dir_lookup(&hs->mesh->dir, addr, eport, &n) && n;
-		hs->outlier_rt = o;
-		hs->ocb = cb;
-		hs->endpoint = true;
+		t->tls = rq->mesh && pl_mesh_dir_lookup(&rq->mesh->dir, addr, eport, &n) && n;
+		rq->outlier_rt = o;
+		rq->ocb = cb;
+		rq->endpoint = true;
 		return 0;
 	}
 	return any ? 1 : -1;
 }
 
-static int http_target(px_hs *hs, px_target *t, px_refusal *r)
+static int http_target(px_req *rq, px_target *t, px_refusal *r)
 {
-	proxy *px = hs->px;
+	proxy *px = rq->px;
 	char key[1024];
-	int port = px_addr_port(&hs->orig);
-	const pl_mesh_dir *dir = hs->mesh ? &hs->mesh->dir : NULL;
+	int port = px_addr_port(&rq->orig);
+	const pl_mesh_dir *dir = rq->mesh ? &rq->mesh->dir : NULL;
 
 	t->backend = NULL;
-	hs->backend = NULL;
-	hs->outlier_rt = NULL;
-	hs->ocb = NULL;
-	hs->endpoint = false;
-	if (!hs->route) {
+	rq->backend = NULL;
+	rq->outlier_rt = NULL;
+	rq->ocb = NULL;
+	rq->endpoint = false;
+	if (!rq->route) {
 		/* No policy: the Service's endpoints in turn, or the address the app dialled (also when
 		 * every endpoint is out of the rotation, or the last ones failed to connect). */
-		if (hs->dest_svc && !hs->via_service && pick_endpoint(hs, hs->dest_svc, port, NULL, t) == 0)
+		if (rq->dest_svc && !rq->via_service && pick_endpoint(rq, rq->dest_svc, port, NULL, t) == 0)
 			return 0;
-		t->addr = hs->orig;
-		t->addrlen = hs->origlen;
-		t->tls = hs->dest_tls;
+		t->addr = rq->orig;
+		t->addrlen = rq->origlen;
+		t->tls = rq->dest_tls;
 		return 0;
 	}
-	const pl_route *rt = hs->route;
-	const pl_circuit_breaker *cb = &hs->op->circuit_breaker;
+	const pl_route *rt = rq->route;
+	const pl_circuit_breaker *cb = &rq->op->circuit_breaker;
 	bool skip[64] = {0};
 	px_rt *ort[64] = {0};
 	size_t nb = rt->nbackends < 64 ? rt->nbackends : 64;
 	int64_t now = pl_ev_now(px->loop);
 	for (size_t i = 0; i < nb; i++) {
-		snprintf(key, sizeof(key), "outlier|%s|%s", hs->op->policy, rt->backends[i].name);
+		snprintf(key, sizeof(key), "outlier|%s|%s", rq->op->policy, rt->backends[i].name);
 		ort[i] = px_rt_get(px, key);
 		skip[i] = cb->set && cb->consecutive_failures && px_outlier_ejected(&ort[i]->outlier, now);
 	}
@@ -326,18 +326,18 @@ static int http_target(px_hs *hs, px_target *t, px_refusal *r)
 			r->cause = "circuit open";
 			snprintf(r->msg, sizeof(r->msg),
 				 "circuit breaker: every backend of route \"%s\" of TrafficPolicy %s is ejected after consecutive failures",
-				 rt->name ? rt->name : "", hs->op->policy);
+				 rt->name ? rt->name : "", rq->op->policy);
 			return 503;
 		}
 		size_t bi = (size_t)(b - rt->backends);
 		int bport = b->port ? b->port : port;
 		const pl_mesh_service *s = dir ? pl_mesh_dir_service(dir, b->name) : NULL;
-		hs->backend = b->name;
+		rq->backend = b->name;
 		t->backend = b->name;
 		/* Per endpoint when the directory lists them: ejection is per pod. Without a circuitBreaker
 		 * of the policy's own, endpoints all out of the rotation (the directory is stale, say) mean
 		 * the Service address, as after endpoints that failed to connect (via_service). */
-		int e = s && !hs->via_service ? pick_endpoint(hs, s, bport, cb, t) : -1;
+		int e = s && !rq->via_service ? pick_endpoint(rq, s, bport, cb, t) : -1;
 		if (e == 0)
 			return 0;
 		if (e == 1 && !(cb->set && cb->consecutive_failures))
@@ -347,19 +347,19 @@ static int http_target(px_hs *hs, px_target *t, px_refusal *r)
 				skip[bi] = true;
 			continue;
 		}
-		hs->outlier_rt = bi < nb ? ort[bi] : NULL;
-		hs->ocb = cb;
-		if (strcmp(b->name, hs->op->service) == 0 && bport == port) {
-			t->addr = hs->orig;
-			t->addrlen = hs->origlen;
-			t->tls = hs->dest_tls;
+		rq->outlier_rt = bi < nb ? ort[bi] : NULL;
+		rq->ocb = cb;
+		if (strcmp(b->name, rq->op->service) == 0 && bport == port) {
+			t->addr = rq->orig;
+			t->addrlen = rq->origlen;
+			t->tls = rq->dest_tls;
 			return 0;
 		}
-		const char *addr = s ? family_addr(&s->addresses, hs->orig.ss_family) : NULL;
+		const char *addr = s ? family_addr(&s->addresses, rq->orig.ss_family) : NULL;
 		if (!addr) {
 			r->cause = "no backend address";
 			snprintf(r->msg, sizeof(r->msg), "backend %s of TrafficPolicy %s has no address in the mesh directory",
-				 b->name, hs->op->policy);
+				 b->name, rq->op->policy);
 			return 503;
 		}
 		set_addr(t, addr, bport);

@@ -147,7 +147,7 @@ static int dial(px_pool *p, px_hs *hs)
 	hs->up = u;
 	/* A pod address of the directory answers in well under a millisecond inside a cluster, or is
 	 * gone: its own, short timeout, after which the request goes on to another endpoint. */
-	int64_t to = hs->endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
+	int64_t to = hs->rq.endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
 			     px->set.endpoint_connect_timeout_ns < px->set.connect_timeout_ns
 		     ? px->set.endpoint_connect_timeout_ns
 		     : px->set.connect_timeout_ns;
@@ -159,7 +159,7 @@ int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *
 {
 	/* The retry after a pooled connection the server had closed dials afresh: a server that closes
 	 * one (draining, say) has usually closed its other idle ones too. */
-	if (p->idle && !hs->stale_retried) {
+	if (p->idle && !hs->rq.stale_retried) {
 		px_up *u = p->idle;
 		idle_remove(p, u);
 		pl_ev_timer_stop(hs->px->loop, &u->timer);
@@ -288,7 +288,7 @@ static void handshake(px_up *u)
 	proxy *px = u->px;
 	char err[2300] = "";
 	int fail = PX_TLSF_OTHER;
-	const px_mesh *m = u->hs && u->hs->mesh ? u->hs->mesh : px->mesh;
+	const px_mesh *m = u->hs && u->hs->rq.mesh ? u->hs->rq.mesh : px->mesh;
 
 	int r = px_dial_handshake(px, &u->s, m ? &m->dir : NULL, &u->pool->addr, &fail, err, sizeof(err));
 	if (r == 0)

@@ -18,7 +18,6 @@
 #include "pki/tls.h"
 #include "h1head.h"
 #include "l7.h"
-#include "trace.h"
 
 #define HBUF_POOL_MAX 64
 #define LINGER_NS (2 * PL_NS_PER_S)
@@ -128,19 +127,6 @@ static const char *dir_name(int dir) { return px_dirs[dir]->name; }
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
-/* "ip:port" ("[ip]:port" for IPv6) of an endpoint's table entry, keyed "ep|<ip>|<port>". */
-static const char *ep_name(const px_rt *r, char out[80])
-{
-	const char *a = r && r->key && strncmp(r->key, "ep|", 3) == 0 ? r->key + 3 : NULL;
-	const char *bar = a ? strrchr(a, '|') : NULL;
-
-	if (!bar)
-		snprintf(out, 80, "?");
-	else
-		snprintf(out, 80, memchr(a, ':', (size_t)(bar - a)) ? "[%.*s]:%s" : "%.*s:%s", (int)(bar - a), a, bar + 1);
-	return out;
-}
-
 /* The request no longer wants its upstream connection: it stops waiting for one, or closes it. */
 static void drop_upstream(px_hs *hs)
 {
@@ -163,20 +149,7 @@ static void request_clear(px_hs *hs)
 	hs->uhead_len = hs->uhead_off = hs->dhead_len = hs->dhead_off = 0;
 	hbuf_put(px, &hs->rin);
 	drop_upstream(hs);
-	px_config_unref(hs->rq.cfg);
-	hs->rq.cfg = NULL;
-	px_mesh_unref(hs->rq.mesh);
-	hs->rq.mesh = NULL;
-	hs->rq.op = NULL;
-	hs->rq.route = NULL;
-	hs->rq.ip = NULL;
-	hs->rq.budget_rt = hs->rq.outlier_rt = NULL;
-	hs->rq.ocb = NULL;
-	hs->rq.backend = NULL;
-	hs->rq.local_cause = NULL;
-	px_alog_discard(&hs->rq);
-	hs->rq.service = ""; /* it pointed into the config or mesh just let go */
-	hs->rq.dest_svc = NULL;
+	px_req_clear(&hs->rq);
 }
 
 static void hs_free(px_hs *hs, bool reset)
@@ -250,34 +223,11 @@ void px_http_start(px_conn *c)
 
 /* --- writing heads --- */
 
-static const char *route_name(const px_hs *hs) { return hs->rq.route && hs->rq.route->name ? hs->rq.route->name : ""; }
-
-static void finish_stats(px_hs *hs)
-{
-	proxy *px = hs->px;
-
-	if (hs->rq.alog)
-		px_alog_end(&hs->rq);
-	if (!px->fam)
-		return;
-	/* Label text is built and looked up only when something changed since this session's last request. */
-	if (!hs->rq.stat_ctr || hs->rq.stat_gen != px->gen || hs->rq.stat_route != hs->rq.route || hs->rq.stat_code != hs->rq.status) {
-		px_stats_request_series(px, hs->dir, hs->rq.service, route_name(hs), hs->rq.status, &hs->rq.stat_ctr,
-					&hs->rq.stat_hist);
-		hs->rq.stat_gen = px->gen;
-		hs->rq.stat_route = hs->rq.route;
-		hs->rq.stat_code = hs->rq.status;
-	}
-	(*hs->rq.stat_ctr)++;
-	px_stats_observe(hs->rq.stat_hist, pl_ev_now(px->loop) - hs->rq.t_start);
-}
-
 /* The proxy answers this request itself. The connection ends after it when the request's body was
  * not read whole (what follows on the connection is unknown). */
 static void local_response(px_hs *hs, int status, const px_refusal *r)
 {
 	proxy *px = hs->px;
-	char lbl[600];
 	uint32_t cap = 0;
 
 	drop_upstream(hs);
@@ -288,12 +238,7 @@ static void local_response(px_hs *hs, int status, const px_refusal *r)
 	hs->dhead = NULL;
 	hs->dhead_len = hs->dhead_off = 0;
 	px_local_answer(&hs->dhead, &hs->dhead_len, &cap, status, r->cause, r->msg, hs->close_after, r->retry_after_s);
-	hs->rq.status = status;
-	hs->rq.local_cause = r->cause;
-	snprintf(lbl, sizeof(lbl), "direction=\"%s\",cause=\"%s\"", dir_name(hs->dir), r->cause);
-	px_stats_inc(px, PX_F_LOCAL, lbl);
-	if (log_allowed(px))
-		log_info("%s request answered by the proxy: %d %s: %s", dir_name(hs->dir), status, r->cause, r->msg);
+	px_req_local(&hs->rq, status, r);
 	hs->state = PX_HS_LOCAL;
 	pl_ev_timer_stop(px->loop, &hs->timer);
 }
@@ -398,7 +343,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	char norm[PL_H1_DEFAULT_MAX_LINE];
 	px_refusal r = {0};
 
-	hs->rq.t_start = pl_ev_now(px->loop);
+	px_req_begin(&hs->rq);
 	hs->method = m->method_id;
 	hs->minor = m->minor;
 	hs->req_keep_alive = m->keep_alive;
@@ -412,21 +357,8 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->req_sent = false;
 	hs->discarded = false;
 	hs->close_after = false;
-	hs->rq.attempts = 0;
-	hs->rq.stale_retried = false;
-	hs->rq.connect_retries = 0;
-	hs->rq.via_service = false;
-	hs->rq.status = 0;
-	hs->rq.service = "";
-	hs->rq.fault_delay_ns = 0;
-	hs->rq.fault_abort = 0;
 	if (m->body == PL_H1_BODY_CHUNKED)
 		pl_h1_chunked_init(&hs->req_ck);
-	hs->rq.cfg = px->config;
-	hs->rq.cfg->refs++;
-	hs->rq.mesh = px->mesh;
-	if (hs->rq.mesh)
-		hs->rq.mesh->refs++;
 
 	if (m->method_id == PL_H1_CONNECT) {
 		refuse(hs, 405, "method not allowed", "CONNECT is not proxied: the mesh already tunnels every connection");
@@ -438,28 +370,9 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 		return PROGRESS;
 	}
 	pl_h1_str path = {norm, (uint32_t)nl};
-	int status = px_dirs[hs->dir]->http->request(&hs->rq, m, path, &r);
-
-	/* Trace context and the access log, by the destination's policy or the defaults (Add, 1%, no log).
-	 * A request the proxy answers itself starts no trace. */
-	const pl_tracing *tr = hs->rq.op ? &hs->rq.op->tracing : hs->rq.ip ? &hs->rq.ip->tracing : NULL;
-	const pl_access_log *al = hs->rq.op ? &hs->rq.op->access_log : hs->rq.ip ? &hs->rq.ip->access_log : NULL;
-	bool may_add = !status && (!tr || tr->mode == PL_TRACE_ADD), logged = al && al->enabled;
-	px_trace trace;
-	char tfield[80] = "", add[128];
-	/* The fields are looked at only when a trace may be started or the id is logged. */
-	int traced = may_add || logged ? px_trace_of(m, &trace) : 0;
-	bool drop_trace = false;
-	if (may_add && traced != 1) {
-		double pct = tr ? tr->sampling_percent : 1;
-		bool sampled = (double)px_random() < pct * 42949672.96;
-		px_trace_new(&trace, px_random64(), px_random64(), px_random64(), sampled);
-		px_trace_field(&trace, tfield);
-		drop_trace = traced < 0; /* an invalid traceparent, and its tracestate, are replaced */
-		traced = 1;
-	}
-	if (logged)
-		px_alog_begin(&hs->rq, m, al, traced == 1 ? trace.trace_id : NULL);
+	char tfield[80], add[128];
+	bool drop_trace;
+	int status = px_req_policy(&hs->rq, m, path, &r, tfield, &drop_trace);
 	if (status) {
 		local_response(hs, status, &r);
 		return PROGRESS;
@@ -479,13 +392,9 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	}
 	hs->req_start = st >= 0 ? (uint32_t)st : hs->head_len;
 
-	if (hs->rq.route && hs->rq.route->timeout_ns)
-		hs->rq.deadline = hs->rq.t_start + hs->rq.route->timeout_ns;
-	else
-		hs->rq.deadline = 0;
 	if (hs->rq.fault_abort) {
 		refuse(hs, hs->rq.fault_abort, "fault injected", "an abort injected by route \"%s\" of TrafficPolicy %s",
-		       route_name(hs), hs->rq.op->policy);
+		       px_req_route_name(&hs->rq), hs->rq.op->policy);
 		return PROGRESS;
 	}
 	if (hs->rq.fault_delay_ns) {
@@ -554,106 +463,30 @@ static int start_attempt(px_hs *hs)
 	return BLOCKED;
 }
 
-/* Whether this failure may be retried now; a retry allowed is counted against the budget. */
-static bool retry_allowed(px_hs *hs, int cause, int status)
-{
-	proxy *px = hs->px;
-	const pl_retries *rt = hs->rq.route ? &hs->rq.route->retries : NULL;
-	char lbl[700];
-
-	if (!rt || !rt->set || hs->rq.attempts > rt->attempts || !replayable(hs))
-		return false;
-	if (!px_retry_on(rt->retry_on, cause, status))
-		return false;
-	if (hs->rq.deadline && pl_ev_now(px->loop) >= hs->rq.deadline)
-		return false;
-	snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\"", dir_name(hs->dir), hs->rq.service,
-		 route_name(hs));
-	if (hs->rq.budget_rt && !px_budget_try_retry(&hs->rq.budget_rt->budget, pl_ev_now(px->loop))) {
-		px_stats_inc(px, PX_F_BUDGET_EXHAUSTED, lbl);
-		return false;
-	}
-	px_stats_inc(px, PX_F_RETRIES, lbl);
-	return true;
-}
-
-/* The outcome of one attempt for the backend's outlier detection. */
-static void outlier_result(px_hs *hs, bool failure)
-{
-	proxy *px = hs->px;
-
-	if (!hs->rq.outlier_rt || !hs->rq.ocb || !hs->rq.ocb->set || !hs->rq.ocb->consecutive_failures)
-		return;
-	if (px_outlier_result(&hs->rq.outlier_rt->outlier, hs->rq.ocb, failure, pl_ev_now(px->loop))) {
-		char lbl[700], a[80] = "";
-		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"ejected\",backend=\"%s\"", hs->rq.service,
-			 hs->rq.backend ? hs->rq.backend : hs->rq.service);
-		px_stats_inc(px, PX_F_EJECTIONS, lbl);
-		char en[80];
-		if (hs->rq.endpoint)
-			snprintf(a, sizeof(a), "%s", ep_name(hs->rq.outlier_rt, en));
-		if (log_allowed(px))
-			log_info("circuit breaker: %s %s of %s ejected after %d consecutive failures",
-				 a[0] ? "endpoint" : "backend", a[0] ? a : hs->rq.backend ? hs->rq.backend : hs->rq.service,
-				 hs->rq.service, hs->rq.ocb->consecutive_failures);
-	}
-}
-
-static const char *cause_word(int cause)
-{
-	switch (cause) {
-	case PX_CAUSE_CONNECT: return "connect failure";
-	case PX_CAUSE_TLS: return "mtls failure";
-	case PX_CAUSE_RESET: return "upstream reset";
-	case PX_CAUSE_TIMEOUT: return "per-try timeout";
-	default: return "upstream error";
-	}
-}
-
 /* An attempt failed before a response was passed on: retry, or answer. */
 static int attempt_failed(px_hs *hs, int cause, const char *detail)
 {
 	bool reused = hs->up && hs->up->reused;
 
-	outlier_result(hs, true);
+	px_req_outlier(&hs->rq, true);
 	drop_upstream(hs);
-	/* A pod address that refuses, drops the SYN (a pod gone before the directory says so: on a
-	 * real bridge its IP is silent) or is now another pod (identity refused): the request was not
-	 * sent, so it goes on, free, to the next endpoints, then once to the Service address, which the
-	 * cluster's own service proxy keeps current. The endpoint leaves the rotation meanwhile. */
-	if ((cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS) && hs->rq.endpoint && replayable(hs)) {
-		int64_t out = hs->rq.outlier_rt ? px_outlier_unreachable(&hs->rq.outlier_rt->outlier, pl_ev_now(hs->px->loop)) : 0;
-		char lbl[700];
-		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"unreachable\",backend=\"%s\"", hs->rq.service,
-			 hs->rq.backend ? hs->rq.backend : hs->rq.service);
-		px_stats_inc(hs->px, PX_F_EJECTIONS, lbl);
-		char en[80];
-		if (log_allowed(hs->px))
-			log_info("endpoint %s of %s: %s: %s; out of the rotation for %lld ms", ep_name(hs->rq.outlier_rt, en),
-				 hs->rq.service, cause_word(cause), detail, (long long)(out / PL_NS_PER_MS));
-		if (hs->rq.connect_retries < PX_ENDPOINT_FREE_RETRIES) {
-			hs->rq.connect_retries++;
-		} else {
-			hs->rq.via_service = true;
-		}
-		hs->rq.attempts--;
+	if (px_req_unreachable(&hs->rq, replayable(hs), cause, detail))
 		return start_attempt(hs);
-	}
 	/* A pooled connection the server closed as we sent: the request never reached it. Once, free. */
 	if (cause == PX_CAUSE_RESET && reused && !hs->resp_any && !hs->rq.stale_retried && replayable(hs)) {
 		hs->rq.stale_retried = true;
 		hs->rq.attempts--;
 		return start_attempt(hs);
 	}
-	if (retry_allowed(hs, cause, 0))
+	if (px_req_retry(&hs->rq, replayable(hs), cause, 0))
 		return start_attempt(hs);
 	const char *to = hs->rq.backend ? hs->rq.backend : hs->rq.service[0] ? hs->rq.service : "the app";
 	if (cause == PX_CAUSE_TIMEOUT)
 		refuse(hs, 504, "per-try timeout", "no response from %s within the per-try timeout of %lld ms (%d attempts)",
 		       to, (long long)(hs->rq.route->retries.per_try_timeout_ns / PL_NS_PER_MS), hs->rq.attempts);
 	else
-		refuse(hs, cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS ? 503 : 502, cause_word(cause),
-		       "%s to %s: %s (%d attempt%s)", cause_word(cause), to, detail, hs->rq.attempts,
+		refuse(hs, cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS ? 503 : 502, px_cause_word(cause),
+		       "%s to %s: %s (%d attempt%s)", px_cause_word(cause), to, detail, hs->rq.attempts,
 		       hs->rq.attempts == 1 ? "" : "s");
 	return PROGRESS;
 }
@@ -689,7 +522,7 @@ static int tunnel(px_hs *hs)
 		refuse(hs, 502, "upgrade", "the upgrade response or the bytes after it do not fit the relay buffer");
 		return PROGRESS;
 	}
-	finish_stats(hs);
+	px_req_done(&hs->rq);
 	px_up_detach(hs->up, &up);
 	pl_ev_io_stop(px->loop, &hs->down.io);
 	hs->down.fd = -1;
@@ -761,8 +594,8 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 		px_up_release(hs->up, false);
 		return attempt_failed(hs, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
 	}
-	outlier_result(hs, m->status >= 500);
-	if (m->status >= 500 && retry_allowed(hs, PX_CAUSE_STATUS, m->status)) {
+	px_req_outlier(&hs->rq, m->status >= 500);
+	if (m->status >= 500 && px_req_retry(&hs->rq, replayable(hs), PX_CAUSE_STATUS, m->status)) {
 		if (hs->up)
 			px_up_release(hs->up, false);
 		return start_attempt(hs);
@@ -825,8 +658,8 @@ static int parse_response(px_hs *hs)
 			hs->up_reusable = false;
 			if (hs->up)
 				px_up_release(hs->up, false);
-			outlier_result(hs, true);
-			if (retry_allowed(hs, PX_CAUSE_STATUS, 502))
+			px_req_outlier(&hs->rq, true);
+			if (px_req_retry(&hs->rq, replayable(hs), PX_CAUSE_STATUS, 502))
 				return start_attempt(hs);
 			refuse(hs, 502, "bad response", "the response from upstream was refused at byte %u: %s", err.offset,
 			       err.what);
@@ -1045,7 +878,7 @@ static int read_up(px_hs *hs)
 	if (hs->resp_any) {
 		if (hs->up)
 			px_up_release(hs->up, false);
-		outlier_result(hs, true);
+		px_req_outlier(&hs->rq, true);
 		refuse(hs, 502, "bad response", "upstream closed the connection inside the response head");
 		return PROGRESS;
 	}
@@ -1111,7 +944,7 @@ static int request_done(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	finish_stats(hs);
+	px_req_done(&hs->rq);
 	if (hs->up) {
 		bool reuse = hs->up_reusable && hs->req_sent && hs->rq.local_cause == NULL;
 		px_up_release(hs->up, reuse);
@@ -1140,7 +973,7 @@ static int abort_exchange(px_hs *hs)
 {
 	if (hs->rq.status == 0)
 		hs->rq.status = 502;
-	finish_stats(hs);
+	px_req_done(&hs->rq);
 	hs_free(hs, true);
 	return GONE;
 }
@@ -1283,10 +1116,10 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		if (hs->rq.deadline && pl_ev_now(px->loop) >= hs->rq.deadline) {
 			if (hs->up)
 				px_up_release(hs->up, false);
-			outlier_result(hs, true);
+			px_req_outlier(&hs->rq, true);
 			refuse(hs, 504, "timeout", "no response from %s within the route timeout of %lld ms (route \"%s\" of TrafficPolicy %s, %d attempt%s)",
 			       hs->rq.backend ? hs->rq.backend : hs->rq.service,
-			       (long long)(hs->rq.route->timeout_ns / PL_NS_PER_MS), route_name(hs), hs->rq.op->policy,
+			       (long long)(hs->rq.route->timeout_ns / PL_NS_PER_MS), px_req_route_name(&hs->rq), hs->rq.op->policy,
 			       hs->rq.attempts, hs->rq.attempts == 1 ? "" : "s");
 			break;
 		}

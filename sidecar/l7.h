@@ -25,6 +25,29 @@ void px_http_close_all(proxy *px);
 void px_hbuf_free(proxy *px);
 
 
+/* request.c: one request's policy, shared by HTTP/1 sessions and HTTP/2 streams. */
+/* A request starts: counters reset, the proxy's current config and directory held. */
+void px_req_begin(px_req *rq);
+/* Lets go of what the request held (config, directory, its access log line unless ended). */
+void px_req_clear(px_req *rq);
+/* The direction's decision on the request, then trace context (tfield: a traceparent field to add,
+ * or ""; *drop_trace: the request's own is invalid) and the access log line. 0, or the status the
+ * proxy answers with (r says why). */
+int px_req_policy(px_req *rq, const pl_h1_msg *m, pl_h1_str path, px_refusal *r, char tfield[80], bool *drop_trace);
+/* The request is over: access log line and request metrics. */
+void px_req_done(px_req *rq);
+/* The proxy answers the request itself: counted and logged. */
+void px_req_local(px_req *rq, int status, const px_refusal *r);
+/* Whether a failure (cause, or an answer's status) may be retried now; counted against the budget. */
+bool px_req_retry(px_req *rq, bool replayable, int cause, int status);
+/* The outcome of one attempt for the backend's or endpoint's outlier detection. */
+void px_req_outlier(px_req *rq, bool failure);
+/* A connect or mTLS failure to a pod address: true when the request goes on, free, to another
+ * endpoint (or the Service address); the endpoint leaves the rotation. */
+bool px_req_unreachable(px_req *rq, bool replayable, int cause, const char *detail);
+const char *px_req_route_name(const px_req *rq);
+const char *px_cause_word(int cause);
+
 /* upstream.c */
 px_pool *px_pool_get(proxy *px, int dir, const px_target *t);
 /* Gives hs a connection: 1 when an idle one was taken (hs->up set, busy); 0 when one is being dialled

@@ -143,7 +143,7 @@ void px_alog_begin(px_req *rq, const pl_h1_msg *m, const pl_access_log *al, cons
 	str_field(b, "method", m->method.p, m->method.len);
 	str_field(b, "path", m->target.p, m->target.len);
 	str_field(b, "authority", m->host.p, m->host.len);
-	cstr_field(b, "protocol", m->minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
+	cstr_field(b, "protocol", rq->h2 ? "HTTP/2" : m->minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
 	span_field(b, "user_agent", pl_h1_find(m, "user-agent"));
 	span_field(b, "request_id", pl_h1_find(m, "x-request-id"));
 	cstr_field(b, "trace_id", trace_id && *trace_id ? trace_id : NULL);

@@ -13,6 +13,7 @@
 
 #include "base/duration.h"
 #include "base/log.h"
+#include "h2/h2.h"
 #include "http1/http1.h"
 #include "orig.h"
 #include "pki/tls.h"
@@ -55,6 +56,13 @@ void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
 		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	}
 	pl_ev_timer_stop(c->px->loop, &c->timer);
+	/* A port under per-request policy takes HTTP only: whatever is not HTTP/2 is parsed as HTTP/1,
+	 * and what is not a well-formed request is answered 400 and closed, never relayed; a slow
+	 * first byte waits for the session's head timeout. */
+	if (c->http_only) {
+		px_http_start(c);
+		return;
+	}
 	px_dirs[c->dir]->forward(c);
 }
 
@@ -94,6 +102,29 @@ int px_http_try(px_conn *c, uint32_t ev)
 	int one = 1;
 	if (n <= 0)
 		goto bytes; /* closed before a word: the byte relay passes the end on */
+	/* HTTP/2 with prior knowledge (h2c, or h2 between proxies inside mTLS): its preface. */
+	int h2 = pl_h2_is_preface(buf, (size_t)n);
+	if (h2 == 1) {
+		if (!c->down.tls)
+			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+		px_h2_start(c);
+		return 1;
+	}
+	if (h2 < 0) {
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			goto bytes;
+		if (!c->down.tls) {
+			int lowat = PL_H2_PREFACE_LEN;
+			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		}
+		return -1;
+	}
+	if (c->http_only) {
+		if (!c->down.tls)
+			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+		px_http_start(c);
+		return 1;
+	}
 	switch (pl_h1_detect(buf, (size_t)n, PL_H1_DEFAULT_MAX_LINE)) {
 	case PL_H1_DETECT_HTTP:
 		break;

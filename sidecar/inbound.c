@@ -115,14 +115,10 @@ static void to_app(px_conn *c)
 		dial_app(c);
 		return;
 	}
-	/* A port under HTTP policy gets no detection: whatever comes is parsed as HTTP, and what is not a well-formed request (a
-	 * leading CRLF, a bare LF, a control byte, another protocol) is answered 400 and closed,
-	 * never relayed; a slow first byte waits for the session's head timeout, not the detect one. */
-	if (http_policy_port(px, port)) {
-		rcvlowat_reset(c);
-		px_http_start(c);
-		return;
-	}
+	/* A port under HTTP policy takes HTTP only: an HTTP/2 preface starts an HTTP/2 session, and
+	 * anything else is parsed as HTTP/1, where what is not a well-formed request (a leading CRLF,
+	 * a bare LF, a control byte, another protocol) is answered 400 and closed, never relayed. */
+	c->http_only = http_policy_port(px, port);
 	c->state = PX_ST_L7DETECT;
 	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN | EPOLLRDHUP);
 	px_conn_timeout(c, px->set.detect_timeout_ns);

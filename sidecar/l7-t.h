@@ -110,6 +110,7 @@ struct px_req {
 	proxy *px;
 	int dir;
 	int down_fd;                /* the downstream socket (the access log's client address) */
+	bool h2;                    /* an HTTP/2 stream (else an HTTP/1 request) */
 	struct sockaddr_storage orig;
 	socklen_t origlen;
 	const char *peer_id;        /* inbound mTLS: the caller's SPIFFE ID (owned by the connection); NULL for plaintext */
@@ -204,7 +205,7 @@ typedef struct px_family {
 
 enum px_fam {
 	PX_F_REQUESTS, PX_F_DURATION, PX_F_RETRIES, PX_F_BUDGET_EXHAUSTED, PX_F_EJECTIONS, PX_F_DENIED,
-	PX_F_RATE_LIMITED, PX_F_LOCAL, PX_F_UPSTREAM_CONNS, PX_F_ACCESS_LOG, PX_F__N
+	PX_F_RATE_LIMITED, PX_F_LOCAL, PX_F_UPSTREAM_CONNS, PX_F_ACCESS_LOG, PX_F_GRPC, PX_F__N
 };
 
 #endif

@@ -25,6 +25,14 @@ void px_http_close_all(proxy *px);
 void px_hbuf_free(proxy *px);
 
 
+/* h2.c: HTTP/2 sessions. Takes over c's downstream side (its preface unread) as an HTTP/2
+ * session; c is freed. */
+void px_h2_start(px_conn *c);
+/* Draining: every HTTP/2 client gets a GOAWAY; connections close once their streams are done. */
+void px_h2_drain(proxy *px);
+void px_h2_close_all(proxy *px);
+void px_h2_free(proxy *px);
+
 /* request.c: one request's policy, shared by HTTP/1 sessions and HTTP/2 streams. */
 /* A request starts: counters reset, the proxy's current config and directory held. */
 void px_req_begin(px_req *rq);

@@ -394,6 +394,7 @@ static void drain_close(proxy *px)
 	close_listener(px, &px->lst[PX_IN]);
 	/* HTTP sessions between requests close now; the others after their response (connection: close). */
 	px_http_drain(px);
+	px_h2_drain(px);
 	if (px->nconns == 0) {
 		/* Give the admin answer (POST /shutdown) a moment to leave. */
 		pl_ev_timer_start(px->loop, &px->drain_timer, 50 * PL_NS_PER_MS);
@@ -418,6 +419,7 @@ static void drain_timer_cb(pl_ev_loop *loop, void *data)
 	while (px->conns)
 		px_conn_close(px->conns, false);
 	px_http_close_all(px);
+	px_h2_close_all(px);
 	px->stop = true;
 }
 
@@ -555,6 +557,7 @@ int main(int argc, char **argv)
 	while (px.conns)
 		px_conn_close(px.conns, false);
 	px_http_close_all(&px);
+	px_h2_free(&px);
 	px_pools_free(&px);
 	px_alog_free(&px);
 	px_stats_free(&px);

@@ -1,6 +1,7 @@
 /* Per-request policy decisions (routes, backends, authorization, retry budget, ejection, faults). */
 #include <string.h>
 
+#include "base/duration.h"
 #include "http1/http1.h"
 #include "policy.h"
 
@@ -248,6 +249,15 @@ bool px_retry_on(unsigned on, int cause, int status)
 		return on & (PL_RETRY_RESET | PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR);
 	case PX_CAUSE_TIMEOUT:
 		return on & (PL_RETRY_5XX | PL_RETRY_GATEWAY_ERROR);
+	case PX_CAUSE_GRPC:
+		switch (status) {
+		case 1: return on & PL_RETRY_GRPC_CANCELLED;
+		case 4: return on & PL_RETRY_GRPC_DEADLINE_EXCEEDED;
+		case 8: return on & PL_RETRY_GRPC_RESOURCE_EXHAUSTED;
+		case 13: return on & PL_RETRY_GRPC_INTERNAL;
+		case 14: return on & PL_RETRY_GRPC_UNAVAILABLE;
+		default: return false;
+		}
 	default:
 		return ((on & PL_RETRY_5XX) && status >= 500) ||
 		       ((on & PL_RETRY_GATEWAY_ERROR) && (status == 502 || status == 503 || status == 504));
@@ -355,4 +365,40 @@ px_fault_decision px_fault_roll(const pl_fault *f, uint32_t roll_delay, uint32_t
 	if (f->abort_set && roll_hits(roll_abort, f->abort_percent))
 		d.abort_status = f->abort_status;
 	return d;
+}
+
+/* --- gRPC --- */
+
+int64_t px_grpc_timeout(const char *v, size_t n)
+{
+	if (!v || n < 2 || n > 9)
+		return 0;
+	int64_t x = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		x = x * 10 + (v[i] - '0');
+	}
+	switch (v[n - 1]) {
+	case 'H': return x * 3600 * PL_NS_PER_S;
+	case 'M': return x * 60 * PL_NS_PER_S;
+	case 'S': return x * PL_NS_PER_S;
+	case 'm': return x * PL_NS_PER_MS;
+	case 'u': return x * 1000;
+	case 'n': return x;
+	default: return 0;
+	}
+}
+
+int px_grpc_code(int status)
+{
+	switch (status) {
+	case 400: return 13;  /* INTERNAL */
+	case 401: return 16;  /* UNAUTHENTICATED */
+	case 403: return 7;   /* PERMISSION_DENIED */
+	case 404: return 12;  /* UNIMPLEMENTED */
+	case 429: case 502: case 503: return 14; /* UNAVAILABLE */
+	case 504: return 4;   /* DEADLINE_EXCEEDED */
+	default: return 2;    /* UNKNOWN */
+	}
 }

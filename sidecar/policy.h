@@ -48,11 +48,12 @@ typedef struct px_retry_budget {
 } px_retry_budget;
 
 /* Why an attempt failed, for retryOn and for the answer the client gets. */
-enum px_cause { PX_CAUSE_CONNECT, PX_CAUSE_RESET, PX_CAUSE_TLS, PX_CAUSE_TIMEOUT, PX_CAUSE_STATUS };
+enum px_cause { PX_CAUSE_CONNECT, PX_CAUSE_RESET, PX_CAUSE_TLS, PX_CAUSE_TIMEOUT, PX_CAUSE_STATUS, PX_CAUSE_GRPC };
 /* Whether retryOn (PL_RETRY_* bits) covers an attempt that failed for cause (with the response's
  * status for PX_CAUSE_STATUS): a connect or mTLS failure under connect-failure, 5xx or
  * gateway-error; a reset under reset, 5xx or gateway-error; a per-try timeout under 5xx or
- * gateway-error; a status under 5xx (>= 500) or gateway-error (502, 503, 504). */
+ * gateway-error; a status under 5xx (>= 500) or gateway-error (502, 503, 504); a gRPC answer's
+ * grpc-status (PX_CAUSE_GRPC, status the code) under its code's name (unavailable, ...). */
 bool px_retry_on(unsigned retry_on, int cause, int status);
 
 void px_budget_init(px_retry_budget *b, const pl_retries *r);
@@ -84,5 +85,12 @@ typedef struct px_fault_decision {
 	int abort_status;          /* 0: none */
 } px_fault_decision;
 px_fault_decision px_fault_roll(const pl_fault *f, uint32_t roll_delay, uint32_t roll_abort);
+
+/* gRPC: a grpc-timeout value ("100m", "5S": at most 8 digits and a unit of H M S m u n) in ns, or
+ * 0 when it is not one. */
+int64_t px_grpc_timeout(const char *v, size_t n);
+/* The gRPC code a caller gets for an HTTP status the proxy answers with (gRPC's HTTP mapping:
+ * 403 PERMISSION_DENIED, 429/502/503 UNAVAILABLE, 504 DEADLINE_EXCEEDED, ...). */
+int px_grpc_code(int status);
 
 #endif

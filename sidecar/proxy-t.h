@@ -166,6 +166,7 @@ struct px_conn {
 	bool tls;                   /* the mesh hop of this connection is mTLS */
 	bool detect_waited;         /* detection outlived its timeout once, on a TLS record already begun */
 	bool splice;                /* plaintext on both sides: flows may switch to splice */
+	bool http_only;             /* a port under per-request policy: never relayed as bytes */
 	px_side down, up;           /* downstream (accepted) and upstream (dialled) */
 	px_flow d2u, u2d;
 	pl_ev_timer timer;
@@ -194,6 +195,7 @@ struct proxy {
 	px_conn *conns;             /* every open relayed connection */
 	size_t nconns;              /* relayed connections and HTTP sessions */
 	px_hs *sessions;            /* every open HTTP session */
+	struct px_h2_all *h2;       /* HTTP/2 connections and their pools (h2.c) */
 	pl_hmap pools;              /* upstream connection pools by destination key */
 	pl_hmap pending;            /* struct px_pending by source address: inbound connections in detection */
 	pl_hmap rt;                 /* px_rt by name: budgets, outliers, rate limits */

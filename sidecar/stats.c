@@ -31,6 +31,9 @@ static const struct {
 				 "HTTP upstream connections opened (each is reused across requests)"},
 	[PX_F_ACCESS_LOG] = {"pillion_proxy_access_log_lines_total", "counter",
 			     "Access log lines queued for stdout, or dropped because the reader fell 4 MiB behind"},
+	[PX_F_GRPC] = {"pillion_proxy_grpc_responses_total", "counter",
+		       "gRPC calls answered, by direction, destination service, route and grpc-status (the server's "
+		       "or the proxy's own)"},
 };
 
 void px_stats_init(proxy *px)

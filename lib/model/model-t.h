@@ -128,6 +128,12 @@ enum {
 	PL_RETRY_GATEWAY_ERROR = 1 << 1,
 	PL_RETRY_CONNECT_FAILURE = 1 << 2,
 	PL_RETRY_RESET = 1 << 3,
+	/* gRPC: an answer whose grpc-status is this code (HTTP/2 streams, trailers-only answers) */
+	PL_RETRY_GRPC_CANCELLED = 1 << 4,
+	PL_RETRY_GRPC_DEADLINE_EXCEEDED = 1 << 5,
+	PL_RETRY_GRPC_INTERNAL = 1 << 6,
+	PL_RETRY_GRPC_RESOURCE_EXHAUSTED = 1 << 7,
+	PL_RETRY_GRPC_UNAVAILABLE = 1 << 8,
 };
 
 typedef struct pl_retries {

@@ -11,7 +11,8 @@
 
 const char *const pl_method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT",
 					   "OPTIONS", "TRACE", "PATCH", NULL};
-const char *const pl_retry_on_names[] = {"5xx", "gateway-error", "connect-failure", "reset", NULL};
+const char *const pl_retry_on_names[] = {"5xx", "gateway-error", "connect-failure", "reset", "cancelled",
+					   "deadline-exceeded", "internal", "resource-exhausted", "unavailable", NULL};
 const char *const pl_mtls_names[] = {"STRICT", "PERMISSIVE", "DISABLED", NULL};
 const char *const pl_log_filter_names[] = {"All", "Errors", NULL};
 const char *const pl_trace_mode_names[] = {"Add", "Propagate", NULL};

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "base/duration.h"
 #include "http1/http1.h"
 #include "policy.h"
 
@@ -294,6 +295,54 @@ static void test_retry_on(void **state)
 	assert_false(px_retry_on(gw, PX_CAUSE_STATUS, 500));
 	assert_true(px_retry_on(gw, PX_CAUSE_TIMEOUT, 0));
 	assert_false(px_retry_on(0, PX_CAUSE_CONNECT, 0));
+	/* gRPC codes: each name covers its one code, and no HTTP keyword covers a grpc-status. */
+	const unsigned un = PL_RETRY_GRPC_UNAVAILABLE, all = PL_RETRY_GRPC_CANCELLED | PL_RETRY_GRPC_DEADLINE_EXCEEDED |
+		PL_RETRY_GRPC_INTERNAL | PL_RETRY_GRPC_RESOURCE_EXHAUSTED | PL_RETRY_GRPC_UNAVAILABLE;
+	assert_true(px_retry_on(un, PX_CAUSE_GRPC, 14));
+	assert_false(px_retry_on(un, PX_CAUSE_GRPC, 4));
+	assert_false(px_retry_on(un, PX_CAUSE_STATUS, 503));
+	assert_false(px_retry_on(un, PX_CAUSE_CONNECT, 0));
+	assert_true(px_retry_on(PL_RETRY_GRPC_CANCELLED, PX_CAUSE_GRPC, 1));
+	assert_true(px_retry_on(PL_RETRY_GRPC_DEADLINE_EXCEEDED, PX_CAUSE_GRPC, 4));
+	assert_true(px_retry_on(PL_RETRY_GRPC_RESOURCE_EXHAUSTED, PX_CAUSE_GRPC, 8));
+	assert_true(px_retry_on(PL_RETRY_GRPC_INTERNAL, PX_CAUSE_GRPC, 13));
+	for (int code = 0; code <= 16; code++)
+		if (code != 1 && code != 4 && code != 8 && code != 13 && code != 14)
+			assert_false(px_retry_on(all, PX_CAUSE_GRPC, code));
+	assert_false(px_retry_on(x5 | gw, PX_CAUSE_GRPC, 14));
+}
+
+/* grpc-timeout: every unit, and what is not a timeout (no unit, too many digits, a sign). */
+static void test_grpc_timeout(void **state)
+{
+	(void)state;
+	assert_int_equal(px_grpc_timeout("1H", 2), 3600 * PL_NS_PER_S);
+	assert_int_equal(px_grpc_timeout("2M", 2), 120 * PL_NS_PER_S);
+	assert_int_equal(px_grpc_timeout("5S", 2), 5 * PL_NS_PER_S);
+	assert_int_equal(px_grpc_timeout("300m", 4), 300 * PL_NS_PER_MS);
+	assert_int_equal(px_grpc_timeout("7u", 2), 7000);
+	assert_int_equal(px_grpc_timeout("99999999n", 9), 99999999);
+	assert_int_equal(px_grpc_timeout("100", 3), 0);
+	assert_int_equal(px_grpc_timeout("m", 1), 0);
+	assert_int_equal(px_grpc_timeout("123456789m", 10), 0);
+	assert_int_equal(px_grpc_timeout("-5S", 3), 0);
+	assert_int_equal(px_grpc_timeout("5s", 2), 0);
+	assert_int_equal(px_grpc_timeout(NULL, 0), 0);
+	/* the length bounds the read: "5S" inside a longer buffer */
+	assert_int_equal(px_grpc_timeout("5Sxx", 2), 5 * PL_NS_PER_S);
+}
+
+/* The proxy's own answers, as a gRPC caller reads them. */
+static void test_grpc_code(void **state)
+{
+	(void)state;
+	assert_int_equal(px_grpc_code(403), 7);
+	assert_int_equal(px_grpc_code(404), 12);
+	assert_int_equal(px_grpc_code(429), 14);
+	assert_int_equal(px_grpc_code(503), 14);
+	assert_int_equal(px_grpc_code(504), 4);
+	assert_int_equal(px_grpc_code(400), 13);
+	assert_int_equal(px_grpc_code(418), 2);
 }
 
 static void test_fault(void **state)
@@ -328,6 +377,8 @@ int main(void)
 		cmocka_unit_test(test_outlier),
 		cmocka_unit_test(test_outlier_unreachable),
 		cmocka_unit_test(test_fault),
+		cmocka_unit_test(test_grpc_timeout),
+		cmocka_unit_test(test_grpc_code),
 		cmocka_unit_test(test_retry_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

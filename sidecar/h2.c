@@ -1,0 +1,1389 @@
+/* HTTP/2 sessions: a downstream connection's streams, each a request that meets its route's policy and
+ * goes on over a multiplexed upstream connection chosen per request (per-request balancing), with
+ * flow control end to end: a window reopens only once the bytes moved on. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/duration.h"
+#include "base/log.h"
+#include "h2/h2.h"
+#include "pki/tls.h"
+#include "l7.h"
+#include "orig.h"
+
+/* The request body kept for a retry: beyond this it streams and cannot be replayed. */
+#define REPLAY_MAX (64 * 1024)
+/* Bytes of frames waiting for the socket before the session stops producing more. */
+#define OUT_HIGH (64 * 1024)
+/* An upstream connection with no stream for this long is closed. */
+#define UP_IDLE_NS (60 * PL_NS_PER_S)
+#define MAX_FIELDS 128
+
+enum { C_CONNECT, C_HANDSHAKE, C_READY };
+
+typedef struct px_h2c px_h2c;
+typedef struct px_h2s px_h2s;
+
+typedef struct h2pool {
+	char key[80];
+	int dir;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool tls;
+	px_h2c *conns;
+} h2pool;
+
+/* One HTTP/2 connection: downstream (we serve) or upstream (we call). */
+struct px_h2c {
+	proxy *px;
+	int dir;
+	bool server;
+	int state;
+	bool dead;                  /* closed once the current event is handled */
+	bool dirty;                 /* frames may be due: flushed after the current event */
+	px_side s;
+	pl_h2 *h;
+	pl_buf out;
+	size_t out_off;
+	pl_ev_timer timer;          /* connect, handshake, idle */
+	int64_t last_active;
+	px_h2s *streams;            /* its streams (downstream) or attempts (upstream) */
+	uint32_t nstreams;
+	px_h2s *wait;               /* upstream, dialling: streams waiting for it */
+	px_h2c *dnext;              /* the dirty list */
+	px_h2c *prev, *next;        /* downstream: the proxy's list; upstream: its pool's */
+	/* downstream */
+	struct sockaddr_storage orig;
+	socklen_t origlen;
+	char *peer_id;
+	bool down_tls;
+	/* upstream */
+	h2pool *pool;
+	px_mesh *mesh;              /* the directory the peer's identity is checked against */
+	bool endpoint;
+};
+
+/* One request: its downstream stream and the upstream stream of its current attempt. */
+struct px_h2s {
+	px_req rq;
+	px_h2c *dc, *uc;
+	int32_t did, uid;
+	px_h2s *dprev, *dnext, *uprev, *unext, *wnext;
+	pl_ev_timer timer;          /* fault delay, deadlines */
+	bool delaying;
+	int64_t delay_until;
+	/* the request as it goes upstream */
+	char *hb;
+	pl_h2_field *rf;
+	size_t nrf;
+	pl_buf body;                /* body bytes; [0, body_off) sent in this attempt */
+	size_t body_off;
+	size_t consumed;            /* of body, handed back to the client's window */
+	bool req_end, trimmed;
+	bool grpc;
+	int gcode;                  /* the answer's grpc-status; -1 while none was seen */
+	/* the response */
+	bool resp_started, resp_end, local;
+	pl_buf resp;
+	size_t resp_off;
+	char *tb;                   /* trailers: fields and their bytes */
+	pl_h2_field *tf;
+	size_t ntf;
+	pl_h2_field lf[6];          /* a local answer's fields */
+	char lbuf[4][64];
+};
+
+struct px_h2_all {
+	px_h2c *downs;
+	px_h2c *dirty;
+	px_h2c *dead;               /* closed, freed once the current event is handled */
+	pl_hmap pools;
+	int depth;                  /* nested event handling: flush and close only at depth 0 */
+};
+
+static px_log_rate log_rate;
+static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
+
+static const pl_h2_cbs down_cbs, up_cbs;
+static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev);
+static void conn_timer(pl_ev_loop *loop, void *data);
+static void stream_timer(pl_ev_loop *loop, void *data);
+static void start_attempt(px_h2s *s);
+static void local_answer(px_h2s *s, int status, const px_refusal *r);
+
+static struct px_h2_all *all(proxy *px)
+{
+	if (!px->h2) {
+		px->h2 = calloc(1, sizeof(struct px_h2_all));
+		if (!px->h2)
+			abort();
+	}
+	return px->h2;
+}
+
+static void mark(px_h2c *c)
+{
+	if (!c || c->dirty)
+		return;
+	c->dirty = true;
+	struct px_h2_all *a = all(c->px);
+	c->dnext = a->dirty;
+	a->dirty = c;
+}
+
+static bool field_is(const pl_h2_field *f, const char *name)
+{
+	size_t n = strlen(name);
+	return f->namelen == n && memcmp(f->name, name, n) == 0;
+}
+
+static const pl_h2_field *find(const pl_h2_field *f, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (field_is(&f[i], name))
+			return &f[i];
+	return NULL;
+}
+
+/* Copies fields and their bytes into one allocation each: *bytes and the returned array. */
+static pl_h2_field *copy_fields(const pl_h2_field *f, size_t n, char **bytes)
+{
+	size_t total = 1;
+	for (size_t i = 0; i < n; i++)
+		total += f[i].namelen + f[i].valuelen + 2;
+	char *b = malloc(total);
+	pl_h2_field *o = calloc(n ? n : 1, sizeof(*o));
+	if (!b || !o)
+		abort();
+	char *p = b;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, f[i].name, f[i].namelen);
+		p[f[i].namelen] = 0;
+		o[i].name = p;
+		o[i].namelen = f[i].namelen;
+		p += f[i].namelen + 1;
+		memcpy(p, f[i].value, f[i].valuelen);
+		p[f[i].valuelen] = 0;
+		o[i].value = p;
+		o[i].valuelen = f[i].valuelen;
+		p += f[i].valuelen + 1;
+	}
+	*bytes = b;
+	return o;
+}
+
+/* --- connections --- */
+
+static px_h2c *conn_new(proxy *px, int dir, bool server)
+{
+	px_h2c *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->px = px;
+	c->dir = dir;
+	c->server = server;
+	c->s.fd = -1;
+	pl_ev_io_init(&c->s.io, conn_io, c);
+	pl_ev_timer_init(&c->timer, conn_timer, c);
+	return c;
+}
+
+static void stream_free(px_h2s *s);
+static void up_gone(px_h2s *s, uint32_t code, int cause, const char *detail);
+
+static void list_del_down(px_h2s *s)
+{
+	if (!s->dc)
+		return;
+	if (s->dprev)
+		s->dprev->dnext = s->dnext;
+	else
+		s->dc->streams = s->dnext;
+	if (s->dnext)
+		s->dnext->dprev = s->dprev;
+	s->dprev = s->dnext = NULL;
+	px_h2c *c = s->dc;
+	if (--c->nstreams == 0 && !c->dead) {
+		c->last_active = pl_ev_now(c->px->loop);
+		pl_ev_timer_start(c->px->loop, &c->timer, c->px->idle_timeout_ns);
+	}
+	s->dc = NULL;
+	s->did = 0;
+}
+
+static void list_del_up(px_h2s *s)
+{
+	if (!s->uc)
+		return;
+	px_h2c *c = s->uc;
+	if (s->uid) {
+		if (s->uprev)
+			s->uprev->unext = s->unext;
+		else
+			c->streams = s->unext;
+		if (s->unext)
+			s->unext->uprev = s->uprev;
+		c->nstreams--;
+		if (c->nstreams == 0 && c->state == C_READY && !c->dead) {
+			c->last_active = pl_ev_now(c->px->loop);
+			pl_ev_timer_start(c->px->loop, &c->timer, UP_IDLE_NS);
+		}
+	} else {
+		for (px_h2s **pp = &c->wait; *pp; pp = &(*pp)->wnext)
+			if (*pp == s) {
+				*pp = s->wnext;
+				break;
+			}
+	}
+	s->uprev = s->unext = s->wnext = NULL;
+	s->uc = NULL;
+	s->uid = 0;
+}
+
+/* Closes c now: its streams learn that their connection is gone. */
+static void conn_close(px_h2c *c, const char *why)
+{
+	proxy *px = c->px;
+	struct px_h2_all *a = all(px);
+
+	c->dead = true;
+	if (c->server) {
+		while (c->streams) {
+			px_h2s *s = c->streams;
+			list_del_down(s);
+			stream_free(s);
+		}
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			a->downs = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		px->m.conns_open[c->dir][c->down_tls]--;
+		px->nconns--;
+	} else {
+		while (c->wait) {
+			px_h2s *s = c->wait;
+			c->wait = s->wnext;
+			s->wnext = NULL;
+			s->uc = NULL;
+			up_gone(s, PL_H2_REFUSED_STREAM, c->state == C_READY ? PX_CAUSE_RESET : PX_CAUSE_CONNECT, why);
+		}
+		while (c->streams) {
+			px_h2s *s = c->streams;
+			list_del_up(s);
+			up_gone(s, PL_H2_INTERNAL_ERROR, PX_CAUSE_RESET, why);
+		}
+		if (c->pool) {
+			if (c->prev)
+				c->prev->next = c->next;
+			else
+				c->pool->conns = c->next;
+			if (c->next)
+				c->next->prev = c->prev;
+		}
+		if (c->mesh)
+			px_mesh_unref(c->mesh);
+	}
+	/* Off the dirty list. */
+	for (px_h2c **pp = &a->dirty; *pp; pp = &(*pp)->dnext)
+		if (*pp == c) {
+			*pp = c->dnext;
+			break;
+		}
+	pl_ev_timer_stop(px->loop, &c->timer);
+	if (c->s.fd >= 0) {
+		pl_ev_io_stop(px->loop, &c->s.io);
+		pl_tls_free(c->s.tls);
+		close(c->s.fd);
+	}
+	c->s.fd = -1;
+	/* Freed later: callers up the stack may still look at c->dead. */
+	c->dnext = a->dead;
+	a->dead = c;
+	if (px->draining && !px->drain_listening && px->nconns == 0)
+		px->stop = true;
+}
+
+static void conn_free(px_h2c *c)
+{
+	pl_h2_free(c->h);
+	pl_buf_free(&c->out);
+	free(c->peer_id);
+	free(c);
+}
+
+/* Writes what the session has due, as far as the socket takes it. */
+static void conn_flush(px_h2c *c)
+{
+	if (c->dead || !c->h || c->state != C_READY)
+		return;
+	for (;;) {
+		while (c->out.len - c->out_off < OUT_HIGH) {
+			const uint8_t *p;
+			ssize_t n = pl_h2_send(c->h, &p);
+			if (n < 0) {
+				conn_close(c, "HTTP/2 session error");
+				return;
+			}
+			if (n == 0)
+				break;
+			pl_buf_append(&c->out, p, (size_t)n);
+		}
+		if (c->out_off == c->out.len) {
+			c->out.len = c->out_off = 0;
+			break;
+		}
+		ssize_t w = px_side_send(&c->s, c->out.data + c->out_off, c->out.len - c->out_off);
+		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
+			c->s.want_w = (int)w;
+			break;
+		}
+		if (w < 0) {
+			conn_close(c, strerror((int)-w));
+			return;
+		}
+		c->s.want_w = 0;
+		c->out_off += (size_t)w;
+	}
+	if (!pl_h2_alive(c->h) && c->out_off == c->out.len) {
+		conn_close(c, "connection done");
+		return;
+	}
+	uint32_t mask = EPOLLIN;
+	if (c->out_off < c->out.len)
+		mask |= c->s.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+	pl_ev_io_set(c->px->loop, &c->s.io, mask);
+}
+
+/* After every event: flush the connections that have frames due (flushing one may make another due). */
+static void settle(proxy *px)
+{
+	struct px_h2_all *a = all(px);
+
+	if (a->depth)
+		return;
+	while (a->dirty) {
+		px_h2c *c = a->dirty;
+		a->dirty = c->dnext;
+		c->dirty = false;
+		conn_flush(c);
+	}
+	while (a->dead) {
+		px_h2c *c = a->dead;
+		a->dead = c->dnext;
+		conn_free(c);
+	}
+}
+
+static void conn_read(px_h2c *c)
+{
+	uint8_t buf[16384];
+
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = px_side_recv(&c->s, buf, sizeof(buf));
+		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
+			return;
+		if (n <= 0) {
+			conn_close(c, n == 0 ? "closed by the peer" : strerror((int)-n));
+			return;
+		}
+		const char *why = NULL;
+		c->last_active = pl_ev_now(c->px->loop);
+		if (pl_h2_recv(c->h, buf, (size_t)n, &why) < 0) {
+			if (log_allowed(c->px))
+				log_info("%s HTTP/2 connection error: %s", px_dirs[c->dir]->name, why);
+			mark(c);
+			conn_flush(c); /* the GOAWAY */
+			if (!c->dead)
+				conn_close(c, why);
+			return;
+		}
+		mark(c);
+		if ((size_t)n < sizeof(buf) && !(c->s.tls && pl_tls_pending(c->s.tls)))
+			return;
+	}
+}
+
+static void up_ready(px_h2c *c);
+static void up_handshake(px_h2c *c);
+
+static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
+{
+	px_h2c *c = data;
+	proxy *px = c->px;
+	(void)loop;
+
+	all(px)->depth++;
+	if (c->state == C_CONNECT) {
+		int err = px_dial_result(px, c->dir, c->s.fd);
+		if (err) {
+			all(px)->depth--;
+			conn_close(c, strerror(err));
+			settle(px);
+			return;
+		}
+		if (!c->pool->tls) {
+			up_ready(c);
+		} else {
+			const char *why = NULL;
+			c->s.tls = px_dial_tls(px, c->s.fd, &why);
+			if (!c->s.tls) {
+				all(px)->depth--;
+				conn_close(c, why);
+				settle(px);
+				return;
+			}
+			c->state = C_HANDSHAKE;
+			pl_ev_timer_start(px->loop, &c->timer, px->set.handshake_timeout_ns);
+			up_handshake(c);
+		}
+	} else if (c->state == C_HANDSHAKE) {
+		up_handshake(c);
+	} else {
+		if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			conn_read(c);
+		if (!c->dead)
+			mark(c);
+	}
+	all(px)->depth--;
+	/* Closing was deferred while callbacks ran: dead connections are already freed by conn_close. */
+	settle(px);
+}
+
+static void conn_timer(pl_ev_loop *loop, void *data)
+{
+	px_h2c *c = data;
+	proxy *px = c->px;
+	(void)loop;
+
+	if (c->state == C_CONNECT) {
+		px->m.connect_fail[c->dir]++;
+		conn_close(c, "connect timed out");
+	} else if (c->state == C_HANDSHAKE) {
+		px->m.tls_fail[c->dir][PX_TLSF_TIMEOUT]++;
+		conn_close(c, "no handshake within the timeout");
+	} else if (c->nstreams == 0) {
+		int64_t limit = c->server ? px->idle_timeout_ns : UP_IDLE_NS;
+		int64_t idle = pl_ev_now(px->loop) - c->last_active;
+		if (idle < limit) {
+			pl_ev_timer_start(px->loop, &c->timer, limit - idle);
+			return;
+		}
+		pl_h2_goaway(c->h, PL_H2_NO_ERROR);
+		mark(c);
+	}
+	settle(px);
+}
+
+/* --- upstream connections --- */
+
+static h2pool *pool_get(proxy *px, int dir, const px_target *t)
+{
+	char ip[INET6_ADDRSTRLEN], key[80];
+	struct px_h2_all *a = all(px);
+
+	px_addr_ip(&t->addr, ip, sizeof(ip));
+	snprintf(key, sizeof(key), "%c|%s|%d|%c", dir == PX_OUT ? 'o' : 'i', ip, px_addr_port(&t->addr),
+		 t->tls ? 't' : 'p');
+	h2pool *p = pl_hmap_get(&a->pools, key);
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		abort();
+	memcpy(p->key, key, sizeof(key));
+	p->dir = dir;
+	p->addr = t->addr;
+	p->addrlen = t->addrlen;
+	p->tls = t->tls;
+	pl_hmap_put(&a->pools, p->key, p);
+	return p;
+}
+
+static void submit(px_h2s *s);
+
+static void up_ready(px_h2c *c)
+{
+	proxy *px = c->px;
+	char lbl[96];
+
+	pl_ev_timer_stop(px->loop, &c->timer);
+	c->state = C_READY;
+	c->h = pl_h2_new(false, &up_cbs, c, NULL);
+	pl_ev_io_set(px->loop, &c->s.io, EPOLLIN);
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", px_dirs[c->dir]->name, c->s.tls ? "true" : "false");
+	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
+	while (c->wait) {
+		px_h2s *s = c->wait;
+		c->wait = s->wnext;
+		s->wnext = NULL;
+		submit(s);
+	}
+	mark(c);
+}
+
+static void up_handshake(px_h2c *c)
+{
+	proxy *px = c->px;
+	char err[2300] = "";
+	int fail = PX_TLSF_OTHER;
+	const px_mesh *m = c->mesh ? c->mesh : px->mesh;
+	int r = px_dial_handshake(px, &c->s, m ? &m->dir : NULL, &c->pool->addr, &fail, err, sizeof(err));
+
+	if (r == 0)
+		return;
+	if (r < 0) {
+		px->m.tls_fail[c->dir][fail]++;
+		/* The waiting streams fail as mTLS failures: a pod address now another pod's goes on elsewhere. */
+		while (c->wait) {
+			px_h2s *s = c->wait;
+			c->wait = s->wnext;
+			s->wnext = NULL;
+			s->uc = NULL;
+			up_gone(s, PL_H2_REFUSED_STREAM, PX_CAUSE_TLS, err);
+		}
+		conn_close(c, err);
+		return;
+	}
+	up_ready(c);
+}
+
+/* A connection of the pool with room for one more stream, or a new one being dialled; NULL with
+ * *err when the dial failed at once. */
+static px_h2c *pool_conn(h2pool *p, px_h2s *s, int *err)
+{
+	proxy *px = s->rq.px;
+
+	for (px_h2c *c = p->conns; c; c = c->next) {
+		if (c->dead || (c->h && pl_h2_closing(c->h)))
+			continue;
+		if (c->state != C_READY || c->nstreams < pl_h2_peer_max_streams(c->h))
+			return c;
+	}
+	px_h2c *c = conn_new(px, p->dir, false);
+	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &c->s.fd);
+	if (c->s.fd < 0 || r < 0) {
+		if (c->s.fd >= 0)
+			close(c->s.fd);
+		free(c);
+		*err = -r;
+		return NULL;
+	}
+	c->pool = p;
+	c->endpoint = s->rq.endpoint;
+	c->mesh = s->rq.mesh;
+	if (c->mesh)
+		c->mesh->refs++;
+	c->next = p->conns;
+	if (p->conns)
+		p->conns->prev = c;
+	p->conns = c;
+	if (pl_ev_io_start(px->loop, &c->s.io, c->s.fd, EPOLLOUT) < 0)
+		abort();
+	c->state = C_CONNECT;
+	int64_t to = s->rq.endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
+			     px->set.endpoint_connect_timeout_ns < px->set.connect_timeout_ns
+		     ? px->set.endpoint_connect_timeout_ns
+		     : px->set.connect_timeout_ns;
+	pl_ev_timer_start(px->loop, &c->timer, to);
+	return c;
+}
+
+/* --- streams --- */
+
+static void stream_free(px_h2s *s)
+{
+	proxy *px = s->rq.px;
+
+	if (s->uc && s->uid) {
+		pl_h2_set_stream(s->uc->h, s->uid, NULL);
+		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
+		mark(s->uc);
+	}
+	list_del_up(s);
+	if (s->dc && s->did) {
+		pl_h2_set_stream(s->dc->h, s->did, NULL);
+		pl_h2_reset(s->dc->h, s->did, PL_H2_CANCEL);
+		mark(s->dc);
+	}
+	list_del_down(s);
+	pl_ev_timer_stop(px->loop, &s->timer);
+	px_req_clear(&s->rq);
+	pl_buf_free(&s->body);
+	pl_buf_free(&s->resp);
+	free(s->hb);
+	free(s->rf);
+	free(s->tb);
+	free(s->tf);
+	free(s);
+}
+
+static bool replayable(const px_h2s *s) { return !s->trimmed; }
+
+static void arm_deadline(px_h2s *s)
+{
+	proxy *px = s->rq.px;
+	int64_t when = s->rq.deadline;
+
+	if (s->rq.try_deadline && (!when || s->rq.try_deadline < when))
+		when = s->rq.try_deadline;
+	if (when)
+		pl_ev_timer_start(px->loop, &s->timer, when > pl_ev_now(px->loop) ? when - pl_ev_now(px->loop) : 0);
+	else
+		pl_ev_timer_stop(px->loop, &s->timer);
+}
+
+/* The current attempt is over before its response went down: retry, or answer. */
+static void attempt_failed(px_h2s *s, int cause, const char *detail)
+{
+	px_req *rq = &s->rq;
+
+	px_req_outlier(rq, true);
+	if (px_req_unreachable(rq, replayable(s), cause, detail)) {
+		start_attempt(s);
+		return;
+	}
+	if (px_req_retry(rq, replayable(s), cause, 0)) {
+		start_attempt(s);
+		return;
+	}
+	const char *to = rq->backend ? rq->backend : rq->service[0] ? rq->service : "the app";
+	px_refusal r = {.cause = px_cause_word(cause)};
+	if (cause == PX_CAUSE_TIMEOUT)
+		snprintf(r.msg, sizeof(r.msg), "no response from %s within the per-try timeout (%d attempts)", to,
+			 rq->attempts);
+	else
+		snprintf(r.msg, sizeof(r.msg), "%s to %s: %s (%d attempt%s)", r.cause, to, detail, rq->attempts,
+			 rq->attempts == 1 ? "" : "s");
+	local_answer(s, cause == PX_CAUSE_TIMEOUT ? 504 : cause == PX_CAUSE_CONNECT || cause == PX_CAUSE_TLS ? 503 : 502,
+		     &r);
+}
+
+/* The upstream stream of s is gone (reset, or its connection): before the response went down the
+ * attempt failed; after, the client's stream is reset too. */
+static void up_gone(px_h2s *s, uint32_t code, int cause, const char *detail)
+{
+	if (s->local)
+		return;
+	if (!s->resp_started) {
+		/* REFUSED_STREAM: the server never processed it (RFC 9113 8.7): once more, free. */
+		if (code == PL_H2_REFUSED_STREAM && cause == PX_CAUSE_RESET && !s->rq.stale_retried && replayable(s)) {
+			s->rq.stale_retried = true;
+			s->rq.attempts--;
+			start_attempt(s);
+			return;
+		}
+		char d[160];
+		snprintf(d, sizeof(d), "%s%s%s", detail ? detail : "", detail ? ": " : "", pl_h2_code_name(code));
+		attempt_failed(s, cause, code ? d : detail ? detail : "stream closed");
+		return;
+	}
+	if (!s->resp_end && s->dc && s->did) {
+		pl_h2_reset(s->dc->h, s->did, code ? code : PL_H2_INTERNAL_ERROR);
+		mark(s->dc);
+	}
+}
+
+/* Sends the request on c (ready). */
+static void submit(px_h2s *s)
+{
+	px_h2c *c = s->uc;
+	bool body = !s->req_end || s->body.len > 0;
+
+	s->body_off = 0;
+	int32_t id = pl_h2_request(c->h, s->rf, s->nrf, body, s);
+	if (id < 0) {
+		s->uc = NULL;
+		attempt_failed(s, PX_CAUSE_RESET, "the upstream connection takes no new streams");
+		return;
+	}
+	s->uid = id;
+	s->unext = c->streams;
+	if (c->streams)
+		c->streams->uprev = s;
+	c->streams = s;
+	c->nstreams++;
+	pl_ev_timer_stop(c->px->loop, &c->timer);
+	mark(c);
+}
+
+static void start_attempt(px_h2s *s)
+{
+	px_req *rq = &s->rq;
+	proxy *px = rq->px;
+	px_refusal r = {0};
+	px_target t;
+	int err = 0;
+
+	rq->attempts++;
+	s->resp.len = s->resp_off = 0;
+	int status = px_dirs[rq->dir]->http->target(rq, &t, &r);
+	if (status) {
+		local_answer(s, status, &r);
+		return;
+	}
+	if (rq->alog)
+		px_alog_upstream(rq, &t.addr);
+	const pl_retries *rt = rq->route ? &rq->route->retries : NULL;
+	rq->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
+	arm_deadline(s);
+	h2pool *p = pool_get(px, rq->dir, &t);
+	px_h2c *c = pool_conn(p, s, &err);
+	if (!c) {
+		attempt_failed(s, PX_CAUSE_CONNECT, strerror(err));
+		return;
+	}
+	s->uc = c;
+	if (c->state != C_READY) {
+		s->wnext = c->wait;
+		c->wait = s;
+		return;
+	}
+	submit(s);
+}
+
+/* --- local answers --- */
+
+static void set_field(pl_h2_field *f, const char *name, const char *value)
+{
+	f->name = name;
+	f->namelen = strlen(name);
+	f->value = value;
+	f->valuelen = strlen(value);
+}
+
+/* The proxy answers s itself: gRPC callers get a trailers-only answer with grpc-status. */
+static void local_answer(px_h2s *s, int status, const px_refusal *r)
+{
+	px_req *rq = &s->rq;
+
+	if (s->uc && s->uid) {
+		pl_h2_set_stream(s->uc->h, s->uid, NULL);
+		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
+		mark(s->uc);
+	}
+	list_del_up(s);
+	pl_ev_timer_stop(rq->px->loop, &s->timer);
+	px_req_local(rq, status, r);
+	s->local = true;
+	if (!s->dc || !s->did)
+		return;
+	size_t n = 0;
+	snprintf(s->lbuf[0], sizeof(s->lbuf[0]), "%d", s->grpc ? 200 : status);
+	set_field(&s->lf[n++], ":status", s->lbuf[0]);
+	s->resp.len = s->resp_off = 0;
+	if (s->grpc) {
+		set_field(&s->lf[n++], "content-type", "application/grpc");
+		s->gcode = px_grpc_code(status);
+		snprintf(s->lbuf[1], sizeof(s->lbuf[1]), "%d", s->gcode);
+		set_field(&s->lf[n++], "grpc-status", s->lbuf[1]);
+		/* grpc-message is percent-encoded text: the cause is plain ASCII words. */
+		snprintf(s->lbuf[2], sizeof(s->lbuf[2]), "pillion: %s", r->cause);
+		for (char *p = s->lbuf[2]; *p; p++)
+			if (*p == ' ')
+				*p = '-';
+		set_field(&s->lf[n++], "grpc-message", s->lbuf[2]);
+		set_field(&s->lf[n++], "pillion-proxy-error", r->cause);
+		pl_h2_response(s->dc->h, s->did, s->lf, n, false);
+	} else {
+		set_field(&s->lf[n++], "content-type", "text/plain; charset=utf-8");
+		set_field(&s->lf[n++], "pillion-proxy-error", r->cause);
+		if (r->retry_after_s) {
+			snprintf(s->lbuf[3], sizeof(s->lbuf[3]), "%lld", (long long)r->retry_after_s);
+			set_field(&s->lf[n++], "retry-after", s->lbuf[3]);
+		}
+		pl_buf_printf(&s->resp, "%s\n", r->msg);
+		s->resp_end = true;
+		pl_h2_response(s->dc->h, s->did, s->lf, n, true);
+	}
+	s->resp_started = true;
+	mark(s->dc);
+}
+
+/* --- the request --- */
+
+static enum pl_h1_method method_id(const pl_h2_field *f)
+{
+	static const char *const names[] = {NULL, "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+					    "TRACE", "PATCH"};
+	for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+		if (field_is(&(pl_h2_field){f->value, NULL, f->valuelen, 0}, names[i]))
+			return (enum pl_h1_method)i;
+	return PL_H1_OTHER;
+}
+
+static pl_h1_str span(const char *p, size_t n) { return (pl_h1_str){p, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n)}; }
+
+/* Whether a request field goes on upstream: the pseudo-fields and end-to-end ones do; te only as
+ * "trailers" (nghttp2 refused the connection-specific ones already). */
+static bool field_forwarded(const pl_h2_field *f, bool drop_trace)
+{
+	if (drop_trace && (field_is(f, "traceparent") || field_is(f, "tracestate")))
+		return false;
+	return true;
+}
+
+static void request_head(px_h2c *c, int32_t id, const pl_h2_field *f, size_t n, bool end)
+{
+	proxy *px = c->px;
+	px_h2s *s = calloc(1, sizeof(*s));
+	pl_h1_header hdrs[MAX_FIELDS];
+	pl_h1_msg m = {0};
+	px_refusal r = {0};
+
+	if (!s)
+		abort();
+	s->rq.px = px;
+	s->rq.dir = c->dir;
+	s->rq.down_fd = c->s.fd;
+	s->rq.orig = c->orig;
+	s->rq.origlen = c->origlen;
+	s->rq.peer_id = c->peer_id;
+	s->rq.h2 = true;
+	s->rq.service = "";
+	s->gcode = -1;
+	s->dc = c;
+	s->did = id;
+	s->req_end = end;
+	pl_ev_timer_init(&s->timer, stream_timer, s);
+	s->dnext = c->streams;
+	if (c->streams)
+		c->streams->dprev = s;
+	c->streams = s;
+	c->nstreams++;
+	pl_ev_timer_stop(px->loop, &c->timer);
+	pl_h2_set_stream(c->h, id, s);
+
+	/* The request as the shared policy sees it: an HTTP/1 view of the head. */
+	const pl_h2_field *path = NULL, *auth = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (field_is(&f[i], ":method")) {
+			m.method = span(f[i].value, f[i].valuelen);
+			m.method_id = method_id(&f[i]);
+		} else if (field_is(&f[i], ":path")) {
+			path = &f[i];
+		} else if (field_is(&f[i], ":authority")) {
+			auth = &f[i];
+		} else if (f[i].namelen && f[i].name[0] != ':' && m.nheaders < MAX_FIELDS) {
+			hdrs[m.nheaders++] = (pl_h1_header){span(f[i].name, f[i].namelen), span(f[i].value, f[i].valuelen)};
+			if (field_is(&f[i], "host") && !auth)
+				auth = &f[i];
+		}
+	}
+	const pl_h2_field *ct = find(f, n, "content-type");
+	s->grpc = ct && ct->valuelen >= 16 && strncasecmp(ct->value, "application/grpc", 16) == 0;
+	m.headers = hdrs;
+	m.minor = 1;
+	m.keep_alive = true;
+	if (auth)
+		m.host = span(auth->value, auth->valuelen);
+	px_req_begin(&s->rq);
+	if (!px->config) {
+		r.cause = "not ready";
+		snprintf(r.msg, sizeof(r.msg), "the proxy has no valid config yet");
+		local_answer(s, 503, &r);
+		return;
+	}
+	if (m.method_id == PL_H1_CONNECT || !path) {
+		r.cause = "method not allowed";
+		snprintf(r.msg, sizeof(r.msg), "CONNECT is not proxied: the mesh already tunnels every connection");
+		local_answer(s, 405, &r);
+		return;
+	}
+	m.target = span(path->value, path->valuelen);
+	const char *q = memchr(path->value, '?', path->valuelen);
+	m.path = span(path->value, q ? (size_t)(q - path->value) : path->valuelen);
+	char norm[PL_H1_DEFAULT_MAX_LINE];
+	int nl = px_path_normalize(m.path, norm, sizeof(norm));
+	if (nl < 0) {
+		r.cause = "bad request";
+		snprintf(r.msg, sizeof(r.msg), "the path holds an encoded slash, backslash or dot, which is refused");
+		local_answer(s, 400, &r);
+		return;
+	}
+	char tfield[80];
+	bool drop_trace;
+	int status = px_req_policy(&s->rq, &m, (pl_h1_str){norm, (uint32_t)nl}, &r, tfield, &drop_trace);
+	if (status) {
+		local_answer(s, status, &r);
+		return;
+	}
+
+	/* The fields as they go upstream, with the trace context of ours when we started one. */
+	pl_h2_field out[MAX_FIELDS + 8];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < MAX_FIELDS; i++)
+		if (field_forwarded(&f[i], drop_trace))
+			out[k++] = f[i];
+	if (tfield[0]) {
+		/* tfield is "traceparent: <value>\r\n" */
+		const char *v = strchr(tfield, ':');
+		size_t vl = v ? strcspn(v + 2, "\r\n") : 0;
+		if (v)
+			out[k++] = (pl_h2_field){"traceparent", v + 2, 11, vl};
+	}
+	s->rf = copy_fields(out, k, &s->hb);
+	s->nrf = k;
+
+	const pl_h2_field *gto = find(f, n, "grpc-timeout");
+	int64_t gt = gto ? px_grpc_timeout(gto->value, gto->valuelen) : 0;
+	if (gt && (!s->rq.deadline || s->rq.t_start + gt < s->rq.deadline))
+		s->rq.deadline = s->rq.t_start + gt;
+	if (s->rq.fault_abort) {
+		r.cause = "fault injected";
+		snprintf(r.msg, sizeof(r.msg), "an abort injected by route \"%s\" of TrafficPolicy %s",
+			 px_req_route_name(&s->rq), s->rq.op->policy);
+		local_answer(s, s->rq.fault_abort, &r);
+		return;
+	}
+	if (s->rq.fault_delay_ns) {
+		/* The request's deadline runs during the delay too. */
+		s->delaying = true;
+		s->delay_until = s->rq.t_start + s->rq.fault_delay_ns;
+		int64_t when = s->rq.deadline && s->rq.deadline < s->delay_until ? s->rq.deadline : s->delay_until;
+		pl_ev_timer_start(px->loop, &s->timer, when - s->rq.t_start);
+		return;
+	}
+	start_attempt(s);
+}
+
+static void stream_timer(pl_ev_loop *loop, void *data)
+{
+	px_h2s *s = data;
+	proxy *px = s->rq.px;
+	(void)loop;
+
+	all(px)->depth++;
+	if (s->delaying && !(s->rq.deadline && pl_ev_now(px->loop) >= s->rq.deadline)) {
+		s->delaying = false;
+		start_attempt(s);
+	} else if (!s->resp_started) {
+		s->delaying = false;
+		int64_t now = pl_ev_now(px->loop);
+		bool overall = s->rq.deadline && now >= s->rq.deadline;
+		if (s->uc && s->uid) {
+			pl_h2_set_stream(s->uc->h, s->uid, NULL);
+			pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
+			mark(s->uc);
+		}
+		list_del_up(s);
+		px_req_outlier(&s->rq, true);
+		if (!overall && px_req_retry(&s->rq, replayable(s), PX_CAUSE_TIMEOUT, 0)) {
+			start_attempt(s);
+		} else {
+			px_refusal r = {.cause = overall ? "timeout" : "per-try timeout"};
+			snprintf(r.msg, sizeof(r.msg), "no response within the %s (%d attempts)",
+				 overall ? "request's timeout" : "per-try timeout", s->rq.attempts);
+			local_answer(s, 504, &r);
+		}
+	} else if (s->dc && s->did) {
+		/* The response began but did not end within the request's timeout. */
+		pl_h2_reset(s->dc->h, s->did, PL_H2_CANCEL);
+		mark(s->dc);
+	}
+	all(px)->depth--;
+	settle(px);
+}
+
+/* --- session callbacks: downstream (we serve) --- */
+
+static void d_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head kind, const pl_h2_field *f, size_t n,
+		   bool end)
+{
+	px_h2c *c = ud;
+	px_h2s *s = sud;
+	(void)h;
+
+	if (kind == PL_H2_REQUEST && !s) {
+		request_head(c, id, f, n, end);
+		return;
+	}
+	/* Request trailers: gRPC clients send none; they end the body. */
+	if (s && end) {
+		s->req_end = true;
+		if (s->uc && s->uid)
+			pl_h2_resume(s->uc->h, s->uid), mark(s->uc);
+	}
+}
+
+static void d_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, size_t n)
+{
+	px_h2s *s = sud;
+	(void)ud;
+
+	if (!s || s->local) {
+		pl_h2_consume(h, id, n);
+		return;
+	}
+	pl_buf_append(&s->body, p, n);
+	if (s->uc && s->uid) {
+		pl_h2_resume(s->uc->h, s->uid);
+		mark(s->uc);
+	}
+}
+
+static void d_end(void *ud, pl_h2 *h, int32_t id, void *sud)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return;
+	s->req_end = true;
+	if (s->uc && s->uid) {
+		pl_h2_resume(s->uc->h, s->uid);
+		mark(s->uc);
+	}
+}
+
+static void d_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)code;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return;
+	s->did = 0;
+	list_del_down(s);
+	/* A stream the client reset before any answer is not a request that was answered. */
+	if (s->rq.status)
+		px_req_done(&s->rq);
+	if (s->grpc && s->gcode >= 0) {
+		char lbl[700];
+		snprintf(lbl, sizeof(lbl), "direction=\"%s\",service=\"%s\",route=\"%s\",grpc_status=\"%d\"",
+			 px_dirs[s->rq.dir]->name, s->rq.service, px_req_route_name(&s->rq), s->gcode);
+		px_stats_inc(s->rq.px, PX_F_GRPC, lbl);
+	}
+	stream_free(s);
+}
+
+/* The response body (or a local answer's) for the client. */
+static ssize_t d_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, size_t n, int *end)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return -2;
+	size_t k = s->resp.len - s->resp_off;
+	if (k > n)
+		k = n;
+	if (k)
+		memcpy(out, s->resp.data + s->resp_off, k);
+	s->resp_off += k;
+	if (s->resp_off == s->resp.len) {
+		s->resp.len = s->resp_off = 0;
+		if (s->resp_end)
+			*end = s->ntf ? PL_H2_END_TRAILERS : PL_H2_END;
+	}
+	if (k && s->uc && s->uid) {
+		pl_h2_consume(s->uc->h, s->uid, k);
+		mark(s->uc);
+	}
+	if (!k && !*end)
+		return PL_H2_DEFER;
+	if (s->rq.alog)
+		px_alog_count(&s->rq, true, k);
+	return (ssize_t)k;
+}
+
+static void d_trailers(void *ud, pl_h2 *h, int32_t id, void *sud, const pl_h2_field **f, size_t *n)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+	*f = s ? s->tf : NULL;
+	*n = s ? s->ntf : 0;
+}
+
+static void d_goaway(void *ud, pl_h2 *h, int32_t last, uint32_t code)
+{
+	(void)ud;
+	(void)h;
+	(void)last;
+	(void)code;
+}
+
+/* --- session callbacks: upstream (we call) --- */
+
+/* Response fields that go on to the client: all but the proxy's own (inbound strips them, as for HTTP/1). */
+static size_t response_fields(const px_h2s *s, const pl_h2_field *f, size_t n, pl_h2_field *out)
+{
+	size_t k = 0;
+	bool strip = px_dirs[s->rq.dir]->http->strips_own;
+
+	for (size_t i = 0; i < n && k < MAX_FIELDS; i++) {
+		if (strip && field_is(&f[i], "pillion-proxy-error"))
+			continue;
+		out[k++] = f[i];
+	}
+	return k;
+}
+
+static int status_of(const pl_h2_field *f, size_t n)
+{
+	const pl_h2_field *st = find(f, n, ":status");
+	return st && st->valuelen == 3 ? atoi(st->value) : 0;
+}
+
+static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head kind, const pl_h2_field *f, size_t n,
+		   bool end)
+{
+	px_h2s *s = sud;
+	(void)ud;
+
+	if (!s)
+		return;
+	if (kind == PL_H2_INFO)
+		return; /* 100 Continue and the like: the body flows anyway */
+	if (kind == PL_H2_TRAILERS) {
+		free(s->tb);
+		free(s->tf);
+		pl_h2_field out[MAX_FIELDS];
+		size_t k = response_fields(s, f, n, out);
+		s->tf = copy_fields(out, k, &s->tb);
+		s->ntf = k;
+		const pl_h2_field *g = find(f, n, "grpc-status");
+		if (g && g->valuelen && g->valuelen <= 2)
+			s->gcode = atoi(g->value);
+		s->resp_end = true;
+		if (s->dc && s->did) {
+			pl_h2_resume(s->dc->h, s->did);
+			mark(s->dc);
+		}
+		return;
+	}
+	int status = status_of(f, n);
+	/* A gRPC error comes as a trailers-only answer: nothing went down yet, so it may be retried. */
+	const pl_h2_field *gs = end && s->grpc ? find(f, n, "grpc-status") : NULL;
+	int gcode = gs && gs->valuelen && gs->valuelen <= 2 ? atoi(gs->value) : 0;
+	/* A peer proxy that could not reach its app says so: the request never reached an app, so it
+	 * goes on as after a connect failure, free, to another endpoint. */
+	const pl_h2_field *pe = find(f, n, "pillion-proxy-error");
+	if (px_dirs[s->rq.dir]->http->peer_unsent && s->uc && s->uc->s.tls && pe && (status == 503 || s->grpc) &&
+	    pe->valuelen == 15 && memcmp(pe->value, "connect failure", 15) == 0) {
+		pl_h2_set_stream(h, id, NULL);
+		pl_h2_reset(h, id, PL_H2_CANCEL);
+		list_del_up(s);
+		attempt_failed(s, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
+		return;
+	}
+	if (gs)
+		s->gcode = gcode;
+	px_req_outlier(&s->rq, status >= 500);
+	if ((status >= 500 && px_req_retry(&s->rq, replayable(s), PX_CAUSE_STATUS, status)) ||
+	    (gcode && px_req_retry(&s->rq, replayable(s), PX_CAUSE_GRPC, gcode))) {
+		pl_h2_set_stream(h, id, NULL);
+		pl_h2_reset(h, id, PL_H2_CANCEL);
+		list_del_up(s);
+		start_attempt(s);
+		return;
+	}
+	s->rq.status = status;
+	s->rq.deadline = s->rq.try_deadline = 0;
+	pl_ev_timer_stop(s->rq.px->loop, &s->timer);
+	s->resp_started = true;
+	s->resp_end = end;
+	if (!s->dc || !s->did)
+		return;
+	pl_h2_field out[MAX_FIELDS];
+	size_t k = response_fields(s, f, n, out);
+	pl_h2_response(s->dc->h, s->did, out, k, !end);
+	mark(s->dc);
+}
+
+static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, size_t n)
+{
+	px_h2s *s = sud;
+	(void)ud;
+
+	if (!s || !s->dc || !s->did) {
+		pl_h2_consume(h, id, n);
+		return;
+	}
+	pl_buf_append(&s->resp, p, n);
+	pl_h2_resume(s->dc->h, s->did);
+	mark(s->dc);
+}
+
+static void u_end(void *ud, pl_h2 *h, int32_t id, void *sud)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return;
+	s->resp_end = true;
+	if (s->dc && s->did) {
+		pl_h2_resume(s->dc->h, s->did);
+		mark(s->dc);
+	}
+}
+
+static void u_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return;
+	list_del_up(s);
+	if (code == 0 && s->resp_end)
+		return;
+	up_gone(s, code ? code : PL_H2_INTERNAL_ERROR, PX_CAUSE_RESET, NULL);
+}
+
+/* The request body for the server: bytes are handed back to the client's window as they go out
+ * the first time; a retry sends them again from the start. */
+static ssize_t u_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, size_t n, int *end)
+{
+	px_h2s *s = sud;
+	(void)ud;
+	(void)h;
+	(void)id;
+
+	if (!s)
+		return -2;
+	size_t k = s->body.len - s->body_off;
+	if (k > n)
+		k = n;
+	if (k)
+		memcpy(out, s->body.data + s->body_off, k);
+	s->body_off += k;
+	if (s->body_off > s->consumed) {
+		size_t fresh = s->body_off - s->consumed;
+		s->consumed = s->body_off;
+		if (s->dc && s->did) {
+			pl_h2_consume(s->dc->h, s->did, fresh);
+			mark(s->dc);
+		}
+		if (s->rq.alog)
+			px_alog_count(&s->rq, false, fresh);
+	}
+	/* Past what a retry may resend: the sent bytes go, and the request can no longer be replayed. */
+	if (s->body.len > REPLAY_MAX && s->body_off == s->body.len) {
+		s->trimmed = true;
+		s->body.len = s->body_off = s->consumed = 0;
+	}
+	if (s->body_off == s->body.len && s->req_end)
+		*end = PL_H2_END;
+	else if (!k)
+		return PL_H2_DEFER;
+	return (ssize_t)k;
+}
+
+static void u_goaway(void *ud, pl_h2 *h, int32_t last, uint32_t code)
+{
+	px_h2c *c = ud;
+	(void)h;
+	(void)last;
+	(void)code;
+	/* No new streams on it (pool_conn skips it); streams above last are reset by nghttp2 as
+	 * REFUSED_STREAM, and go on elsewhere, free. */
+	mark(c);
+}
+
+static const pl_h2_cbs down_cbs = {d_head, d_data, d_end, d_close, d_read, d_trailers, d_goaway};
+static const pl_h2_cbs up_cbs = {u_head, u_data, u_end, u_close, u_read, NULL, u_goaway};
+
+/* --- entry points --- */
+
+void px_h2_start(px_conn *conn)
+{
+	proxy *px = conn->px;
+	struct px_h2_all *a = all(px);
+	px_h2c *c = conn_new(px, conn->dir, true);
+
+	c->orig = conn->orig;
+	c->origlen = conn->origlen;
+	c->peer_id = conn->peer_id;
+	conn->peer_id = NULL;
+	c->s.fd = conn->down.fd;
+	c->s.tls = conn->down.tls;
+	c->down_tls = conn->tls;
+	px_conn_forget(conn);
+	c->state = C_READY;
+	c->h = pl_h2_new(true, &down_cbs, c, NULL);
+	if (pl_ev_io_start(px->loop, &c->s.io, c->s.fd, EPOLLIN) < 0)
+		abort();
+	c->next = a->downs;
+	if (a->downs)
+		a->downs->prev = c;
+	a->downs = c;
+	px->nconns++;
+	px->m.conns_total[c->dir][c->down_tls]++;
+	px->m.conns_open[c->dir][c->down_tls]++;
+	c->last_active = pl_ev_now(px->loop);
+	pl_ev_timer_start(px->loop, &c->timer, px->idle_timeout_ns);
+	a->depth++;
+	conn_read(c);
+	if (!c->dead)
+		mark(c);
+	a->depth--;
+	settle(px);
+}
+
+void px_h2_drain(proxy *px)
+{
+	if (!px->h2)
+		return;
+	for (px_h2c *c = px->h2->downs; c; c = c->next) {
+		pl_h2_goaway(c->h, PL_H2_NO_ERROR);
+		mark(c);
+	}
+	settle(px);
+}
+
+void px_h2_close_all(proxy *px)
+{
+	if (!px->h2)
+		return;
+	struct px_h2_all *a = px->h2;
+	a->depth++;
+	while (a->downs)
+		conn_close(a->downs, "shutting down");
+	size_t it = 0;
+	pl_hmap_slot *sl;
+	while ((sl = pl_hmap_next(&a->pools, &it))) {
+		h2pool *p = sl->value;
+		while (p->conns)
+			conn_close(p->conns, "shutting down");
+	}
+	a->depth--;
+	settle(px);
+}
+
+void px_h2_free(proxy *px)
+{
+	if (!px->h2)
+		return;
+	px_h2_close_all(px);
+	size_t it = 0;
+	pl_hmap_slot *sl;
+	while ((sl = pl_hmap_next(&px->h2->pools, &it)))
+		free(sl->value);
+	pl_hmap_free(&px->h2->pools);
+	free(px->h2);
+	px->h2 = NULL;
+}

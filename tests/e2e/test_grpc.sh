@@ -1,0 +1,227 @@
+#!/bin/bash
+# HTTP/2 and gRPC end-to-end: a python3-grpcio client in pod a calls a Service of three server pods
+# (b, d, e) through both proxies with mTLS: per-request balancing on one client connection, the
+# four streaming kinds, retry on UNAVAILABLE, deadlines, method authorization, fault abort; then
+# curl --http2-prior-knowledge and h2load through the same path.
+# usage: test_grpc.sh BIN_DIR   (root; needs iproute2, iptables, curl, openssl, python3-grpcio, h2load)
+set -u
+BIN=$(cd "${1:?usage: test_grpc.sh BIN_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, iptables)"
+need ip iptables ip6tables curl openssl setpriv timeout h2load nghttp /usr/bin/python3
+PY=/usr/bin/python3
+$PY -c 'import grpc' 2>/dev/null || die "python3-grpcio is not installed (make deps installs it)"
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
+
+E2E_TMP=$(mktemp -d -t pillion-grpc.XXXXXX)
+trap e2e_cleanup EXIT
+[ -n "${KEEP_TMP:-}" ] && trap "E2E_TMP=; e2e_cleanup" EXIT
+T=$E2E_TMP
+SFX=$(printf '%04x' $((RANDOM)))
+APP_UID=1000
+PROXY_UID=1407
+
+# --- network: a (client), b, d, e (echo servers); all meshed ---
+e2e_pods pg "$SFX" 198.18.5 2001:db8:5 a b d e
+PA=pg-a-$SFX
+B4=198.18.5.2; D4=198.18.5.3; E4=198.18.5.4; SVC=198.18.5.100
+wait_for 60 ip netns exec "$PA" ping -c1 -W1 "$B4" || die "no IPv4 path between the pods"
+
+TD=cluster.local
+mkdir -p "$T/pki"
+mk_ca "$T/pki" ca
+for p in a b d e; do mk_leaf "$T/pki" ca "$p" "spiffe://$TD/ns/g/sa/$p"; done
+[ -s "$T/pki/e.crt" ] || die "openssl could not make the test certificates"
+
+cat > "$T/objs.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: g}
+spec:
+  selector: {app: echo}
+  clusterIP: $SVC
+  ports: [{name: grpc, port: 9090, targetPort: 9090, appProtocol: grpc}]
+---
+apiVersion: pillion.dev/v1alpha1
+kind: MeshIdentity
+metadata: {name: default, namespace: g}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: echo, namespace: g}
+spec:
+  targetRef: {kind: Service, name: echo, port: 9090}
+  routes:
+  - name: fail
+    match: {path: {exact: /pillion.test.Echo/Fail}}
+    retries: {attempts: 3, retryOn: [unavailable], budget: {percent: 100, minPerSecond: 100}}
+  - name: slow
+    match: {path: {exact: /pillion.test.Echo/Slow}}
+    timeout: 500ms
+  - name: delayed
+    match: {headers: [{name: x-delay, exact: "yes"}]}
+    faultInjection: {delay: {percent: 100, duration: 5s}}
+  - name: abort
+    match: {headers: [{name: x-abort, exact: "yes"}]}
+    faultInjection: {abort: {percent: 100, httpStatus: 503}}
+  - name: rpc
+  authorization:
+    rules:
+    - name: a-calls-echo
+      from: {identities: ["spiffe://cluster.local/ns/g/sa/a"]}
+      to: {paths: ["/pillion.test.Echo/Unary", "/pillion.test.Echo/Server", "/pillion.test.Echo/Client",
+                   "/pillion.test.Echo/Bidi", "/pillion.test.Echo/Fail", "/pillion.test.Echo/Slow",
+                   "/pillion.test.Echo/Sleep", "/plain/*"]}
+  accessLog: {enabled: true}
+YAML
+
+pod() { # NAME APP
+	cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: g, labels: {app: $2}, annotations: {pillion.dev/id: "${1}0000000000000000000000000000001"}}
+spec: {serviceAccountName: $1, containers: [{name: app, image: app, ports: [{containerPort: 9090, name: grpc}]}, {name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}]}
+YAML
+}
+pod a client > "$T/pod-a.yaml"
+for p in b d e; do pod "$p" echo > "$T/pod-$p.yaml"; done
+for p in a b d e; do
+	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
+done
+"$BIN/pillionctl" render --outbound g -f "$T/objs.yaml" > "$T/outbound.json" || die "render --outbound"
+ID() { echo "\"spiffe://$TD/ns/g/sa/$1\""; }
+cat > "$T/mesh.json" <<JSON
+{"apiVersion":"pillion.dev/v1alpha1","kind":"MeshDirectory","namespace":"g",
+ "services":[
+  {"namespace":"g","name":"echo","addresses":["$SVC"],"ports":[9090],"identities":[$(ID b),$(ID d),$(ID e)],
+   "endpoints":[{"addresses":["$B4"],"ports":[9090]},{"addresses":["$D4"],"ports":[9090]},{"addresses":["$E4"],"ports":[9090]}]}],
+ "pods":[{"namespace":"g","name":"a","addresses":["198.18.5.1"],"identity":$(ID a)},
+         {"namespace":"g","name":"b","addresses":["$B4"],"identity":$(ID b)},
+         {"namespace":"g","name":"d","addresses":["$D4"],"identity":$(ID d)},
+         {"namespace":"g","name":"e","addresses":["$E4"],"identity":$(ID e)}]}
+JSON
+for p in a b d e; do
+	mkdir -p "$T/$p/config" "$T/$p/mesh" "$T/$p/tls"
+	project "$T/$p/mesh" mesh.json="$T/mesh.json" outbound.json="$T/outbound.json"
+	project "$T/$p/tls" tls.crt="$T/pki/$p.crt" tls.key="$T/pki/$p.key" ca.crt="$T/pki/ca.crt"
+	project "$T/$p/config" proxy.json="$T/$p.json"
+done
+chmod -R a+rX "$T"
+mkdir -p "$T/run" && chmod 1777 "$T/run"
+
+# --- the echo servers ---
+for p in b d e; do
+	bg "pg-$p-$SFX" "$APP_UID" $PY "$HERE/grpc_peer.py" serve --listen "[::]:9090" --name "$p" --ready-file "$T/run/ready-$p" --state-dir "$T/run"
+	wait_for 60 test -s "$T/run/ready-$p" || die "grpc server $p did not start"
+done
+
+# --- the mesh ---
+for p in a b d e; do
+	ns=pg-$p-$SFX
+	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
+	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
+		--outbound "$T/$p/mesh/outbound.json" --tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info \
+		> "$T/access-$p.log" 2> "$T/proxy-$p.log"
+	[ "$p" = a ] && PROXY_A=$LAST_PID
+done
+for p in a b d e; do
+	wait_for 60 ip netns exec "pg-$p-$SFX" curl -sf -o /dev/null http://127.0.0.1:15420/ready || die "proxy in $p not ready"
+done
+ok "four proxies ready"
+
+call() { in_ns "$PA" "$APP_UID" timeout 120 $PY "$HERE/grpc_peer.py" call "$SVC:9090" "$@"; }
+js() { $PY -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
+
+# (1) 3,000 unary calls on one client connection, balanced per request across the three pods
+out=$(call unary 3000)
+echo "$out" > "$T/r1"
+check "(1) 3,000 calls on one connection reach b, d and e each within 10% of 1,000 ($out)" \
+	test "$(js 'all(900 <= d.get(k, 0) <= 1100 for k in "bde") and sum(d.values()) == 3000' < "$T/r1")" = True
+check "(1) a's proxy counts them: outbound, g/echo, route rpc, 200" \
+	test "$(metric "$PA" 'pillion_proxy_requests_total{direction="outbound",service="g/echo",route="rpc",class="2xx",code="200"}')" -ge 3000
+check "(1) ... over few mTLS connections (one per pod)" \
+	test "$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')" -le 6
+check "(1) a's access log says HTTP/2" grep -q '"protocol":"HTTP/2"' "$T/access-a.log"
+
+# (2) the streaming kinds, with flow control end to end
+out=$(call server 2000)
+check "(2) server streaming: 2,000 answers ($out)" test "$(echo "$out" | js 'd["answers"]')" = 2000
+out=$(call client 2000)
+check "(2) client streaming: 2,000 requests counted by the server ($out)" \
+	bash -c "echo '$out' | grep -Eq '\"answer\": \"[bde]:2000\"'"
+out=$(call bidi 200)
+check "(2) bidi streaming in lock step: 200 answers ($out)" test "$(echo "$out" | js 'd["answers"]')" = 200
+
+# (3) retry on UNAVAILABLE (the servers fail the first two calls of a key, counted across the three)
+out=$(call fail k1 2)
+check "(3) two UNAVAILABLE answers are retried: OK on the third attempt ($out)" \
+	bash -c "echo '$out' | grep -q '\"code\": \"OK\"'"
+check "(3) ... and counted as retries" \
+	test "$(metric "$PA" 'pillion_proxy_retries_total{direction="outbound",service="g/echo",route="fail"}')" -ge 2
+out=$(call fail k2 9)
+check "(3) past the attempts the caller gets UNAVAILABLE from the server ($out)" \
+	bash -c "echo '$out' | grep -q '\"code\": \"UNAVAILABLE\"'"
+
+# (4) deadlines: the route's timeout, and the caller's grpc-timeout
+out=$(call slow 3000 20)
+check "(4) the route's 500 ms timeout ends a 3 s call with DEADLINE_EXCEEDED from the proxy ($out)" \
+	bash -c "echo '$out' | grep -q '\"code\": \"DEADLINE_EXCEEDED\"' && echo '$out' | grep -q '\"proxy_error\": \"timeout\"'"
+
+# the caller's grpc-timeout (300 ms) runs out while its route holds the call for an injected 5 s
+# delay: the proxy answers, the server never sees it
+printf '\0\0\0\0\004abcd' > "$T/unary.grpc"
+in_ns "$PA" "$APP_UID" timeout 60 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-delay: yes' \
+	-H 'grpc-timeout: 300m' -d "$T/unary.grpc" "http://$SVC:9090/pillion.test.Echo/Unary" > "$T/r4b" 2>&1
+check "(4) grpc-timeout: 300m ends a call held 5 s with DEADLINE_EXCEEDED (4) from the proxy" \
+	bash -c "grep -q 'grpc-status: 4' '$T/r4b' && grep -q 'pillion-proxy-error: timeout' '$T/r4b'"
+
+# (5) authorization by method, on the servers' side
+out=$(call method Admin)
+check "(5) a method no rule allows is PERMISSION_DENIED by the server's proxy ($out)" \
+	bash -c "echo '$out' | grep -q '\"code\": \"PERMISSION_DENIED\"'"
+check "(5) ... counted as denied" \
+	bash -c "for p in b d e; do ip netns exec pg-\$p-$SFX curl -s http://127.0.0.1:15420/metrics; done | grep -q '^pillion_proxy_authorization_denied_total{service=\"g/echo\"'"
+
+# (6) fault abort: a gRPC status, not an HTTP one
+out=$(call unary 1 x-abort=yes)
+check "(6) an injected abort (503) reaches a gRPC caller as UNAVAILABLE ($out)" \
+	test "$out" = '{"error:UNAVAILABLE": 1}'
+
+check "(6) gRPC answers are counted by grpc-status: 3,000+ OK on route rpc" \
+	test "$(metric "$PA" 'pillion_proxy_grpc_responses_total{direction="outbound",service="g/echo",route="rpc",grpc_status="0"}')" -ge 3000
+check "(6) ... UNAVAILABLE (14) on route abort, the proxy's own" \
+	test "$(metric "$PA" 'pillion_proxy_grpc_responses_total{direction="outbound",service="g/echo",route="abort",grpc_status="14"}')" -ge 1
+check "(6) ... PERMISSION_DENIED (7) at the servers' side" \
+	bash -c "for p in b d e; do ip netns exec pg-\$p-$SFX curl -s http://127.0.0.1:15420/metrics; done | grep -q '^pillion_proxy_grpc_responses_total{direction=\"inbound\",service=\"g/echo\",route=\"\",grpc_status=\"7\"}'"
+
+# (7) any HTTP/2 client: curl with prior knowledge, and h2load
+in_ns "$PA" "$APP_UID" curl -s -o /dev/null -w '%{http_version} %{http_code}\n' --http2-prior-knowledge \
+	--max-time 30 "http://$SVC:9090/plain/x" > "$T/r7" 2>&1
+check "(7) curl --http2-prior-knowledge gets the server's HTTP/2 answer ($(cat "$T/r7"))" grep -q '^2 ' "$T/r7"
+in_ns "$PA" "$APP_UID" timeout 120 h2load -n 2000 -c 4 -m 10 "http://$SVC:9090/plain/load" > "$T/r8" 2>&1
+check "(7) h2load: 2,000 requests on 4 connections, 10 streams each, all answered ($(grep -E '^requests:' "$T/r8"))" \
+	grep -Eq '^requests: 2000 total, 2000 started, 2000 done' "$T/r8"
+check "(7) ... with no stream errors" grep -Eq ' 0 errored, 0 timeout' "$T/r8"
+
+# (8) the proxies are all still there, and none logged a sanitizer report
+for p in a b d e; do
+	check "(8) proxy $p still answers" ip netns exec "pg-$p-$SFX" curl -sf -o /dev/null http://127.0.0.1:15420/live
+done
+
+# (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0
+printf '\0\0\0\0\0041500' > "$T/sleep.grpc"
+in_ns "$PA" "$APP_UID" timeout 60 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' \
+	-d "$T/sleep.grpc" "http://$SVC:9090/pillion.test.Echo/Sleep" > "$T/r9" 2>&1 &
+NG=$!
+wait_for 60 test -s "$T/run/sleeping-1500" || fail "(9) the call did not reach a server"
+kill -TERM "$PROXY_A"
+wait "$NG"
+check "(9) the call in flight at SIGTERM completes (grpc-status 0)" grep -q 'grpc-status: 0' "$T/r9"
+check "(9) ... and the client was told to go away (GOAWAY)" grep -q 'recv GOAWAY' "$T/r9"
+wait "$PROXY_A"; rc=$?
+check "(9) the proxy exited 0 once its streams were done (exit $rc)" test "$rc" = 0
+echo "$E2E_CHECKS checks, $E2E_FAILS failed"
+[ "$E2E_FAILS" = 0 ] || { for p in a b; do echo "--- proxy $p"; tail -20 "$T/proxy-$p.log"; done; exit 1; }

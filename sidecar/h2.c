@@ -355,7 +355,10 @@ static void conn_flush(px_h2c *c)
 		c->out_off += (size_t)w;
 	}
 	if (!pl_h2_alive(c->h) && c->out_off == c->out.len) {
-		conn_close(c, "connection done");
+		const char *err = pl_h2_error(c->h);
+		if (err && log_allowed(c->px))
+			log_info("%s HTTP/2 connection ended: %s", px_dirs[c->dir]->name, err);
+		conn_close(c, err ? err : "connection done");
 		return;
 	}
 	uint32_t mask = EPOLLIN;

@@ -1,6 +1,7 @@
 /* HTTP/2 framing on nghttp2 (the only caller): settings and limits, header blocks collected whole,
  * body bytes pulled by callback, windows opened only when the bytes moved on. */
 #include <nghttp2/nghttp2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,8 @@ struct pl_h2 {
 	size_t hb_bytes;
 	pl_h2_field *fv;
 	size_t fvcap;
-	const char *why;           /* the last connection error */
+	char why[160];             /* the last error nghttp2 reported (its text lives only during the call) */
+	char ended[160];           /* why we ended the connection: our GOAWAY's code and reason */
 };
 
 int pl_h2_is_preface(const void *p, size_t n)
@@ -166,7 +168,21 @@ static int on_error(nghttp2_session *s, int code, const char *msg, size_t len, v
 	(void)s;
 	(void)code;
 	(void)len;
-	h->why = msg; /* a static string of nghttp2's */
+	size_t n = len < sizeof(h->why) - 1 ? len : sizeof(h->why) - 1;
+	memcpy(h->why, msg, n);
+	h->why[n] = 0;
+	return 0;
+}
+
+/* Our GOAWAY with an error code ends the connection: keep why, for the log. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
+{
+	pl_h2 *h = ud;
+	(void)s;
+	if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code != NGHTTP2_NO_ERROR && !h->ended[0])
+		snprintf(h->ended, sizeof(h->ended), "%s: %.*s", nghttp2_http2_strerror(fr->goaway.error_code),
+			 (int)(fr->goaway.opaque_data_len > 120 ? 120 : fr->goaway.opaque_data_len),
+			 fr->goaway.opaque_data ? (const char *)fr->goaway.opaque_data : "");
 	return 0;
 }
 
@@ -220,6 +236,7 @@ pl_h2 *pl_h2_new(bool server, const pl_h2_cbs *cbs, void *ud, const pl_h2_limits
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
 	nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	/* Flow control is ours: a window opens when the bytes moved on, not when they arrived. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_reserved_remote_streams(opt, 0);
@@ -258,14 +275,17 @@ void pl_h2_free(pl_h2 *h)
 
 int pl_h2_recv(pl_h2 *h, const void *p, size_t n, const char **why)
 {
+	h->why[0] = 0;
 	ssize_t r = nghttp2_session_mem_recv(h->s, p, n);
 
 	if (r < 0) {
-		*why = h->why ? h->why : nghttp2_strerror((int)r);
+		*why = h->why[0] ? h->why : nghttp2_strerror((int)r);
 		return -1;
 	}
 	return 0;
 }
+
+const char *pl_h2_error(const pl_h2 *h) { return h->ended[0] ? h->ended : NULL; }
 
 ssize_t pl_h2_send(pl_h2 *h, const uint8_t **p)
 {

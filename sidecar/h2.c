@@ -25,6 +25,9 @@
 /* An upstream connection with no stream for this long is closed. */
 #define UP_IDLE_NS (60 * PL_NS_PER_S)
 #define MAX_FIELDS 128
+/* Streams on one upstream connection: its window covers every one of them whole, so streams whose
+ * readers stalled never hold up the others (no head-of-line blocking across callers). */
+#define UP_MAX_STREAMS 64
 
 enum { C_CONNECT, C_HANDSHAKE, C_READY };
 
@@ -86,6 +89,8 @@ struct px_h2s {
 	pl_buf body;                /* body bytes; [0, body_off) sent in this attempt */
 	size_t body_off;
 	size_t consumed;            /* of body, handed back to the client's window */
+	size_t unconsumed_down;     /* bytes received from the client not yet handed back to its window */
+	size_t unconsumed_up;       /* bytes received on the current upstream stream not yet handed back */
 	bool req_end, trimmed;
 	bool grpc;
 	int gcode;                  /* the answer's grpc-status; -1 while none was seen */
@@ -203,6 +208,11 @@ static void list_del_down(px_h2s *s)
 {
 	if (!s->dc)
 		return;
+	/* The connection's window counts every byte received: what the stream held goes back to it,
+	 * or the connection's window shrinks for good. */
+	if (s->unconsumed_down && s->dc->h && s->did)
+		pl_h2_consume(s->dc->h, s->did, s->unconsumed_down);
+	s->unconsumed_down = 0;
 	if (s->dprev)
 		s->dprev->dnext = s->dnext;
 	else
@@ -224,6 +234,11 @@ static void list_del_up(px_h2s *s)
 	if (!s->uc)
 		return;
 	px_h2c *c = s->uc;
+	/* Bytes of the answer still held for the client (the stream ended upstream first): the
+	 * upstream connection's window gets them back now, bounded by the stream window they came in. */
+	if (s->unconsumed_up && c->h && s->uid)
+		pl_h2_consume(c->h, s->uid, s->unconsumed_up);
+	s->unconsumed_up = 0;
 	if (s->uid) {
 		if (s->uprev)
 			s->uprev->unext = s->unext;
@@ -521,7 +536,9 @@ static void up_ready(px_h2c *c)
 
 	pl_ev_timer_stop(px->loop, &c->timer);
 	c->state = C_READY;
-	c->h = pl_h2_new(false, &up_cbs, c, NULL);
+	pl_h2_limits lim = pl_h2_default_limits;
+	lim.conn_window = UP_MAX_STREAMS * lim.stream_window;
+	c->h = pl_h2_new(false, &up_cbs, c, &lim);
 	pl_ev_io_set(px->loop, &c->s.io, EPOLLIN);
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", px_dirs[c->dir]->name, c->s.tls ? "true" : "false");
 	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
@@ -560,6 +577,14 @@ static void up_handshake(px_h2c *c)
 	up_ready(c);
 }
 
+static uint32_t wait_count(const px_h2c *c)
+{
+	uint32_t n = 0;
+	for (const px_h2s *s = c->wait; s; s = s->wnext)
+		n++;
+	return n;
+}
+
 /* A connection of the pool with room for one more stream, or a new one being dialled; NULL with
  * *err when the dial failed at once. */
 static px_h2c *pool_conn(h2pool *p, px_h2s *s, int *err)
@@ -569,7 +594,10 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int *err)
 	for (px_h2c *c = p->conns; c; c = c->next) {
 		if (c->dead || (c->h && pl_h2_closing(c->h)))
 			continue;
-		if (c->state != C_READY || c->nstreams < pl_h2_peer_max_streams(c->h))
+		uint32_t cap = c->state == C_READY ? pl_h2_peer_max_streams(c->h) : UP_MAX_STREAMS;
+		if (cap > UP_MAX_STREAMS)
+			cap = UP_MAX_STREAMS;
+		if (c->nstreams + wait_count(c) < cap)
 			return c;
 	}
 	px_h2c *c = conn_new(px, p->dir, false);
@@ -1028,6 +1056,7 @@ static void d_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 		return;
 	}
 	pl_buf_append(&s->body, p, n);
+	s->unconsumed_down += n;
 	if (s->uc && s->uid) {
 		pl_h2_resume(s->uc->h, s->uid);
 		mark(s->uc);
@@ -1095,8 +1124,10 @@ static ssize_t d_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 		if (s->resp_end)
 			*end = s->ntf ? PL_H2_END_TRAILERS : PL_H2_END;
 	}
-	if (k && s->uc && s->uid) {
-		pl_h2_consume(s->uc->h, s->uid, k);
+	size_t give = k < s->unconsumed_up ? k : s->unconsumed_up;
+	if (give && s->uc && s->uid) {
+		pl_h2_consume(s->uc->h, s->uid, give);
+		s->unconsumed_up -= give;
 		mark(s->uc);
 	}
 	if (!k && !*end)
@@ -1222,6 +1253,7 @@ static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 		return;
 	}
 	pl_buf_append(&s->resp, p, n);
+	s->unconsumed_up += n;
 	pl_h2_resume(s->dc->h, s->did);
 	mark(s->dc);
 }
@@ -1277,8 +1309,10 @@ static ssize_t u_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 	if (s->body_off > s->consumed) {
 		size_t fresh = s->body_off - s->consumed;
 		s->consumed = s->body_off;
-		if (s->dc && s->did) {
-			pl_h2_consume(s->dc->h, s->did, fresh);
+		size_t give = fresh < s->unconsumed_down ? fresh : s->unconsumed_down;
+		if (give && s->dc && s->did) {
+			pl_h2_consume(s->dc->h, s->did, give);
+			s->unconsumed_down -= give;
 			mark(s->dc);
 		}
 		if (s->rq.alog)

@@ -8,6 +8,7 @@ serve --listen ADDR --name NAME --ready-file F --state-dir DIR
 call TARGET OP ...   prints one JSON object on stdout
     unary N [metadata k=v]   N unary calls on one channel: answers per server name, and codes
     server N                 one server-streaming call of N answers
+    big N                    N calls of Big answered with 64 KiB each
     client N                 one client-streaming call of N requests
     bidi N                   one bidi call of N messages, each answered before the next goes
     fail KEY N               one Fail call (UNAVAILABLE the first N times for KEY)
@@ -119,6 +120,15 @@ def call(args):
         n = int(rest[0])
         got = [r.decode() for r in ch.unary_stream(path + "Server")(str(n).encode(), timeout=60)]
         out = {"answers": len(got), "last": got[-1] if got else None}
+    elif op == "big":
+        # N calls answered with one 64 KiB message each, on one channel: 64 KiB x N through the
+        # same proxy connections, more than their windows.
+        n = int(rest[0])
+        f = ch.unary_stream(path + "Big")
+        got = 0
+        for i in range(n):
+            got += sum(len(r) for r in f(b"1", timeout=30))
+        out = {"calls": n, "bytes": got}
     elif op == "client":
         n = int(rest[0])
         r = ch.stream_unary(path + "Client")(iter([b"m"] * n), timeout=60)

@@ -155,6 +155,10 @@ check "(2) client streaming: 2,000 requests counted by the server ($out)" \
 out=$(call bidi 200)
 check "(2) bidi streaming in lock step: 200 answers ($out)" test "$(echo "$out" | js 'd["answers"]')" = 200
 
+out=$(call big 1100)
+check "(2) 1,100 calls answered with 64 KiB each (69 MiB, more than the windows of the 3 connections) on one connection ($out)" \
+	test "$(echo "$out" | js 'd["bytes"]')" = $((1100 * 65536))
+
 # (3) retry on UNAVAILABLE (the servers fail the first two calls of a key, counted across the three)
 out=$(call fail k1 2)
 check "(3) two UNAVAILABLE answers are retried: OK on the third attempt ($out)" \

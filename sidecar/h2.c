@@ -82,6 +82,7 @@ struct px_h2s {
 	pl_ev_timer timer;          /* fault delay, deadlines */
 	bool delaying;
 	int64_t delay_until;
+	int64_t last_progress;      /* the loop's time of the last byte or head either way */
 	/* the request as it goes upstream */
 	char *hb;
 	pl_h2_field *rf;
@@ -406,7 +407,9 @@ static void conn_read(px_h2c *c)
 {
 	uint8_t buf[16384];
 
-	for (int i = 0; i < 16; i++) {
+	/* Up to 16 socket reads a turn (epoll calls again for the rest); bytes TLS already decrypted
+	 * are read whatever the count, since no event would announce them. */
+	for (int i = 0; i < 16 || (c->s.tls && pl_tls_pending(c->s.tls)); i++) {
 		ssize_t n = px_side_recv(&c->s, buf, sizeof(buf));
 		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
 			return;
@@ -477,6 +480,43 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 	settle(px);
 }
 
+/* Streams with no byte or head either way for --stream-idle-timeout (a reader or a writer that
+ * stalled): answered 504 when nothing went down yet, else reset both ways. The timer is re-armed
+ * for the next stream due. */
+static void streams_idle(px_h2c *c)
+{
+	proxy *px = c->px;
+	int64_t limit = px->set.stream_idle_timeout_ns, now = pl_ev_now(px->loop), next = limit;
+
+	if (limit <= 0)
+		return;
+	for (px_h2s *s = c->streams, *n; s; s = n) {
+		n = s->dnext;
+		int64_t idle = now - s->last_progress;
+		if (idle < limit) {
+			if (limit - idle < next)
+				next = limit - idle;
+			continue;
+		}
+		if (!s->resp_started) {
+			px_refusal r = {.cause = "stream idle"};
+			snprintf(r.msg, sizeof(r.msg), "no byte either way for %lld s (--stream-idle-timeout)",
+				 (long long)(limit / PL_NS_PER_S));
+			s->last_progress = now;
+			local_answer(s, 504, &r);
+		} else if (s->did) {
+			if (log_allowed(px))
+				log_info("%s HTTP/2 stream idle for %lld s: reset", px_dirs[c->dir]->name,
+					 (long long)(idle / PL_NS_PER_S));
+			pl_h2_reset(c->h, s->did, PL_H2_CANCEL);
+			mark(c);
+			s->last_progress = now;
+		}
+	}
+	if (c->nstreams)
+		pl_ev_timer_start(px->loop, &c->timer, next > PL_NS_PER_S / 10 ? next : PL_NS_PER_S / 10);
+}
+
 static void conn_timer(pl_ev_loop *loop, void *data)
 {
 	px_h2c *c = data;
@@ -498,6 +538,10 @@ static void conn_timer(pl_ev_loop *loop, void *data)
 		}
 		pl_h2_goaway(c->h, PL_H2_NO_ERROR);
 		mark(c);
+	} else if (c->server) {
+		all(px)->depth++;
+		streams_idle(c);
+		all(px)->depth--;
 	}
 	settle(px);
 }
@@ -891,7 +935,13 @@ static void request_head(px_h2c *c, int32_t id, const pl_h2_field *f, size_t n, 
 		c->streams->dprev = s;
 	c->streams = s;
 	c->nstreams++;
-	pl_ev_timer_stop(px->loop, &c->timer);
+	s->last_progress = pl_ev_now(px->loop);
+	if (c->nstreams == 1) {
+		if (px->set.stream_idle_timeout_ns > 0)
+			pl_ev_timer_start(px->loop, &c->timer, px->set.stream_idle_timeout_ns);
+		else
+			pl_ev_timer_stop(px->loop, &c->timer);
+	}
 	pl_h2_set_stream(c->h, id, s);
 
 	/* The request as the shared policy sees it: an HTTP/1 view of the head. */
@@ -1057,6 +1107,7 @@ static void d_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	}
 	pl_buf_append(&s->body, p, n);
 	s->unconsumed_down += n;
+	s->last_progress = pl_ev_now(s->rq.px->loop);
 	if (s->uc && s->uid) {
 		pl_h2_resume(s->uc->h, s->uid);
 		mark(s->uc);
@@ -1132,6 +1183,7 @@ static ssize_t d_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 	}
 	if (!k && !*end)
 		return PL_H2_DEFER;
+	s->last_progress = pl_ev_now(s->rq.px->loop);
 	if (s->rq.alog)
 		px_alog_count(&s->rq, true, k);
 	return (ssize_t)k;
@@ -1254,6 +1306,7 @@ static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	}
 	pl_buf_append(&s->resp, p, n);
 	s->unconsumed_up += n;
+	s->last_progress = pl_ev_now(s->rq.px->loop);
 	pl_h2_resume(s->dc->h, s->did);
 	mark(s->dc);
 }

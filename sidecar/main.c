@@ -23,7 +23,7 @@
 
 enum {
 	O_CONFIG = 256, O_MESH, O_OUTBOUND, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
+	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_STREAM_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +47,7 @@ static const struct option long_opts[] = {
 	{"splice", required_argument, NULL, O_SPLICE},
 	{"upgrades", required_argument, NULL, O_UPGRADES},
 	{"idle-timeout", required_argument, NULL, O_IDLE},
+	{"stream-idle-timeout", required_argument, NULL, O_STREAM_IDLE},
 	{"max-pending-per-source", required_argument, NULL, O_PENDING},
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
 	{"check", no_argument, NULL, O_CHECK},
@@ -93,6 +94,8 @@ static void usage(FILE *f)
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
 		"  --idle-timeout D         close a byte relay or tunnel with no byte either way for D; 0: never (1h)\n"
+		"  --stream-idle-timeout D  end an HTTP/2 stream with no byte either way for D (504 before its\n"
+		"                           answer, else a reset); 0: never (5m)\n"
 		"  --max-pending-per-source N  inbound connections one address may hold in detection or the\n"
 		"                           handshake; more are refused; 0: no limit (256)\n"
 		"  --upgrades LIST          HTTP Upgrade protocols let through as tunnels, comma-separated\n"
@@ -173,6 +176,7 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 			return bad(flag, v, "must be true or false");
 		return 0;
 	case O_IDLE: return parse_dur(flag, v, &s->idle_timeout_ns);
+	case O_STREAM_IDLE: return parse_dur(flag, v, &s->stream_idle_timeout_ns);
 	case O_PENDING: return parse_size(flag, v, 0, 10000000, &s->max_pending_per_source);
 	case O_UPGRADES:
 		for (const char *p = v; *p; p++)
@@ -483,6 +487,7 @@ int main(int argc, char **argv)
 	s->detect_timeout_ns = 1 * PL_NS_PER_S;
 	s->upgrades = "websocket";
 	s->idle_timeout_ns = 3600 * PL_NS_PER_S;
+	s->stream_idle_timeout_ns = 300 * PL_NS_PER_S;
 	s->max_pending_per_source = 256;
 	s->handshake_timeout_ns = 10 * PL_NS_PER_S;
 	s->drain_ns = 5 * PL_NS_PER_S;

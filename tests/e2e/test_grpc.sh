@@ -124,6 +124,7 @@ for p in a b d e; do
 	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
 		--outbound "$T/$p/mesh/outbound.json" --tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info \
+		--stream-idle-timeout 8s \
 		> "$T/access-$p.log" 2> "$T/proxy-$p.log"
 	[ "$p" = a ] && PROXY_A=$LAST_PID
 done
@@ -238,6 +239,13 @@ out=$(atk zero-window 5)
 r1=$(rss)
 check "(10) zero window: 16 calls of 5 MB each held unread add $(( (r1 - r0) / 1024 )) MiB to the proxy (< 40 MiB: windows, not buffers) ($out)" \
 	test $((r1 - r0)) -lt 40960
+# --stream-idle-timeout 8s: stalled streams end, answered when nothing went down yet, else reset
+out=$(atk zero-window 14)
+check "(10) ... the 16 stalled streams are reset after the stream idle timeout ($out)" \
+	test "$(echo "$out" | js 'd["resets"] >= 16 and not d["closed"]')" = True
+out=$(atk stalled-request 14)
+check "(10) a call whose body never comes is answered by the proxy after the stream idle timeout ($out)" \
+	test "$(echo "$out" | js 'd["heads"] >= 1 and not d["closed"]')" = True
 check "(10) a's proxy still serves calls after the attacks" test "$(call unary 3 | js 'sum(d.get(k, 0) for k in "bde")')" = 3
 
 # (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0

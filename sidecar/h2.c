@@ -41,6 +41,8 @@ typedef struct h2pool {
 	socklen_t addrlen;
 	bool tls;
 	px_h2c *conns;
+	px_h2s *wait_head, *wait_tail; /* streams waiting for room (circuitBreaker.maxConnections reached) */
+	uint32_t nwait;
 } h2pool;
 
 /* One HTTP/2 connection: downstream (we serve) or upstream (we call). */
@@ -79,6 +81,8 @@ struct px_h2s {
 	px_h2c *dc, *uc;
 	int32_t did, uid;
 	px_h2s *dprev, *dnext, *uprev, *unext, *wnext;
+	h2pool *wpool;              /* the pool it waits in for room, or NULL */
+	px_h2s *pnext;
 	pl_ev_timer timer;          /* fault delay, deadlines */
 	bool delaying;
 	int64_t delay_until;
@@ -123,6 +127,7 @@ static void conn_timer(pl_ev_loop *loop, void *data);
 static void stream_timer(pl_ev_loop *loop, void *data);
 static void start_attempt(px_h2s *s);
 static void local_answer(px_h2s *s, int status, const px_refusal *r);
+static void pool_wake(h2pool *p);
 
 static struct px_h2_all *all(proxy *px)
 {
@@ -252,6 +257,8 @@ static void list_del_up(px_h2s *s)
 			c->last_active = pl_ev_now(c->px->loop);
 			pl_ev_timer_start(c->px->loop, &c->timer, UP_IDLE_NS);
 		}
+		if (c->pool && c->pool->wait_head)
+			pool_wake(c->pool);
 	} else {
 		for (px_h2s **pp = &c->wait; *pp; pp = &(*pp)->wnext)
 			if (*pp == s) {
@@ -308,6 +315,8 @@ static void conn_close(px_h2c *c, const char *why)
 		}
 		if (c->mesh)
 			px_mesh_unref(c->mesh);
+		if (c->pool && c->pool->wait_head)
+			pool_wake(c->pool);
 	}
 	/* Off the dirty list. */
 	for (px_h2c **pp = &a->dirty; *pp; pp = &(*pp)->dnext)
@@ -621,6 +630,27 @@ static void up_handshake(px_h2c *c)
 	up_ready(c);
 }
 
+/* The stream stops waiting for room in its pool. */
+static void pool_unwait(px_h2s *s)
+{
+	h2pool *p = s->wpool;
+
+	if (!p)
+		return;
+	px_h2s **pp = &p->wait_head, *prev = NULL;
+	for (; *pp; prev = *pp, pp = &(*pp)->pnext) {
+		if (*pp != s)
+			continue;
+		*pp = s->pnext;
+		if (p->wait_tail == s)
+			p->wait_tail = prev;
+		p->nwait--;
+		break;
+	}
+	s->pnext = NULL;
+	s->wpool = NULL;
+}
+
 static uint32_t wait_count(const px_h2c *c)
 {
 	uint32_t n = 0;
@@ -630,20 +660,26 @@ static uint32_t wait_count(const px_h2c *c)
 }
 
 /* A connection of the pool with room for one more stream, or a new one being dialled; NULL with
- * *err when the dial failed at once. */
-static px_h2c *pool_conn(h2pool *p, px_h2s *s, int *err)
+ * *err when the dial failed at once, or with *err 0 when max_conns connections (0: no limit) are
+ * all full. */
+static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 {
 	proxy *px = s->rq.px;
+	int live = 0;
 
+	*err = 0;
 	for (px_h2c *c = p->conns; c; c = c->next) {
 		if (c->dead || (c->h && pl_h2_closing(c->h)))
 			continue;
+		live++;
 		uint32_t cap = c->state == C_READY ? pl_h2_peer_max_streams(c->h) : UP_MAX_STREAMS;
 		if (cap > UP_MAX_STREAMS)
 			cap = UP_MAX_STREAMS;
 		if (c->nstreams + wait_count(c) < cap)
 			return c;
 	}
+	if (max_conns > 0 && live >= max_conns)
+		return NULL;
 	px_h2c *c = conn_new(px, p->dir, false);
 	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &c->s.fd);
 	if (c->s.fd < 0 || r < 0) {
@@ -679,6 +715,7 @@ static void stream_free(px_h2s *s)
 {
 	proxy *px = s->rq.px;
 
+	pool_unwait(s);
 	if (s->uc && s->uid) {
 		pl_h2_set_stream(s->uc->h, s->uid, NULL);
 		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
@@ -812,9 +849,32 @@ static void start_attempt(px_h2s *s)
 	rq->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(s);
 	h2pool *p = pool_get(px, rq->dir, &t);
-	px_h2c *c = pool_conn(p, s, &err);
-	if (!c) {
+	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
+	px_h2c *c = pool_conn(p, s, cb ? cb->max_connections : 0, &err);
+	if (!c && err) {
 		attempt_failed(s, PX_CAUSE_CONNECT, strerror(err));
+		return;
+	}
+	if (!c) {
+		/* maxConnections connections, each with all the streams it takes: wait, up to maxPending. */
+		if (cb->max_pending > 0 && p->nwait >= (uint32_t)cb->max_pending) {
+			char lbl[600];
+			snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", rq->service);
+			px_stats_inc(px, PX_F_EJECTIONS, lbl);
+			r.cause = "overflow";
+			snprintf(r.msg, sizeof(r.msg),
+				 "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
+				 cb->max_pending, rq->backend ? rq->backend : rq->service);
+			local_answer(s, 503, &r);
+			return;
+		}
+		s->wpool = p;
+		if (p->wait_tail)
+			p->wait_tail->pnext = s;
+		else
+			p->wait_head = s;
+		p->wait_tail = s;
+		p->nwait++;
 		return;
 	}
 	s->uc = c;
@@ -824,6 +884,31 @@ static void start_attempt(px_h2s *s)
 		return;
 	}
 	submit(s);
+}
+
+/* Room opened in p (a stream ended, a connection closed): waiting streams go, oldest first. */
+static void pool_wake(h2pool *p)
+{
+	while (p->wait_head) {
+		px_h2s *s = p->wait_head;
+		int err = 0;
+		const pl_circuit_breaker *cb = s->rq.op && s->rq.op->circuit_breaker.set ? &s->rq.op->circuit_breaker : NULL;
+		px_h2c *c = pool_conn(p, s, cb ? cb->max_connections : 0, &err);
+		if (!c && !err)
+			return; /* still full */
+		pool_unwait(s);
+		if (!c) {
+			attempt_failed(s, PX_CAUSE_CONNECT, strerror(err));
+			continue;
+		}
+		s->uc = c;
+		if (c->state != C_READY) {
+			s->wnext = c->wait;
+			c->wait = s;
+			continue;
+		}
+		submit(s);
+	}
 }
 
 /* --- local answers --- */
@@ -847,6 +932,7 @@ static void local_answer(px_h2s *s, int status, const px_refusal *r)
 		mark(s->uc);
 	}
 	list_del_up(s);
+	pool_unwait(s);
 	pl_ev_timer_stop(rq->px->loop, &s->timer);
 	px_req_local(rq, status, r);
 	s->local = true;
@@ -1057,6 +1143,7 @@ static void stream_timer(pl_ev_loop *loop, void *data)
 			mark(s->uc);
 		}
 		list_del_up(s);
+		pool_unwait(s);
 		px_req_outlier(&s->rq, true);
 		if (!overall && px_req_retry(&s->rq, replayable(s), PX_CAUSE_TIMEOUT, 0)) {
 			start_attempt(s);

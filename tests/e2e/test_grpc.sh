@@ -44,6 +44,22 @@ spec:
   clusterIP: $SVC
   ports: [{name: grpc, port: 9090, targetPort: 9090, appProtocol: grpc}]
 ---
+# echo1: b alone, behind a circuit breaker of one connection and five waiting calls
+apiVersion: v1
+kind: Service
+metadata: {name: echo1, namespace: g}
+spec:
+  selector: {app: nobody}
+  clusterIP: 198.18.5.101
+  ports: [{name: grpc, port: 9090, targetPort: 9090, appProtocol: grpc}]
+---
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: echo1, namespace: g}
+spec:
+  targetRef: {kind: Service, name: echo1, port: 9090}
+  circuitBreaker: {maxConnections: 1, maxPendingRequests: 5}
+---
 apiVersion: pillion.dev/v1alpha1
 kind: MeshIdentity
 metadata: {name: default, namespace: g}
@@ -97,7 +113,9 @@ cat > "$T/mesh.json" <<JSON
 {"apiVersion":"pillion.dev/v1alpha1","kind":"MeshDirectory","namespace":"g",
  "services":[
   {"namespace":"g","name":"echo","addresses":["$SVC"],"ports":[9090],"identities":[$(ID b),$(ID d),$(ID e)],
-   "endpoints":[{"addresses":["$B4"],"ports":[9090]},{"addresses":["$D4"],"ports":[9090]},{"addresses":["$E4"],"ports":[9090]}]}],
+   "endpoints":[{"addresses":["$B4"],"ports":[9090]},{"addresses":["$D4"],"ports":[9090]},{"addresses":["$E4"],"ports":[9090]}]},
+  {"namespace":"g","name":"echo1","addresses":["198.18.5.101"],"ports":[9090],"identities":[$(ID b)],
+   "endpoints":[{"addresses":["$B4"],"ports":[9090]}]}],
  "pods":[{"namespace":"g","name":"a","addresses":["198.18.5.1"],"identity":$(ID a)},
          {"namespace":"g","name":"b","addresses":["$B4"],"identity":$(ID b)},
          {"namespace":"g","name":"d","addresses":["$D4"],"identity":$(ID d)},
@@ -210,6 +228,19 @@ in_ns "$PA" "$APP_UID" timeout 120 h2load -n 2000 -c 4 -m 10 "http://$SVC:9090/p
 check "(7) h2load: 2,000 requests on 4 connections, 10 streams each, all answered ($(grep -E '^requests:' "$T/r8"))" \
 	grep -Eq '^requests: 2000 total, 2000 started, 2000 done' "$T/r8"
 check "(7) ... with no stream errors" grep -Eq ' 0 errored, 0 timeout' "$T/r8"
+
+# (11) circuit breaking: 70 calls of 2 s at once to echo1 (one pod; maxConnections 1, whose 64
+# streams fill it; maxPendingRequests 5): 64 run, 5 wait their turn, 1 is refused at once
+printf '\0\0\0\0\0042000' > "$T/sleep2.grpc"
+in_ns "$PA" "$APP_UID" timeout 120 h2load -n 70 -c 1 -m 70 -d "$T/sleep2.grpc" -H 'content-type: application/grpc' \
+	-H 'te: trailers' "http://198.18.5.101:9090/pillion.test.Echo/Sleep" > "$T/r11" 2>&1
+ip netns exec "$PA" curl -s --max-time 30 http://127.0.0.1:15420/metrics > "$T/metrics-a-11.txt"
+g1() { metric "$PA" "pillion_proxy_grpc_responses_total{direction=\"outbound\",service=\"g/echo1\",route=\"default\",grpc_status=\"$1\"}"; }
+check "(11) one call over maxPending is refused UNAVAILABLE, counted as max_pending ($(grep -E '^requests:' "$T/r11"))" \
+	bash -c "[ '$(g1 14)' = 1 ] && [ '$(metric "$PA" 'pillion_proxy_circuit_breaker_total{service="g/echo1",reason="max_pending"}')' -ge 1 ]"
+check "(11) ... the 69 others complete, the waiting ones once room opened ($(g1 0) OK)" test "$(g1 0)" = 69
+check "(11) ... over one connection to the pod" \
+	test "$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')" -le 7
 
 # (8) the proxies are all still there, and none logged a sanitizer report
 for p in a b d e; do

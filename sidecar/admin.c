@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "h2/h2.h"
 #include "json/json.h"
 #include "model/model.h"
 #include "pki/tls.h"
@@ -33,6 +34,20 @@ typedef struct probe_call {
 	size_t len;
 	char what[320];             /* "web/readiness: GET 127.0.0.1:8080/healthz" for the answer's body */
 	bool tcp;                   /* a tcpSocket probe: a connection accepted passes */
+	/* a gRPC probe: grpc.health.v1.Health/Check over HTTP/2 (h2c) on loopback */
+	bool grpc;
+	int port;
+	char service[208];
+	pl_h2 *h2;
+	pl_buf out;                 /* frames not yet written */
+	size_t out_off;
+	size_t body_off;            /* of req: the request message, sent as the stream's body */
+	int gstatus;                /* grpc-status, -1 until the trailers */
+	int serving;                /* HealthCheckResponse.status, -1 until the answer */
+	uint8_t msg[16];            /* the start of the answer's message */
+	size_t msglen;
+	bool closed;                /* the stream is over */
+	uint32_t reset;             /* its reset code, 0 when it ended normally */
 } probe_call;
 
 typedef struct admin_conn {
@@ -58,6 +73,8 @@ static void probe_free(admin_conn *a)
 	if (pc->fd >= 0)
 		close(pc->fd);
 	pl_buf_free(&pc->req);
+	pl_buf_free(&pc->out);
+	pl_h2_free(pc->h2);
 	free(pc);
 	a->pc = NULL;
 }
@@ -286,6 +303,172 @@ static void probe_done(admin_conn *a, int code, const char *why)
 	pl_ev_io_set(a->px->loop, &a->io, EPOLLOUT);
 }
 
+/* --- gRPC probes: the kubelet's GRPCAction, grpc.health.v1.Health/Check answering SERVING --- */
+
+static void gp_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head kind, const pl_h2_field *f, size_t n,
+		    bool end)
+{
+	probe_call *pc = ud;
+	(void)h;
+	(void)id;
+	(void)sud;
+	(void)kind;
+	(void)end;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].namelen == 11 && memcmp(f[i].name, "grpc-status", 11) == 0 && f[i].valuelen <= 2)
+			pc->gstatus = atoi(f[i].value);
+}
+
+static void gp_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, size_t n)
+{
+	probe_call *pc = ud;
+	(void)sud;
+	size_t k = n < sizeof(pc->msg) - pc->msglen ? n : sizeof(pc->msg) - pc->msglen;
+	memcpy(pc->msg + pc->msglen, p, k);
+	pc->msglen += k;
+	pl_h2_consume(h, id, n);
+}
+
+static void gp_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
+{
+	probe_call *pc = ud;
+	(void)h;
+	(void)id;
+	(void)sud;
+	pc->closed = true;
+	pc->reset = code;
+}
+
+static ssize_t gp_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, size_t n, int *end)
+{
+	probe_call *pc = ud;
+	(void)h;
+	(void)id;
+	(void)sud;
+	size_t k = pc->req.len - pc->body_off < n ? pc->req.len - pc->body_off : n;
+	memcpy(out, pc->req.data + pc->body_off, k);
+	pc->body_off += k;
+	if (pc->body_off == pc->req.len)
+		*end = PL_H2_END;
+	return (ssize_t)k;
+}
+
+static const pl_h2_cbs gp_cbs = {.head = gp_head, .data = gp_data, .close = gp_close, .read = gp_read};
+
+/* HealthCheckResponse: message framing (flag, 4-byte length), then field 1 (status, a varint):
+ * SERVING is 1. -1 when the message is not that. */
+static int gp_status(const probe_call *pc)
+{
+	if (pc->msglen < 5 || pc->msg[0] != 0)
+		return -1;
+	if (pc->msglen == 5)
+		return 0; /* an empty message: status UNKNOWN (0), the proto3 default */
+	if (pc->msglen < 7 || pc->msg[5] != 0x08 || (pc->msg[6] & 0x80))
+		return -1;
+	return pc->msg[6];
+}
+
+/* Writes what the session has due; false when the socket failed. */
+static bool gp_flush(admin_conn *a)
+{
+	probe_call *pc = a->pc;
+	const uint8_t *p;
+	ssize_t n;
+
+	while ((n = pl_h2_send(pc->h2, &p)) > 0)
+		pl_buf_append(&pc->out, p, (size_t)n);
+	if (n < 0)
+		return false;
+	while (pc->out_off < pc->out.len) {
+		ssize_t w = send(pc->fd, pc->out.data + pc->out_off, pc->out.len - pc->out_off, MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (w <= 0)
+			return false;
+		pc->out_off += (size_t)w;
+	}
+	if (pc->out_off == pc->out.len)
+		pc->out.len = pc->out_off = 0;
+	pl_ev_io_set(a->px->loop, &pc->io, EPOLLIN | (pc->out.len ? EPOLLOUT : 0));
+	return true;
+}
+
+/* The connection is up: the health check goes out. */
+static bool gp_start(admin_conn *a, int port)
+{
+	probe_call *pc = a->pc;
+	char auth[32];
+	size_t sl = strlen(pc->service);
+
+	snprintf(auth, sizeof(auth), "127.0.0.1:%d", port);
+	/* HealthCheckRequest {service = 1}, framed: flag 0, big-endian length, the message */
+	uint8_t msg[4 + 200];
+	size_t ml = 0;
+	if (sl) {
+		msg[ml++] = 0x0a;
+		if (sl >= 128) {
+			msg[ml++] = (uint8_t)(0x80 | (sl & 0x7f));
+			msg[ml++] = (uint8_t)(sl >> 7);
+		} else {
+			msg[ml++] = (uint8_t)sl;
+		}
+		memcpy(msg + ml, pc->service, sl);
+		ml += sl;
+	}
+	uint8_t hdr[5] = {0, (uint8_t)(ml >> 24), (uint8_t)(ml >> 16), (uint8_t)(ml >> 8), (uint8_t)ml};
+	pl_buf_reset(&pc->req);
+	pl_buf_append(&pc->req, hdr, 5);
+	pl_buf_append(&pc->req, msg, ml);
+	const pl_h2_field f[] = {
+		{":method", "POST", 7, 4},
+		{":scheme", "http", 7, 4},
+		{":path", "/grpc.health.v1.Health/Check", 5, 28},
+		{":authority", auth, 10, strlen(auth)},
+		{"content-type", "application/grpc", 12, 16},
+		{"te", "trailers", 2, 8},
+		{"user-agent", "kube-probe (pillion-proxy)", 10, 26},
+	};
+	pc->h2 = pl_h2_new(false, &gp_cbs, pc, NULL);
+	if (pl_h2_request(pc->h2, f, sizeof(f) / sizeof(f[0]), true, NULL) < 0)
+		return false;
+	return gp_flush(a);
+}
+
+static void gp_io(admin_conn *a, uint32_t ev)
+{
+	probe_call *pc = a->pc;
+	uint8_t buf[4096];
+	char why[160];
+
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		ssize_t n = recv(pc->fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			n = -2;
+		const char *err = NULL;
+		if (n == 0 || n == -1 || (n > 0 && pl_h2_recv(pc->h2, buf, (size_t)n, &err) < 0)) {
+			probe_done(a, 503, n > 0 ? "the app's HTTP/2 answer was refused" : "the app closed the connection");
+			return;
+		}
+	}
+	if (!gp_flush(a)) {
+		probe_done(a, 503, "writing to the app failed");
+		return;
+	}
+	if (!pc->closed)
+		return;
+	int st = gp_status(pc);
+	if (pc->reset)
+		snprintf(why, sizeof(why), "the app reset the call (%s)", pl_h2_code_name(pc->reset));
+	else if (pc->gstatus != 0)
+		snprintf(why, sizeof(why), "grpc-status %d", pc->gstatus);
+	else if (st != 1)
+		snprintf(why, sizeof(why), "the service is %s", st == 2 ? "NOT_SERVING" : st == 3 ? "SERVICE_UNKNOWN" :
+								 st == 0 ? "UNKNOWN" : "not answering a HealthCheckResponse");
+	else
+		snprintf(why, sizeof(why), "SERVING");
+	probe_done(a, !pc->reset && pc->gstatus == 0 && st == 1 ? 200 : 503, why);
+}
+
 static void probe_io(pl_ev_loop *loop, void *data, uint32_t ev)
 {
 	admin_conn *a = data;
@@ -293,7 +476,11 @@ static void probe_io(pl_ev_loop *loop, void *data, uint32_t ev)
 	char why[160];
 	(void)ev;
 
-	if (pc->sent < pc->req.len || pc->tcp) {
+	if (pc->h2) {
+		gp_io(a, ev);
+		return;
+	}
+	if (pc->sent < pc->req.len || pc->tcp || pc->grpc) {
 		int err = 0;
 		socklen_t el = sizeof(err);
 		if (pc->sent == 0 && (getsockopt(pc->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)) {
@@ -303,6 +490,11 @@ static void probe_io(pl_ev_loop *loop, void *data, uint32_t ev)
 		}
 		if (pc->tcp) { /* a tcpSocket probe: the connection is the answer */
 			probe_done(a, 200, "the app accepts connections");
+			return;
+		}
+		if (pc->grpc) {
+			if (!gp_start(a, pc->port))
+				probe_done(a, 503, "writing to the app failed");
 			return;
 		}
 		ssize_t n = send(pc->fd, pc->req.data + pc->sent, pc->req.len - pc->sent, MSG_NOSIGNAL);
@@ -367,13 +559,20 @@ static void probe_start(admin_conn *a, const char *rest)
 	a->pc = pc;
 	pl_ev_io_init(&pc->io, probe_io, a);
 	pc->tcp = p->tcp;
-	if (p->tcp)
+	pc->grpc = p->grpc;
+	pc->port = p->port;
+	pc->gstatus = pc->serving = -1;
+	if (p->grpc) {
+		snprintf(pc->service, sizeof(pc->service), "%s", p->grpc_service ? p->grpc_service : "");
+		snprintf(pc->what, sizeof(pc->what), "%s/%s: gRPC health check of \"%.200s\" at 127.0.0.1:%d", p->container,
+			 p->kind, pc->service, p->port);
+	} else if (p->tcp)
 		snprintf(pc->what, sizeof(pc->what), "%s/%s: connect 127.0.0.1:%d", p->container, p->kind, p->port);
 	else
 		snprintf(pc->what, sizeof(pc->what), "%s/%s: GET 127.0.0.1:%d%.200s", p->container, p->kind, p->port,
 			 p->path);
 	bool host = false;
-	pl_buf_printf(&pc->req, "GET %s HTTP/1.1\r\n", p->tcp ? "/" : p->path);
+	pl_buf_printf(&pc->req, "GET %s HTTP/1.1\r\n", p->path ? p->path : "/");
 	for (size_t k = 0; k < p->headers.n; k++) {
 		host |= strcasecmp(p->headers.v[k].key, "host") == 0;
 		pl_buf_printf(&pc->req, "%s: %s\r\n", p->headers.v[k].key, p->headers.v[k].value);

@@ -780,11 +780,17 @@ static char *rewrite_probes(ctx *c)
 		const char *name = json_string_value(get(ct, "name"));
 		for (int k = 0; k < 3; k++) {
 			const json_t *pr = get(ct, kinds[k]), *g = get(pr, "httpGet"), *ts = get(pr, "tcpSocket");
+			const json_t *gr = get(pr, "grpc");
 			/* A tcpSocket probe of the app's port would be answered by the proxy's accept, the app
-			 * up or not: it becomes an HTTP probe of the admin port, which connects on loopback. */
+			 * up or not: it becomes an HTTP probe of the admin port, which connects on loopback. A
+			 * gRPC one (plaintext HTTP/2 to the app's port, refused under STRICT) too: the proxy
+			 * calls grpc.health.v1.Health/Check on loopback. */
 			bool tcp = !json_is_object(g) && json_is_object(ts);
+			bool grpc = !json_is_object(g) && !tcp && json_is_object(gr);
 			if (tcp)
 				g = ts;
+			if (grpc)
+				g = gr;
 			if (!json_is_object(g))
 				continue;
 			const char *scheme = json_string_value(get(g, "scheme")), *host = json_string_value(get(g, "host"));
@@ -809,12 +815,12 @@ static char *rewrite_probes(ctx *c)
 				c->oom = true;
 			char path[64 + 256], ptr[128];
 			snprintf(path, sizeof(path), "%s%s/%s", PL_PROBE_PATH_PREFIX, name, names[k]);
-			if (tcp) {
-				snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/tcpSocket", i, kinds[k]);
+			if (tcp || grpc) {
+				snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/%s", i, kinds[k], tcp ? "tcpSocket" : "grpc");
 				op(c, "remove", ptr, NULL);
 			}
 			snprintf(ptr, sizeof(ptr), "/spec/containers/%zu/%s/httpGet", i, kinds[k]);
-			op(c, tcp ? "add" : "replace", ptr, json_pack("{s:s, s:i, s:s}", "path", path, "port",
+			op(c, tcp || grpc ? "add" : "replace", ptr, json_pack("{s:s, s:i, s:s}", "path", path, "port",
 								    PL_INJECT_ADMIN_PORT, "scheme", "HTTP"));
 		}
 	}

@@ -253,8 +253,10 @@ typedef struct pl_probe {
 	const char *kind;            /* "liveness", "readiness" or "startup" */
 	int port;                    /* resolved when the probe names a container port */
 	const char *path;            /* as the kubelet requests it, query included; "/" when the probe gives none;
-	                              * NULL for a tcpSocket probe */
+	                              * NULL for a tcpSocket or gRPC probe */
 	bool tcp;                    /* a tcpSocket probe: passes when the port accepts a connection */
+	bool grpc;                   /* a gRPC probe: grpc.health.v1.Health/Check answers SERVING */
+	const char *grpc_service;    /* the service it asks about ("" for the server as a whole) */
 	pl_labels headers;           /* httpHeaders, in the order given (not sorted here) */
 	int timeout_s;               /* timeoutSeconds, 1 by default */
 } pl_probe;

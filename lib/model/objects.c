@@ -169,8 +169,13 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 			 * admin port for it. One still in the spec (a pod injected before tcpSocket probes were
 			 * rewritten) goes to the app's port as it did, and its proxy may not know "tcp". */
 			bool tcp = orig && !json_is_object(g) && json_is_object(ts);
+			/* A gRPC probe likewise only from the annotation. */
+			const json_t *gr = json_object_get(pr, "grpc");
+			bool grpc = orig && !json_is_object(g) && !tcp && json_is_object(gr);
 			if (tcp)
 				g = ts;
+			if (grpc)
+				g = gr;
 			const char *scheme = pl_json_get_str(g, "scheme"), *host = pl_json_get_str(g, "host");
 			if (!json_is_object(g) || (scheme && strcmp(scheme, "HTTP") != 0) || (host && *host))
 				continue;
@@ -184,7 +189,7 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 						port = (int)json_integer_value(cp);
 				}
 			}
-			const char *path = tcp ? "" : pl_json_get_str(g, "path");
+			const char *path = tcp || grpc ? "" : pl_json_get_str(g, "path");
 			if (!path)
 				path = "";
 			if (port < 1 || port > 65535 || strncmp(path, PL_PROBE_PATH_PREFIX, strlen(PL_PROBE_PATH_PREFIX)) == 0)
@@ -195,7 +200,16 @@ static void pod_probes(pl_dec *d, const json_t *spec, pl_pod *pod)
 			q->kind = names[k];
 			q->port = port;
 			q->tcp = tcp;
-			q->path = tcp ? NULL : path[0] == '/' ? pl_arena_strdup(d->arena, path) : pl_arena_printf(d->arena, "/%s", path);
+			q->grpc = grpc;
+			if (grpc) {
+				/* The health service asked about: printable ASCII (it goes into a protobuf string). */
+				const char *svc = pl_json_get_str(g, "service");
+				bool ok = true;
+				for (const char *x = svc ? svc : ""; *x && ok; x++)
+					ok = *x > 0x20 && *x < 0x7f;
+				q->grpc_service = pl_arena_strdup(d->arena, svc && ok && strlen(svc) <= 200 ? svc : "");
+			}
+			q->path = tcp || grpc ? NULL : path[0] == '/' ? pl_arena_strdup(d->arena, path) : pl_arena_printf(d->arena, "/%s", path);
 			const json_t *to = json_object_get(pr, "timeoutSeconds");
 			q->timeout_s = json_is_integer(to) && json_integer_value(to) >= 1 && json_integer_value(to) <= 3600 ?
 					       (int)json_integer_value(to) : 1;

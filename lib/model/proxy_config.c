@@ -340,9 +340,18 @@ static void probe_header_item(pl_dec *d, const json_t *o, void *out, size_t i)
 		dec_error_at(d, "value", "must not hold CR or LF");
 }
 
+static bool probe_grpc_service(const char *s)
+{
+	for (; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7f)
+			return false;
+	return true;
+}
+
 static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
 {
-	static const char *const known[] = {"container", "kind", "port", "path", "tcp", "headers", "timeoutSeconds", NULL};
+	static const char *const known[] = {"container", "kind", "port", "path", "tcp", "grpc", "grpcService", "headers",
+					    "timeoutSeconds", NULL};
 	static const char *const kinds[] = {"liveness", "readiness", "startup", NULL};
 	pl_probe *p = out;
 	int kind = 0;
@@ -354,13 +363,22 @@ static void probe_item(pl_dec *d, const json_t *o, void *out, size_t i)
 		p->kind = kinds[kind];
 	dec_int(d, o, "port", true, 1, 65535, &p->port);
 	/* A tcpSocket probe ("tcp": true) has no path and no headers; an HTTP one needs its path. */
-	p->tcp = false;
+	p->tcp = p->grpc = false;
+	p->grpc_service = "";
 	dec_bool(d, o, "tcp", false, &p->tcp);
-	if (p->tcp) {
+	dec_bool(d, o, "grpc", false, &p->grpc);
+	if (p->tcp && p->grpc)
+		dec_error_at(d, "grpc", "not allowed with tcp: true");
+	if (p->grpc)
+		dec_string(d, o, "grpcService", false, 200, probe_grpc_service, "printable ASCII without spaces",
+			   &p->grpc_service);
+	else if (json_object_get(o, "grpcService"))
+		dec_error_at(d, "grpcService", "only with grpc: true");
+	if (p->tcp || p->grpc) {
 		if (json_object_get(o, "path"))
-			dec_error_at(d, "path", "not allowed with tcp: true");
+			dec_error_at(d, "path", p->tcp ? "not allowed with tcp: true" : "not allowed with grpc: true");
 		if (json_object_get(o, "headers"))
-			dec_error_at(d, "headers", "not allowed with tcp: true");
+			dec_error_at(d, "headers", p->tcp ? "not allowed with tcp: true" : "not allowed with grpc: true");
 	} else if (dec_string(d, o, "path", true, 1024, NULL, NULL, &p->path)) {
 		/* The path goes into a request line: printable ASCII without spaces. */
 		bool ok = p->path[0] == '/';

@@ -363,9 +363,13 @@ json_t *pl_render_pod(const pl_index *ix, const pl_pod *pod)
 			const pl_probe *q = &pod->probes[i];
 			json_t *o = json_pack("{sssssisi}", "container", q->container, "kind", q->kind, "port", q->port,
 					      "timeoutSeconds", q->timeout_s);
-			if (q->tcp)
+			if (q->tcp) {
 				json_object_set_new(o, "tcp", json_true());
-			else
+			} else if (q->grpc) {
+				json_object_set_new(o, "grpc", json_true());
+				if (q->grpc_service && *q->grpc_service)
+					json_object_set_new(o, "grpcService", json_string(q->grpc_service));
+			} else
 				json_object_set_new(o, "path", json_string(q->path));
 			if (q->headers.n) {
 				json_t *hs = json_array();

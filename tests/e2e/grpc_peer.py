@@ -4,7 +4,9 @@
 serve --listen ADDR --name NAME --ready-file F --state-dir DIR
     pillion.test.Echo: Unary (answers "NAME:<request>"), Server (n answers), Big (n answers of 64 KiB), Client (counts the
     requests), Bidi (echoes each), Fail (UNAVAILABLE while the key's count is below the number
-    asked for: "key:n"), Slow and Sleep (sleep the milliseconds asked for).
+    asked for: "key:n"), Slow and Sleep (sleep the milliseconds asked for); and
+    grpc.health.v1.Health/Check: SERVING for "" and pillion.test.Echo, NOT_SERVING for
+    pillion.test.Down, NOT_FOUND otherwise.
 call TARGET OP ...   prints one JSON object on stdout
     unary N [metadata k=v]   N unary calls on one channel: answers per server name, and codes
     server N                 one server-streaming call of N answers
@@ -84,8 +86,21 @@ def serve(args):
         "Sleep": grpc.unary_unary_rpc_method_handler(slow),
         "Admin": grpc.unary_unary_rpc_method_handler(unary),
     }
+    def health(req, ctx):
+        # grpc.health.v1.Health/Check by hand: HealthCheckRequest{service = 1} in,
+        # HealthCheckResponse{status = 1} out (SERVING 1, NOT_SERVING 2); unknown: NOT_FOUND.
+        svc = req[2:2 + req[1]].decode() if len(req) >= 2 and req[0] == 0x0A else ""
+        if svc in ("", SERVICE):
+            return b"\x08\x01"
+        if svc == "pillion.test.Down":
+            return b"\x08\x02"
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "unknown service " + svc)
+
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),
+                                     grpc.method_handlers_generic_handler(
+                                         "grpc.health.v1.Health",
+                                         {"Check": grpc.unary_unary_rpc_method_handler(health)})))
     if server.add_insecure_port(args.listen) == 0:
         sys.exit("cannot listen on %s" % args.listen)
     server.start()

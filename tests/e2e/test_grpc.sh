@@ -98,12 +98,17 @@ pod() { # NAME APP
 	cat <<YAML
 apiVersion: v1
 kind: Pod
-metadata: {name: $1, namespace: g, labels: {app: $2}, annotations: {pillion.dev/id: "${1}0000000000000000000000000000001"}}
-spec: {serviceAccountName: $1, containers: [{name: app, image: app, ports: [{containerPort: 9090, name: grpc}]}, {name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}]}
+metadata: {name: $1, namespace: g, labels: {app: $2}, annotations: {pillion.dev/id: "${1}0000000000000000000000000000001"${ANN:+, $ANN}}}
+spec: {serviceAccountName: $1, containers: [{name: app, image: app, ports: [{containerPort: 9090, name: grpc}]${PROBES:+, $PROBES}}, {name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}]}
 YAML
 }
+# b's app has gRPC probes, as the webhook leaves them: the originals in pillion.dev/probes, the
+# kubelet pointed at the admin port.
+B_ANN="pillion.dev/probes: '{\"app\": {\"readinessProbe\": {\"grpc\": {\"port\": 9090}}, \"livenessProbe\": {\"grpc\": {\"port\": 9090, \"service\": \"pillion.test.Down\"}}, \"startupProbe\": {\"grpc\": {\"port\": 9090, \"service\": \"nope\"}}}}'"
+B_PROBES="readinessProbe: {httpGet: {path: /app-health/app/readiness, port: 15420}}, livenessProbe: {httpGet: {path: /app-health/app/liveness, port: 15420}}, startupProbe: {httpGet: {path: /app-health/app/startup, port: 15420}}"
 pod a client > "$T/pod-a.yaml"
-for p in b d e; do pod "$p" echo > "$T/pod-$p.yaml"; done
+ANN=$B_ANN PROBES=$B_PROBES pod b echo > "$T/pod-b.yaml"
+for p in d e; do pod "$p" echo > "$T/pod-$p.yaml"; done
 for p in a b d e; do
 	"$BIN/pillionctl" render --pod "$T/pod-$p.yaml" -f "$T/objs.yaml" > "$T/$p.json" || die "render $p"
 done
@@ -241,6 +246,22 @@ check "(11) one call over maxPending is refused UNAVAILABLE, counted as max_pend
 check "(11) ... the 69 others complete, the waiting ones once room opened ($(g1 0) OK)" test "$(g1 0)" = 69
 check "(11) ... over one connection to the pod" \
 	test "$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')" -le 7
+
+# (12) the kubelet's gRPC probes, run by b's proxy on loopback (the app's port takes no plaintext: STRICT)
+PB=pg-b-$SFX
+probe() { ip netns exec "$PB" curl -s --max-time 30 -w ' %{http_code}' "http://$B4:15420/app-health/app/$1"; }
+out=$(probe readiness)
+check "(12) a gRPC readiness probe of the server as a whole: SERVING, 200 ($out)" bash -c "[[ '$out' == *SERVING*' 200' ]]"
+out=$(probe liveness)
+check "(12) a gRPC probe of a NOT_SERVING service: 503 ($out)" bash -c "[[ '$out' == *NOT_SERVING*' 503' ]]"
+out=$(probe startup)
+check "(12) a gRPC probe of a service the server does not know: 503, grpc-status 5 ($out)" \
+	bash -c "[[ '$out' == *'grpc-status 5'*' 503' ]]"
+# as the kubelet would call it without the rewrite: plaintext HTTP/2 from outside the pod (from a,
+# as the proxy's UID, which pillion-init leaves unredirected)
+out=$(in_ns "$PA" "$PROXY_UID" curl -s --max-time 10 -o /dev/null -w '%{http_code}' --http2-prior-knowledge \
+	"http://$B4:9090/grpc.health.v1.Health/Check" || true)
+check "(12) ... while the app's port refuses plaintext HTTP/2 from outside, as STRICT wants ($out)" test "$out" = 000
 
 # (8) the proxies are all still there, and none logged a sanitizer report
 for p in a b d e; do

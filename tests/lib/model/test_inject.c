@@ -381,7 +381,8 @@ static void test_probes_rewritten(void **state)
 			   "    livenessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 7}\n"
 			   "    readinessProbe: {httpGet: {path: /ready, port: 8080, scheme: HTTPS}}\n"
 			   "  - name: side\n    startupProbe: {httpGet: {path: /s, port: 9000, host: example.org}}\n"
-			   "    readinessProbe: {tcpSocket: {port: 9000}}\n");
+			   "    readinessProbe: {tcpSocket: {port: 9000}}\n"
+			   "    livenessProbe: {grpc: {port: 9090, service: shop.Cart}}\n");
 	json_t *got = inject(pod, &o, "injected", &r);
 
 	/* The proxy is containers[0] now: web is [1]. */
@@ -395,6 +396,9 @@ static void test_probes_rewritten(void **state)
 	assert_null(at(got, "spec.containers.2.readinessProbe.tcpSocket"));
 	assert_string_equal(str_at(got, "spec.containers.2.readinessProbe.httpGet.path"), "/app-health/side/readiness");
 	assert_int_equal(json_integer_value(at(got, "spec.containers.2.readinessProbe.httpGet.port")), PL_INJECT_ADMIN_PORT);
+	/* A gRPC probe too: plaintext HTTP/2 to the app's port would be refused under STRICT. */
+	assert_null(at(got, "spec.containers.2.livenessProbe.grpc"));
+	assert_string_equal(str_at(got, "spec.containers.2.livenessProbe.httpGet.path"), "/app-health/side/liveness");
 	json_t *ann = at(got, "metadata.annotations");
 	json_t *orig = json_loads(json_string_value(json_object_get(ann, "pillion.dev/probes")), 0, NULL);
 	assert_non_null(orig);
@@ -403,6 +407,7 @@ static void test_probes_rewritten(void **state)
 	assert_int_equal(json_integer_value(at(orig, "web.livenessProbe.periodSeconds")), 7);
 	assert_null(at(orig, "web.readinessProbe"));
 	assert_int_equal(json_integer_value(at(orig, "side.readinessProbe.tcpSocket.port")), 9000);
+	assert_string_equal(str_at(orig, "side.livenessProbe.grpc.service"), "shop.Cart");
 	assert_null(at(orig, "side.startupProbe")); /* another host: left as it is */
 	json_decref(orig);
 	assert_int_equal(json_array_size(r.warnings), 2);

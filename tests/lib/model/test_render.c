@@ -568,6 +568,38 @@ static void test_probes(void **state)
 	pl_arena_free(&a);
 	json_decref(doc);
 	fixture_free(&f);
+	/* A gRPC probe kept in the annotation: "grpc": true with its service, read back; a path or a
+	 * service with a space beside it is refused by name. */
+	static const char grpc[] =
+		"apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-3\n  namespace: shop\n"
+		"  annotations:\n    pillion.dev/id: 0123456789abcdef0123456789abcdef\n"
+		"    pillion.dev/probes: '{\"app\": {\"readinessProbe\": {\"grpc\": {\"port\": 9090, \"service\": \"shop.Cart\"}}}}'\n"
+		"spec:\n  containers:\n"
+		"  - name: app\n    readinessProbe: {httpGet: {path: /app-health/app/readiness, port: 15420}}\n";
+	doc = render(&f, grpc);
+	want = json_loads("[{\"container\": \"app\", \"kind\": \"readiness\", \"port\": 9090, \"grpc\": true,"
+			  " \"grpcService\": \"shop.Cart\", \"timeoutSeconds\": 1}]", 0, NULL);
+	if (!json_equal(json_object_get(doc, "probes"), want)) {
+		char *got = json_dumps(json_object_get(doc, "probes"), 0);
+		fail_msg("grpc probes: %s", got ? got : "(none)");
+	}
+	json_decref(want);
+	pl_arena_init(&a);
+	errs = (pl_errors){0}; /* its list lived in the arena freed above */
+	assert_true(pl_proxy_config_decode(&a, doc, &cfg, &errs));
+	assert_int_equal(cfg.nprobes, 1);
+	assert_true(cfg.probes[0].grpc);
+	assert_string_equal(cfg.probes[0].grpc_service, "shop.Cart");
+	assert_null(cfg.probes[0].path);
+	json_object_set_new(json_array_get(json_object_get(doc, "probes"), 0), "grpcService", json_string("a b"));
+	pl_proxy_config_hash(doc, h2);
+	json_object_set_new(doc, "hash", json_string(h2));
+	errs.n = 0;
+	assert_false(pl_proxy_config_decode(&a, doc, &cfg, &errs));
+	assert_non_null(error_at(&errs, "probes[0].grpcService"));
+	pl_arena_free(&a);
+	json_decref(doc);
+	fixture_free(&f);
 	/* No HTTP probe: no key, so the config of a pod without probes is unchanged. */
 	doc = render(&f, pod_web);
 	assert_null(json_object_get(doc, "probes"));

@@ -185,6 +185,8 @@ void px_alog_end(px_req *rq)
 		key(b, "status");
 		pl_buf_puts(b, "null");
 	}
+	if (rq->h2 && rq->grpc_status >= 0)
+		num_field(b, "grpc_status", (unsigned)rq->grpc_status);
 	cstr_field(b, "proxy_error", rq->local_cause);
 	cstr_field(b, "backend", rq->backend);
 	cstr_field(b, "upstream", a->upstream[0] ? a->upstream : NULL);

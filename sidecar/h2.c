@@ -1230,6 +1230,7 @@ static void d_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
 	s->did = 0;
 	list_del_down(s);
 	/* A stream the client reset before any answer is not a request that was answered. */
+	s->rq.grpc_status = s->grpc ? s->gcode : -1;
 	if (s->rq.status)
 		px_req_done(&s->rq);
 	if (s->grpc && s->gcode >= 0) {

@@ -111,6 +111,7 @@ struct px_req {
 	int dir;
 	int down_fd;                /* the downstream socket (the access log's client address) */
 	bool h2;                    /* an HTTP/2 stream (else an HTTP/1 request) */
+	int grpc_status;            /* HTTP/2: a gRPC call's grpc-status, -1 when none (the access log) */
 	struct sockaddr_storage orig;
 	socklen_t origlen;
 	const char *peer_id;        /* inbound mTLS: the caller's SPIFFE ID (owned by the connection); NULL for plaintext */

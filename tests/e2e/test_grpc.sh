@@ -168,7 +168,8 @@ check "(1) a's proxy counts them: outbound, g/echo, route rpc, 200" \
 	test "$(metric "$PA" 'pillion_proxy_requests_total{direction="outbound",service="g/echo",route="rpc",class="2xx",code="200"}')" -ge 3000
 check "(1) ... over few mTLS connections (one per pod)" \
 	test "$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')" -le 6
-check "(1) a's access log says HTTP/2" grep -q '"protocol":"HTTP/2"' "$T/access-a.log"
+check "(1) a's access log says HTTP/2, with each call's grpc-status" \
+	bash -c "grep -q '\"protocol\":\"HTTP/2\"' '$T/access-a.log' && grep -q '\"status\":200,\"grpc_status\":0,' '$T/access-a.log'"
 
 # (2) the streaming kinds, with flow control end to end
 out=$(call server 2000)

@@ -325,12 +325,7 @@ static void conn_close(px_h2c *c, const char *why)
 			break;
 		}
 	pl_ev_timer_stop(px->loop, &c->timer);
-	if (c->s.fd >= 0) {
-		pl_ev_io_stop(px->loop, &c->s.io);
-		pl_tls_free(c->s.tls);
-		close(c->s.fd);
-	}
-	c->s.fd = -1;
+	px_side_close(px->loop, &c->s, false);
 	/* Freed later: callers up the stack may still look at c->dead. */
 	c->dnext = a->dead;
 	a->dead = c;
@@ -418,7 +413,7 @@ static void conn_read(px_h2c *c)
 
 	/* Up to 16 socket reads a turn (epoll calls again for the rest); bytes TLS already decrypted
 	 * are read whatever the count, since no event would announce them. */
-	for (int i = 0; i < 16 || (c->s.tls && pl_tls_pending(c->s.tls)); i++) {
+	for (int i = 0; i < 16 || px_side_pending(&c->s); i++) {
 		ssize_t n = px_side_recv(&c->s, buf, sizeof(buf));
 		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
 			return;
@@ -438,7 +433,7 @@ static void conn_read(px_h2c *c)
 			return;
 		}
 		mark(c);
-		if ((size_t)n < sizeof(buf) && !(c->s.tls && pl_tls_pending(c->s.tls)))
+		if ((size_t)n < sizeof(buf) && !px_side_pending(&c->s))
 			return;
 	}
 }
@@ -1497,8 +1492,7 @@ void px_h2_start(px_conn *conn)
 	c->origlen = conn->origlen;
 	c->peer_id = conn->peer_id;
 	conn->peer_id = NULL;
-	c->s.fd = conn->down.fd;
-	c->s.tls = conn->down.tls;
+	px_side_take(px->loop, &c->s, &conn->down);
 	c->down_tls = conn->tls;
 	px_conn_forget(conn);
 	c->state = C_READY;

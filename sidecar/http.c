@@ -46,14 +46,12 @@ void px_hbuf_free(proxy *px) { px_bufpool_free(&px->hbufs); }
 
 void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
 {
-	int one = 1;
-
 	if (!timed_out) {
 		int r = px_http_try(c, ev);
 		if (r != 0)
 			return;
-	} else if (!c->down.tls) {
-		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	} else {
+		px_xprt_of(&c->down)->lowat(&c->down, 1);
 	}
 	pl_ev_timer_stop(c->px->loop, &c->timer);
 	/* A port under per-request policy takes HTTP only: whatever is not HTTP/2 is parsed as HTTP/1,
@@ -88,40 +86,28 @@ int px_http_try(px_conn *c, uint32_t ev)
 {
 	/* On the stack: a request line up to its version, at most the line limit. */
 	char buf[PL_H1_DEFAULT_MAX_LINE + 16];
-	ssize_t n;
+	const px_xprt *x = px_xprt_of(&c->down);
+	ssize_t n = x->peek(&c->down, buf, sizeof(buf));
 
-	if (c->down.tls) {
-		n = pl_tls_peek(c->down.tls, buf, sizeof(buf));
-		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
-			return -1;
-	} else {
-		n = recv(c->down.fd, buf, sizeof(buf), MSG_PEEK);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return -1;
-	}
-	int one = 1;
+	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
+		return -1;
 	if (n <= 0)
 		goto bytes; /* closed before a word: the byte relay passes the end on */
 	/* HTTP/2 with prior knowledge (h2c, or h2 between proxies inside mTLS): its preface. */
 	int h2 = pl_h2_is_preface(buf, (size_t)n);
 	if (h2 == 1) {
-		if (!c->down.tls)
-			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+		x->lowat(&c->down, 1);
 		px_h2_start(c);
 		return 1;
 	}
 	if (h2 < 0) {
 		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			goto bytes;
-		if (!c->down.tls) {
-			int lowat = PL_H2_PREFACE_LEN;
-			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
-		}
+		x->lowat(&c->down, PL_H2_PREFACE_LEN);
 		return -1;
 	}
 	if (c->http_only) {
-		if (!c->down.tls)
-			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+		x->lowat(&c->down, 1);
 		px_http_start(c);
 		return 1;
 	}
@@ -131,23 +117,18 @@ int px_http_try(px_conn *c, uint32_t ev)
 	case PL_H1_DETECT_NOT:
 		goto bytes;
 	default:
-		if (c->down.tls)
+		if (x == &px_xprt_tls)
 			break; /* a request line split across TLS records: what came is HTTP so far */
 		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 			goto bytes;
-		{
-			int lowat = (int)n + 1;
-			setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
-		}
+		x->lowat(&c->down, (int)n + 1);
 		return -1;
 	}
-	if (!c->down.tls)
-		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	x->lowat(&c->down, 1);
 	px_http_start(c);
 	return 1;
 bytes:
-	if (!c->down.tls)
-		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	x->lowat(&c->down, 1);
 	return 0;
 }
 
@@ -190,16 +171,9 @@ static void hs_free(px_hs *hs, bool reset)
 	request_clear(hs);
 	pl_ev_timer_stop(px->loop, &hs->timer);
 	pl_ev_timer_stop(px->loop, &hs->idle_timer);
-	if (hs->down.fd >= 0) {
-		pl_ev_io_stop(px->loop, &hs->down.io);
-		if (reset) {
-			struct linger lg = {1, 0};
-			setsockopt(hs->down.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-			px->m.resets[hs->dir]++;
-		}
-		pl_tls_free(hs->down.tls);
-		close(hs->down.fd);
-	}
+	if (hs->down.fd >= 0 && reset)
+		px->m.resets[hs->dir]++;
+	px_side_close(px->loop, &hs->down, reset);
 	hbuf_put(px, &hs->in);
 	free((char *)hs->rq.peer_id);
 	px->m.conns_open[hs->dir][hs->down_tls]--;
@@ -229,8 +203,8 @@ void px_http_start(px_conn *c)
 	hs->rq.origlen = c->origlen;
 	hs->rq.peer_id = c->peer_id;
 	c->peer_id = NULL;
-	hs->down.fd = hs->rq.down_fd = c->down.fd;
-	hs->down.tls = c->down.tls;
+	px_side_take(px->loop, &hs->down, &c->down);
+	hs->rq.down_fd = hs->down.fd;
 	hs->down_tls = c->tls; /* counted by its mesh hop: upstream for outbound, downstream for inbound */
 	px_conn_forget(c);
 	pl_ev_io_init(&hs->down.io, down_cb, hs);
@@ -542,7 +516,7 @@ void px_http_up_failed(px_hs *hs, int cause, const char *detail)
 static int tunnel(px_hs *hs)
 {
 	proxy *px = hs->px;
-	px_side up, down = hs->down;
+	px_side up, down;
 	int dir = hs->dir;
 
 	/* The 101 head and whatever the server sent after it go down; what the client sent after its
@@ -555,9 +529,7 @@ static int tunnel(px_hs *hs)
 	}
 	px_req_done(&hs->rq);
 	px_up_detach(hs->up, &up);
-	pl_ev_io_stop(px->loop, &hs->down.io);
-	hs->down.fd = -1;
-	hs->down.tls = NULL;
+	px_side_take(px->loop, &down, &hs->down);
 	px_conn *c = px_conn_tunnel(px, dir, &down, &up, hs->in + hs->rq_end, hs->in_len - hs->rq_end,
 				    hs->dhead + hs->dhead_off, hs->dhead_len - hs->dhead_off);
 	/* The session's connection lives on as the tunnel: counted once. */
@@ -721,7 +693,7 @@ static int read_head(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	if (!hs->down_rd && !(hs->down.tls && pl_tls_pending(hs->down.tls)))
+	if (!hs->down_rd && !px_side_pending(&hs->down))
 		return BLOCKED;
 	if (!hs->in)
 		hs->in = hbuf_get(px);
@@ -838,7 +810,7 @@ static int read_body(px_hs *hs)
 {
 	if (hs->down_eof || hs->in_len == PX_HBUF)
 		return BLOCKED;
-	if (!hs->down_rd && !(hs->down.tls && pl_tls_pending(hs->down.tls)))
+	if (!hs->down_rd && !px_side_pending(&hs->down))
 		return BLOCKED;
 	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
 	if (n > 0) {
@@ -867,7 +839,7 @@ static int read_up(px_hs *hs)
 
 	if (!u || hs->resp_done)
 		return BLOCKED;
-	if (!hs->up_rd && !(u->s.tls && pl_tls_pending(u->s.tls)))
+	if (!hs->up_rd && !px_side_pending(&u->s))
 		return BLOCKED;
 	if (hs->resp_head) {
 		if (hs->rs_pos < hs->rin_len)
@@ -954,9 +926,9 @@ static int end_session(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	if (hs->down.tls)
-		pl_tls_shutdown(hs->down.tls);
-	shutdown(hs->down.fd, SHUT_WR);
+	/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be written now */
+	if (px_xprt_of(&hs->down)->shutw(&hs->down) != 0)
+		shutdown(hs->down.fd, SHUT_WR);
 	request_clear(hs);
 	hbuf_put(px, &hs->in);
 	hs->in_len = 0;

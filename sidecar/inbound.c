@@ -1,6 +1,5 @@
 /* Inbound: accept a redirected connection, detect mesh mTLS or plaintext, apply the mTLS mode, forward to the app on loopback. */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,12 +78,8 @@ static void dial_app(px_conn *c)
 	}
 }
 
-static void rcvlowat_reset(px_conn *c)
-{
-	int one = 1;
-
-	setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-}
+/* Detection reads the raw socket: the TLS session, if any, starts after it. */
+static void rcvlowat_reset(px_conn *c) { px_xprt_raw.lowat(&c->down, 1); }
 
 /* The policy of an inbound (container) port, or NULL. */
 static const pl_inbound_policy *inbound_policy(const pl_proxy_config *cfg, int port)
@@ -161,10 +156,10 @@ static void detect(px_conn *c, uint32_t ev)
 	unsigned char buf[PEEK_MAX];
 	size_t need;
 
-	ssize_t n = recv(c->down.fd, buf, PEEK_MAX, MSG_PEEK);
+	ssize_t n = px_xprt_raw.peek(&c->down, buf, PEEK_MAX);
+	if (n == PL_IO_WANT_READ)
+		return;
 	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
 		/* Closed or reset before saying anything. */
 		px_conn_close(c, n < 0);
 		return;
@@ -178,8 +173,7 @@ static void detect(px_conn *c, uint32_t ev)
 			return;
 		}
 		/* Wake up only when the whole record is here, instead of spinning on a partial one. */
-		int lowat = (int)need;
-		setsockopt(c->down.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+		px_xprt_raw.lowat(&c->down, (int)need);
 		return;
 	}
 	case PX_DETECT_PLAIN:
@@ -212,7 +206,7 @@ static void detect_timeout(px_conn *c)
 	 * not a server-speaks-first one. Relaying its ClientHello to the app as plaintext would fail
 	 * the request; give it until the handshake timeout instead. */
 	if (!c->detect_waited && mtls_mode(c->px) != PL_MTLS_STRICT &&
-	    recv(c->down.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && first == 0x16) {
+	    px_xprt_raw.peek(&c->down, &first, 1) == 1 && first == 0x16) {
 		c->detect_waited = true;
 		px_conn_timeout(c, c->px->set.handshake_timeout_ns);
 		return;

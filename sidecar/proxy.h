@@ -3,6 +3,7 @@
 #define PILLION_SIDECAR_PROXY_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/buf.h"
 #include "proxy-t.h"
@@ -21,6 +22,27 @@ void px_config_unref(px_config *c);
 bool px_creds_usable(const proxy *px);
 /* --check: validates the config (and the mesh directory when given): 0 and "configuration OK", or 1 and the errors, on stdout. */
 int px_check_config(const char *config_path, const char *mesh_path, const char *outbound_path);
+
+/* xprt.c: the transport under a side, raw TCP or TLS: px_xprt_of(s) gives its operations. Reads
+ * and writes return bytes, 0 at the end (reads), PL_IO_WANT_* or -errno. */
+typedef struct px_xprt {
+	const char *name;
+	ssize_t (*recv)(px_side *s, void *b, size_t n);
+	ssize_t (*send)(px_side *s, const void *b, size_t n);
+	ssize_t (*peek)(px_side *s, void *b, size_t n);   /* the bytes stay to be read again */
+	int (*shutw)(px_side *s);                          /* the end of what we send: 0, PL_IO_WANT_* or -errno */
+	bool (*pending)(const px_side *s);                 /* bytes already read from the socket wait in the transport */
+	void (*lowat)(px_side *s, int n);                  /* wake for reading only once n bytes are there (raw only) */
+} px_xprt;
+extern const px_xprt px_xprt_raw, px_xprt_tls;
+static inline const px_xprt *px_xprt_of(const px_side *s) { return s->tls ? &px_xprt_tls : &px_xprt_raw; }
+static inline ssize_t px_side_recv(px_side *s, void *b, size_t n) { return px_xprt_of(s)->recv(s, b, n); }
+static inline ssize_t px_side_send(px_side *s, const void *b, size_t n) { return px_xprt_of(s)->send(s, b, n); }
+static inline bool px_side_pending(const px_side *s) { return px_xprt_of(s)->pending(s); }
+/* Closes the socket and its TLS session; reset sends RST instead of FIN. */
+void px_side_close(pl_ev_loop *loop, px_side *s, bool reset);
+/* Hands src's socket and TLS session to dst (a new owner, its io not started); src is left empty. */
+void px_side_take(pl_ev_loop *loop, px_side *dst, px_side *src);
 
 /* dial.c: the one way out, for the relay and the pools alike. */
 /* A non-blocking, TCP_NODELAY connect to addr: 0 (in progress or done), or -errno (counted as a
@@ -55,9 +77,6 @@ void px_conn_refuse(px_conn *c, int reason);
 void px_conn_handshake(px_conn *c);
 void px_conn_tls_failed(px_conn *c, int fail, const char *detail);
 void px_pool_free(proxy *px);
-/* One read or write on a side, raw or TLS: bytes, 0 at the end (reads), PL_IO_WANT_* or -errno. */
-ssize_t px_side_recv(px_side *s, void *b, size_t n);
-ssize_t px_side_send(px_side *s, const void *b, size_t n);
 /* Per-connection failures are counted; their log lines are limited to a few a second per budget. */
 bool px_log_allowed(const proxy *px, px_log_rate *r);
 int px_tls_fail_index(const char *reason);

@@ -176,20 +176,7 @@ px_conn *px_conn_new(proxy *px, int dir, int fd)
 	return c;
 }
 
-static void side_close(proxy *px, px_side *s, bool reset)
-{
-	if (s->fd < 0)
-		return;
-	pl_ev_io_stop(px->loop, &s->io);
-	if (reset) {
-		struct linger lg = {1, 0};
-		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
-	pl_tls_free(s->tls);
-	s->tls = NULL;
-	close(s->fd);
-	s->fd = -1;
-}
+static void side_close(proxy *px, px_side *s, bool reset) { px_side_close(px->loop, s, reset); }
 
 static void flow_free(proxy *px, px_flow *f)
 {
@@ -232,9 +219,9 @@ void px_conn_close(px_conn *c, bool reset)
 
 void px_conn_forget(px_conn *c)
 {
-	pl_ev_io_stop(c->px->loop, &c->down.io);
-	c->down.fd = -1;
-	c->down.tls = NULL;
+	px_side gone;
+
+	px_side_take(c->px->loop, &gone, &c->down);
 	px_conn_close(c, false);
 }
 
@@ -343,46 +330,8 @@ void px_conn_handshake(px_conn *c)
 
 /* --- the pumps --- */
 
-ssize_t px_side_recv(px_side *s, void *b, size_t n)
-{
-	if (s->tls)
-		return pl_tls_read(s->tls, b, n);
-	for (;;) {
-		ssize_t r = recv(s->fd, b, n, 0);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_READ : -errno;
-	}
-}
-
-ssize_t px_side_send(px_side *s, const void *b, size_t n)
-{
-	if (s->tls)
-		return pl_tls_write(s->tls, b, n);
-	for (;;) {
-		ssize_t r = send(s->fd, b, n, MSG_NOSIGNAL);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK ? PL_IO_WANT_WRITE : -errno;
-	}
-}
-
 /* Passes the end of stream on: close_notify for TLS, then FIN. 0 done, PL_IO_WANT_* or -errno. */
-static int xshutw(px_side *s)
-{
-	if (s->tls) {
-		int r = pl_tls_shutdown(s->tls);
-		if (r != 0)
-			return r;
-	}
-	if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-		return -errno;
-	return 0;
-}
+static int xshutw(px_side *s) { return px_xprt_of(s)->shutw(s); }
 
 static bool flow_has_data(const px_flow *f) { return f->len || f->piped; }
 static bool flow_done(const px_flow *f) { return f->eof && !flow_has_data(f) && f->shut == 2; }
@@ -437,7 +386,7 @@ static int pump_copy(proxy *px, px_flow *f, px_side *src, px_side *dst, bool src
 		}
 		if (f->eof)
 			return flow_end(f, dst);
-		if (!src_ready && !(src->tls && pl_tls_pending(src->tls)))
+		if (!src_ready && !px_side_pending(src))
 			return 0;
 		if (!f->buf)
 			f->buf = buf_get(px);

@@ -64,11 +64,7 @@ static void up_free(px_up *u)
 	if (u->state == PX_UP_IDLE)
 		idle_remove(u->pool, u);
 	pl_ev_timer_stop(px->loop, &u->timer);
-	if (u->s.fd >= 0) {
-		pl_ev_io_stop(px->loop, &u->s.io);
-		pl_tls_free(u->s.tls);
-		close(u->s.fd);
-	}
+	px_side_close(px->loop, &u->s, false);
 	u->pool->nconns--;
 	free(u);
 }
@@ -194,11 +190,8 @@ void px_up_detach(px_up *u, px_side *out)
 {
 	proxy *px = u->px;
 
-	pl_ev_io_stop(px->loop, &u->s.io);
 	pl_ev_timer_stop(px->loop, &u->timer);
-	*out = u->s;
-	u->s.fd = -1;
-	u->s.tls = NULL;
+	px_side_take(px->loop, out, &u->s);
 	if (u->hs && u->hs->up == u)
 		u->hs->up = NULL;
 	u->hs = NULL;
@@ -237,7 +230,7 @@ void px_up_release(px_up *u, bool reuse)
 	if (u->hs && u->hs->up == u)
 		u->hs->up = NULL;
 	u->hs = NULL;
-	if (!reuse || px->draining || (u->s.tls && pl_tls_pending(u->s.tls))) {
+	if (!reuse || px->draining || px_side_pending(&u->s)) {
 		up_close(u, false, 0, NULL);
 		return;
 	}

@@ -20,11 +20,13 @@
 
 /* The request body kept for a retry: beyond this it streams and cannot be replayed. */
 #define REPLAY_MAX (64 * 1024)
+/* Bytes passed on at the front of a stream buffer that are dropped (moved over) at once. */
+#define COMPACT_AT (16 * 1024)
 /* Bytes of frames waiting for the socket before the session stops producing more. */
 #define OUT_HIGH (64 * 1024)
 /* An upstream connection with no stream for this long is closed. */
 #define UP_IDLE_NS (60 * PL_NS_PER_S)
-#define MAX_FIELDS 128
+#define MAX_FIELDS 200 /* lib/h2's limit: a block with more never reaches us */
 /* Streams on one upstream connection: its window covers every one of them whole, so streams whose
  * readers stalled never hold up the others (no head-of-line blocking across callers). */
 #define UP_MAX_STREAMS 64
@@ -282,6 +284,8 @@ static void conn_close(px_h2c *c, const char *why)
 		while (c->streams) {
 			px_h2s *s = c->streams;
 			list_del_down(s);
+			if (s->rq.status) /* answered, or answering: its line and count go out */
+				px_req_done(&s->rq);
 			stream_free(s);
 		}
 		if (c->prev)
@@ -497,6 +501,8 @@ static void streams_idle(px_h2c *c)
 	for (px_h2s *s = c->streams, *n; s; s = n) {
 		n = s->dnext;
 		int64_t idle = now - s->last_progress;
+		if (s->delaying) /* held by a fault delay, on purpose */
+			idle = 0;
 		if (idle < limit) {
 			if (limit - idle < next)
 				next = limit - idle;
@@ -595,6 +601,11 @@ static void up_ready(px_h2c *c)
 		c->wait = s->wnext;
 		s->wnext = NULL;
 		submit(s);
+	}
+	/* Every stream it was dialled for went away meanwhile: it idles like any pooled one. */
+	if (c->nstreams == 0) {
+		c->last_active = pl_ev_now(px->loop);
+		pl_ev_timer_start(px->loop, &c->timer, UP_IDLE_NS);
 	}
 	mark(c);
 }
@@ -1061,6 +1072,23 @@ static void request_head(px_h2c *c, int32_t id, const pl_h2_field *f, size_t n, 
 		local_answer(s, 405, &r);
 		return;
 	}
+	/* A fragment is never part of :path (RFC 9113 8.3.1); an app may read "#" as its start, and see
+	 * another path than the policy did. */
+	if (memchr(path->value, '#', path->valuelen)) {
+		r.cause = "bad request";
+		snprintf(r.msg, sizeof(r.msg), ":path holds a fragment (#), which is refused");
+		local_answer(s, 400, &r);
+		return;
+	}
+	/* :authority and host that differ: the policy would see one, the app maybe the other. */
+	const pl_h2_field *host = find(f, n, "host");
+	if (host && auth && auth != host &&
+	    (host->valuelen != auth->valuelen || strncasecmp(host->value, auth->value, host->valuelen) != 0)) {
+		r.cause = "bad request";
+		snprintf(r.msg, sizeof(r.msg), ":authority and host differ, which is refused");
+		local_answer(s, 400, &r);
+		return;
+	}
 	m.target = span(path->value, path->valuelen);
 	const char *q = memchr(path->value, '?', path->valuelen);
 	m.path = span(path->value, q ? (size_t)(q - path->value) : path->valuelen);
@@ -1183,7 +1211,9 @@ static void d_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	px_h2s *s = sud;
 	(void)ud;
 
-	if (!s || s->local) {
+	/* No one will read these: answered locally, or the upstream stream is over (the server answered
+	 * whole before reading the whole request). */
+	if (!s || s->local || (!s->uc && s->resp_end)) {
 		pl_h2_consume(h, id, n);
 		return;
 	}
@@ -1222,7 +1252,7 @@ static void d_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
 
 	if (!s)
 		return;
-	s->did = 0;
+	/* list_del_down hands back what the stream held (by its id, still set) and clears it. */
 	list_del_down(s);
 	/* A stream the client reset before any answer is not a request that was answered. */
 	s->rq.grpc_status = s->grpc ? s->gcode : -1;
@@ -1257,6 +1287,12 @@ static ssize_t d_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 		s->resp.len = s->resp_off = 0;
 		if (s->resp_end)
 			*end = s->ntf ? PL_H2_END_TRAILERS : PL_H2_END;
+	} else if (s->resp_off >= COMPACT_AT) {
+		/* A reader slower than the server never drains the buffer whole: what it took goes, so the
+		 * buffer holds what the windows let in, not the whole answer. */
+		memmove(s->resp.data, s->resp.data + s->resp_off, s->resp.len - s->resp_off);
+		s->resp.len -= s->resp_off;
+		s->resp_off = 0;
 	}
 	size_t give = k < s->unconsumed_up ? k : s->unconsumed_up;
 	if (give && s->uc && s->uid) {
@@ -1455,9 +1491,12 @@ static ssize_t u_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 			px_alog_count(&s->rq, false, fresh);
 	}
 	/* Past what a retry may resend: the sent bytes go, and the request can no longer be replayed. */
-	if (s->body.len > REPLAY_MAX && s->body_off == s->body.len) {
+	if ((s->trimmed || s->body.len > REPLAY_MAX) && (s->body_off == s->body.len || s->body_off >= COMPACT_AT)) {
 		s->trimmed = true;
-		s->body.len = s->body_off = s->consumed = 0;
+		memmove(s->body.data, s->body.data + s->body_off, s->body.len - s->body_off);
+		s->body.len -= s->body_off;
+		s->consumed -= s->body_off; /* consumed >= body_off: it is the high-water mark of what was sent */
+		s->body_off = 0;
 	}
 	if (s->body_off == s->body.len && s->req_end)
 		*end = PL_H2_END;

@@ -379,10 +379,12 @@ int64_t px_grpc_timeout(const char *v, size_t n)
 			return 0;
 		x = x * 10 + (v[i] - '0');
 	}
+	/* 8 digits of hours overflow int64 ns: anything past 30 days is 30 days. */
+	const int64_t cap = 30LL * 24 * 3600 * PL_NS_PER_S;
 	switch (v[n - 1]) {
-	case 'H': return x * 3600 * PL_NS_PER_S;
-	case 'M': return x * 60 * PL_NS_PER_S;
-	case 'S': return x * PL_NS_PER_S;
+	case 'H': return x > 720 ? cap : x * 3600 * PL_NS_PER_S;
+	case 'M': return x > 43200 ? cap : x * 60 * PL_NS_PER_S;
+	case 'S': return x > 2592000 ? cap : x * PL_NS_PER_S;
 	case 'm': return x * PL_NS_PER_MS;
 	case 'u': return x * 1000;
 	case 'n': return x;

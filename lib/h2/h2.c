@@ -355,6 +355,10 @@ uint32_t pl_h2_peer_max_streams(const pl_h2 *h)
 	return nghttp2_session_get_remote_settings(h->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-bool pl_h2_closing(const pl_h2 *h) { return h->goaway_sent || h->goaway_recv; }
+bool pl_h2_closing(const pl_h2 *h)
+{
+	/* nghttp2 may have ended the session itself (a peer's protocol error): no new stream then either. */
+	return h->goaway_sent || h->goaway_recv || (!h->server && !nghttp2_session_check_request_allowed(h->s));
+}
 
 const char *pl_h2_code_name(uint32_t code) { return nghttp2_http2_strerror(code); }

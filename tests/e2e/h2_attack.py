@@ -10,6 +10,10 @@ hpack-bomb      one 4 KB header entry, then a block referring to it again and ag
                 each, megabytes decoded)
 settings-flood  SETTINGS frames, the acks never read (CVE-2019-9515)
 ping-flood      PING frames, the acks never read (CVE-2019-9512)
+cancelled-uploads 30 uploads of 192 KiB held by a fault delay and cancelled, then one call
+slow-reader     one call answered with 40 MiB, the window opened only for what arrived
+fragment        a :path with a fragment ("#")
+authority-mismatch  :authority and host that differ
 stalled-request a call's head without END_STREAM, its body never sent (held HOLD seconds)
 zero-window     16 server-streaming calls (5 MB each) with a window of 0, never opened (CVE-2019-9517 style):
                 holds them open for a while and reports, the proxy's memory is the test's to measure
@@ -46,6 +50,8 @@ class Conn:
         self.goaway = None
         self.resets = 0
         self.heads = 0
+        self.data = 0
+        self.statuses = []
         self.closed = False
         self.sent = 0
 
@@ -87,11 +93,18 @@ class Conn:
                     self.goaway = struct.unpack(">I", payload[4:8])[0]
                 elif t == 3:
                     self.resets += 1
+                elif t == 0:
+                    self.data += len(payload)
                 elif t == 1:
                     self.heads += 1
+                    # nghttp2 sends :status first, fully indexed when the static table has it
+                    st = {0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500}
+                    if payload and payload[0] in st:
+                        self.statuses.append(st[payload[0]])
 
     def result(self, t0):
-        return {"goaway": self.goaway, "resets": self.resets, "heads": self.heads, "closed": self.closed, "sent": self.sent,
+        return {"goaway": self.goaway, "resets": self.resets, "heads": self.heads, "data": self.data,
+                "statuses": self.statuses, "closed": self.closed, "sent": self.sent,
                 "seconds": round(time.monotonic() - t0, 2)}
 
 
@@ -100,7 +113,47 @@ def main():
     c = Conn(host, port)
     t0 = time.monotonic()
     c.send(PREFACE + frame(4, 0, 0), 1)
-    if attack == "rapid-reset":
+    if attack in ("cancelled-uploads", "fragment", "authority-mismatch", "slow-reader"):
+        # A well-behaved start: the proxy's SETTINGS acknowledged (its stream window applies).
+        c.read(0.5)
+        c.send(frame(4, 1, 0))
+    if attack == "cancelled-uploads":
+        # 30 calls held by a fault delay, each sent 192 KiB of body and then cancelled: 5.6 MiB in
+        # all, more than the connection's window unless each cancel hands its bytes back.
+        chunk = b"u" * 16384
+        for i in range(30):
+            sid = 1 + 2 * i
+            c.send(frame(1, 4, sid, request_block() + lit("x-delay", "yes")))
+            c.send(b"".join(frame(0, 0, sid, chunk) for _ in range(12)), 12)
+            c.send(frame(3, 0, sid, struct.pack(">I", 8)))
+            c.read(0.05)
+            if c.goaway is not None or c.closed:
+                break
+        sid = 1 + 2 * 30
+        c.send(frame(1, 4, sid, request_block()) + frame(0, 1, sid, b"\0\0\0\0\4abcd"))
+        c.read(5)
+    elif attack == "slow-reader":
+        # One call answered with 640 x 64 KiB (40 MiB), read in steps: the window opens 16 KiB at a
+        # time, only for what arrived, so the server is always ahead of the reader.
+        c.send(frame(1, 4, 1, request_block("/pillion.test.Echo/Big")) + frame(0, 1, 1, b"\0\0\0\0\x03640"))
+        got, t_end = 0, time.monotonic() + 120
+        while got < 640 * 65541 and not c.closed and time.monotonic() < t_end:
+            before = c.data
+            c.read(0.02)
+            fresh = c.data - before
+            if fresh:
+                got += fresh
+                c.send(frame(8, 0, 0, struct.pack(">I", fresh)) + frame(8, 0, 1, struct.pack(">I", fresh)))
+        c.read(0.5)
+    elif attack == "fragment":
+        c.send(frame(1, 5, 1, lit(":method", "GET") + lit(":scheme", "http") + lit(":authority", "svc") +
+                     lit(":path", "/pillion.test.Echo/Admin#/../Unary")))
+        c.read(5)
+    elif attack == "authority-mismatch":
+        c.send(frame(1, 5, 1, lit(":method", "GET") + lit(":scheme", "http") + lit(":authority", "svc") +
+                     lit(":path", "/plain/x") + lit("host", "other")))
+        c.read(5)
+    elif attack == "rapid-reset":
         block = request_block()
         sid = 1
         # In batches, as the attack's clients do: each batch one write.

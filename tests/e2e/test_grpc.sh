@@ -292,6 +292,21 @@ out=$(atk zero-window 5)
 r1=$(rss)
 check "(10) zero window: 16 calls of 5 MB each held unread add $(( (r1 - r0) / 1024 )) MiB to the proxy (< 40 MiB: windows, not buffers) ($out)" \
 	test $((r1 - r0)) -lt 40960
+r0=$(rss)
+out=$(atk slow-reader)
+r1=$(rss)
+whole=$(echo "$out" | js 'd["data"] >= 640 * 65541')
+check "(10) a reader slower than the server: 40 MiB through adds $(( (r1 - r0) / 1024 )) MiB to the proxy (< 24 MiB) ($out)" \
+	bash -c "[ $((r1 - r0)) -lt 24576 ] && [ '$whole' = True ]"
+out=$(atk cancelled-uploads)
+check "(10) 30 cancelled uploads of 192 KiB (more than the connection's window) leave it usable ($out)" \
+	test "$(echo "$out" | js 'd["goaway"] is None and d["heads"] >= 1')" = True
+out=$(atk fragment)
+check "(10) a :path with a fragment (#) is refused 400, never forwarded ($out)" \
+	test "$(echo "$out" | js 'd["statuses"] == [400]')" = True
+out=$(atk authority-mismatch)
+check "(10) :authority and host that differ are refused 400 ($out)" test "$(echo "$out" | js 'd["statuses"] == [400]')" = True
+
 # --stream-idle-timeout 8s: stalled streams end, answered when nothing went down yet, else reset
 out=$(atk zero-window 14)
 check "(10) ... the 16 stalled streams are reset after the stream idle timeout ($out)" \

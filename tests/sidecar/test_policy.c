@@ -322,6 +322,9 @@ static void test_grpc_timeout(void **state)
 	assert_int_equal(px_grpc_timeout("300m", 4), 300 * PL_NS_PER_MS);
 	assert_int_equal(px_grpc_timeout("7u", 2), 7000);
 	assert_int_equal(px_grpc_timeout("99999999n", 9), 99999999);
+	/* 8 digits of hours would overflow: capped at 30 days */
+	assert_int_equal(px_grpc_timeout("99999999H", 9), 30LL * 24 * 3600 * PL_NS_PER_S);
+	assert_int_equal(px_grpc_timeout("99999999M", 9), 30LL * 24 * 3600 * PL_NS_PER_S);
 	assert_int_equal(px_grpc_timeout("100", 3), 0);
 	assert_int_equal(px_grpc_timeout("m", 1), 0);
 	assert_int_equal(px_grpc_timeout("123456789m", 10), 0);

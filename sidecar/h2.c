@@ -43,7 +43,7 @@ typedef struct px_h2c px_h2c;
 typedef struct px_h2s px_h2s;
 
 typedef struct h2pool {
-	char key[80];
+	char key[PX_POOL_KEY];
 	int dir;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -567,12 +567,10 @@ static void conn_timer(pl_ev_loop *loop, void *data)
 
 static h2pool *pool_get(proxy *px, int dir, const px_target *t)
 {
-	char ip[INET6_ADDRSTRLEN], key[80];
+	char key[PX_POOL_KEY];
 	struct px_h2_all *a = all(px);
 
-	px_addr_ip(&t->addr, ip, sizeof(ip));
-	snprintf(key, sizeof(key), "%c|%s|%d|%c", dir == PX_OUT ? 'o' : 'i', ip, px_addr_port(&t->addr),
-		 t->tls ? 't' : 'p');
+	px_pool_key(dir, t, key);
 	h2pool *p = pl_hmap_get(&a->pools, key);
 	if (p)
 		return p;
@@ -724,17 +722,50 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 
 /* --- streams --- */
 
-static void stream_free(px_h2s *s)
+/* s lets go of its upstream stream: cancelled on the wire (frames still coming for it are handed
+ * back unread) and off its connection. */
+static void drop_up(px_h2s *s)
 {
-	proxy *px = s->rq.px;
-
-	pool_unwait(s);
 	if (s->uc && s->uid) {
 		pl_h2_set_stream(s->uc->h, s->uid, NULL);
 		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
 		mark(s->uc);
 	}
 	list_del_up(s);
+}
+
+/* Bytes or an end arrived for the other side of s: its body callback is asked again. */
+static void wake_up(px_h2s *s)
+{
+	if (s->uc && s->uid) {
+		pl_h2_resume(s->uc->h, s->uid);
+		mark(s->uc);
+	}
+}
+
+static void wake_down(px_h2s *s)
+{
+	if (s->dc && s->did) {
+		pl_h2_resume(s->dc->h, s->did);
+		mark(s->dc);
+	}
+}
+
+/* A gRPC status field's code, or -1 when absent or not one or two digits. */
+static int grpc_status_of(const pl_h2_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].namelen == 11 && memcmp(f[i].name, "grpc-status", 11) == 0)
+			return f[i].valuelen && f[i].valuelen <= 2 ? atoi(f[i].value) : -1;
+	return -1;
+}
+
+static void stream_free(px_h2s *s)
+{
+	proxy *px = s->rq.px;
+
+	pool_unwait(s);
+	drop_up(s);
 	if (s->dc && s->did) {
 		pl_h2_set_stream(s->dc->h, s->did, NULL);
 		pl_h2_reset(s->dc->h, s->did, PL_H2_CANCEL);
@@ -939,12 +970,7 @@ static void local_answer(px_h2s *s, int status, const px_refusal *r)
 {
 	px_req *rq = &s->rq;
 
-	if (s->uc && s->uid) {
-		pl_h2_set_stream(s->uc->h, s->uid, NULL);
-		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
-		mark(s->uc);
-	}
-	list_del_up(s);
+	drop_up(s);
 	pool_unwait(s);
 	pl_ev_timer_stop(rq->px->loop, &s->timer);
 	px_req_local(rq, status, r);
@@ -1167,12 +1193,7 @@ static void stream_timer(pl_ev_loop *loop, void *data)
 		s->delaying = false;
 		int64_t now = pl_ev_now(px->loop);
 		bool overall = s->rq.deadline && now >= s->rq.deadline;
-		if (s->uc && s->uid) {
-			pl_h2_set_stream(s->uc->h, s->uid, NULL);
-			pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
-			mark(s->uc);
-		}
-		list_del_up(s);
+		drop_up(s);
 		pool_unwait(s);
 		px_req_outlier(&s->rq, true);
 		if (!overall && px_req_retry(&s->rq, replayable(s), PX_CAUSE_TIMEOUT, 0)) {
@@ -1208,8 +1229,7 @@ static void d_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 	/* Request trailers: gRPC clients send none; they end the body. */
 	if (s && end) {
 		s->req_end = true;
-		if (s->uc && s->uid)
-			pl_h2_resume(s->uc->h, s->uid), mark(s->uc);
+		wake_up(s);
 	}
 }
 
@@ -1227,10 +1247,7 @@ static void d_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	pl_buf_append(&s->body, p, n);
 	s->unconsumed_down += n;
 	s->last_progress = pl_ev_now(s->rq.px->loop);
-	if (s->uc && s->uid) {
-		pl_h2_resume(s->uc->h, s->uid);
-		mark(s->uc);
-	}
+	wake_up(s);
 }
 
 static void d_end(void *ud, pl_h2 *h, int32_t id, void *sud)
@@ -1243,10 +1260,7 @@ static void d_end(void *ud, pl_h2 *h, int32_t id, void *sud)
 	if (!s)
 		return;
 	s->req_end = true;
-	if (s->uc && s->uid) {
-		pl_h2_resume(s->uc->h, s->uid);
-		mark(s->uc);
-	}
+	wake_up(s);
 }
 
 static void d_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
@@ -1365,6 +1379,8 @@ static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 {
 	px_h2s *s = sud;
 	(void)ud;
+	(void)h;
+	(void)id;
 
 	if (!s)
 		return;
@@ -1377,39 +1393,31 @@ static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 		size_t k = response_fields(s, f, n, out);
 		s->tf = copy_fields(out, k, &s->tb);
 		s->ntf = k;
-		const pl_h2_field *g = find(f, n, "grpc-status");
-		if (g && g->valuelen && g->valuelen <= 2)
-			s->gcode = atoi(g->value);
+		int g = grpc_status_of(f, n);
+		if (g >= 0)
+			s->gcode = g;
 		s->resp_end = true;
-		if (s->dc && s->did) {
-			pl_h2_resume(s->dc->h, s->did);
-			mark(s->dc);
-		}
+		wake_down(s);
 		return;
 	}
 	int status = status_of(f, n);
 	/* A gRPC error comes as a trailers-only answer: nothing went down yet, so it may be retried. */
-	const pl_h2_field *gs = end && s->grpc ? find(f, n, "grpc-status") : NULL;
-	int gcode = gs && gs->valuelen && gs->valuelen <= 2 ? atoi(gs->value) : 0;
+	int gcode = end && s->grpc ? grpc_status_of(f, n) : -1;
 	/* A peer proxy that could not reach its app says so: the request never reached an app, so it
 	 * goes on as after a connect failure, free, to another endpoint. */
 	const pl_h2_field *pe = find(f, n, "pillion-proxy-error");
 	if (px_dirs[s->rq.dir]->http->peer_unsent && s->uc && s->uc->s.tls && pe && (status == 503 || s->grpc) &&
 	    pe->valuelen == 15 && memcmp(pe->value, "connect failure", 15) == 0) {
-		pl_h2_set_stream(h, id, NULL);
-		pl_h2_reset(h, id, PL_H2_CANCEL);
-		list_del_up(s);
+		drop_up(s);
 		attempt_failed(s, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
 		return;
 	}
-	if (gs)
+	if (gcode >= 0)
 		s->gcode = gcode;
 	px_req_outlier(&s->rq, status >= 500);
 	if ((status >= 500 && px_req_retry(&s->rq, replayable(s), PX_CAUSE_STATUS, status)) ||
-	    (gcode && px_req_retry(&s->rq, replayable(s), PX_CAUSE_GRPC, gcode))) {
-		pl_h2_set_stream(h, id, NULL);
-		pl_h2_reset(h, id, PL_H2_CANCEL);
-		list_del_up(s);
+	    (gcode > 0 && px_req_retry(&s->rq, replayable(s), PX_CAUSE_GRPC, gcode))) {
+		drop_up(s);
 		start_attempt(s);
 		return;
 	}
@@ -1438,8 +1446,7 @@ static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	pl_buf_append(&s->resp, p, n);
 	s->unconsumed_up += n;
 	s->last_progress = pl_ev_now(s->rq.px->loop);
-	pl_h2_resume(s->dc->h, s->did);
-	mark(s->dc);
+	wake_down(s);
 }
 
 static void u_end(void *ud, pl_h2 *h, int32_t id, void *sud)
@@ -1452,10 +1459,7 @@ static void u_end(void *ud, pl_h2 *h, int32_t id, void *sud)
 	if (!s)
 		return;
 	s->resp_end = true;
-	if (s->dc && s->did) {
-		pl_h2_resume(s->dc->h, s->did);
-		mark(s->dc);
-	}
+	wake_down(s);
 }
 
 static void u_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)

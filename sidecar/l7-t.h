@@ -43,9 +43,11 @@ struct px_up {
 	int64_t idle_since;
 };
 
+#define PX_POOL_KEY 80
+
 /* Every connection to one destination (address, port, mTLS or not). */
 struct px_pool {
-	char key[80];
+	char key[PX_POOL_KEY];
 	int dir;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;

@@ -57,6 +57,8 @@ const char *px_req_route_name(const px_req *rq);
 const char *px_cause_word(int cause);
 
 /* upstream.c */
+/* A destination's pool key ("o|<ip>|<port>|t"): the HTTP/1 and HTTP/2 pools name one alike. */
+void px_pool_key(int dir, const px_target *t, char key[PX_POOL_KEY]);
 px_pool *px_pool_get(proxy *px, int dir, const px_target *t);
 /* Gives hs a connection: 1 when an idle one was taken (hs->up set, busy); 0 when one is being dialled
  * or hs waits for one (px_http_up_ready or px_http_up_failed follows); -1 when hs may not wait (the

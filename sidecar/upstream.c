@@ -23,13 +23,20 @@
 static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void up_timer_cb(pl_ev_loop *loop, void *data);
 
-px_pool *px_pool_get(proxy *px, int dir, const px_target *t)
+void px_pool_key(int dir, const px_target *t, char key[PX_POOL_KEY])
 {
-	char ip[INET6_ADDRSTRLEN], key[80];
+	char ip[INET6_ADDRSTRLEN];
 
 	px_addr_ip(&t->addr, ip, sizeof(ip));
-	snprintf(key, sizeof(key), "%c|%s|%d|%c", dir == PX_OUT ? 'o' : 'i', ip, px_addr_port(&t->addr),
+	snprintf(key, PX_POOL_KEY, "%c|%s|%d|%c", dir == PX_OUT ? 'o' : 'i', ip, px_addr_port(&t->addr),
 		 t->tls ? 't' : 'p');
+}
+
+px_pool *px_pool_get(proxy *px, int dir, const px_target *t)
+{
+	char key[PX_POOL_KEY];
+
+	px_pool_key(dir, t, key);
 	px_pool *p = pl_hmap_get(&px->pools, key);
 	if (p)
 		return p;

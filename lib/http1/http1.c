@@ -687,3 +687,30 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 	c->offset += len;
 	return (ssize_t)len;
 }
+
+ssize_t pl_h1_chunked_data(pl_h1_chunked *c, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			   size_t *data_off, size_t *data_len, bool *done, pl_h1_error *err)
+{
+	size_t i = 0;
+
+	*data_off = *data_len = 0;
+	*done = false;
+	/* Framing bytes one at a time (a size line is a few bytes), up to the next data or the end. */
+	while (i < len && c->state != C_DATA) {
+		ssize_t r = pl_h1_chunked_scan(c, p + i, 1, lim, err_status, done, err);
+		if (r < 0)
+			return -1;
+		if (*done)
+			return (ssize_t)(i + (size_t)r);
+		i++;
+	}
+	if (i < len && c->state == C_DATA) {
+		size_t take = len - i < c->left ? len - i : (size_t)c->left;
+		if (pl_h1_chunked_scan(c, p + i, take, lim, err_status, done, err) < 0)
+			return -1;
+		*data_off = i;
+		*data_len = take;
+		i += take;
+	}
+	return (ssize_t)i;
+}

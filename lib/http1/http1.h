@@ -41,6 +41,12 @@ void pl_h1_chunked_init(pl_h1_chunked *c);
 ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
 			   bool *done, pl_h1_error *err);
 
+/* The same, for a proxy that takes the framing off (an HTTP/1 body going on over HTTP/2): scans up
+ * to the end of the next data span and returns the bytes it used, the data at p[*data_off..) for
+ * *data_len bytes (0 when none came yet). Call again with the rest. Trailers are checked and dropped. */
+ssize_t pl_h1_chunked_data(pl_h1_chunked *c, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			   size_t *data_off, size_t *data_len, bool *done, pl_h1_error *err);
+
 /* RFC 9110 section 9.2.2. */
 bool pl_h1_idempotent(enum pl_h1_method m);
 /* Case-insensitive comparison of a span with a NUL-terminated string. */

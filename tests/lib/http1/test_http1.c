@@ -440,6 +440,44 @@ static void test_idempotent(void **state)
 	assert_false(pl_h1_idempotent(PL_H1_OTHER));
 }
 
+/* Taking the framing off: whatever the split, the data comes out whole and the end is found at
+ * the same byte; bad framing fails the same way scanning fails. */
+static void test_chunked_data(void **state)
+{
+	(void)state;
+	pl_h1_error e;
+	const char *body = "5;x=y\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+	size_t total = strlen(body) - 4;
+	for (size_t step = 1; step <= strlen(body); step++) {
+		pl_h1_chunked c;
+		char got[64];
+		size_t used = 0, glen = 0;
+		bool done = false;
+		pl_h1_chunked_init(&c);
+		while (!done && used < strlen(body)) {
+			size_t n = strlen(body) - used < step ? strlen(body) - used : step;
+			size_t off, dl;
+			ssize_t r = pl_h1_chunked_data(&c, body + used, n, &lim, 502, &off, &dl, &done, &e);
+			assert_true(r >= 0);
+			assert_true(off + dl <= (size_t)r);
+			memcpy(got + glen, body + used + off, dl);
+			glen += dl;
+			used += (size_t)r;
+		}
+		assert_true(done);
+		assert_int_equal(used, total);
+		assert_int_equal(glen, 15);
+		assert_memory_equal(got, "hello0123456789", 15);
+	}
+	pl_h1_chunked c;
+	size_t off, dl;
+	bool done;
+	pl_h1_chunked_init(&c);
+	assert_int_equal(pl_h1_chunked_data(&c, "5\r\nhelloX", 11, &lim, 502, &off, &dl, &done, &e), 8);
+	assert_int_equal(pl_h1_chunked_data(&c, "X", 1, &lim, 502, &off, &dl, &done, &e), -1);
+	assert_int_equal(e.status, 502);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +488,7 @@ int main(void)
 		cmocka_unit_test_setup(test_limits, setup),
 		cmocka_unit_test_setup(test_response, setup),
 		cmocka_unit_test_setup(test_chunked, setup),
+		cmocka_unit_test_setup(test_chunked_data, setup),
 		cmocka_unit_test_setup(test_detect, setup),
 		cmocka_unit_test_setup(test_idempotent, setup),
 	};

@@ -16,7 +16,7 @@ set -eu
 BUILD="cmake make gcc pkg-config libc6-dev \
  libcurl4-openssl-dev libssl-dev libyaml-dev libjansson-dev libwebsockets-dev zlib1g-dev libnghttp2-dev"
 DEMO="$BUILD python3 python3-yaml iproute2 iptables tcpdump curl openssl util-linux procps"
-TEST="$DEMO libcmocka-dev clang libclang-rt-14-dev python3-jsonschema iputils-ping nghttp2-client python3-grpcio"
+TEST="$DEMO libcmocka-dev clang libclang-rt-14-dev python3-jsonschema iputils-ping nghttp2-client python3-grpcio python3-hpack"
 BENCH="$TEST haproxy nginx-light libnginx-mod-stream wrk nghttp2-server"
 IMAGES="debootstrap docker.io ca-certificates"
 # The services those packages bring, kept disabled.

@@ -16,6 +16,8 @@
 #include "base/log.h"
 #include "h2/h2.h"
 #include "pki/tls.h"
+#include "h2-int.h"
+#include "h2h1.h"
 #include "l7.h"
 #include "orig.h"
 
@@ -36,96 +38,6 @@
 /* Streams on one upstream connection: its window covers every one of them whole, so streams whose
  * readers stalled never hold up the others (no head-of-line blocking across callers). */
 #define UP_MAX_STREAMS 64
-
-enum { C_CONNECT, C_HANDSHAKE, C_READY };
-
-typedef struct px_h2c px_h2c;
-typedef struct px_h2s px_h2s;
-
-typedef struct h2pool {
-	char key[PX_POOL_KEY];
-	int dir;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	bool tls;
-	px_h2c *conns;
-	px_h2s *wait_head, *wait_tail; /* streams waiting for room (circuitBreaker.maxConnections reached) */
-	uint32_t nwait;
-} h2pool;
-
-/* One HTTP/2 connection: downstream (we serve) or upstream (we call). */
-struct px_h2c {
-	proxy *px;
-	int dir;
-	bool server;
-	int state;
-	bool dead;                  /* closed once the current event is handled */
-	bool dirty;                 /* frames may be due: flushed after the current event */
-	px_side s;
-	pl_h2 *h;
-	pl_buf out;
-	size_t out_off;
-	pl_ev_timer timer;          /* connect, handshake, idle */
-	int64_t last_active;
-	px_h2s *streams;            /* its streams (downstream) or attempts (upstream) */
-	uint32_t nstreams;
-	px_h2s *wait;               /* upstream, dialling: streams waiting for it */
-	px_h2c *dnext;              /* the dirty list */
-	px_h2c *prev, *next;        /* downstream: the proxy's list; upstream: its pool's */
-	/* downstream */
-	struct sockaddr_storage orig;
-	socklen_t origlen;
-	char *peer_id;
-	bool down_tls;
-	pl_bucket resets;           /* streams that ended in a reset, either side's (MadeYouReset) */
-	/* upstream */
-	h2pool *pool;
-	px_mesh *mesh;              /* the directory the peer's identity is checked against */
-	bool endpoint;
-};
-
-/* One request: its downstream stream and the upstream stream of its current attempt. */
-struct px_h2s {
-	px_req rq;
-	px_h2c *dc, *uc;
-	int32_t did, uid;
-	px_h2s *dprev, *dnext, *uprev, *unext, *wnext;
-	h2pool *wpool;              /* the pool it waits in for room, or NULL */
-	px_h2s *pnext;
-	pl_ev_timer timer;          /* fault delay, deadlines */
-	bool delaying;
-	int64_t delay_until;
-	int64_t last_progress;      /* the loop's time of the last byte or head either way */
-	/* the request as it goes upstream */
-	char *hb;
-	pl_h2_field *rf;
-	size_t nrf;
-	pl_buf body;                /* body bytes; [0, body_off) sent in this attempt */
-	size_t body_off;
-	size_t consumed;            /* of body, handed back to the client's window */
-	size_t unconsumed_down;     /* bytes received from the client not yet handed back to its window */
-	size_t unconsumed_up;       /* bytes received on the current upstream stream not yet handed back */
-	bool req_end, trimmed;
-	bool grpc;
-	int gcode;                  /* the answer's grpc-status; -1 while none was seen */
-	/* the response */
-	bool resp_started, resp_end, local;
-	pl_buf resp;
-	size_t resp_off;
-	char *tb;                   /* trailers: fields and their bytes */
-	pl_h2_field *tf;
-	size_t ntf;
-	pl_h2_field lf[6];          /* a local answer's fields */
-	char lbuf[4][64];
-};
-
-struct px_h2_all {
-	px_h2c *downs;
-	px_h2c *dirty;
-	px_h2c *dead;               /* closed, freed once the current event is handled */
-	pl_hmap pools;
-	int depth;                  /* nested event handling: flush and close only at depth 0 */
-};
 
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
@@ -157,6 +69,8 @@ static void mark(px_h2c *c)
 	c->dnext = a->dirty;
 	a->dirty = c;
 }
+
+void px_h2_mark(px_h2c *c) { mark(c); }
 
 static bool field_is(const pl_h2_field *f, const char *name)
 {
@@ -344,9 +258,12 @@ static void conn_close(px_h2c *c, const char *why)
 		px->stop = true;
 }
 
+void px_h2_conn_close(px_h2c *c, const char *why) { conn_close(c, why); }
+
 static void conn_free(px_h2c *c)
 {
 	pl_h2_free(c->h);
+	px_h1x_free(c);
 	pl_buf_free(&c->out);
 	free(c->peer_id);
 	free(c);
@@ -355,7 +272,13 @@ static void conn_free(px_h2c *c)
 /* Writes what the session has due, as far as the socket takes it. */
 static void conn_flush(px_h2c *c)
 {
-	if (c->dead || !c->h || c->state != C_READY)
+	if (c->dead || c->state != C_READY)
+		return;
+	if (c->x) {
+		px_h1x_flush(c);
+		return;
+	}
+	if (!c->h)
 		return;
 	for (;;) {
 		while (c->out.len - c->out_off < OUT_HIGH) {
@@ -484,6 +407,8 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 		}
 	} else if (c->state == C_HANDSHAKE) {
 		up_handshake(c);
+	} else if (c->x) {
+		px_h1x_io(c, ev);
 	} else {
 		if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			conn_read(c);
@@ -553,8 +478,12 @@ static void conn_timer(pl_ev_loop *loop, void *data)
 			pl_ev_timer_start(px->loop, &c->timer, limit - idle);
 			return;
 		}
-		pl_h2_goaway(c->h, PL_H2_NO_ERROR);
-		mark(c);
+		if (c->x) {
+			conn_close(c, "idle");
+		} else {
+			pl_h2_goaway(c->h, PL_H2_NO_ERROR);
+			mark(c);
+		}
 	} else if (c->server) {
 		all(px)->depth++;
 		streams_idle(c);
@@ -595,9 +524,11 @@ static void up_ready(px_h2c *c)
 
 	pl_ev_timer_stop(px->loop, &c->timer);
 	c->state = C_READY;
-	pl_h2_limits lim = pl_h2_default_limits;
-	lim.conn_window = UP_MAX_STREAMS * lim.stream_window;
-	c->h = pl_h2_new(false, &up_cbs, c, &lim);
+	if (!c->x) {
+		pl_h2_limits lim = pl_h2_default_limits;
+		lim.conn_window = UP_MAX_STREAMS * lim.stream_window;
+		c->h = pl_h2_new(false, &up_cbs, c, &lim);
+	}
 	pl_ev_io_set(px->loop, &c->s.io, EPOLLIN);
 	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", px_dirs[c->dir]->name, c->s.tls ? "true" : "false");
 	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
@@ -679,11 +610,13 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 	int live = 0;
 
 	*err = 0;
+	bool h1 = s->h1head != NULL;
+
 	for (px_h2c *c = p->conns; c; c = c->next) {
-		if (c->dead || (c->h && pl_h2_closing(c->h)))
+		if (c->dead || c->spent || (c->h && pl_h2_closing(c->h)) || (c->x != NULL) != h1)
 			continue;
 		live++;
-		uint32_t cap = c->state == C_READY ? pl_h2_peer_max_streams(c->h) : UP_MAX_STREAMS;
+		uint32_t cap = h1 ? 1 : c->state == C_READY ? pl_h2_peer_max_streams(c->h) : UP_MAX_STREAMS;
 		if (cap > UP_MAX_STREAMS)
 			cap = UP_MAX_STREAMS;
 		if (c->nstreams + wait_count(c) < cap)
@@ -701,6 +634,8 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 		return NULL;
 	}
 	c->pool = p;
+	if (h1)
+		px_h1x_new(c);
 	c->endpoint = s->rq.endpoint;
 	c->mesh = s->rq.mesh;
 	if (c->mesh)
@@ -726,7 +661,9 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
  * back unread) and off its connection. */
 static void drop_up(px_h2s *s)
 {
-	if (s->uc && s->uid) {
+	if (s->uc && s->uid && s->uc->x) {
+		px_h1x_abandon(s->uc);
+	} else if (s->uc && s->uid) {
 		pl_h2_set_stream(s->uc->h, s->uid, NULL);
 		pl_h2_reset(s->uc->h, s->uid, PL_H2_CANCEL);
 		mark(s->uc);
@@ -737,7 +674,9 @@ static void drop_up(px_h2s *s)
 /* Bytes or an end arrived for the other side of s: its body callback is asked again. */
 static void wake_up(px_h2s *s)
 {
-	if (s->uc && s->uid) {
+	if (s->uc && s->uid && s->uc->x) {
+		mark(s->uc);
+	} else if (s->uc && s->uid) {
 		pl_h2_resume(s->uc->h, s->uid);
 		mark(s->uc);
 	}
@@ -777,6 +716,7 @@ static void stream_free(px_h2s *s)
 	pl_buf_free(&s->body);
 	pl_buf_free(&s->resp);
 	free(s->hb);
+	free(s->h1head);
 	free(s->rf);
 	free(s->tb);
 	free(s->tf);
@@ -856,7 +796,7 @@ static void submit(px_h2s *s)
 	bool body = !s->req_end || s->body.len > 0;
 
 	s->body_off = 0;
-	int32_t id = pl_h2_request(c->h, s->rf, s->nrf, body, s);
+	int32_t id = c->x ? 1 : pl_h2_request(c->h, s->rf, s->nrf, body, s);
 	if (id < 0) {
 		s->uc = NULL;
 		attempt_failed(s, PX_CAUSE_RESET, "the upstream connection takes no new streams");
@@ -869,6 +809,8 @@ static void submit(px_h2s *s)
 	c->streams = s;
 	c->nstreams++;
 	pl_ev_timer_stop(c->px->loop, &c->timer);
+	if (c->x)
+		px_h1x_submit(c, s);
 	mark(c);
 }
 
@@ -1156,6 +1098,24 @@ static void request_head(px_h2c *c, int32_t id, const pl_h2_field *f, size_t n, 
 	}
 	s->rf = copy_fields(out, k, &s->hb);
 	s->nrf = k;
+	/* An HTTP/1 request the caller's proxy carried over HTTP/2: HTTP/1.1 again for the app. */
+	const pl_h2_field *op = find(f, n, PX_ORIG_PROTO);
+	if (op && c->dir == PX_IN) {
+		uint32_t cap = 0;
+		enum px_h1_framing fr = PX_H1_NO_BODY;
+		const char *why = op->valuelen == 8 && (memcmp(op->value, "HTTP/1.1", 8) == 0 ||
+							 memcmp(op->value, "HTTP/1.0", 8) == 0)
+					  ? px_h2h1_request(s->rf, s->nrf, !end, PX_ORIG_PROTO, &s->h1head,
+							    &s->h1head_len, &cap, &fr, &s->h1_length)
+					  : PX_ORIG_PROTO " is neither HTTP/1.1 nor HTTP/1.0";
+		if (why) {
+			r.cause = "bad request";
+			snprintf(r.msg, sizeof(r.msg), "the request cannot go on as HTTP/1.1: %s", why);
+			local_answer(s, 400, &r);
+			return;
+		}
+		s->h1_framing = fr;
+	}
 
 	const pl_h2_field *gto = find(f, n, "grpc-timeout");
 	int64_t gt = gto ? px_grpc_timeout(gto->value, gto->valuelen) : 0;
@@ -1326,6 +1286,8 @@ static ssize_t d_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, s
 		s->unconsumed_up -= give;
 		mark(s->uc);
 	}
+	if (k && s->uc && s->uc->x)
+		mark(s->uc); /* an HTTP/1 upstream reads again once the client took what it held */
 	if (!k && !*end)
 		return PL_H2_DEFER;
 	s->last_progress = pl_ev_now(s->rq.px->loop);
@@ -1400,7 +1362,11 @@ static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 		wake_down(s);
 		return;
 	}
-	int status = status_of(f, n);
+	px_h2_answer_head(s, status_of(f, n), f, n, end);
+}
+
+void px_h2_answer_head(px_h2s *s, int status, const pl_h2_field *f, size_t n, bool end)
+{
 	/* A gRPC error comes as a trailers-only answer: nothing went down yet, so it may be retried. */
 	int gcode = end && s->grpc ? grpc_status_of(f, n) : -1;
 	/* A peer proxy that could not reach its app says so: the request never reached an app, so it
@@ -1434,6 +1400,39 @@ static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 	mark(s->dc);
 }
 
+void px_h2_answer_data(px_h2s *s, const uint8_t *p, size_t n)
+{
+	if (!s->dc || !s->did)
+		return;
+	pl_buf_append(&s->resp, p, n);
+	s->last_progress = pl_ev_now(s->rq.px->loop);
+	wake_down(s);
+}
+
+void px_h2_answer_end(px_h2s *s)
+{
+	s->resp_end = true;
+	wake_down(s);
+}
+
+size_t px_h2_answer_held(const px_h2s *s) { return s->resp.len - s->resp_off; }
+
+void px_h2_up_done(px_h2s *s) { list_del_up(s); }
+
+void px_h2_up_failed(px_h2s *s, uint32_t code, int cause, const char *detail)
+{
+	list_del_up(s);
+	up_gone(s, code, cause, detail);
+}
+
+void px_h2_down_reset(px_h2s *s, uint32_t code)
+{
+	if (s->dc && s->did) {
+		pl_h2_reset(s->dc->h, s->did, code);
+		mark(s->dc);
+	}
+}
+
 static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, size_t n)
 {
 	px_h2s *s = sud;
@@ -1443,23 +1442,17 @@ static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 		pl_h2_consume(h, id, n);
 		return;
 	}
-	pl_buf_append(&s->resp, p, n);
 	s->unconsumed_up += n;
-	s->last_progress = pl_ev_now(s->rq.px->loop);
-	wake_down(s);
+	px_h2_answer_data(s, p, n);
 }
 
 static void u_end(void *ud, pl_h2 *h, int32_t id, void *sud)
 {
-	px_h2s *s = sud;
 	(void)ud;
 	(void)h;
 	(void)id;
-
-	if (!s)
-		return;
-	s->resp_end = true;
-	wake_down(s);
+	if (sud)
+		px_h2_answer_end(sud);
 }
 
 static void u_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
@@ -1481,13 +1474,16 @@ static void u_close(void *ud, pl_h2 *h, int32_t id, void *sud, uint32_t code)
  * the first time; a retry sends them again from the start. */
 static ssize_t u_read(void *ud, pl_h2 *h, int32_t id, void *sud, uint8_t *out, size_t n, int *end)
 {
-	px_h2s *s = sud;
 	(void)ud;
 	(void)h;
 	(void)id;
-
-	if (!s)
+	if (!sud)
 		return -2;
+	return px_h2_take_body(sud, out, n, end);
+}
+
+ssize_t px_h2_take_body(px_h2s *s, uint8_t *out, size_t n, int *end)
+{
 	size_t k = s->body.len - s->body_off;
 	if (k > n)
 		k = n;

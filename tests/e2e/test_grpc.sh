@@ -13,6 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 need ip iptables ip6tables curl openssl setpriv timeout h2load nghttp /usr/bin/python3
 PY=/usr/bin/python3
 $PY -c 'import grpc' 2>/dev/null || die "python3-grpcio is not installed (make deps installs it)"
+$PY -c 'import hpack' 2>/dev/null || die "python3-hpack is not installed (make deps installs it)"
 [ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
 
 E2E_TMP=$(mktemp -d -t pillion-grpc.XXXXXX)
@@ -60,6 +61,15 @@ spec:
   targetRef: {kind: Service, name: echo1, port: 9090}
   circuitBreaker: {maxConnections: 1, maxPendingRequests: 5}
 ---
+# web: an HTTP/1 app on b (http_peer.py), reached by HTTP/1 requests carried over HTTP/2
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: g}
+spec:
+  selector: {app: echo}
+  clusterIP: 198.18.5.102
+  ports: [{name: http, port: 8080, targetPort: 8080}]
+---
 apiVersion: pillion.dev/v1alpha1
 kind: MeshIdentity
 metadata: {name: default, namespace: g}
@@ -99,7 +109,7 @@ pod() { # NAME APP
 apiVersion: v1
 kind: Pod
 metadata: {name: $1, namespace: g, labels: {app: $2}, annotations: {pillion.dev/id: "${1}0000000000000000000000000000001"${ANN:+, $ANN}}}
-spec: {serviceAccountName: $1, containers: [{name: app, image: app, ports: [{containerPort: 9090, name: grpc}]${PROBES:+, $PROBES}}, {name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}]}
+spec: {serviceAccountName: $1, containers: [{name: app, image: app, ports: [{containerPort: 9090, name: grpc}, {containerPort: 8080, name: http}]${PROBES:+, $PROBES}}, {name: pillion-proxy, image: proxy, args: [--outbound, /etc/pillion/mesh/outbound.json]}]}
 YAML
 }
 # b's app has gRPC probes, as the webhook leaves them: the originals in pillion.dev/probes, the
@@ -120,7 +130,9 @@ cat > "$T/mesh.json" <<JSON
   {"namespace":"g","name":"echo","addresses":["$SVC"],"ports":[9090],"identities":[$(ID b),$(ID d),$(ID e)],
    "endpoints":[{"addresses":["$B4"],"ports":[9090]},{"addresses":["$D4"],"ports":[9090]},{"addresses":["$E4"],"ports":[9090]}]},
   {"namespace":"g","name":"echo1","addresses":["198.18.5.101"],"ports":[9090],"identities":[$(ID b)],
-   "endpoints":[{"addresses":["$B4"],"ports":[9090]}]}],
+   "endpoints":[{"addresses":["$B4"],"ports":[9090]}]},
+  {"namespace":"g","name":"web","addresses":["198.18.5.102"],"ports":[8080],"identities":[$(ID b)],
+   "endpoints":[{"addresses":["$B4"],"ports":[8080]}]}],
  "pods":[{"namespace":"g","name":"a","addresses":["198.18.5.1"],"identity":$(ID a)},
          {"namespace":"g","name":"b","addresses":["$B4"],"identity":$(ID b)},
          {"namespace":"g","name":"d","addresses":["$D4"],"identity":$(ID d)},
@@ -140,6 +152,8 @@ for p in b d e; do
 	bg "pg-$p-$SFX" "$APP_UID" $PY "$HERE/grpc_peer.py" serve --listen "[::]:9090" --name "$p" --ready-file "$T/run/ready-$p" --state-dir "$T/run"
 	wait_for 60 test -s "$T/run/ready-$p" || die "grpc server $p did not start"
 done
+bg "pg-b-$SFX" "$APP_UID" $PY "$HERE/http_peer.py" serve --listen "0.0.0.0:8080" --name web --ready-file "$T/run/ready-web"
+wait_for 60 test -s "$T/run/ready-web" || die "HTTP/1 server on b did not start"
 
 # --- the mesh ---
 for p in a b d e; do
@@ -263,6 +277,48 @@ check "(12) a gRPC probe of a service the server does not know: 503, grpc-status
 out=$(in_ns "$PA" "$PROXY_UID" curl -s --max-time 10 -o /dev/null -w '%{http_code}' --http2-prior-knowledge \
 	"http://$B4:9090/grpc.health.v1.Health/Check" || true)
 check "(12) ... while the app's port refuses plaintext HTTP/2 from outside, as STRICT wants ($out)" test "$out" = 000
+
+# (13) HTTP/1 requests carried over HTTP/2 (pillion-orig-proto): HTTP/1.1 again for b's HTTP/1 app
+WEB=198.18.5.102:8080
+h1c() { in_ns "$PA" "$APP_UID" curl -s --max-time 30 --http2-prior-knowledge -H 'pillion-orig-proto: HTTP/1.1' "$@"; }
+out=$(h1c "http://$WEB/one?echo=1")
+check "(13) through both proxies the HTTP/1 app reads an HTTP/1.1 request, the marker gone ($out)" \
+	bash -c "echo '$out' | $PY -c 'import json,sys; e=json.load(sys.stdin); h=[k.lower() for k,v in e[\"headers\"]]; sys.exit(not (e[\"version\"]==\"HTTP/1.1\" and e[\"target\"]==\"/one?echo=1\" and \"pillion-orig-proto\" not in h and \"host\" in h))'"
+head -c 300000 /dev/urandom > "$T/upload.bin"
+want=$(sha256sum < "$T/upload.bin" | cut -d' ' -f1)
+out=$(h1c --data-binary @"$T/upload.bin" "http://$WEB/up?echo=1")
+check "(13) a 300 KB upload with its length arrives whole ($(echo "$out" | js 'd["body_len"]'))" \
+	test "$(echo "$out" | js 'd["body_sha256"]')" = "$want"
+out=$(cat "$T/upload.bin" | h1c -H 'transfer-encoding: chunked' --data-binary @- "http://$WEB/up2?echo=1")
+check "(13) ... and one of no length, chunked for the app ($(echo "$out" | js '[v for k, v in d["headers"] if k.lower() == "transfer-encoding"]'))" \
+	test "$(echo "$out" | js 'd["body_sha256"] + str([v for k, v in d["headers"] if k.lower() == "transfer-encoding"])')" = "$want['chunked']"
+out=$(h1c -o "$T/run/r13c" -w '%{http_code}' "http://$WEB/c?chunked=500")
+check "(13) a chunked answer of 500 chunks arrives whole as HTTP/2 DATA ($out, $(wc -l < "$T/run/r13c") lines)" \
+	bash -c "[ '$out' = 200 ] && [ \$(wc -l < '$T/run/r13c') = 500 ]"
+out=$(h1c -o "$T/run/r13n" -w '%{http_code}' "http://$WEB/n?noclen=1&body=200000")
+check "(13) an answer ended by the close arrives whole ($out, $(stat -c %s "$T/run/r13n") bytes)" \
+	bash -c "[ '$out' = 200 ] && [ \$(stat -c %s '$T/run/r13n') = 200000 ]"
+out=$(h1c -o /dev/null -w '%{http_code}' "http://$WEB/i?status=103")
+check "(13) an interim 103 is passed over, the final 200 arrives ($out)" test "$out" = 200
+out=$(h1c -I -o /dev/null -w '%{http_code}' "http://$WEB/h")
+check "(13) HEAD: a head, no body ($out)" test "$out" = 200
+in_ns "$PA" "$APP_UID" curl -s --max-time 30 "http://$WEB/__reset" > /dev/null
+in_ns "$PA" "$APP_UID" timeout 120 h2load -n 2000 -c 2 -m 10 -H 'pillion-orig-proto: HTTP/1.1' "http://$WEB/load" > "$T/r13l" 2>&1
+conns=$(in_ns "$PA" "$APP_UID" curl -s --max-time 30 "http://$WEB/__stats" | js 'd["connections"]')
+check "(13) h2load: 2,000 carried requests, all answered ($(grep -E '^requests:' "$T/r13l"))" \
+	grep -Eq '^requests: 2000 total, 2000 started, 2000 done, 2000 succeeded' "$T/r13l"
+check "(13) ... over kept-alive app connections: $conns for 2,000 requests (at most the 20 streams at once, and a few)" \
+	test "$conns" -le 30
+# the smuggling suite for the translation: as a mesh peer with a's identity straight to b's proxy
+# (as the proxy's UID, which pillion-init leaves unredirected), and as a's app through a's proxy
+in_ns "$PA" "$PROXY_UID" timeout 300 $PY "$HERE/h2h1_smuggle.py" "$B4" 8080 web.g:8080 \
+	--tls "$T/pki/a.crt" "$T/pki/a.key" "$T/pki/ca.crt" > "$T/r13s" 2>&1
+check "(13) smuggling from a mesh peer: every refusal case refused, every answer exact, no /smuggled reached the app ($(tail -1 "$T/r13s"))" \
+	grep -q '"failed": 0' "$T/r13s"
+grep '^FAIL' "$T/r13s" | head -20
+in_ns "$PA" "$APP_UID" timeout 300 $PY "$HERE/h2h1_smuggle.py" 198.18.5.102 8080 web.g:8080 > "$T/r13t" 2>&1
+check "(13) ... and from a's app through a's proxy ($(tail -1 "$T/r13t"))" grep -q '"failed": 0' "$T/r13t"
+grep '^FAIL' "$T/r13t" | head -20
 
 # (8) the proxies are all still there, and none logged a sanitizer report
 for p in a b d e; do

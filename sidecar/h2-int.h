@@ -29,6 +29,29 @@ void px_h2_up_failed(px_h2s *s, uint32_t code, int cause, const char *detail);
 /* The client's stream of s is reset with code (an error after its answer began). */
 void px_h2_down_reset(px_h2s *s, uint32_t code);
 
+/* Frames due are written now (from an HTTP/1 session's call: the sessions riding streams are told
+ * of their answers at the end of the next HTTP/2 event, never inside another session's call). */
+void px_h2_flush(proxy *px);
+
+/* h2bridge.c's stream: an upstream stream with no downstream HTTP/2 stream; its answer goes to b. */
+px_h2s *px_h2_bridge_open(proxy *px, int dir, const px_target *t, bool endpoint, px_mesh *mesh, const pl_h2_field *f,
+			  size_t n, bool body, px_h2b *b, int *err);
+void px_h2_bridge_close(px_h2s *s);
+pl_buf *px_h2_bridge_body(px_h2s *s);
+/* Body bytes were appended (end: the last ones). */
+void px_h2_bridge_wake(px_h2s *s, bool end);
+size_t px_h2_bridge_unsent(const px_h2s *s);
+pl_buf *px_h2_bridge_resp(px_h2s *s);
+size_t *px_h2_bridge_resp_off(px_h2s *s);
+bool px_h2_bridge_resp_end(const px_h2s *s);
+/* The answer bytes it held were passed on: the peer may send as many again. */
+void px_h2_bridge_consumed(px_h2s *s);
+/* Events for the bridge (h2bridge.c). */
+void px_h2b_head(px_h2b *b, int status, const pl_h2_field *f, size_t n, bool end);
+void px_h2b_failed(px_h2b *b, uint32_t code, int cause, const char *detail);
+void px_h2b_kick(px_h2b *b);
+bool px_h2b_run_kicks(void);
+
 /* h2up1.c: an upstream connection speaking HTTP/1.1, one stream at a time. */
 void px_h1x_new(px_h2c *c);
 void px_h1x_free(px_h2c *c);

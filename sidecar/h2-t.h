@@ -20,6 +20,7 @@ typedef struct px_h2c px_h2c;
 typedef struct px_h2s px_h2s;
 
 typedef struct h2pool {
+	proxy *px;
 	char key[PX_POOL_KEY];
 	int dir;
 	struct sockaddr_storage addr;
@@ -28,6 +29,8 @@ typedef struct h2pool {
 	px_h2c *conns;
 	px_h2s *wait_head, *wait_tail; /* streams waiting for room (circuitBreaker.maxConnections reached) */
 	uint32_t nwait;
+	int h1ok;                   /* mTLS peer: 1 chose ALPN pillion/h2, -1 did not, 0 not known yet */
+	int64_t h1ok_at;
 } h2pool;
 
 /* One HTTP/2 connection: downstream (we serve) or upstream (we call). */
@@ -86,6 +89,7 @@ struct px_h2s {
 	size_t unconsumed_up;       /* bytes received on the current upstream stream not yet handed back */
 	bool req_end, trimmed;
 	bool grpc;
+	px_h2b *bridge;             /* an HTTP/1 session's request riding this stream (h2bridge.c), or NULL */
 	/* restored to HTTP/1.1 for the server (the caller's proxy carried an HTTP/1 request): its head */
 	char *h1head;
 	uint32_t h1head_len;

@@ -322,17 +322,28 @@ static void conn_flush(px_h2c *c)
 }
 
 /* After every event: flush the connections that have frames due (flushing one may make another due). */
-static void settle(proxy *px)
+static void settle_(proxy *px, bool kicks_ok)
 {
 	struct px_h2_all *a = all(px);
 
 	if (a->depth)
 		return;
-	while (a->dirty) {
-		px_h2c *c = a->dirty;
-		a->dirty = c->dnext;
-		c->dirty = false;
-		conn_flush(c);
+	bool more = true;
+	while (more) {
+		more = false;
+		while (a->dirty) {
+			px_h2c *c = a->dirty;
+			a->dirty = c->dnext;
+			c->dirty = false;
+			conn_flush(c);
+		}
+		/* HTTP/1 sessions riding streams hear of their answers now, out of the callbacks (never
+		 * from inside an HTTP/1 session's own call: px_h2_flush). */
+		if (kicks_ok) {
+			a->depth++;
+			more = px_h2b_run_kicks();
+			a->depth--;
+		}
 	}
 	while (a->dead) {
 		px_h2c *c = a->dead;
@@ -340,6 +351,8 @@ static void settle(proxy *px)
 		conn_free(c);
 	}
 }
+
+static void settle(proxy *px) { settle_(px, true); }
 
 static void conn_read(px_h2c *c)
 {
@@ -401,6 +414,8 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 				settle(px);
 				return;
 			}
+			if (!c->x)
+				pl_tls_offer_h2(c->s.tls);
 			c->state = C_HANDSHAKE;
 			pl_ev_timer_start(px->loop, &c->timer, px->set.handshake_timeout_ns);
 			up_handshake(c);
@@ -507,6 +522,7 @@ static h2pool *pool_get(proxy *px, int dir, const px_target *t)
 	if (!p)
 		abort();
 	memcpy(p->key, key, sizeof(key));
+	p->px = px;
 	p->dir = dir;
 	p->addr = t->addr;
 	p->addrlen = t->addrlen;
@@ -524,6 +540,10 @@ static void up_ready(px_h2c *c)
 
 	pl_ev_timer_stop(px->loop, &c->timer);
 	c->state = C_READY;
+	if (c->s.tls && !c->x) {
+		c->pool->h1ok = pl_tls_alpn_h2(c->s.tls) ? 1 : -1;
+		c->pool->h1ok_at = pl_ev_now(px->loop);
+	}
 	if (!c->x) {
 		pl_h2_limits lim = pl_h2_default_limits;
 		lim.conn_window = UP_MAX_STREAMS * lim.stream_window;
@@ -604,9 +624,10 @@ static uint32_t wait_count(const px_h2c *c)
 /* A connection of the pool with room for one more stream, or a new one being dialled; NULL with
  * *err when the dial failed at once, or with *err 0 when max_conns connections (0: no limit) are
  * all full. */
+static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *err);
+
 static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 {
-	proxy *px = s->rq.px;
 	int live = 0;
 
 	*err = 0;
@@ -624,6 +645,13 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 	}
 	if (max_conns > 0 && live >= max_conns)
 		return NULL;
+	return pool_dial(p, h1, s->rq.endpoint, s->rq.mesh, err);
+}
+
+/* A new connection of p, dialling. */
+static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *err)
+{
+	proxy *px = p->px;
 	px_h2c *c = conn_new(px, p->dir, false);
 	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &c->s.fd);
 	if (c->s.fd < 0 || r < 0) {
@@ -636,8 +664,8 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 	c->pool = p;
 	if (h1)
 		px_h1x_new(c);
-	c->endpoint = s->rq.endpoint;
-	c->mesh = s->rq.mesh;
+	c->endpoint = endpoint;
+	c->mesh = mesh;
 	if (c->mesh)
 		c->mesh->refs++;
 	c->next = p->conns;
@@ -647,7 +675,7 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 	if (pl_ev_io_start(px->loop, &c->s.io, c->s.fd, EPOLLOUT) < 0)
 		abort();
 	c->state = C_CONNECT;
-	int64_t to = s->rq.endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
+	int64_t to = endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
 			     px->set.endpoint_connect_timeout_ns < px->set.connect_timeout_ns
 		     ? px->set.endpoint_connect_timeout_ns
 		     : px->set.connect_timeout_ns;
@@ -684,7 +712,9 @@ static void wake_up(px_h2s *s)
 
 static void wake_down(px_h2s *s)
 {
-	if (s->dc && s->did) {
+	if (s->bridge)
+		px_h2b_kick(s->bridge);
+	else if (s->dc && s->did) {
 		pl_h2_resume(s->dc->h, s->did);
 		mark(s->dc);
 	}
@@ -743,6 +773,11 @@ static void attempt_failed(px_h2s *s, int cause, const char *detail)
 {
 	px_req *rq = &s->rq;
 
+	if (s->bridge) { /* the HTTP/1 session decides, as after any failed connection */
+		px_h2b_failed(s->bridge, 0, cause, detail);
+		return;
+	}
+
 	px_req_outlier(rq, true);
 	if (px_req_unreachable(rq, replayable(s), cause, detail)) {
 		start_attempt(s);
@@ -768,6 +803,10 @@ static void attempt_failed(px_h2s *s, int cause, const char *detail)
  * attempt failed; after, the client's stream is reset too. */
 static void up_gone(px_h2s *s, uint32_t code, int cause, const char *detail)
 {
+	if (s->bridge) {
+		px_h2b_failed(s->bridge, code, cause, detail);
+		return;
+	}
 	if (s->local)
 		return;
 	if (!s->resp_started) {
@@ -1367,6 +1406,12 @@ static void u_head(void *ud, pl_h2 *h, int32_t id, void *sud, enum pl_h2_head ki
 
 void px_h2_answer_head(px_h2s *s, int status, const pl_h2_field *f, size_t n, bool end)
 {
+	if (s->bridge) { /* the HTTP/1 session retries or passes it on, by what it reads */
+		s->resp_started = true;
+		s->resp_end = end;
+		px_h2b_head(s->bridge, status, f, n, end);
+		return;
+	}
 	/* A gRPC error comes as a trailers-only answer: nothing went down yet, so it may be retried. */
 	int gcode = end && s->grpc ? grpc_status_of(f, n) : -1;
 	/* A peer proxy that could not reach its app says so: the request never reached an app, so it
@@ -1402,7 +1447,7 @@ void px_h2_answer_head(px_h2s *s, int status, const pl_h2_field *f, size_t n, bo
 
 void px_h2_answer_data(px_h2s *s, const uint8_t *p, size_t n)
 {
-	if (!s->dc || !s->did)
+	if (!s->bridge && (!s->dc || !s->did))
 		return;
 	pl_buf_append(&s->resp, p, n);
 	s->last_progress = pl_ev_now(s->rq.px->loop);
@@ -1438,7 +1483,7 @@ static void u_data(void *ud, pl_h2 *h, int32_t id, void *sud, const uint8_t *p, 
 	px_h2s *s = sud;
 	(void)ud;
 
-	if (!s || !s->dc || !s->did) {
+	if (!s || (!s->bridge && (!s->dc || !s->did))) {
 		pl_h2_consume(h, id, n);
 		return;
 	}
@@ -1510,6 +1555,8 @@ ssize_t px_h2_take_body(px_h2s *s, uint8_t *out, size_t n, int *end)
 		s->consumed -= s->body_off; /* consumed >= body_off: it is the high-water mark of what was sent */
 		s->body_off = 0;
 	}
+	if (k && s->bridge)
+		px_h2b_kick(s->bridge); /* room for more of its body */
 	if (s->body_off == s->body.len && s->req_end)
 		*end = PL_H2_END;
 	else if (!k)
@@ -1530,6 +1577,99 @@ static void u_goaway(void *ud, pl_h2 *h, int32_t last, uint32_t code)
 
 static const pl_h2_cbs down_cbs = {d_head, d_data, d_end, d_close, d_read, d_trailers, d_goaway};
 static const pl_h2_cbs up_cbs = {u_head, u_data, u_end, u_close, u_read, NULL, u_goaway};
+
+/* --- HTTP/1 requests riding streams (h2bridge.c) --- */
+
+/* Peers that did not choose pillion/h2 are asked again after this long (rolled to a newer proxy). */
+#define PEER_RECHECK_NS (60 * PL_NS_PER_S)
+
+int px_h2_peer(proxy *px, int dir, const px_target *t, bool endpoint, px_mesh *mesh)
+{
+	h2pool *p = pool_get(px, dir, t);
+	int err = 0;
+
+	if (p->h1ok > 0)
+		return 1;
+	if (p->h1ok < 0 && pl_ev_now(px->loop) - p->h1ok_at < PEER_RECHECK_NS)
+		return 0;
+	for (px_h2c *c = p->conns; c; c = c->next)
+		if (!c->dead && !c->x)
+			return 0; /* being dialled: its handshake will tell */
+	/* A connection with no stream, to learn the peer's ALPN: it idles until requests use it. */
+	pool_dial(p, false, endpoint, mesh, &err);
+	return 0;
+}
+
+px_h2s *px_h2_bridge_open(proxy *px, int dir, const px_target *t, bool endpoint, px_mesh *mesh, const pl_h2_field *f,
+			  size_t n, bool body, px_h2b *b, int *err)
+{
+	px_h2s *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		abort();
+	s->rq.px = px;
+	s->rq.dir = dir;
+	s->rq.endpoint = endpoint;
+	s->rq.mesh = mesh;
+	if (mesh)
+		mesh->refs++;
+	s->rq.service = "";
+	s->rq.grpc_status = -1;
+	s->gcode = -1;
+	s->bridge = b;
+	s->req_end = !body;
+	pl_ev_timer_init(&s->timer, stream_timer, s);
+	s->rf = copy_fields(f, n, &s->hb);
+	s->nrf = n;
+	h2pool *p = pool_get(px, dir, t);
+	px_h2c *c = pool_conn(p, s, 0, err);
+	if (!c) {
+		s->bridge = NULL;
+		stream_free(s);
+		return NULL;
+	}
+	s->uc = c;
+	if (c->state != C_READY) {
+		s->wnext = c->wait;
+		c->wait = s;
+	} else {
+		submit(s);
+	}
+	return s;
+}
+
+void px_h2_bridge_close(px_h2s *s)
+{
+	proxy *px = s->rq.px;
+
+	s->bridge = NULL;
+	all(px)->depth++;
+	stream_free(s);
+	all(px)->depth--;
+	settle_(px, false);
+}
+
+pl_buf *px_h2_bridge_body(px_h2s *s) { return &s->body; }
+size_t px_h2_bridge_unsent(const px_h2s *s) { return s->body.len - s->body_off; }
+pl_buf *px_h2_bridge_resp(px_h2s *s) { return &s->resp; }
+size_t *px_h2_bridge_resp_off(px_h2s *s) { return &s->resp_off; }
+bool px_h2_bridge_resp_end(const px_h2s *s) { return s->resp_end; }
+void px_h2_flush(proxy *px) { settle_(px, false); }
+
+void px_h2_bridge_wake(px_h2s *s, bool end)
+{
+	s->req_end = end;
+	wake_up(s);
+}
+
+void px_h2_bridge_consumed(px_h2s *s)
+{
+	if (s->uc && s->uid && s->uc->h && s->unconsumed_up) {
+		pl_h2_consume(s->uc->h, s->uid, s->unconsumed_up);
+		s->unconsumed_up = 0;
+		mark(s->uc);
+	}
+}
 
 /* --- entry points --- */
 

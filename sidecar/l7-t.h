@@ -27,6 +27,7 @@ typedef struct px_hs px_hs;
 typedef struct px_req px_req;
 typedef struct px_up px_up;
 typedef struct px_pool px_pool;
+typedef struct px_h2b px_h2b;
 
 enum px_up_state { PX_UP_CONNECT, PX_UP_HANDSHAKE, PX_UP_IDLE, PX_UP_BUSY };
 

@@ -32,6 +32,13 @@ void px_h2_start(px_conn *c);
 void px_h2_drain(proxy *px);
 void px_h2_close_all(proxy *px);
 void px_h2_free(proxy *px);
+/* Whether the peer proxy at t (mTLS) chose ALPN pillion/h2, so HTTP/1 requests may ride HTTP/2 to
+ * it. 0 while unknown: a connection is dialled to learn it, for the requests after this one. */
+int px_h2_peer(proxy *px, int dir, const px_target *t, bool endpoint, px_mesh *mesh);
+
+/* h2bridge.c: the transport state of an HTTP/1 upstream riding a stream (px_xprt_h2); owned by u. */
+px_h2b *px_h2b_new(proxy *px, px_up *u, int dir, const px_target *t, bool endpoint, px_mesh *mesh);
+void px_h2b_free(px_h2b *b);
 
 /* request.c: one request's policy, shared by HTTP/1 sessions and HTTP/2 streams. */
 /* A request starts: counters reset, the proxy's current config and directory held. */

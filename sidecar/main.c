@@ -23,7 +23,7 @@
 
 enum {
 	O_CONFIG = 256, O_MESH, O_OUTBOUND, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_UPGRADES, O_IDLE, O_STREAM_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
+	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_H1_OVER_H2, O_UPGRADES, O_IDLE, O_STREAM_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -45,6 +45,7 @@ static const struct option long_opts[] = {
 	{"endpoint-connect-timeout", required_argument, NULL, O_EP_CONNECT_TO},
 	{"resync-interval", required_argument, NULL, O_RESYNC},
 	{"splice", required_argument, NULL, O_SPLICE},
+	{"http1-over-http2", required_argument, NULL, O_H1_OVER_H2},
 	{"upgrades", required_argument, NULL, O_UPGRADES},
 	{"idle-timeout", required_argument, NULL, O_IDLE},
 	{"stream-idle-timeout", required_argument, NULL, O_STREAM_IDLE},
@@ -93,6 +94,8 @@ static void usage(FILE *f)
 		"                           (0; injected pods: 5s); a second SIGTERM cuts it short\n"
 		"  --resync-interval DUR    re-read the files even without a change event (30s)\n"
 		"  --splice true|false      plaintext relays move bytes with splice(2) (true)\n"
+		"  --http1-over-http2 true|false  outbound HTTP/1 requests to a peer proxy that offers it ride\n"
+		"                           its multiplexed HTTP/2 connection (ALPN pillion/h2) (false)\n"
 		"  --idle-timeout D         close a byte relay or tunnel with no byte either way for D; 0: never (1h)\n"
 		"  --stream-idle-timeout D  end an HTTP/2 stream with no byte either way for D (504 before its\n"
 		"                           answer, else a reset); 0: never (5m)\n"
@@ -167,6 +170,11 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 		if (parse_dur(flag, v, &s->resync_ns))
 			return 2;
 		return s->resync_ns < PL_NS_PER_S ? bad(flag, v, "must be at least 1s") : 0;
+	case O_H1_OVER_H2:
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+			return bad(flag, v, "must be true or false");
+		s->h1_over_h2 = v[0] == 't';
+		return 0;
 	case O_SPLICE:
 		if (strcmp(v, "true") == 0)
 			s->splice = true;

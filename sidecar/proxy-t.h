@@ -38,6 +38,7 @@ typedef struct px_settings {
 	int64_t reload_debounce_ns;
 	int64_t resync_ns;             /* periodic re-read of the files, a safety net for lost events */
 	bool splice;
+	bool h1_over_h2;               /* outbound HTTP/1 requests ride HTTP/2 to peers that offer it */
 	bool check_only;
 	const char *upgrades;          /* comma-separated Upgrade protocols let through ("websocket") */
 	int64_t idle_timeout_ns;       /* byte relays and tunnels idle this long both ways are closed; 0: never */
@@ -143,6 +144,8 @@ typedef struct px_side {
 	pl_ev_io io;
 	pl_tls *tls;
 	int want_r, want_w;         /* PL_IO_WANT_* the last blocked read/write asked for, or 0 */
+	const struct px_xprt *vx;   /* a transport with no socket of its own (an HTTP/2 stream), or NULL */
+	void *vctx;                 /* its state */
 } px_side;
 
 /* One direction of a relay: bytes read from one side, waiting to be written to the other. */

@@ -35,7 +35,12 @@ typedef struct px_xprt {
 	void (*lowat)(px_side *s, int n);                  /* wake for reading only once n bytes are there (raw only) */
 } px_xprt;
 extern const px_xprt px_xprt_raw, px_xprt_tls;
-static inline const px_xprt *px_xprt_of(const px_side *s) { return s->tls ? &px_xprt_tls : &px_xprt_raw; }
+/* h2bridge.c: an HTTP/1 session's upstream that is a stream on an HTTP/2 connection. */
+extern const px_xprt px_xprt_h2;
+static inline const px_xprt *px_xprt_of(const px_side *s)
+{
+	return s->vx ? s->vx : s->tls ? &px_xprt_tls : &px_xprt_raw;
+}
 static inline ssize_t px_side_recv(px_side *s, void *b, size_t n) { return px_xprt_of(s)->recv(s, b, n); }
 static inline ssize_t px_side_send(px_side *s, const void *b, size_t n) { return px_xprt_of(s)->send(s, b, n); }
 static inline bool px_side_pending(const px_side *s) { return px_xprt_of(s)->pending(s); }

@@ -72,11 +72,15 @@ static void up_free(px_up *u)
 		idle_remove(u->pool, u);
 	pl_ev_timer_stop(px->loop, &u->timer);
 	px_side_close(px->loop, &u->s, false);
+	if (u->s.vx)
+		px_h2b_free(u->s.vctx);
 	u->pool->nconns--;
 	free(u);
 }
 
 static int dial(px_pool *p, px_hs *hs);
+static bool ride_h2(px_pool *p, px_hs *hs, px_target *t);
+static void bridge(px_pool *p, px_hs *hs, const px_target *t);
 
 /* The longest-waiting session, taken off the queue; NULL when none waits. */
 static px_hs *pop_waiter(px_pool *p)
@@ -99,6 +103,12 @@ static void wake_waiter(px_pool *p)
 	px_hs *hs;
 
 	while ((hs = pop_waiter(p))) {
+		px_target t;
+		if (ride_h2(p, hs, &t)) {
+			bridge(p, hs, &t);
+			px_http_up_ready(hs);
+			return;
+		}
 		int r = dial(p, hs);
 		if (r == 0)
 			return;
@@ -158,11 +168,45 @@ static int dial(px_pool *p, px_hs *hs)
 	return 0;
 }
 
+/* An upstream for hs that is a stream on the HTTP/2 connection to the peer proxy (h2bridge.c):
+ * outbound, mTLS, a peer that chose ALPN pillion/h2, and a request that is not a tunnel. */
+static bool ride_h2(px_pool *p, px_hs *hs, px_target *t)
+{
+	proxy *px = hs->px;
+
+	if (!px->set.h1_over_h2 || !p->tls || p->dir != PX_OUT || hs->upgrade || hs->method == PL_H1_CONNECT)
+		return false;
+	*t = (px_target){.addr = p->addr, .addrlen = p->addrlen, .tls = true};
+	return px_h2_peer(px, p->dir, t, hs->rq.endpoint, hs->rq.mesh) == 1;
+}
+
+static void bridge(px_pool *p, px_hs *hs, const px_target *t)
+{
+	px_up *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		abort();
+	u->px = hs->px;
+	u->pool = p;
+	u->hs = hs;
+	u->s.fd = -1;
+	pl_ev_io_init(&u->s.io, up_cb, u);
+	pl_ev_timer_init(&u->timer, up_timer_cb, u);
+	u->s.vx = &px_xprt_h2;
+	u->s.vctx = px_h2b_new(hs->px, u, p->dir, t, hs->rq.endpoint, hs->rq.mesh);
+	u->state = PX_UP_BUSY;
+	p->nconns++;
+	hs->up = u;
+}
+
 int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *err)
 {
+	px_target t;
+	bool h2 = ride_h2(p, hs, &t);
+
 	/* The retry after a pooled connection the server had closed dials afresh: a server that closes
 	 * one (draining, say) has usually closed its other idle ones too. */
-	if (p->idle && !hs->rq.stale_retried) {
+	if (p->idle && !hs->rq.stale_retried && !h2) {
 		px_up *u = p->idle;
 		idle_remove(p, u);
 		pl_ev_timer_stop(hs->px->loop, &u->timer);
@@ -184,6 +228,10 @@ int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *
 		p->wait_tail = hs;
 		p->nwait++;
 		return 0;
+	}
+	if (h2) {
+		bridge(p, hs, &t);
+		return 1;
 	}
 	int r = dial(p, hs);
 	if (r < 0) {
@@ -237,7 +285,7 @@ void px_up_release(px_up *u, bool reuse)
 	if (u->hs && u->hs->up == u)
 		u->hs->up = NULL;
 	u->hs = NULL;
-	if (!reuse || px->draining || px_side_pending(&u->s)) {
+	if (!reuse || px->draining || u->s.vx || px_side_pending(&u->s)) {
 		up_close(u, false, 0, NULL);
 		return;
 	}

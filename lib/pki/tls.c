@@ -27,6 +27,8 @@ struct pl_tls {
 };
 
 static const unsigned char alpn_wire[] = "\x09" PL_ALPN_MESH;
+/* Server preference: pillion/h2 when the client offers it. */
+static const unsigned char alpn_both[] = "\x0a" PL_ALPN_MESH_H2 "\x09" PL_ALPN_MESH;
 
 static void err_fmt(char *err, size_t errlen, const char *what)
 {
@@ -79,7 +81,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 {
 	(void)ssl;
 	(void)arg;
-	if (SSL_select_next_proto((unsigned char **)out, outlen, alpn_wire, sizeof(alpn_wire) - 1, in, inlen) !=
+	if (SSL_select_next_proto((unsigned char **)out, outlen, alpn_both, sizeof(alpn_both) - 1, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	return SSL_TLSEXT_ERR_OK;
@@ -395,4 +397,18 @@ bool pl_spiffe_in_domain(const char *id, const char *td)
 	size_t n = strlen(td);
 
 	return n > 0 && strncmp(id, "spiffe://", 9) == 0 && strncmp(id + 9, td, n) == 0 && id[9 + n] == '/';
+}
+
+void pl_tls_offer_h2(pl_tls *t)
+{
+	SSL_set_alpn_protos(t->ssl, alpn_both, sizeof(alpn_both) - 1);
+}
+
+bool pl_tls_alpn_h2(const pl_tls *t)
+{
+	const unsigned char *p = NULL;
+	unsigned int n = 0;
+
+	SSL_get0_alpn_selected(t->ssl, &p, &n);
+	return n == sizeof(PL_ALPN_MESH_H2) - 1 && memcmp(p, PL_ALPN_MESH_H2, n) == 0;
 }

@@ -8,6 +8,10 @@
 #include <sys/types.h>
 
 #define PL_ALPN_MESH "pillion/1"
+/* Mesh mTLS carrying HTTP/2 in which HTTP/1 requests may ride (marked pillion-orig-proto): offered
+ * by a client beside pillion/1 and chosen by a server that knows it, so an older peer still
+ * answers with pillion/1 and gets only what it understands. */
+#define PL_ALPN_MESH_H2 "pillion/h2"
 
 /* I/O results besides byte counts, 0 (end of stream) and -errno. */
 #define PL_IO_WANT_READ  (-100001)
@@ -37,6 +41,10 @@ int pl_tls_creds_nroots(const pl_tls_creds *c);
 pl_tls *pl_tls_client_new(pl_tls_creds *c, int fd);
 pl_tls *pl_tls_server_new(pl_tls_creds *c, int fd);
 void pl_tls_free(pl_tls *t);
+/* Client, before the handshake: offer PL_ALPN_MESH_H2 first, PL_ALPN_MESH beside it. */
+void pl_tls_offer_h2(pl_tls *t);
+/* After the handshake: whether PL_ALPN_MESH_H2 was chosen. */
+bool pl_tls_alpn_h2(const pl_tls *t);
 
 /*
  * Advances the handshake: 0 when done, PL_IO_WANT_READ/WRITE, or -1 with a short

@@ -71,6 +71,13 @@ spec:
   ports: [{name: http, port: 8080, targetPort: 8080}]
 ---
 apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web, namespace: g}
+spec:
+  targetRef: {kind: Service, name: web, port: 8080}
+  accessLog: {enabled: true}
+---
+apiVersion: pillion.dev/v1alpha1
 kind: MeshIdentity
 metadata: {name: default, namespace: g}
 spec: {mtls: {mode: STRICT}}
@@ -161,7 +168,7 @@ for p in a b d e; do
 	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
 		--outbound "$T/$p/mesh/outbound.json" --tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info \
-		--stream-idle-timeout 8s \
+		--stream-idle-timeout 8s --http1-over-http2 true \
 		> "$T/access-$p.log" 2> "$T/proxy-$p.log"
 	[ "$p" = a ] && PROXY_A=$LAST_PID
 done
@@ -319,6 +326,47 @@ grep '^FAIL' "$T/r13s" | head -20
 in_ns "$PA" "$APP_UID" timeout 300 $PY "$HERE/h2h1_smuggle.py" 198.18.5.102 8080 web.g:8080 > "$T/r13t" 2>&1
 check "(13) ... and from a's app through a's proxy ($(tail -1 "$T/r13t"))" grep -q '"failed": 0' "$T/r13t"
 grep '^FAIL' "$T/r13t" | head -20
+
+# (14) HTTP/1 requests of a's app ride HTTP/2 between the proxies (--http1-over-http2, ALPN
+# pillion/h2): the first one to a peer goes on its own connection while a's proxy learns the
+# peer's ALPN; the next ones are streams on one mesh connection, HTTP/1.1 again for b's app
+h1() { in_ns "$PA" "$APP_UID" curl -s --max-time 30 "$@"; }
+h1 -o /dev/null "http://$WEB/first"
+for i in $(seq 1 100); do # until a request rides HTTP/2 (a's proxy learnt b's ALPN)
+	h1 -o /dev/null "http://$WEB/probe"
+	grep '/probe' "$T/access-b.log" | grep -q '"protocol":"HTTP/2"' && break
+	sleep 0.1
+done
+out=$(h1 -D "$T/run/r14h" "http://$WEB/ride-1?echo=1")
+check "(14) an HTTP/1.1 request reaches the HTTP/1 app as HTTP/1.1 ($(echo "$out" | js 'd["version"], d["target"]'))" \
+	test "$(echo "$out" | js 'd["version"] + d["target"]')" = "HTTP/1.1/ride-1?echo=1"
+check "(14) ... over HTTP/2 between the proxies: b's access log says HTTP/2 for it" \
+	bash -c "grep '/ride-1?echo=1' '$T/access-b.log' | grep -q '\"protocol\":\"HTTP/2\"'"
+check "(14) ... and a's app gets an HTTP/1.1 answer" grep -q '^HTTP/1.1 200' "$T/run/r14h"
+out=$(h1 --data-binary @"$T/upload.bin" "http://$WEB/ride-2?echo=1")
+check "(14) a 300 KB upload with a length arrives whole" test "$(echo "$out" | js 'd["body_sha256"]')" = "$want"
+out=$(cat "$T/upload.bin" | h1 -H 'transfer-encoding: chunked' --data-binary @- "http://$WEB/ride-3?echo=1")
+check "(14) ... and a chunked one" test "$(echo "$out" | js 'd["body_sha256"]')" = "$want"
+out=$(h1 -o "$T/run/r14c" -w '%{http_code}' "http://$WEB/ride-4?chunked=300")
+check "(14) a chunked answer arrives whole ($out, $(wc -l < "$T/run/r14c") lines)" \
+	bash -c "[ '$out' = 200 ] && [ \$(wc -l < '$T/run/r14c') = 300 ]"
+out=$(h1 -o "$T/run/r14n" -w '%{http_code}' "http://$WEB/ride-5?noclen=1&body=100000")
+check "(14) an answer the app ended by closing arrives whole ($out, $(stat -c %s "$T/run/r14n") bytes)" \
+	bash -c "[ '$out' = 200 ] && [ \$(stat -c %s '$T/run/r14n') = 100000 ]"
+out=$(h1 -I -o /dev/null -w '%{http_code}' "http://$WEB/ride-6")
+check "(14) HEAD ($out)" test "$out" = 200
+out=$(h1 -o /dev/null -w '%{http_code}' "http://$WEB/ride-7?status=204")
+check "(14) 204 ($out)" test "$out" = 204
+out=$(h1 -w ' %{http_code}' "http://$WEB/ride-8" "http://$WEB/ride-9" "http://$WEB/ride-10")
+check "(14) three requests on one client connection, each its own answer ($(echo $out))" \
+	bash -c "[[ '$(echo $out)' == *ride-8*200*ride-9*200*ride-10*200 ]]"
+in_ns "$PA" "$APP_UID" curl -s --max-time 30 "http://$WEB/__reset" > /dev/null
+before=$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')
+in_ns "$PA" "$APP_UID" timeout 120 h2load --h1 -n 3000 -c 10 "http://$WEB/load" > "$T/r14l" 2>&1
+after=$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbound",tls="true"}')
+check "(14) 3,000 HTTP/1 requests on 10 client connections, all answered ($(grep -E '^requests:' "$T/r14l"))" \
+	grep -Eq '^requests: 3000 total, 3000 started, 3000 done, 3000 succeeded' "$T/r14l"
+check "(14) ... over no new mTLS connection from a's proxy ($before before, $after after)" test "$after" = "$before"
 
 # (8) the proxies are all still there, and none logged a sanitizer report
 for p in a b d e; do

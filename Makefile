@@ -34,7 +34,7 @@ fuzz-build:
 	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 		-DPILLION_FUZZ=ON -DPILLION_TESTS=OFF -DPILLION_WERROR=ON
 	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzz_policy_yaml fuzz_policy_json fuzz_detect fuzz_mesh fuzz_webhook fuzz_http1 \
-		fuzz_request_path fuzz_h2
+		fuzz_request_path fuzz_h2 fuzz_h2h1
 
 # Runs each fuzz target for FUZZ_SECONDS on a scratch copy of its committed seed corpus.
 fuzz: fuzz-build

@@ -6,7 +6,7 @@ secs=${2:-30}
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for kind in policy_yaml policy_json detect mesh webhook http1 request_path h2; do
+for kind in policy_yaml policy_json detect mesh webhook http1 request_path h2 h2h1; do
 	mkdir -p "$work/$kind" "$work/artifacts-$kind"
 	echo "fuzz: $kind for ${secs}s on $(ls "$top/fuzz/corpus/$kind" | wc -l) seeds"
 	"$bin/fuzz_$kind" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \

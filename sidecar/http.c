@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,24 +62,6 @@ void px_l7_detect(px_conn *c, uint32_t ev, bool timed_out)
 	}
 	px_dirs[c->dir]->forward(c);
 }
-
-uint64_t px_random64(void)
-{
-	static uint64_t s;
-
-	if (!s) {
-		if (getrandom(&s, sizeof(s), 0) != sizeof(s))
-			s = (uint64_t)pl_mono_ns();
-		s |= 1;
-	}
-	/* xorshift64*: decisions and trace ids need spread, not secrecy */
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return s * 0x2545F4914F6CDD1DULL;
-}
-
-uint32_t px_random(void) { return (uint32_t)(px_random64() >> 32); }
 
 int px_http_try(px_conn *c, uint32_t ev)
 {

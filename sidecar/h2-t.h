@@ -113,6 +113,7 @@ struct px_h2_all {
 	px_h2c *dead;               /* closed, freed once the current event is handled */
 	pl_hmap pools;
 	int depth;                  /* nested event handling: flush and close only at depth 0 */
+	pl_ev_timer kick_timer;     /* bridged sessions told outside an HTTP/2 event (h2bridge.c) */
 };
 
 #endif

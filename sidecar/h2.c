@@ -50,12 +50,15 @@ static void start_attempt(px_h2s *s);
 static void local_answer(px_h2s *s, int status, const px_refusal *r);
 static void pool_wake(h2pool *p);
 
+static void kick_timer(pl_ev_loop *loop, void *data);
+
 static struct px_h2_all *all(proxy *px)
 {
 	if (!px->h2) {
 		px->h2 = calloc(1, sizeof(struct px_h2_all));
 		if (!px->h2)
 			abort();
+		pl_ev_timer_init(&px->h2->kick_timer, kick_timer, px);
 	}
 	return px->h2;
 }
@@ -354,6 +357,20 @@ static void settle_(proxy *px, bool kicks_ok)
 
 static void settle(proxy *px) { settle_(px, true); }
 
+/* Kicks queued where sessions cannot be told (inside an HTTP/1 session's own call): next turn. */
+static void kick_timer(pl_ev_loop *loop, void *data)
+{
+	(void)loop;
+	settle(data);
+}
+
+void px_h2_kick_soon(proxy *px)
+{
+	struct px_h2_all *a = all(px);
+	if (!pl_ev_timer_armed(&a->kick_timer))
+		pl_ev_timer_start(px->loop, &a->kick_timer, 0);
+}
+
 static void conn_read(px_h2c *c)
 {
 	uint8_t buf[16384];
@@ -543,6 +560,19 @@ static void up_ready(px_h2c *c)
 	if (c->s.tls && !c->x) {
 		c->pool->h1ok = pl_tls_alpn_h2(c->s.tls) ? 1 : -1;
 		c->pool->h1ok_at = pl_ev_now(px->loop);
+		/* HTTP/1 requests waiting for it, to a peer that does not restore HTTP/1 (a rollback, or
+		 * its address now another, older proxy's): never sent, they go the HTTP/1 way. */
+		for (px_h2s **pp = &c->wait; c->pool->h1ok < 0 && *pp;) {
+			px_h2s *s = *pp;
+			if (!s->bridge) {
+				pp = &s->wnext;
+				continue;
+			}
+			*pp = s->wnext;
+			s->wnext = NULL;
+			s->uc = NULL;
+			px_h2b_failed(s->bridge, PL_H2_REFUSED_STREAM, PX_CAUSE_RESET, "the peer's proxy does not restore HTTP/1");
+		}
 	}
 	if (!c->x) {
 		pl_h2_limits lim = pl_h2_default_limits;
@@ -1743,6 +1773,7 @@ void px_h2_free(proxy *px)
 	if (!px->h2)
 		return;
 	px_h2_close_all(px);
+	pl_ev_timer_stop(px->loop, &px->h2->kick_timer);
 	size_t it = 0;
 	pl_hmap_slot *sl;
 	while ((sl = pl_hmap_next(&px->h2->pools, &it)))

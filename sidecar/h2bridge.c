@@ -43,11 +43,20 @@ struct px_h2b {
 	uint32_t out_len, out_cap, out_off;
 	bool resp_head, chunked, no_body, resp_done;
 	int err;                    /* -errno to report once out is drained */
+	int fail_cause;             /* the failure before any answer (enum px_cause), or -1 */
+	char fail_detail[160];
+	bool close_delim;           /* an HTTP/1.0 client's answer of no length: ended by the close */
+	int minor;
+	bool fail_told;             /* the kick passed the failure on (else it is still to come) */
 	bool kicked;
 	px_h2b *knext;
 };
 
 static px_h2b *kicks;
+
+/* A failure before any answer waits for the kick, which tells the session its cause (a connect
+ * failure goes on to another endpoint); reads and writes wait meanwhile. */
+static bool fail_pending(const px_h2b *b) { return b->fail_cause >= 0 && !b->resp_head && !b->fail_told; }
 
 px_h2b *px_h2b_new(proxy *px, px_up *u, int dir, const px_target *t, bool endpoint, px_mesh *mesh)
 {
@@ -63,6 +72,7 @@ px_h2b *px_h2b_new(proxy *px, px_up *u, int dir, const px_target *t, bool endpoi
 	b->mesh = mesh;
 	if (mesh)
 		mesh->refs++;
+	b->fail_cause = -1;
 	return b;
 }
 
@@ -92,6 +102,7 @@ void px_h2b_kick(px_h2b *b)
 	b->kicked = true;
 	b->knext = kicks;
 	kicks = b;
+	px_h2_kick_soon(b->px);
 }
 
 bool px_h2b_run_kicks(void)
@@ -101,8 +112,18 @@ bool px_h2b_run_kicks(void)
 		px_h2b *b = kicks;
 		kicks = b->knext;
 		b->kicked = false;
-		if (b->u && b->u->hs)
-			px_http_up_event(b->u->hs, EPOLLIN | EPOLLOUT);
+		if (!b->u || !b->u->hs)
+			continue;
+		if (fail_pending(b)) {
+			/* Before any answer: the session retries or answers as after a failed connection,
+			 * to another endpoint when it could not connect (b is freed on the way). */
+			char detail[sizeof(b->fail_detail)];
+			memcpy(detail, b->fail_detail, sizeof(detail));
+			b->fail_told = true;
+			px_http_up_error(b->u->hs, b->fail_cause, detail);
+			continue;
+		}
+		px_http_up_event(b->u->hs, EPOLLIN | EPOLLOUT);
 	}
 	return any;
 }
@@ -130,6 +151,8 @@ void px_h2b_head(px_h2b *b, int status, const pl_h2_field *f, size_t n, bool end
 	if (!b->no_body && !has_length) {
 		if (end) {
 			out_put(b, "content-length: 0\r\n", 19);
+		} else if (!b->minor) {
+			b->close_delim = true; /* no chunked for an HTTP/1.0 client */
 		} else {
 			out_put(b, "transfer-encoding: chunked\r\n", 28);
 			b->chunked = true;
@@ -144,11 +167,15 @@ void px_h2b_head(px_h2b *b, int status, const pl_h2_field *f, size_t n, bool end
 
 void px_h2b_failed(px_h2b *b, uint32_t code, int cause, const char *detail)
 {
-	(void)cause;
-	(void)detail;
-	/* A stream the peer never processed: the session may send it again, once, free. */
-	if (code == PL_H2_REFUSED_STREAM && !b->resp_head && b->u)
+	/* A stream the peer never processed: the session may send it again, once, free, as after a
+	 * kept-alive connection the server had closed. */
+	if (code == PL_H2_REFUSED_STREAM && cause == PX_CAUSE_RESET && !b->resp_head && b->u)
 		b->u->reused = true;
+	if (b->fail_cause < 0) {
+		b->fail_cause = cause;
+		snprintf(b->fail_detail, sizeof(b->fail_detail), "%s%s%s", detail ? detail : "", detail && code ? ": " : "",
+			 code ? pl_h2_code_name(code) : "");
+	}
 	b->err = -ECONNRESET;
 	px_h2b_kick(b);
 }
@@ -189,15 +216,28 @@ static int start_stream(px_h2b *b)
 		f[k++] = (pl_h2_field){nm, h->value.p, h->name.len, h->value.len};
 	}
 	b->head_req = m.method_id == PL_H1_HEAD;
+	b->minor = m.minor;
 	b->body = m.body;
 	b->left = m.content_length;
 	pl_h1_chunked_init(&b->ck);
 	b->req_end = m.body == PL_H1_BODY_NONE || (m.body == PL_H1_BODY_LENGTH && !m.content_length);
 	int err = 0;
 	b->s = px_h2_bridge_open(b->px, b->dir, &b->t, b->endpoint, b->mesh, f, k, !b->req_end, b, &err);
-	if (!b->s)
-		return -(err ? err : ECONNREFUSED);
+	if (!b->s) {
+		/* The dial failed at once: a connect failure, as for a connection of the session's own. */
+		b->fail_cause = PX_CAUSE_CONNECT;
+		snprintf(b->fail_detail, sizeof(b->fail_detail), "%s", strerror(err ? err : ECONNREFUSED));
+		b->err = -ECONNRESET;
+		b->head_done = true;
+		px_h2b_kick(b);
+		return 0;
+	}
 	b->head_done = true;
+	/* The client waits for this before its body; the far proxy skips the app's own. */
+	if (m.expect_continue && !b->req_end) {
+		out_put(b, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		px_h2b_kick(b);
+	}
 	/* What followed the head in the buffer is body. */
 	uint32_t rest = b->head_len - m.head_len;
 	b->head_len = m.head_len;
@@ -244,6 +284,8 @@ static ssize_t b_send(px_side *side, const void *buf, size_t n)
 	px_h2b *b = side->vctx;
 	const char *p = buf;
 
+	if (fail_pending(b))
+		return PL_IO_WANT_WRITE;
 	if (b->err)
 		return b->err;
 	if (!b->head_done) {
@@ -308,7 +350,11 @@ static ssize_t b_recv(px_side *side, void *buf, size_t n)
 	}
 	if (b->out_off == b->out_len) {
 		px_h2_flush(b->px);
-		return b->err ? b->err : PL_IO_WANT_READ;
+		if (fail_pending(b))
+			return PL_IO_WANT_READ;
+		if (b->err)
+			return b->err;
+		return b->close_delim && b->resp_done ? 0 : PL_IO_WANT_READ;
 	}
 	size_t k = b->out_len - b->out_off;
 	if (k > n)
@@ -321,7 +367,9 @@ static ssize_t b_recv(px_side *side, void *buf, size_t n)
 static bool b_pending(const px_side *side)
 {
 	const px_h2b *b = side->vctx;
-	return b->out_off < b->out_len || b->err ||
+	if (fail_pending(b))
+		return false;
+	return b->out_off < b->out_len || b->err || (b->close_delim && b->resp_done) ||
 	       (b->s && b->resp_head && (px_h2_bridge_resp((px_h2s *)b->s)->len || (!b->resp_done && px_h2_bridge_resp_end(b->s))));
 }
 

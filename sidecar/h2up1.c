@@ -32,6 +32,7 @@ struct px_h1x {
 	bool any;                   /* a byte of the answer came */
 	bool keep_alive;
 	bool abandoned;             /* the stream left mid-exchange: closed at the next flush */
+	bool parked;                /* not watched: the app hung up while the client read slowly */
 	enum pl_h1_method method;
 	enum pl_h1_body body;
 	uint64_t resp_left;
@@ -336,6 +337,15 @@ static void do_read(px_h2c *c)
 
 void px_h1x_io(px_h2c *c, uint32_t ev)
 {
+	struct px_h1x *x = c->x;
+
+	/* A hang-up is reported whatever the mask: while the client is slow (nothing is read), the
+	 * socket is not watched at all, or the loop would spin on it. */
+	if ((ev & (EPOLLHUP | EPOLLERR)) && x->s && px_h2_answer_held(x->s) >= HELD_MAX) {
+		pl_ev_io_stop(c->px->loop, &c->s.io);
+		x->parked = true;
+		return;
+	}
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		do_read(c);
 	if (!c->dead)
@@ -383,6 +393,11 @@ void px_h1x_flush(px_h2c *c)
 	uint32_t mask = 0;
 	if (!x->s || px_h2_answer_held(x->s) < HELD_MAX)
 		mask |= EPOLLIN;
+	if (x->parked && (mask & EPOLLIN)) {
+		x->parked = false;
+		if (pl_ev_io_start(c->px->loop, &c->s.io, c->s.fd, mask) < 0)
+			abort();
+	}
 	if (x->out_off < x->out.len)
 		mask |= c->s.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
 	pl_ev_io_set(c->px->loop, &c->s.io, mask);

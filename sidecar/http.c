@@ -484,6 +484,16 @@ void px_http_up_ready(px_hs *hs)
 	run(hs);
 }
 
+void px_http_up_error(px_hs *hs, int cause, const char *detail)
+{
+	if (hs->state != PX_HS_EXCHANGE || hs->resp_head) {
+		px_http_up_event(hs, EPOLLIN);
+		return;
+	}
+	if (attempt_failed(hs, cause, detail) != GONE)
+		run(hs);
+}
+
 void px_http_up_failed(px_hs *hs, int cause, const char *detail)
 {
 	hs->pool = NULL;
@@ -574,7 +584,8 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	/* A peer proxy that could not reach its app (it refused: it exited on SIGTERM while its proxy
 	 * drains, say) says so: the request never reached an app, so it goes on as after a connect
 	 * failure, free, to another endpoint. */
-	if (px_dirs[hs->dir]->http->peer_unsent && m->status == 503 && hs->up && hs->up->s.tls && px_peer_unsent(m)) {
+	if (px_dirs[hs->dir]->http->peer_unsent && m->status == 503 && hs->up && (hs->up->s.tls || hs->up->s.vx) &&
+	    px_peer_unsent(m)) {
 		px_up_release(hs->up, false);
 		return attempt_failed(hs, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
 	}

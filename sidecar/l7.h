@@ -19,6 +19,9 @@ uint64_t px_random64(void);
 void px_http_up_ready(px_hs *hs);
 void px_http_up_failed(px_hs *hs, int cause, const char *detail);
 void px_http_up_event(px_hs *hs, uint32_t ev);
+/* The upstream of hs's exchange failed before its answer began (cause: enum px_cause): retried or
+ * answered as after a failed connection. */
+void px_http_up_error(px_hs *hs, int cause, const char *detail);
 /* Draining: idle sessions close now, busy ones after their response. */
 void px_http_drain(proxy *px);
 void px_http_close_all(proxy *px);

@@ -138,8 +138,10 @@ cat > "$T/mesh.json" <<JSON
    "endpoints":[{"addresses":["$B4"],"ports":[9090]},{"addresses":["$D4"],"ports":[9090]},{"addresses":["$E4"],"ports":[9090]}]},
   {"namespace":"g","name":"echo1","addresses":["198.18.5.101"],"ports":[9090],"identities":[$(ID b)],
    "endpoints":[{"addresses":["$B4"],"ports":[9090]}]},
-  {"namespace":"g","name":"web","addresses":["198.18.5.102"],"ports":[8080],"identities":[$(ID b)],
-   "endpoints":[{"addresses":["$B4"],"ports":[8080]}]}],
+  {"namespace":"g","name":"web","addresses":["198.18.5.102"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$B4"],"ports":[8080]}]},
+  {"namespace":"g","name":"web2","addresses":["198.18.5.103"],"ports":[8080],"identities":[$(ID b),$(ID d)],
+   "endpoints":[{"addresses":["$D4"],"ports":[8080]},{"addresses":["$B4"],"ports":[8080]}]}],
  "pods":[{"namespace":"g","name":"a","addresses":["198.18.5.1"],"identity":$(ID a)},
          {"namespace":"g","name":"b","addresses":["$B4"],"identity":$(ID b)},
          {"namespace":"g","name":"d","addresses":["$D4"],"identity":$(ID d)},
@@ -367,6 +369,25 @@ after=$(metric "$PA" 'pillion_proxy_upstream_connections_total{direction="outbou
 check "(14) 3,000 HTTP/1 requests on 10 client connections, all answered ($(grep -E '^requests:' "$T/r14l"))" \
 	grep -Eq '^requests: 3000 total, 3000 started, 3000 done, 3000 succeeded' "$T/r14l"
 check "(14) ... over no new mTLS connection from a's proxy ($before before, $after after)" test "$after" = "$before"
+out=$(h1 --http1.0 -D "$T/run/r14o" -o "$T/run/r14p" -w '%{http_code}' "http://$WEB/ride-11?chunked=40")
+check "(14) an HTTP/1.0 client gets an answer of no length ended by the close, never chunked ($out, $(wc -l < "$T/run/r14p") lines)" \
+	bash -c "[ '$out' = 200 ] && [ \$(wc -l < '$T/run/r14p') = 40 ] && ! grep -qi '^transfer-encoding' '$T/run/r14o'"
+out=$(h1 -H 'Expect: 100-continue' -D "$T/run/r14e" --data-binary @"$T/upload.bin" "http://$WEB/ride-12?echo=1")
+check "(14) Expect: 100-continue gets its 100 from a's proxy, and the body arrives whole" \
+	bash -c "grep -q '^HTTP/1.1 100' '$T/run/r14e' && [ '$(echo "$out" | js 'd["body_sha256"]')' = '$want' ]"
+# web2: d first, whose proxy finds no app on 8080 and says so (pillion-proxy-error: connect
+# failure); the request never reached an app, so it goes on, free, to b. First a's proxy learns
+# d's ALPN (requests to d's address, until one rides HTTP/2), so the web2 requests to d ride too.
+for i in $(seq 1 100); do
+	h1 -o /dev/null "http://$D4:8080/prime"
+	grep '/prime' "$T/access-d.log" | grep -q '"protocol":"HTTP/2"' && break
+	sleep 0.1
+done
+ok2=0
+for i in $(seq 1 10); do
+	[ "$(h1 -o /dev/null -w '%{http_code}' "http://198.18.5.103:8080/ride-13-$i")" = 200 ] && ok2=$((ok2 + 1))
+done
+check "(14) the peer's connect-failure answer goes on to the next endpoint, free: $ok2 of 10 answered 200" test "$ok2" = 10
 
 # (8) the proxies are all still there, and none logged a sanitizer report
 for p in a b d e; do

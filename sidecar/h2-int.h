@@ -50,8 +50,7 @@ void px_h2_bridge_consumed(px_h2s *s);
 void px_h2b_head(px_h2b *b, int status, const pl_h2_field *f, size_t n, bool end);
 void px_h2b_failed(px_h2b *b, uint32_t code, int cause, const char *detail);
 void px_h2b_kick(px_h2b *b);
-/* Kicks are run at the start of the next loop turn (queued outside an HTTP/2 event). */
-void px_h2_kick_soon(proxy *px);
+bool px_h2b_kicks_pending(void);
 bool px_h2b_run_kicks(void);
 
 /* h2up1.c: an upstream connection speaking HTTP/1.1, one stream at a time. */

@@ -348,6 +348,9 @@ static void settle_(proxy *px, bool kicks_ok)
 			a->depth--;
 		}
 	}
+	/* Kicks queued where they could not run (an HTTP/1 session's own call): the next turn. */
+	if (!kicks_ok && px_h2b_kicks_pending() && !pl_ev_timer_armed(&a->kick_timer))
+		pl_ev_timer_start(px->loop, &a->kick_timer, 0);
 	while (a->dead) {
 		px_h2c *c = a->dead;
 		a->dead = c->dnext;
@@ -362,13 +365,6 @@ static void kick_timer(pl_ev_loop *loop, void *data)
 {
 	(void)loop;
 	settle(data);
-}
-
-void px_h2_kick_soon(proxy *px)
-{
-	struct px_h2_all *a = all(px);
-	if (!pl_ev_timer_armed(&a->kick_timer))
-		pl_ev_timer_start(px->loop, &a->kick_timer, 0);
 }
 
 static void conn_read(px_h2c *c)

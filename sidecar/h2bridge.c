@@ -102,8 +102,9 @@ void px_h2b_kick(px_h2b *b)
 	b->kicked = true;
 	b->knext = kicks;
 	kicks = b;
-	px_h2_kick_soon(b->px);
 }
+
+bool px_h2b_kicks_pending(void) { return kicks != NULL; }
 
 bool px_h2b_run_kicks(void)
 {

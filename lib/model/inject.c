@@ -14,6 +14,8 @@
 #include "model/model-t.h"
 
 #define ANN_NATIVE "pillion.dev/native-sidecar"
+/* "true": the proxy carries the pod's outbound HTTP/1 requests over HTTP/2 to peer proxies that offer it. */
+#define ANN_H1_OVER_H2 "pillion.dev/http1-over-http2"
 #define PROXY_NAME PL_PROXY_CONTAINER
 #define INIT_NAME "pillion-init"
 #define VOL_CONFIG "pillion-config"
@@ -588,6 +590,15 @@ static json_t *proxy_container(ctx *c, bool native)
 		json_object_set_new(ct, "lifecycle",
 				    json_pack("{s:{s:{s:[s,s,s,s]}}}", "postStart", "exec", "command",
 					      PL_INJECT_PROXY_PATH, "wait", "--timeout", "120s"));
+	const char *h1h2 = ann_get(c, ANN_H1_OVER_H2);
+	if (h1h2 && (strcmp(h1h2, "true") == 0 || strcmp(h1h2, "false") == 0)) {
+		json_t *args = json_object_get(ct, "args");
+		if (json_array_append_new(args, json_string("--http1-over-http2")) < 0 ||
+		    json_array_append_new(args, json_string(h1h2)) < 0)
+			c->oom = true;
+	} else if (h1h2) {
+		warnf(c, "%s: must be \"true\" or \"false\", got \"%.64s\"; ignored", ANN_H1_OVER_H2, h1h2);
+	}
 	if (json_object_size(ct) != 13u)
 		c->oom = true;
 	return ct;

@@ -593,6 +593,24 @@ static void test_annotations(void **state)
 	json_decref(got);
 	json_decref(pod);
 
+	/* HTTP/1 over HTTP/2 between proxies: the annotation becomes the proxy's flag; a typo a warning. */
+	pod = load("{kind: Pod, metadata: {annotations: {pillion.dev/http1-over-http2: 'true'}}, spec: {containers: [{name: a}]}}");
+	got = inject(pod, &o, "injected", &r);
+	proxy = at(got, "spec.containers.0");
+	assert_string_equal(str_at(proxy, "args.10"), "--http1-over-http2");
+	assert_string_equal(str_at(proxy, "args.11"), "true");
+	assert_false(has_warning(&r, "http1-over-http2"));
+	pl_inject_result_clear(&r);
+	json_decref(got);
+	json_decref(pod);
+	pod = load("{kind: Pod, metadata: {annotations: {pillion.dev/http1-over-http2: 'yes'}}, spec: {containers: [{name: a}]}}");
+	got = inject(pod, &o, "injected", &r);
+	assert_null(at(got, "spec.containers.0.args.10"));
+	expect_warning(&r, "pillion.dev/http1-over-http2: must be \"true\" or \"false\", got \"yes\"; ignored");
+	pl_inject_result_clear(&r);
+	json_decref(got);
+	json_decref(pod);
+
 	/* A Job's pod with a regular-container proxy would never finish: said so. */
 	pod = load("{kind: Pod, spec: {restartPolicy: OnFailure, containers: [{name: a}]}}");
 	json_decref(inject(pod, &o, "injected", &r));

@@ -45,8 +45,10 @@ struct px_h2c {
 	pl_h2 *h;
 	pl_buf out;
 	size_t out_off;
-	pl_ev_timer timer;          /* connect, handshake, idle */
+	pl_ev_timer timer;          /* connect, handshake, idle; upstream with streams: liveness */
 	int64_t last_active;
+	int64_t last_rx;            /* the loop's time of the last bytes read */
+	int64_t ping_at;            /* upstream: when our unanswered PING went, or 0 */
 	px_h2s *streams;            /* its streams (downstream) or attempts (upstream) */
 	uint32_t nstreams;
 	px_h2s *wait;               /* upstream, dialling: streams waiting for it */

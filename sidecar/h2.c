@@ -35,6 +35,12 @@
 /* An upstream connection with no stream for this long is closed. */
 #define UP_IDLE_NS (60 * PL_NS_PER_S)
 #define MAX_FIELDS 200 /* lib/h2's limit: a block with more never reaches us */
+/* An upstream connection with streams in flight and nothing read for this long is sent a PING;
+ * with still nothing read this long after, the peer is taken as gone (its address drops packets:
+ * a deleted pod, a dead node) and the connection is closed, so its streams end and new ones go
+ * elsewhere instead of waiting on it. */
+#define PING_AFTER_NS (5 * PL_NS_PER_S)
+#define PING_TIMEOUT_NS (5 * PL_NS_PER_S)
 /* Streams on one upstream connection: its window covers every one of them whole, so streams whose
  * readers stalled never hold up the others (no head-of-line blocking across callers). */
 #define UP_MAX_STREAMS 64
@@ -51,6 +57,7 @@ static void local_answer(px_h2s *s, int status, const px_refusal *r);
 static void pool_wake(h2pool *p);
 
 static void kick_timer(pl_ev_loop *loop, void *data);
+static int64_t keepalive_due(const px_h2c *c, int64_t now);
 
 static struct px_h2_all *all(proxy *px)
 {
@@ -181,7 +188,9 @@ static void list_del_up(px_h2s *s)
 		c->nstreams--;
 		if (c->nstreams == 0 && c->state == C_READY && !c->dead) {
 			c->last_active = pl_ev_now(c->px->loop);
-			pl_ev_timer_start(c->px->loop, &c->timer, UP_IDLE_NS);
+			/* A PING still unanswered keeps its deadline. */
+			int64_t due = c->h ? keepalive_due(c, c->last_active) : -1;
+			pl_ev_timer_start(c->px->loop, &c->timer, due >= 0 && due < UP_IDLE_NS ? due : UP_IDLE_NS);
 		}
 		if (c->pool && c->pool->wait_head)
 			pool_wake(c->pool);
@@ -382,7 +391,7 @@ static void conn_read(px_h2c *c)
 			return;
 		}
 		const char *why = NULL;
-		c->last_active = pl_ev_now(c->px->loop);
+		c->last_active = c->last_rx = pl_ev_now(c->px->loop);
 		if (pl_h2_recv(c->h, buf, (size_t)n, &why) < 0) {
 			if (log_allowed(c->px))
 				log_info("%s HTTP/2 connection error: %s", px_dirs[c->dir]->name, why);
@@ -487,6 +496,46 @@ static void streams_idle(px_h2c *c)
 		pl_ev_timer_start(px->loop, &c->timer, next > PL_NS_PER_S / 10 ? next : PL_NS_PER_S / 10);
 }
 
+/* Upstream liveness. A PING is outstanding while nothing was read since it went. */
+static bool ping_unanswered(const px_h2c *c) { return c->ping_at && c->last_rx < c->ping_at; }
+
+/* How long until the liveness of upstream connection c needs a look: the PING's deadline, or,
+ * with streams in flight, PING_AFTER_NS after the last bytes read; -1: nothing to watch. */
+static int64_t keepalive_due(const px_h2c *c, int64_t now)
+{
+	if (ping_unanswered(c))
+		return c->ping_at + PING_TIMEOUT_NS - now;
+	return c->nstreams ? c->last_rx + PING_AFTER_NS - now : -1;
+}
+
+static void arm(px_h2c *c, int64_t delay)
+{
+	pl_ev_timer_start(c->px->loop, &c->timer, delay > PL_NS_PER_S / 10 ? delay : PL_NS_PER_S / 10);
+}
+
+/* An upstream connection: a PING after PING_AFTER_NS of silence with streams in flight; closed
+ * when it goes unanswered PING_TIMEOUT_NS, streams or not. Any bytes read count as an answer.
+ * False when c was closed. */
+static bool keepalive(px_h2c *c)
+{
+	proxy *px = c->px;
+	int64_t now = pl_ev_now(px->loop);
+
+	if (ping_unanswered(c) && now - c->ping_at >= PING_TIMEOUT_NS) {
+		if (log_allowed(px))
+			log_info("%s HTTP/2 upstream: no answer to a PING for %lld s: closed", px_dirs[c->dir]->name,
+				 (long long)(PING_TIMEOUT_NS / PL_NS_PER_S));
+		conn_close(c, "the peer answered no PING");
+		return false;
+	}
+	if (!ping_unanswered(c) && c->nstreams && now - c->last_rx >= PING_AFTER_NS) {
+		pl_h2_ping(c->h);
+		c->ping_at = now;
+		mark(c);
+	}
+	return true;
+}
+
 static void conn_timer(pl_ev_loop *loop, void *data)
 {
 	px_h2c *c = data;
@@ -499,11 +548,15 @@ static void conn_timer(pl_ev_loop *loop, void *data)
 	} else if (c->state == C_HANDSHAKE) {
 		px->m.tls_fail[c->dir][PX_TLSF_TIMEOUT]++;
 		conn_close(c, "no handshake within the timeout");
+	} else if (!c->server && c->h && !keepalive(c)) {
+		/* closed: its PING went unanswered */
 	} else if (c->nstreams == 0) {
 		int64_t limit = c->server ? px->idle_timeout_ns : UP_IDLE_NS;
-		int64_t idle = pl_ev_now(px->loop) - c->last_active;
+		int64_t now = pl_ev_now(px->loop), idle = now - c->last_active;
 		if (idle < limit) {
-			pl_ev_timer_start(px->loop, &c->timer, limit - idle);
+			int64_t due = c->server || !c->h ? -1 : keepalive_due(c, now);
+			arm(c, due >= 0 && due < limit - idle ? due : limit - idle);
+			settle(px);
 			return;
 		}
 		if (c->x) {
@@ -516,6 +569,8 @@ static void conn_timer(pl_ev_loop *loop, void *data)
 		all(px)->depth++;
 		streams_idle(c);
 		all(px)->depth--;
+	} else if (c->h) {
+		arm(c, keepalive_due(c, pl_ev_now(px->loop)));
 	}
 	settle(px);
 }
@@ -553,6 +608,7 @@ static void up_ready(px_h2c *c)
 
 	pl_ev_timer_stop(px->loop, &c->timer);
 	c->state = C_READY;
+	c->last_rx = pl_ev_now(px->loop);
 	if (c->s.tls && !c->x) {
 		c->pool->h1ok = pl_tls_alpn_h2(c->s.tls) ? 1 : -1;
 		c->pool->h1ok_at = pl_ev_now(px->loop);
@@ -873,9 +929,15 @@ static void submit(px_h2s *s)
 		c->streams->uprev = s;
 	c->streams = s;
 	c->nstreams++;
-	pl_ev_timer_stop(c->px->loop, &c->timer);
-	if (c->x)
+	if (c->x) {
+		pl_ev_timer_stop(c->px->loop, &c->timer);
 		px_h1x_submit(c, s);
+	} else if (c->nstreams == 1) {
+		/* The first stream after a quiet spell: the connection's liveness is watched again (a
+		 * connection silent that long is asked at once; a PING still unanswered keeps its deadline). */
+		int64_t due = keepalive_due(c, pl_ev_now(c->px->loop));
+		pl_ev_timer_start(c->px->loop, &c->timer, due > 0 ? due : 0);
+	}
 	mark(c);
 }
 

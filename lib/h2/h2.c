@@ -350,6 +350,8 @@ void pl_h2_goaway(pl_h2 *h, uint32_t code)
 	nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s), code, NULL, 0);
 }
 
+void pl_h2_ping(pl_h2 *h) { nghttp2_submit_ping(h->s, NGHTTP2_FLAG_NONE, NULL); }
+
 uint32_t pl_h2_peer_max_streams(const pl_h2 *h)
 {
 	return nghttp2_session_get_remote_settings(h->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);

@@ -91,6 +91,8 @@ void pl_h2_consume(pl_h2 *h, int32_t id, size_t n);
 void pl_h2_reset(pl_h2 *h, int32_t id, uint32_t code);
 /* Graceful: tell the peer no new streams after those open now (GOAWAY with the last id). */
 void pl_h2_goaway(pl_h2 *h, uint32_t code);
+/* A PING for the peer to answer (any bytes from it show it is there). */
+void pl_h2_ping(pl_h2 *h);
 /* Streams the peer lets us open at once. */
 uint32_t pl_h2_peer_max_streams(const pl_h2 *h);
 /* The peer said GOAWAY, or we did: no new streams. */

@@ -444,6 +444,25 @@ check "(10) a call whose body never comes is answered by the proxy after the str
 	test "$(echo "$out" | js 'd["heads"] >= 1 and not d["closed"]')" = True
 check "(10) a's proxy still serves calls after the attacks" test "$(call unary 3 | js 'sum(d.get(k, 0) for k in "bde")')" = 3
 
+# (15) a pod that vanishes without a word (its address drops packets, as a deleted pod's or a dead
+# node's does): a's proxy hears nothing on its connection to b, sends a PING, closes the
+# connection when none comes back, and b's share goes to d and e, instead of every stream sent to
+# b waiting on a dead connection
+plain() { in_ns "$PA" "$APP_UID" curl -s -o /dev/null --max-time 30 -w '%{http_code} %{time_total}\n' \
+	--http2-prior-knowledge "http://$SVC:9090/plain/$1"; }
+for i in 1 2 3 4 5 6; do plain "warm-$i" > /dev/null; done # a live connection to each pod
+ip netns exec "$PB" iptables -I INPUT -s 198.18.5.1 -j DROP
+ip netns exec "$PB" iptables -I OUTPUT -d 198.18.5.1 -j DROP
+: > "$T/r15"
+for i in $(seq 1 45); do plain "b-gone-$i" >> "$T/r15"; done
+ip netns exec "$PB" iptables -D INPUT -s 198.18.5.1 -j DROP
+ip netns exec "$PB" iptables -D OUTPUT -d 198.18.5.1 -j DROP
+slow=$(tail -15 "$T/r15" | awk '$1 == "000" || $1 >= 500 || $2 > 3' | wc -l)
+check "(15) b's address drops packets: the last 15 of 45 requests answered by d and e, each within 3 s ($slow not; all took $(awk '{s += $2} END {printf "%.1f", s}' "$T/r15") s)" \
+	test "$slow" = 0
+check "(15) ... a's proxy closed the silent connection when its PING went unanswered" \
+	grep -q 'no answer to a PING' "$T/proxy-a.log"
+
 # (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0
 printf '\0\0\0\0\0041500' > "$T/sleep.grpc"
 in_ns "$PA" "$APP_UID" timeout 60 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' \

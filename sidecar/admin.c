@@ -196,6 +196,10 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 	pl_buf_printf(b, "pillion_proxy_ready %d\n", px_ready(px, &why) ? 1 : 0);
 	metric_head(b, "pillion_proxy_buffers_pooled", "gauge", "Free relay buffers kept for reuse.");
 	pl_buf_printf(b, "pillion_proxy_buffers_pooled %u\n", px->bufs.n);
+	metric_head(b, "pillion_proxy_upstream_pools", "gauge",
+		    "Upstream connection pools (one per destination address, port and mTLS), by protocol.");
+	pl_buf_printf(b, "pillion_proxy_upstream_pools{protocol=\"http1\"} %zu\n", px->pools.count);
+	pl_buf_printf(b, "pillion_proxy_upstream_pools{protocol=\"http2\"} %zu\n", px_h2_pools(px));
 	px_stats_render(px, b);
 }
 

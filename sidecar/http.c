@@ -120,12 +120,21 @@ static const char *dir_name(int dir) { return px_dirs[dir]->name; }
 static px_log_rate log_rate;
 static bool log_allowed(proxy *px) { return px_log_allowed(px, &log_rate); }
 
+/* hs lets go of its request's pool (counted: a pool no session holds may be swept). */
+static void pool_leave(px_hs *hs)
+{
+	if (hs->pool) {
+		hs->pool->users--;
+		hs->pool = NULL;
+	}
+}
+
 /* The request no longer wants its upstream connection: it stops waiting for one, or closes it. */
 static void drop_upstream(px_hs *hs)
 {
 	if (hs->pool) {
 		px_pool_cancel(hs->pool, hs);
-		hs->pool = NULL;
+		pool_leave(hs);
 	}
 	if (hs->up)
 		px_up_release(hs->up, false);
@@ -424,7 +433,9 @@ static int start_attempt(px_hs *hs)
 	hs->rq.try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(hs);
 	const pl_circuit_breaker *cb = hs->rq.op ? &hs->rq.op->circuit_breaker : NULL;
+	pool_leave(hs);
 	hs->pool = px_pool_get(px, hs->dir, &target);
+	hs->pool->users++;
 	hs->state = PX_HS_WAIT;
 	int a = px_pool_acquire(hs->pool, hs, cb && cb->set ? cb->max_connections : 0,
 				cb && cb->set ? cb->max_pending : 0, &err);
@@ -436,13 +447,13 @@ static int start_attempt(px_hs *hs)
 		char lbl[600];
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", hs->rq.service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
-		hs->pool = NULL;
+		pool_leave(hs);
 		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
 		       cb->max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service);
 		return PROGRESS;
 	}
 	if (a == -2) {
-		hs->pool = NULL;
+		pool_leave(hs);
 		px_http_up_failed(hs, PX_CAUSE_CONNECT, strerror(err));
 		return GONE; /* px_http_up_failed ran the session */
 	}
@@ -496,7 +507,7 @@ void px_http_up_error(px_hs *hs, int cause, const char *detail)
 
 void px_http_up_failed(px_hs *hs, int cause, const char *detail)
 {
-	hs->pool = NULL;
+	pool_leave(hs);
 	hs->up = NULL;
 	if (attempt_failed(hs, cause, detail) != GONE)
 		run(hs);

@@ -57,6 +57,7 @@ struct px_pool {
 	uint32_t nidle, nconns;     /* nconns: open, idle, busy or dialling */
 	px_hs *wait_head, *wait_tail; /* sessions waiting for a connection (max connections reached) */
 	uint32_t nwait;
+	uint32_t users;             /* sessions holding it as their request's pool (px_hs.pool) */
 };
 
 /* Where one attempt goes. */

@@ -38,6 +38,9 @@ void px_h2_free(proxy *px);
 /* Whether the peer proxy at t (mTLS) chose ALPN pillion/h2, so HTTP/1 requests may ride HTTP/2 to
  * it. 0 while unknown: a connection is dialled to learn it, for the requests after this one. */
 int px_h2_peer(proxy *px, int dir, const px_target *t, bool endpoint, px_mesh *mesh);
+/* The same for HTTP/2 pools; and how many there are. */
+void px_h2_sweep(proxy *px);
+size_t px_h2_pools(const proxy *px);
 
 /* h2bridge.c: the transport state of an HTTP/1 upstream riding a stream (px_xprt_h2); owned by u. */
 px_h2b *px_h2b_new(proxy *px, px_up *u, int dir, const px_target *t, bool endpoint, px_mesh *mesh);
@@ -75,6 +78,8 @@ px_pool *px_pool_get(proxy *px, int dir, const px_target *t);
  * pending limit): answer 503; -2 when the dial failed at once (*err: errno). max_conns, max_pending:
  * 0 is unlimited. */
 int px_pool_acquire(px_pool *p, px_hs *hs, int max_conns, int max_pending, int *err);
+/* Frees the pools no connection, waiter or session uses (run now and then: addresses churn). */
+void px_pools_sweep(proxy *px);
 /* Takes the socket (and TLS) out of u for a tunnel; u is freed. */
 void px_up_detach(px_up *u, px_side *out);
 /* The session is done with its connection: back to the pool when reuse is true, else closed. */

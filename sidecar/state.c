@@ -18,6 +18,7 @@
 #include "json/json.h"
 #include "model/model.h"
 #include "pki/tls.h"
+#include "l7.h"
 #include "proxy.h"
 
 #define CONFIG_MAX (4u << 20)
@@ -404,6 +405,8 @@ static void resync_timer_cb(pl_ev_loop *loop, void *data)
 	proxy *px = data;
 
 	px_state_reload(px);
+	px_pools_sweep(px);
+	px_h2_sweep(px);
 	pl_ev_timer_start(loop, &px->resync_timer, px->set.resync_ns);
 }
 

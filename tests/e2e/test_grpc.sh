@@ -140,6 +140,8 @@ cat > "$T/mesh.json" <<JSON
    "endpoints":[{"addresses":["$B4"],"ports":[9090]}]},
   {"namespace":"g","name":"web","addresses":["198.18.5.102"],"ports":[8080],"identities":[$(ID b),$(ID d)],
    "endpoints":[{"addresses":["$B4"],"ports":[8080]}]},
+  {"namespace":"g","name":"ghost","addresses":["198.18.5.104"],"ports":[8080],"identities":[$(ID b)],
+   "endpoints":[{"addresses":["198.18.5.200","198.18.5.201","198.18.5.202","198.18.5.203"],"ports":[8080]}]},
   {"namespace":"g","name":"web2","addresses":["198.18.5.103"],"ports":[8080],"identities":[$(ID b),$(ID d)],
    "endpoints":[{"addresses":["$D4"],"ports":[8080]},{"addresses":["$B4"],"ports":[8080]}]}],
  "pods":[{"namespace":"g","name":"a","addresses":["198.18.5.1"],"identity":$(ID a)},
@@ -170,7 +172,7 @@ for p in a b d e; do
 	in_ns "$ns" 0 "$BIN/pillion-init" >"$T/init-$p.log" 2>&1 || { cat "$T/init-$p.log"; die "pillion-init in $p"; }
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" \
 		--outbound "$T/$p/mesh/outbound.json" --tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info \
-		--stream-idle-timeout 8s --http1-over-http2 true \
+		--stream-idle-timeout 8s --http1-over-http2 true --resync-interval 2s \
 		> "$T/access-$p.log" 2> "$T/proxy-$p.log"
 	[ "$p" = a ] && PROXY_A=$LAST_PID
 done
@@ -462,6 +464,29 @@ check "(15) b's address drops packets: the last 15 of 45 requests answered by d 
 	test "$slow" = 0
 check "(15) ... a's proxy closed the silent connection when its PING went unanswered" \
 	grep -q 'no answer to a PING' "$T/proxy-a.log"
+
+# (16) pools are freed: a Service whose pods are all gone (addresses nobody answers) makes a pool
+# per address tried while the connects are tried; with no connection left, they go at the next
+# sweep (every resync, 2 s here)
+pools() { metric "$PA" "pillion_proxy_upstream_pools{protocol=\"$1\"}"; }
+p1=$(pools http1); p2=$(pools http2); m1=$p1; m2=$p2
+h1 -o /dev/null "http://198.18.5.104:8080/ghost" > /dev/null 2>&1 &
+ghost=$!
+in_ns "$PA" "$APP_UID" curl -s -o /dev/null --max-time 30 --http2-prior-knowledge "http://198.18.5.104:8080/ghost-h2" > /dev/null 2>&1 &
+ghost2=$!
+for i in $(seq 1 300); do # while they run (each connect tried for up to 1 s), at most 30 s
+	n1=$(pools http1); n2=$(pools http2)
+	[ "${n1:-0}" -gt "$m1" ] && m1=$n1
+	[ "${n2:-0}" -gt "$m2" ] && m2=$n2
+	kill -0 $ghost 2>/dev/null || kill -0 $ghost2 2>/dev/null || break
+	sleep 0.1
+done
+wait $ghost $ghost2
+check "(16) requests to gone pods made pools while they tried them (HTTP/1 $p1 -> $m1, HTTP/2 $p2 -> $m2)" \
+	bash -c "[ $m1 -gt $p1 ] && [ $m2 -gt $p2 ]"
+wait_for 30 bash -c "[ \$(ip netns exec $PA curl -s http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_upstream_pools\{protocol=\"http1\"\}/ {print \$2}') -le $p1 ] && [ \$(ip netns exec $PA curl -s http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_upstream_pools\{protocol=\"http2\"\}/ {print \$2}') -le $p2 ]"
+check "(16) ... and with no connection left they were freed (HTTP/1 $(pools http1), HTTP/2 $(pools http2))" \
+	bash -c "[ $(pools http1) -le $p1 ] && [ $(pools http2) -le $p2 ]"
 
 # (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0
 printf '\0\0\0\0\0041500' > "$T/sleep.grpc"

@@ -1761,30 +1761,21 @@ void px_h2_bridge_consumed(px_h2s *s)
 
 /* --- pools --- */
 
+/* A pool with no connection and no waiter goes, unless it remembers a peer that answered
+ * pillion/1 recently (asked again after PEER_RECHECK_NS anyway). */
+static bool h2pool_unused(void *value, void *arg)
+{
+	const h2pool *p = value;
+	int64_t now = *(const int64_t *)arg;
+	return !p->conns && !p->nwait && !(p->h1ok < 0 && now - p->h1ok_at < PEER_RECHECK_NS);
+}
+
 void px_h2_sweep(proxy *px)
 {
-	h2pool *gone[64];
-	size_t n;
-
 	if (!px->h2)
 		return;
 	int64_t now = pl_ev_now(px->loop);
-	/* A pool with no connection and no waiter goes, unless it remembers a peer that answered
-	 * pillion/1 recently (asked again after PEER_RECHECK_NS anyway). */
-	do {
-		size_t it = 0;
-		pl_hmap_slot *sl;
-		n = 0;
-		while (n < sizeof(gone) / sizeof(gone[0]) && (sl = pl_hmap_next(&px->h2->pools, &it))) {
-			h2pool *p = sl->value;
-			if (!p->conns && !p->nwait && !(p->h1ok < 0 && now - p->h1ok_at < PEER_RECHECK_NS))
-				gone[n++] = p;
-		}
-		for (size_t i = 0; i < n; i++) {
-			pl_hmap_del(&px->h2->pools, gone[i]->key, NULL);
-			free(gone[i]);
-		}
-	} while (n == sizeof(gone) / sizeof(gone[0]));
+	pl_hmap_remove_if(&px->h2->pools, h2pool_unused, &now, free);
 }
 
 size_t px_h2_pools(const proxy *px) { return px->h2 ? px->h2->pools.count : 0; }

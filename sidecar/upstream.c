@@ -417,28 +417,16 @@ static void up_timer_cb(pl_ev_loop *loop, void *data)
 	}
 }
 
-void px_pools_sweep(proxy *px)
+/* Pools are found by address; pods come and go with new ones, so a pool with no connection, no
+ * waiter and no session holding it goes (a later request makes a new one). */
+static bool pool_unused(void *value, void *arg)
 {
-	px_pool *gone[64];
-	size_t n;
-
-	/* Pools are found by address; pods come and go with new ones, so a pool with no connection,
-	 * no waiter and no session holding it goes (a later request makes a new one). */
-	do {
-		size_t it = 0;
-		pl_hmap_slot *s;
-		n = 0;
-		while (n < sizeof(gone) / sizeof(gone[0]) && (s = pl_hmap_next(&px->pools, &it))) {
-			px_pool *p = s->value;
-			if (!p->nconns && !p->nwait && !p->users && !p->idle)
-				gone[n++] = p;
-		}
-		for (size_t i = 0; i < n; i++) {
-			pl_hmap_del(&px->pools, gone[i]->key, NULL);
-			free(gone[i]);
-		}
-	} while (n == sizeof(gone) / sizeof(gone[0]));
+	const px_pool *p = value;
+	(void)arg;
+	return !p->nconns && !p->nwait && !p->users && !p->idle;
 }
+
+void px_pools_sweep(proxy *px) { pl_hmap_remove_if(&px->pools, pool_unused, NULL, free); }
 
 void px_pools_close_idle(proxy *px)
 {

@@ -116,3 +116,23 @@ void *pl_hmap_del(pl_hmap *m, const char *key, const char **stored_key)
 	m->count--;
 	return value;
 }
+
+size_t pl_hmap_remove_if(pl_hmap *m, bool (*drop)(void *value, void *arg), void *arg, void (*release)(void *value))
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->_cap;) {
+		pl_hmap_slot *s = &m->_slots[i];
+		if (!s->key || !drop(s->value, arg)) {
+			i++;
+			continue;
+		}
+		void *value = s->value;
+		pl_hmap_del(m, s->key, NULL);
+		release(value);
+		n++;
+		/* The backward shift may have moved a later entry into slot i: look at it again. It only
+		 * moves entries towards the hole, so none not yet seen lands before i. */
+	}
+	return n;
+}

@@ -2,6 +2,7 @@
 #ifndef PILLION_BASE_HMAP_H
 #define PILLION_BASE_HMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct pl_hmap_slot {
@@ -24,6 +25,10 @@ void *pl_hmap_get(const pl_hmap *m, const char *key);
 void *pl_hmap_put(pl_hmap *m, const char *key, void *value);
 /* Removes key; returns its value (NULL when absent) and, in *stored_key, the key pointer the map held (to free). */
 void *pl_hmap_del(pl_hmap *m, const char *key, const char **stored_key);
+/* Removes every entry whose value drop says goes, then hands the value to release (which may free
+ * the key the map borrowed: it is out of the map by then). drop may be asked twice about a value
+ * that stays (deletion moves entries). Returns how many went. */
+size_t pl_hmap_remove_if(pl_hmap *m, bool (*drop)(void *value, void *arg), void *arg, void (*release)(void *value));
 /* Iteration: start with *it = 0; returns NULL at the end. Order is unspecified. */
 pl_hmap_slot *pl_hmap_next(const pl_hmap *m, size_t *it);
 

@@ -565,6 +565,54 @@ static void test_sha256_incremental(void **state)
 
 /* ---------- hmap ---------- */
 
+static bool odd_value(void *value, void *arg)
+{
+	(void)arg;
+	return *(int *)value % 2;
+}
+
+static int released;
+static void release_int(void *value)
+{
+	released++;
+	free(value);
+}
+
+/* Removing while the table is scanned: every match goes, every other entry stays findable, in a
+ * table crowded enough that deletions shift entries (and wrap around its end). */
+static void test_hmap_remove_if(void **state)
+{
+	(void)state;
+	enum { N = 3000 };
+	static char keys[N][16];
+	pl_hmap m = PL_HMAP_INIT;
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		int *v = malloc(sizeof(*v));
+		assert_non_null(v);
+		*v = i;
+		pl_hmap_put(&m, keys[i], v);
+	}
+	released = 0;
+	assert_int_equal(pl_hmap_remove_if(&m, odd_value, NULL, release_int), N / 2);
+	assert_int_equal(released, N / 2);
+	assert_int_equal(m.count, N / 2);
+	for (int i = 0; i < N; i++) {
+		int *v = pl_hmap_get(&m, keys[i]);
+		if (i % 2) {
+			assert_null(v);
+		} else {
+			assert_non_null(v);
+			assert_int_equal(*v, i);
+		}
+	}
+	size_t it = 0;
+	pl_hmap_slot *s;
+	while ((s = pl_hmap_next(&m, &it)))
+		free(s->value);
+	pl_hmap_free(&m);
+}
+
 static void test_hmap_basic(void **state)
 {
 	(void)state;
@@ -854,6 +902,7 @@ int main(void)
 		cmocka_unit_test(test_hmap_basic),
 		cmocka_unit_test(test_hmap_many),
 		cmocka_unit_test(test_hmap_delete),
+		cmocka_unit_test(test_hmap_remove_if),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_log_level_name),
 		cmocka_unit_test(test_bucket),

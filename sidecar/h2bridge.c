@@ -199,23 +199,13 @@ static int start_stream(px_h2b *b)
 	/* Fields of the session's own head, as it goes upstream: lowercased names, no hop-by-hop. */
 	static char names[PL_H1_DEFAULT_MAX_HEAD];
 	pl_h2_field f[MAX_FIELDS + 6];
-	size_t k = 0, used = 0;
+	size_t k = 0;
 	f[k++] = (pl_h2_field){":method", m.method.p, 7, m.method.len};
 	f[k++] = (pl_h2_field){":scheme", "http", 7, 4};
 	f[k++] = (pl_h2_field){":authority", m.host.p, 10, m.host.len};
 	f[k++] = (pl_h2_field){":path", m.target.p, 5, m.target.len};
 	f[k++] = (pl_h2_field){PX_ORIG_PROTO, m.minor ? "HTTP/1.1" : "HTTP/1.0", sizeof(PX_ORIG_PROTO) - 1, 8};
-	for (uint32_t i = 0; i < m.nheaders; i++) {
-		const pl_h1_header *h = &m.headers[i];
-		if (pl_h1_hop_by_hop(&m, h->name) || pl_h1_eq(h->name, "host") || pl_h1_eq(h->name, "transfer-encoding") ||
-		    pl_h1_eq(h->name, "expect") || pl_h1_eq(h->name, PX_ORIG_PROTO))
-			continue;
-		char *nm = names + used;
-		for (uint32_t j = 0; j < h->name.len; j++)
-			nm[j] = h->name.p[j] >= 'A' && h->name.p[j] <= 'Z' ? (char)(h->name.p[j] + 32) : h->name.p[j];
-		used += h->name.len;
-		f[k++] = (pl_h2_field){nm, h->value.p, h->name.len, h->value.len};
-	}
+	k = px_h1_fields_h2(&m, PX_H2F_REQUEST, f, k, sizeof(f) / sizeof(f[0]), names);
 	b->head_req = m.method_id == PL_H1_HEAD;
 	b->minor = m.minor;
 	b->body = m.body;

@@ -198,21 +198,16 @@ const char *px_h2h1_request(const pl_h2_field *f, size_t n, bool body, const cha
 	return NULL;
 }
 
-size_t px_h1h2_response(const pl_h1_msg *m, bool drop_length, pl_h2_field *out, size_t max, char *names, char status[4])
+size_t px_h1_fields_h2(const pl_h1_msg *m, unsigned drop, pl_h2_field *out, size_t k, size_t max, char *names)
 {
-	size_t k = 0, used = 0;
+	size_t used = 0;
 
-	int st = m->status % 1000;
-	status[0] = (char)('0' + st / 100);
-	status[1] = (char)('0' + st / 10 % 10);
-	status[2] = (char)('0' + st % 10);
-	status[3] = 0;
-	if (max)
-		out[k++] = (pl_h2_field){":status", status, 7, 3};
 	for (uint32_t i = 0; i < m->nheaders && k < max; i++) {
 		const pl_h1_header *h = &m->headers[i];
 		if (pl_h1_hop_by_hop(m, h->name) || pl_h1_eq(h->name, "transfer-encoding") ||
-		    (drop_length && pl_h1_eq(h->name, "content-length")))
+		    ((drop & PX_H2F_LENGTH) && pl_h1_eq(h->name, "content-length")) ||
+		    ((drop & PX_H2F_REQUEST) &&
+		     (pl_h1_eq(h->name, "host") || pl_h1_eq(h->name, "expect") || pl_h1_eq(h->name, PX_ORIG_PROTO))))
 			continue;
 		char *nm = names + used;
 		for (uint32_t j = 0; j < h->name.len; j++) {
@@ -223,4 +218,18 @@ size_t px_h1h2_response(const pl_h1_msg *m, bool drop_length, pl_h2_field *out, 
 		out[k++] = (pl_h2_field){nm, h->value.p, h->name.len, h->value.len};
 	}
 	return k;
+}
+
+size_t px_h1h2_response(const pl_h1_msg *m, bool drop_length, pl_h2_field *out, size_t max, char *names, char status[4])
+{
+	size_t k = 0;
+
+	int st = m->status % 1000;
+	status[0] = (char)('0' + st / 100);
+	status[1] = (char)('0' + st / 10 % 10);
+	status[2] = (char)('0' + st % 10);
+	status[3] = 0;
+	if (max)
+		out[k++] = (pl_h2_field){":status", status, 7, 3};
+	return px_h1_fields_h2(m, drop_length ? PX_H2F_LENGTH : 0, out, k, max, names);
 }

@@ -32,6 +32,14 @@ enum px_h1_framing { PX_H1_NO_BODY, PX_H1_LENGTH, PX_H1_CHUNKED };
 const char *px_h2h1_request(const pl_h2_field *f, size_t n, bool body, const char *skip, char **b, uint32_t *len,
 			    uint32_t *cap, enum px_h1_framing *framing, uint64_t *length);
 
+/* What px_h1_fields_h2 leaves out besides hop-by-hop fields and transfer-encoding. */
+#define PX_H2F_LENGTH 1u  /* content-length */
+#define PX_H2F_REQUEST 2u /* host, expect and PX_ORIG_PROTO: the next hop's own to set */
+
+/* The end-to-end fields of the HTTP/1 head m as HTTP/2 fields, names lowercased into names (at
+ * least m->head_len bytes), written to out from index k up to max. Returns the new count. */
+size_t px_h1_fields_h2(const pl_h1_msg *m, unsigned drop, pl_h2_field *out, size_t k, size_t max, char *names);
+
 /* The HTTP/2 fields of the HTTP/1 response head m: ":status" (its text in status[4]), then its
  * end-to-end fields with names lowercased into names (at least m->head_len bytes). Hop-by-hop and
  * framing fields (Connection and what it names, Keep-Alive, Transfer-Encoding, Upgrade, ...) are

@@ -116,6 +116,16 @@ static void broken(px_h2c *c, const char *why)
 	cut(c, why);
 }
 
+/* The app's socket failed (err: -errno): before the answer began the attempt failed, after it the
+ * client's stream is cut. */
+static void io_failed(px_h2c *c, ssize_t err)
+{
+	if (c->x->s && !c->x->head_done)
+		fail(c, PL_H2_INTERNAL_ERROR, PX_CAUSE_RESET, strerror((int)-err));
+	else
+		broken(c, strerror((int)-err));
+}
+
 /* Both halves done: c goes back to its pool when the app keeps it alive and sent nothing more. */
 static void finish(px_h2c *c)
 {
@@ -317,10 +327,7 @@ static void do_read(px_h2c *c)
 			return;
 		}
 		if (n < 0) {
-			if (x->s && !x->head_done)
-				fail(c, PL_H2_INTERNAL_ERROR, PX_CAUSE_RESET, strerror((int)-n));
-			else
-				broken(c, strerror((int)-n));
+			io_failed(c, n);
 			return;
 		}
 		x->in_len += (uint32_t)n;
@@ -377,10 +384,7 @@ void px_h1x_flush(px_h2c *c)
 			break;
 		}
 		if (w < 0) {
-			if (x->s && !x->head_done)
-				fail(c, PL_H2_INTERNAL_ERROR, PX_CAUSE_RESET, strerror((int)-w));
-			else
-				broken(c, strerror((int)-w));
+			io_failed(c, w);
 			return;
 		}
 		c->s.want_w = 0;

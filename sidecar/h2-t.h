@@ -41,7 +41,9 @@ struct px_h2c {
 	int state;
 	bool dead;                  /* closed once the current event is handled */
 	bool dirty;                 /* frames may be due: flushed after the current event */
-	px_side s;
+	px_side *s;                 /* its socket: own (upstream), or the accepted connection's (downstream) */
+	px_side own;
+	px_conn *conn;              /* downstream: the connection it speaks on (px_proto_h2), until closed */
 	pl_h2 *h;
 	pl_buf out;
 	size_t out_off;
@@ -58,7 +60,6 @@ struct px_h2c {
 	struct sockaddr_storage orig;
 	socklen_t origlen;
 	char *peer_id;
-	bool down_tls;
 	pl_bucket resets;           /* streams that ended in a reset, either side's (MadeYouReset) */
 	/* upstream */
 	h2pool *pool;

@@ -134,8 +134,9 @@ static px_h2c *conn_new(proxy *px, int dir, bool server)
 	c->px = px;
 	c->dir = dir;
 	c->server = server;
-	c->s.fd = -1;
-	pl_ev_io_init(&c->s.io, conn_io, c);
+	c->s = &c->own;
+	c->own.fd = -1;
+	pl_ev_io_init(&c->own.io, conn_io, c);
 	pl_ev_timer_init(&c->timer, conn_timer, c);
 	return c;
 }
@@ -227,8 +228,6 @@ static void conn_close(px_h2c *c, const char *why)
 			a->downs = c->next;
 		if (c->next)
 			c->next->prev = c->prev;
-		px->m.conns_open[c->dir][c->down_tls]--;
-		px->nconns--;
 	} else {
 		while (c->wait) {
 			px_h2s *s = c->wait;
@@ -262,12 +261,20 @@ static void conn_close(px_h2c *c, const char *why)
 			break;
 		}
 	pl_ev_timer_stop(px->loop, &c->timer);
-	px_side_close(px->loop, &c->s, false);
 	/* Freed later: callers up the stack may still look at c->dead. */
 	c->dnext = a->dead;
 	a->dead = c;
-	if (px->draining && !px->drain_listening && px->nconns == 0)
-		px->stop = true;
+	if (c->conn) {
+		/* Downstream: the accepted connection ends with its HTTP/2 session. */
+		px_conn *conn = c->conn;
+		c->conn = NULL;
+		c->s = &c->own;
+		conn->proto = &px_proto_bytes; /* nothing left to release */
+		conn->pctx = NULL;
+		px_conn_close(conn, false);
+		return;
+	}
+	px_side_close(px->loop, c->s, false);
 }
 
 void px_h2_conn_close(px_h2c *c, const char *why) { conn_close(c, why); }
@@ -308,16 +315,16 @@ static void conn_flush(px_h2c *c)
 			c->out.len = c->out_off = 0;
 			break;
 		}
-		ssize_t w = px_side_send(&c->s, c->out.data + c->out_off, c->out.len - c->out_off);
+		ssize_t w = px_side_send(c->s, c->out.data + c->out_off, c->out.len - c->out_off);
 		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
-			c->s.want_w = (int)w;
+			c->s->want_w = (int)w;
 			break;
 		}
 		if (w < 0) {
 			conn_close(c, strerror((int)-w));
 			return;
 		}
-		c->s.want_w = 0;
+		c->s->want_w = 0;
 		c->out_off += (size_t)w;
 	}
 	if (!pl_h2_alive(c->h) && c->out_off == c->out.len) {
@@ -329,8 +336,8 @@ static void conn_flush(px_h2c *c)
 	}
 	uint32_t mask = EPOLLIN;
 	if (c->out_off < c->out.len)
-		mask |= c->s.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
-	pl_ev_io_set(c->px->loop, &c->s.io, mask);
+		mask |= c->s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+	pl_ev_io_set(c->px->loop, &c->s->io, mask);
 }
 
 /* After every event: flush the connections that have frames due (flushing one may make another due). */
@@ -382,8 +389,8 @@ static void conn_read(px_h2c *c)
 
 	/* Up to 16 socket reads a turn (epoll calls again for the rest); bytes TLS already decrypted
 	 * are read whatever the count, since no event would announce them. */
-	for (int i = 0; i < 16 || px_side_pending(&c->s); i++) {
-		ssize_t n = px_side_recv(&c->s, buf, sizeof(buf));
+	for (int i = 0; i < 16 || px_side_pending(c->s); i++) {
+		ssize_t n = px_side_recv(c->s, buf, sizeof(buf));
 		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
 			return;
 		if (n <= 0) {
@@ -402,7 +409,7 @@ static void conn_read(px_h2c *c)
 			return;
 		}
 		mark(c);
-		if ((size_t)n < sizeof(buf) && !px_side_pending(&c->s))
+		if ((size_t)n < sizeof(buf) && !px_side_pending(c->s))
 			return;
 	}
 }
@@ -418,7 +425,7 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 
 	all(px)->depth++;
 	if (c->state == C_CONNECT) {
-		int err = px_dial_result(px, c->dir, c->s.fd);
+		int err = px_dial_result(px, c->dir, c->s->fd);
 		if (err) {
 			all(px)->depth--;
 			conn_close(c, strerror(err));
@@ -429,15 +436,15 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 			up_ready(c);
 		} else {
 			const char *why = NULL;
-			c->s.tls = px_dial_tls(px, c->s.fd, &why);
-			if (!c->s.tls) {
+			c->s->tls = px_dial_tls(px, c->s->fd, &why);
+			if (!c->s->tls) {
 				all(px)->depth--;
 				conn_close(c, why);
 				settle(px);
 				return;
 			}
 			if (!c->x)
-				pl_tls_offer_h2(c->s.tls);
+				pl_tls_offer_h2(c->s->tls);
 			c->state = C_HANDSHAKE;
 			pl_ev_timer_start(px->loop, &c->timer, px->set.handshake_timeout_ns);
 			up_handshake(c);
@@ -609,8 +616,8 @@ static void up_ready(px_h2c *c)
 	pl_ev_timer_stop(px->loop, &c->timer);
 	c->state = C_READY;
 	c->last_rx = pl_ev_now(px->loop);
-	if (c->s.tls && !c->x) {
-		c->pool->h1ok = pl_tls_alpn_h2(c->s.tls) ? 1 : -1;
+	if (c->s->tls && !c->x) {
+		c->pool->h1ok = pl_tls_alpn_h2(c->s->tls) ? 1 : -1;
 		c->pool->h1ok_at = pl_ev_now(px->loop);
 		/* HTTP/1 requests waiting for it, to a peer that does not restore HTTP/1 (a rollback, or
 		 * its address now another, older proxy's): never sent, they go the HTTP/1 way. */
@@ -631,8 +638,8 @@ static void up_ready(px_h2c *c)
 		lim.conn_window = UP_MAX_STREAMS * lim.stream_window;
 		c->h = pl_h2_new(false, &up_cbs, c, &lim);
 	}
-	pl_ev_io_set(px->loop, &c->s.io, EPOLLIN);
-	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", px_dirs[c->dir]->name, c->s.tls ? "true" : "false");
+	pl_ev_io_set(px->loop, &c->s->io, EPOLLIN);
+	snprintf(lbl, sizeof(lbl), "direction=\"%s\",tls=\"%s\"", px_dirs[c->dir]->name, c->s->tls ? "true" : "false");
 	px_stats_inc(px, PX_F_UPSTREAM_CONNS, lbl);
 	while (c->wait) {
 		px_h2s *s = c->wait;
@@ -654,7 +661,7 @@ static void up_handshake(px_h2c *c)
 	char err[2300] = "";
 	int fail = PX_TLSF_OTHER;
 	const px_mesh *m = c->mesh ? c->mesh : px->mesh;
-	int r = px_dial_handshake(px, &c->s, m ? &m->dir : NULL, &c->pool->addr, &fail, err, sizeof(err));
+	int r = px_dial_handshake(px, c->s, m ? &m->dir : NULL, &c->pool->addr, &fail, err, sizeof(err));
 
 	if (r == 0)
 		return;
@@ -735,10 +742,10 @@ static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *
 {
 	proxy *px = p->px;
 	px_h2c *c = conn_new(px, p->dir, false);
-	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &c->s.fd);
-	if (c->s.fd < 0 || r < 0) {
-		if (c->s.fd >= 0)
-			close(c->s.fd);
+	int r = px_dial_start(px, p->dir, &p->addr, p->addrlen, &c->s->fd);
+	if (c->s->fd < 0 || r < 0) {
+		if (c->s->fd >= 0)
+			close(c->s->fd);
 		free(c);
 		*err = -r;
 		return NULL;
@@ -754,7 +761,7 @@ static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
-	if (pl_ev_io_start(px->loop, &c->s.io, c->s.fd, EPOLLOUT) < 0)
+	if (pl_ev_io_start(px->loop, &c->s->io, c->s->fd, EPOLLOUT) < 0)
 		abort();
 	c->state = C_CONNECT;
 	int64_t to = endpoint && px->set.endpoint_connect_timeout_ns > 0 &&
@@ -1113,7 +1120,7 @@ static void request_head(px_h2c *c, int32_t id, const pl_h2_field *f, size_t n, 
 		abort();
 	s->rq.px = px;
 	s->rq.dir = c->dir;
-	s->rq.down_fd = c->s.fd;
+	s->rq.down_fd = c->s->fd;
 	s->rq.orig = c->orig;
 	s->rq.origlen = c->origlen;
 	s->rq.peer_id = c->peer_id;
@@ -1505,7 +1512,7 @@ void px_h2_answer_head(px_h2s *s, int status, const pl_h2_field *f, size_t n, bo
 	/* A peer proxy that could not reach its app says so: the request never reached an app, so it
 	 * goes on as after a connect failure, free, to another endpoint. */
 	const pl_h2_field *pe = find(f, n, "pillion-proxy-error");
-	if (px_dirs[s->rq.dir]->http->peer_unsent && s->uc && s->uc->s.tls && pe && (status == 503 || s->grpc) &&
+	if (px_dirs[s->rq.dir]->http->peer_unsent && s->uc && s->uc->s->tls && pe && (status == 503 || s->grpc) &&
 	    pe->valuelen == 15 && memcmp(pe->value, "connect failure", 15) == 0) {
 		drop_up(s);
 		attempt_failed(s, PX_CAUSE_CONNECT, "the peer's proxy could not reach its app");
@@ -1782,6 +1789,21 @@ size_t px_h2_pools(const proxy *px) { return px->h2 ? px->h2->pools.count : 0; }
 
 /* --- entry points --- */
 
+/* The accepted connection closes from outside (the drain's deadline): the session goes first. */
+static void h2_release(px_conn *conn)
+{
+	px_h2c *c = conn->pctx;
+
+	c->conn = NULL;
+	c->s = &c->own; /* the socket stays the connection's, to close */
+	conn->pctx = NULL;
+	conn_close(c, "shutting down");
+}
+
+static void h2_io(px_conn *conn, uint32_t ev) { conn_io(conn->px->loop, conn->pctx, ev); }
+
+const px_proto px_proto_h2 = {"http/2", h2_io, h2_release};
+
 void px_h2_start(px_conn *conn)
 {
 	proxy *px = conn->px;
@@ -1792,20 +1814,16 @@ void px_h2_start(px_conn *conn)
 	c->origlen = conn->origlen;
 	c->peer_id = conn->peer_id;
 	conn->peer_id = NULL;
-	px_side_take(px->loop, &c->s, &conn->down);
-	c->down_tls = conn->tls;
-	px_conn_forget(conn);
+	c->conn = conn;
+	c->s = &conn->down;
+	px_conn_swap(conn, &px_proto_h2, c);
 	c->state = C_READY;
 	c->h = pl_h2_new(true, &down_cbs, c, NULL);
-	if (pl_ev_io_start(px->loop, &c->s.io, c->s.fd, EPOLLIN) < 0)
-		abort();
+	pl_ev_io_set(px->loop, &c->s->io, EPOLLIN);
 	c->next = a->downs;
 	if (a->downs)
 		a->downs->prev = c;
 	a->downs = c;
-	px->nconns++;
-	px->m.conns_total[c->dir][c->down_tls]++;
-	px->m.conns_open[c->dir][c->down_tls]++;
 	c->last_active = pl_ev_now(px->loop);
 	pl_bucket_init(&c->resets, RESETS_PER_S, RESETS_BURST, c->last_active);
 	pl_ev_timer_start(px->loop, &c->timer, px->idle_timeout_ns);

@@ -310,7 +310,7 @@ static void do_read(px_h2c *c)
 {
 	struct px_h1x *x = c->x;
 
-	for (int i = 0; i < 16 || px_side_pending(&c->s); i++) {
+	for (int i = 0; i < 16 || px_side_pending(c->s); i++) {
 		if (x->s && px_h2_answer_held(x->s) >= HELD_MAX)
 			return; /* the client reads slowly: so does the proxy */
 		if (x->in_cap - x->in_len < READ_CHUNK) {
@@ -319,7 +319,7 @@ static void do_read(px_h2c *c)
 			if (!x->in)
 				abort();
 		}
-		ssize_t n = px_side_recv(&c->s, x->in + x->in_len, READ_CHUNK);
+		ssize_t n = px_side_recv(c->s, x->in + x->in_len, READ_CHUNK);
 		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE)
 			return;
 		if (n == 0) {
@@ -349,7 +349,7 @@ void px_h1x_io(px_h2c *c, uint32_t ev)
 	/* A hang-up is reported whatever the mask: while the client is slow (nothing is read), the
 	 * socket is not watched at all, or the loop would spin on it. */
 	if ((ev & (EPOLLHUP | EPOLLERR)) && x->s && px_h2_answer_held(x->s) >= HELD_MAX) {
-		pl_ev_io_stop(c->px->loop, &c->s.io);
+		pl_ev_io_stop(c->px->loop, &c->s->io);
 		x->parked = true;
 		return;
 	}
@@ -378,16 +378,16 @@ void px_h1x_flush(px_h2c *c)
 			if (!x->out.len)
 				break;
 		}
-		ssize_t w = px_side_send(&c->s, x->out.data + x->out_off, x->out.len - x->out_off);
+		ssize_t w = px_side_send(c->s, x->out.data + x->out_off, x->out.len - x->out_off);
 		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
-			c->s.want_w = (int)w;
+			c->s->want_w = (int)w;
 			break;
 		}
 		if (w < 0) {
 			io_failed(c, w);
 			return;
 		}
-		c->s.want_w = 0;
+		c->s->want_w = 0;
 		x->out_off += (size_t)w;
 	}
 	if (x->s && x->resp_done && x->req_done) {
@@ -399,10 +399,10 @@ void px_h1x_flush(px_h2c *c)
 		mask |= EPOLLIN;
 	if (x->parked && (mask & EPOLLIN)) {
 		x->parked = false;
-		if (pl_ev_io_start(c->px->loop, &c->s.io, c->s.fd, mask) < 0)
+		if (pl_ev_io_start(c->px->loop, &c->s->io, c->s->fd, mask) < 0)
 			abort();
 	}
 	if (x->out_off < x->out.len)
-		mask |= c->s.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
-	pl_ev_io_set(c->px->loop, &c->s.io, mask);
+		mask |= c->s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+	pl_ev_io_set(c->px->loop, &c->s->io, mask);
 }

@@ -27,7 +27,6 @@ enum { BLOCKED = 0, PROGRESS = 1, GONE = -1 };
 
 static const pl_h1_limits limits = {PL_H1_DEFAULT_MAX_LINE, PL_H1_DEFAULT_MAX_HEAD, PL_H1_DEFAULT_MAX_HEADERS};
 
-static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void timer_cb(pl_ev_loop *loop, void *data);
 static void idle_timer_cb(pl_ev_loop *loop, void *data);
 static void run(px_hs *hs);
@@ -154,30 +153,32 @@ static void request_clear(px_hs *hs)
 	px_req_clear(&hs->rq);
 }
 
-static void hs_free(px_hs *hs, bool reset)
+/* The connection lets go of its HTTP/1 handler (it closes, or becomes a tunnel). */
+static void h1_release(px_conn *c)
 {
+	px_hs *hs = c->pctx;
 	proxy *px = hs->px;
 
 	request_clear(hs);
 	pl_ev_timer_stop(px->loop, &hs->timer);
 	pl_ev_timer_stop(px->loop, &hs->idle_timer);
-	if (hs->down.fd >= 0 && reset)
-		px->m.resets[hs->dir]++;
-	px_side_close(px->loop, &hs->down, reset);
 	hbuf_put(px, &hs->in);
-	free((char *)hs->rq.peer_id);
-	px->m.conns_open[hs->dir][hs->down_tls]--;
 	if (hs->prev)
 		hs->prev->next = hs->next;
 	else
 		px->sessions = hs->next;
 	if (hs->next)
 		hs->next->prev = hs->prev;
-	px->nconns--;
 	free(hs);
-	if (px->draining && !px->drain_listening && px->nconns == 0)
-		px->stop = true;
+	c->pctx = NULL;
 }
+
+/* The session ends with its connection. */
+static void hs_free(px_hs *hs, bool reset) { px_conn_close(hs->c, reset); }
+
+static void h1_io(px_conn *c, uint32_t ev);
+
+const px_proto px_proto_h1 = {"http/1", h1_io, h1_release};
 
 void px_http_start(px_conn *c)
 {
@@ -187,28 +188,23 @@ void px_http_start(px_conn *c)
 	if (!hs)
 		abort();
 	hs->px = hs->rq.px = px;
+	hs->c = c;
 	hs->dir = hs->rq.dir = c->dir;
 	hs->rq.service = "";
 	hs->rq.orig = c->orig;
 	hs->rq.origlen = c->origlen;
-	hs->rq.peer_id = c->peer_id;
-	c->peer_id = NULL;
-	px_side_take(px->loop, &hs->down, &c->down);
-	hs->rq.down_fd = hs->down.fd;
-	hs->down_tls = c->tls; /* counted by its mesh hop: upstream for outbound, downstream for inbound */
-	px_conn_forget(c);
-	pl_ev_io_init(&hs->down.io, down_cb, hs);
+	hs->rq.peer_id = c->peer_id; /* the connection's */
+	hs->down = &c->down;
+	hs->rq.down_fd = c->down.fd;
+	/* counted by its mesh hop: upstream for outbound, downstream for inbound */
+	px_conn_swap(c, &px_proto_h1, hs);
 	pl_ev_timer_init(&hs->timer, timer_cb, hs);
 	pl_ev_timer_init(&hs->idle_timer, idle_timer_cb, hs);
-	if (pl_ev_io_start(px->loop, &hs->down.io, hs->down.fd, EPOLLIN) < 0)
-		abort();
+	pl_ev_io_set(px->loop, &c->down.io, EPOLLIN);
 	hs->next = px->sessions;
 	if (px->sessions)
 		px->sessions->prev = hs;
 	px->sessions = hs;
-	px->nconns++;
-	px->m.conns_total[hs->dir][hs->down_tls]++;
-	px->m.conns_open[hs->dir][hs->down_tls]++;
 	hs->state = PX_HS_HEAD;
 	hs->down_rd = true; /* detection saw bytes waiting */
 	hs->last_active = hs->head_started = pl_ev_now(px->loop);
@@ -518,8 +514,7 @@ void px_http_up_failed(px_hs *hs, int cause, const char *detail)
 static int tunnel(px_hs *hs)
 {
 	proxy *px = hs->px;
-	px_side up, down;
-	int dir = hs->dir;
+	px_side up;
 
 	/* The 101 head and whatever the server sent after it go down; what the client sent after its
 	 * request goes up. */
@@ -531,13 +526,11 @@ static int tunnel(px_hs *hs)
 	}
 	px_req_done(&hs->rq);
 	px_up_detach(hs->up, &up);
-	px_side_take(px->loop, &down, &hs->down);
-	px_conn *c = px_conn_tunnel(px, dir, &down, &up, hs->in + hs->rq_end, hs->in_len - hs->rq_end,
-				    hs->dhead + hs->dhead_off, hs->dhead_len - hs->dhead_off);
-	/* The session's connection lives on as the tunnel: counted once. */
-	if (c)
-		px->m.conns_total[dir][c->tls]--;
-	hs_free(hs, false);
+	hs->up = NULL;
+	/* The same connection goes on as a byte relay; hs is freed by the swap. */
+	if (!px_conn_tunnel(hs->c, &up, hs->in + hs->rq_end, hs->in_len - hs->rq_end, hs->dhead + hs->dhead_off,
+			    hs->dhead_len - hs->dhead_off))
+		abort(); /* sizes checked above */
 	return GONE;
 }
 
@@ -696,21 +689,21 @@ static int read_head(px_hs *hs)
 {
 	proxy *px = hs->px;
 
-	if (!hs->down_rd && !px_side_pending(&hs->down))
+	if (!hs->down_rd && !px_side_pending(hs->down))
 		return BLOCKED;
 	if (!hs->in)
 		hs->in = hbuf_get(px);
 	if (hs->in_len == 0)
 		hs->head_started = pl_ev_now(px->loop);
-	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
+	ssize_t n = px_side_recv(hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
 	if (n > 0) {
 		hs->in_len += (uint32_t)n;
-		hs->down.want_r = 0;
+		hs->down->want_r = 0;
 		return PROGRESS;
 	}
 	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
 		hs->down_rd = false;
-		want(&hs->down, n, false);
+		want(hs->down, n, false);
 		if (hs->in_len == 0)
 			hbuf_put(px, &hs->in);
 		return BLOCKED;
@@ -813,18 +806,18 @@ static int read_body(px_hs *hs)
 {
 	if (hs->down_eof || hs->in_len == PX_HBUF)
 		return BLOCKED;
-	if (!hs->down_rd && !px_side_pending(&hs->down))
+	if (!hs->down_rd && !px_side_pending(hs->down))
 		return BLOCKED;
-	ssize_t n = px_side_recv(&hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
+	ssize_t n = px_side_recv(hs->down, hs->in + hs->in_len, PX_HBUF - hs->in_len);
 	if (n > 0) {
 		hs->in_len += (uint32_t)n;
-		hs->down.want_r = 0;
+		hs->down->want_r = 0;
 		int r = scan_request(hs);
 		return r < 0 ? -2 : PROGRESS;
 	}
 	if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
 		hs->down_rd = false;
-		want(&hs->down, n, false);
+		want(hs->down, n, false);
 		return BLOCKED;
 	}
 	if (n == 0 && hs->req_read_done) { /* a half-close after the request: answer, then end */
@@ -906,14 +899,14 @@ static int send_down(px_hs *hs)
 		} else {
 			return BLOCKED;
 		}
-		ssize_t w = px_side_send(&hs->down, p, n);
+		ssize_t w = px_side_send(hs->down, p, n);
 		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
-			want(&hs->down, w, true);
+			want(hs->down, w, true);
 			return BLOCKED;
 		}
 		if (w < 0)
 			return -2;
-		hs->down.want_w = 0;
+		hs->down->want_w = 0;
 		if (hs->rq.alog)
 			px_alog_count(&hs->rq, true, (size_t)w);
 		if (hs->dhead_off < hs->dhead_len)
@@ -930,8 +923,8 @@ static int end_session(px_hs *hs)
 	proxy *px = hs->px;
 
 	/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be written now */
-	if (px_xprt_of(&hs->down)->shutw(&hs->down) != 0)
-		shutdown(hs->down.fd, SHUT_WR);
+	if (px_xprt_of(hs->down)->shutw(hs->down) != 0)
+		shutdown(hs->down->fd, SHUT_WR);
 	request_clear(hs);
 	hbuf_put(px, &hs->in);
 	hs->in_len = 0;
@@ -1011,10 +1004,10 @@ static int local_step(px_hs *hs)
 		/* lingering after the end: drop what comes, until EOF or the timer */
 		char sink[4096];
 		for (int i = 0; i < 16; i++) {
-			ssize_t n = px_side_recv(&hs->down, sink, sizeof(sink));
+			ssize_t n = px_side_recv(hs->down, sink, sizeof(sink));
 			if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
 				hs->down_rd = false;
-				want(&hs->down, n, false);
+				want(hs->down, n, false);
 				return BLOCKED;
 			}
 			if (n <= 0) {
@@ -1043,10 +1036,10 @@ static void update_interest(px_hs *hs)
 	default: down_read = !hs->down_eof && hs->in_len < PX_HBUF; break;
 	}
 	if (down_read)
-		dm |= hs->down.want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+		dm |= hs->down->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 	if (down_write)
-		dm |= hs->down.want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
-	pl_ev_io_set(px->loop, &hs->down.io, dm);
+		dm |= hs->down->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;
+	pl_ev_io_set(px->loop, &hs->down->io, dm);
 	if (hs->state == PX_HS_EXCHANGE && hs->up) {
 		px_side *s = &hs->up->s;
 		/* Readable stays on from request to request; off only under back-pressure or once the
@@ -1083,10 +1076,9 @@ static void run(px_hs *hs)
 	update_interest(hs);
 }
 
-static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev)
+static void h1_io(px_conn *c, uint32_t ev)
 {
-	px_hs *hs = data;
-	(void)loop;
+	px_hs *hs = c->pctx;
 
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		hs->down_rd = true;

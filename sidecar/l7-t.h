@@ -157,10 +157,10 @@ struct px_hs {
 	proxy *px;
 	int dir;
 	int state;
-	px_side down;
+	px_conn *c;                 /* the connection it speaks on (px_proto_h1) */
+	px_side *down;              /* its socket: &c->down */
 	px_req rq;                  /* the request in flight (its policy state) */
 	bool down_rd, up_rd;        /* the last poll said readable */
-	bool down_tls;              /* counted as an mTLS connection */
 	bool lingering;             /* our FIN is sent: reading and dropping until the client's */
 	pl_ev_timer timer;          /* deadlines, fault delay, lingering */
 	pl_ev_timer idle_timer;     /* idle and slow-head timeouts, checked lazily: no timer work per request */

@@ -8,7 +8,8 @@
 #include "l7-t.h"
 #include "proxy.h"
 
-/* http.c: takes over c's downstream side (and its first bytes, unread) as an HTTP session; c is freed. */
+/* http.c: HTTP/1 speaks on c's socket from now on (its first bytes, unread). */
+extern const px_proto px_proto_h1;
 void px_http_start(px_conn *c);
 /* Looks at c's first bytes without taking them: 1 when they are HTTP/1 and an HTTP session took c
  * over (c is gone), 0 when not (relay c as bytes; also for a client that closed), -1 to wait for more. */
@@ -28,8 +29,8 @@ void px_http_close_all(proxy *px);
 void px_hbuf_free(proxy *px);
 
 
-/* h2.c: HTTP/2 sessions. Takes over c's downstream side (its preface unread) as an HTTP/2
- * session; c is freed. */
+/* h2.c: HTTP/2 sessions. HTTP/2 speaks on c's socket from now on (its preface unread). */
+extern const px_proto px_proto_h2;
 void px_h2_start(px_conn *c);
 /* Draining: every HTTP/2 client gets a GOAWAY; connections close once their streams are done. */
 void px_h2_drain(proxy *px);
@@ -90,12 +91,10 @@ void px_pools_free(proxy *px);
 /* Closes idle pooled connections (draining). */
 void px_pools_close_idle(proxy *px);
 
-/* A tunnel (after 101 Switching Protocols): down and up become a byte relay, with bytes already read
- * for each side queued first (at most the relay buffer size each). NULL when they do not fit. */
-px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const char *to_up, size_t nup,
-			const char *to_down, size_t ndown);
-/* Frees c but leaves its downstream socket (and TLS) open for a new owner. */
-void px_conn_forget(px_conn *c);
+/* A tunnel (after 101 Switching Protocols): c's HTTP/1 handler gives way to the byte relay between
+ * its socket and up (taken), with bytes already read for each side queued first (at most the relay
+ * buffer size each). False, nothing taken, when they do not fit. */
+bool px_conn_tunnel(px_conn *c, px_side *up, const char *to_up, size_t nup, const char *to_down, size_t ndown);
 
 /* accesslog.c: the JSON access log on stdout. */
 void px_alog_init(proxy *px);

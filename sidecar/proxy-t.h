@@ -160,13 +160,32 @@ typedef struct px_flow {
 	uint64_t bytes;
 } px_flow;
 
-/* L7DETECT: the connection's first (decrypted) bytes decide between an HTTP session and the byte relay. */
-enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY, PX_ST_L7DETECT };
+/* L7DETECT: the connection's first (decrypted) bytes decide between an HTTP session and the byte relay.
+ * SESSION: an HTTP handler speaks on the downstream socket (px_conn.proto). */
+enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY, PX_ST_L7DETECT, PX_ST_SESSION };
+
+/*
+ * What speaks on an accepted connection's socket: the byte relay (relay.c, also detection, the
+ * dial and the handshake before it), HTTP/1 (http.c) or HTTP/2 (h2.c). One px_conn owns the
+ * socket and its transport for the connection's whole life; detection swaps HTTP in, and an
+ * HTTP/1 upgrade swaps the byte relay back (px_conn_swap).
+ */
+typedef struct px_proto {
+	const char *name;                          /* "bytes", "http/1", "http/2" */
+	void (*io)(px_conn *c, uint32_t ev);       /* an event on the downstream socket */
+	/* The handler lets go of its state (c->pctx), not of the socket: the connection closes
+	 * (px_conn_close) or another handler takes it (px_conn_swap). */
+	void (*release)(px_conn *c);
+} px_proto;
 
 struct px_conn {
 	proxy *px;
 	int dir;
 	int state;
+	const px_proto *proto;      /* what speaks on down now */
+	void *pctx;                 /* its state (px_hs, px_h2c), or NULL for the byte relay */
+	bool counted;               /* in conns_total and conns_open, under counted_tls */
+	bool counted_tls;
 	bool tls;                   /* the mesh hop of this connection is mTLS */
 	bool detect_waited;         /* detection outlived its timeout once, on a TLS record already begun */
 	bool splice;                /* plaintext on both sides: flows may switch to splice */

@@ -68,7 +68,12 @@ int px_dial_handshake(proxy *px, px_side *s, const pl_mesh_dir *dir, const struc
 		      char *msg, size_t msglen);
 
 /* relay.c: connections, the byte pumps, buffers. */
+/* The byte relay, and the setup stages before it (detection, dial, handshake). */
+extern const px_proto px_proto_bytes;
 px_conn *px_conn_new(proxy *px, int dir, int fd);
+/* Another handler speaks on c's socket from now on: the old one lets go of its state first. A
+ * session handler (HTTP) ends the setup stages: c is counted as open, its timer stops. */
+void px_conn_swap(px_conn *c, const px_proto *p, void *ctx);
 /* Closes both sides; reset sends RST to both peers instead of FIN. */
 void px_conn_close(px_conn *c, bool reset);
 /* Starts a non-blocking connect of c->up to addr; on completion on_connected runs. */

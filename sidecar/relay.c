@@ -164,6 +164,7 @@ px_conn *px_conn_new(proxy *px, int dir, int fd)
 	flow_init(&c->d2u);
 	flow_init(&c->u2d);
 	pl_ev_timer_init(&c->timer, timer_cb, c);
+	c->proto = &px_proto_bytes;
 	c->down.fd = fd;
 	nodelay(fd);
 	if (pl_ev_io_start(px->loop, &c->down.io, fd, 0) < 0)
@@ -195,8 +196,10 @@ void px_conn_close(px_conn *c, bool reset)
 	if (reset)
 		px->m.resets[c->dir]++;
 	pending_release(c);
-	if (c->state == PX_ST_RELAY)
-		px->m.conns_open[c->dir][c->tls]--;
+	if (c->proto->release)
+		c->proto->release(c);
+	if (c->counted)
+		px->m.conns_open[c->dir][c->counted_tls]--;
 	side_close(px, &c->down, reset);
 	side_close(px, &c->up, reset);
 	flow_free(px, &c->d2u);
@@ -217,25 +220,54 @@ void px_conn_close(px_conn *c, bool reset)
 		px->stop = true;
 }
 
-void px_conn_forget(px_conn *c)
+/* Counts c once, when it leaves detection; a later swap only moves its open count when its mTLS
+ * label changed (an HTTP session that becomes a tunnel to an mTLS upstream). */
+static void count(px_conn *c)
 {
-	px_side gone;
+	proxy *px = c->px;
 
-	px_side_take(c->px->loop, &gone, &c->down);
-	px_conn_close(c, false);
+	if (!c->counted) {
+		c->counted = true;
+		c->counted_tls = c->tls;
+		px->m.conns_total[c->dir][c->tls]++;
+		px->m.conns_open[c->dir][c->tls]++;
+	} else if (c->counted_tls != c->tls) {
+		px->m.conns_open[c->dir][c->counted_tls]--;
+		px->m.conns_open[c->dir][c->tls]++;
+		c->counted_tls = c->tls;
+	}
 }
 
-px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const char *to_up, size_t nup,
-			const char *to_down, size_t ndown)
+void px_conn_swap(px_conn *c, const px_proto *p, void *ctx)
 {
+	const px_proto *old = c->proto;
+
+	if (old->release)
+		old->release(c);
+	c->proto = p;
+	c->pctx = ctx;
+	if (p == &px_proto_bytes)
+		return;
+	/* An HTTP session: past detection and every stage the relay's timer watched. */
+	pending_release(c);
+	pl_ev_timer_stop(c->px->loop, &c->timer);
+	c->state = PX_ST_SESSION;
+	count(c);
+}
+
+bool px_conn_tunnel(px_conn *c, px_side *up, const char *to_up, size_t nup, const char *to_down, size_t ndown)
+{
+	proxy *px = c->px;
+
 	if (nup > px->set.buf_size || ndown > px->set.buf_size)
-		return NULL;
-	px_conn *c = px_conn_new(px, dir, down->fd);
-	c->down.tls = down->tls;
+		return false;
 	c->up.fd = up->fd;
 	c->up.tls = up->tls;
-	c->tls = down->tls || up->tls;
-	if (pl_ev_io_start(px->loop, &c->up.io, up->fd, 0) < 0)
+	c->up.want_r = c->up.want_w = 0;
+	up->fd = -1;
+	up->tls = NULL;
+	c->tls = c->down.tls || c->up.tls;
+	if (pl_ev_io_start(px->loop, &c->up.io, c->up.fd, 0) < 0)
 		abort();
 	if (nup) {
 		c->d2u.buf = buf_get(px);
@@ -247,8 +279,11 @@ px_conn *px_conn_tunnel(proxy *px, int dir, px_side *down, px_side *up, const ch
 		memcpy(c->u2d.buf, to_down, ndown);
 		c->u2d.len = (uint32_t)ndown;
 	}
+	/* The HTTP handler lets go; its buffers held the bytes just copied. */
+	px_conn_swap(c, &px_proto_bytes, NULL);
+	c->down.want_r = c->down.want_w = 0;
 	px_conn_relay(c);
-	return c;
+	return true;
 }
 
 void px_conn_refuse(px_conn *c, int reason)
@@ -549,8 +584,7 @@ void px_conn_relay(px_conn *c)
 	pl_ev_timer_stop(px->loop, &c->timer);
 	if (px->set.idle_timeout_ns > 0)
 		px_conn_timeout(c, px->set.idle_timeout_ns);
-	px->m.conns_total[c->dir][c->tls]++;
-	px->m.conns_open[c->dir][c->tls]++;
+	count(c);
 	/* Bytes may already wait on either side (a client talks first, a TLS record came with the Finished). */
 	relay_event(c, &c->down, EPOLLIN);
 	/* c may be closed now; only touch it through the loop from here. */
@@ -585,11 +619,16 @@ static void side_event(px_conn *c, px_side *s, uint32_t ev)
 	}
 }
 
+static void bytes_io(px_conn *c, uint32_t ev) { side_event(c, &c->down, ev); }
+
+const px_proto px_proto_bytes = {"bytes", bytes_io, NULL};
+
+/* The downstream socket's events go to whatever speaks on it now. */
 static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev)
 {
 	px_conn *c = data;
 	(void)loop;
-	side_event(c, &c->down, ev);
+	c->proto->io(c, ev);
 }
 
 static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev)

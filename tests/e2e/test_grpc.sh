@@ -488,6 +488,9 @@ wait_for 30 bash -c "[ \$(ip netns exec $PA curl -s http://127.0.0.1:15420/metri
 check "(16) ... and with no connection left they were freed (HTTP/1 $(pools http1), HTTP/2 $(pools http2))" \
 	bash -c "[ $(pools http1) -le $p1 ] && [ $(pools http2) -le $p2 ]"
 
+# Every HTTP/2 and HTTP/1 connection of the app ended with its client: none is counted open.
+check "(9) before draining, no outbound connection is counted open (clients gone)" wait_for 30 none_open "$PA" outbound
+
 # (9) draining: on SIGTERM the client gets a GOAWAY, its call in flight finishes, and the proxy exits 0
 printf '\0\0\0\0\0041500' > "$T/sleep.grpc"
 in_ns "$PA" "$APP_UID" timeout 60 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' \

@@ -770,6 +770,9 @@ check "(18) exportTo: a policy exported elsewhere is not applied by a, one expor
 # (14) draining: SIGTERM ends idle keep-alive sessions and the proxy exits 0
 check "(14) metrics show HTTP sessions counted as connections" \
 	test "$(metric "$PA" 'pillion_proxy_connections_total{direction="outbound",transport="mtls"}')" -ge 20
+# One connection object lives from accept to close, whatever speaks on it (HTTP/1, a tunnel after
+# an upgrade): once the app's clients are gone, none is still counted open.
+check "(14) ... and none is counted open once the clients closed (sessions, tunnels)" wait_for 30 none_open "$PA" outbound
 
 if [ "$E2E_FAILS" != 0 ]; then
 	for f in "$T"/proxy-*.log; do echo "--- $f (last lines)"; tail -n 20 "$f"; done

@@ -1,5 +1,5 @@
-/* libFuzzer target: lib/http1 on raw bytes: request and response heads, then the body as chunked,
- * with properties that must hold for any input (spans inside the input, prefixes agree, a chunked
+/* libFuzzer target: lib/http1 on raw bytes: request and response heads, then the body as chunked
+ * and as the head framed it (pl_h1_body_*), with properties that must hold for any input (spans inside the input, prefixes agree, a chunked
  * body scanned in any split ends at the same byte with the same verdict). */
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,6 +75,40 @@ static void chunked_agree(const char *buf, size_t size, const pl_h1_limits *lim,
 		must((size_t)ra == used, "split changed where the body ended");
 }
 
+/* Reads what follows a head as m's body: passing framing through in one call, and taking it off in
+ * pieces of step, both must stop at the same byte with the same verdict, every data span inside
+ * what was used. */
+static void body_agree(const char *buf, size_t size, const pl_h1_msg *m, const pl_h1_limits *lim, size_t step)
+{
+	pl_h1_body_rd a, b;
+	pl_h1_error ea, eb;
+
+	pl_h1_body_start(&a, m);
+	pl_h1_body_start(&b, m);
+	ssize_t ra = pl_h1_body_scan(&a, buf, size, lim, 502, &ea);
+	size_t used = 0, data = 0;
+	ssize_t rb = 0;
+	while (used < size && !b.done) {
+		size_t n = size - used < step ? size - used : step, off, dl;
+		rb = pl_h1_body_data(&b, buf + used, n, lim, 502, &off, &dl, &eb);
+		if (rb < 0)
+			break;
+		must(rb > 0 && (size_t)rb <= n, "body read took nothing or more than it was given");
+		must(off + dl <= (size_t)rb, "data span outside what was used");
+		used += (size_t)rb;
+		data += dl;
+	}
+	must((ra < 0) == (rb < 0), "framing off and on disagree on the verdict");
+	if (ra < 0)
+		return;
+	must(a.done == b.done, "framing off and on disagree on the end");
+	if (a.done)
+		must((size_t)ra == used, "framing off and on end at different bytes");
+	must(data <= used, "more data than bytes");
+	if (m->body == PL_H1_BODY_LENGTH || m->body == PL_H1_BODY_CLOSE)
+		must(data == used, "a body with no framing lost bytes");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static pl_h1_header hdrs[128];
@@ -98,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pl_h1_parse_request(buf, size, &lim, hdrs, 128, &m, &e);
 		if (m.body == PL_H1_BODY_CHUNKED)
 			chunked_agree(buf + m.head_len, size - m.head_len, &lim, 1 + (size % 7));
+		body_agree(buf + m.head_len, size - m.head_len, &m, &lim, 1 + (size % 7));
 	} else if (r == 0) {
 		must(size < lim.max_head + 2, "more needed beyond the head limit");
 	} else {
@@ -110,9 +145,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		     "a prefix of a valid head was refused or complete");
 
 	r = pl_h1_parse_response(buf, size, &lim, size > 1 && data[1] & 1 ? PL_H1_HEAD : PL_H1_GET, hdrs, 128, &m, &e);
-	if (r == 1)
+	if (r == 1) {
 		check_msg(buf, size, &m, false);
-	else if (r < 0)
+		body_agree(buf + m.head_len, size - m.head_len, &m, &lim, 1 + (size % 3));
+	} else if (r < 0)
 		must(e.status == 502, "response error other than 502");
 
 	chunked_agree(buf, size, &lim, 1 + (size % 5));

@@ -34,9 +34,7 @@ struct px_h2b {
 	char *head;
 	uint32_t head_len, head_cap;
 	bool head_done, req_end;
-	enum pl_h1_body body;
-	uint64_t left;
-	pl_h1_chunked ck;
+	pl_h1_body_rd body;         /* where the request body ends */
 	bool head_req;              /* HEAD: the answer has no body whatever it says */
 	/* the answer: HTTP/1 bytes out */
 	char *out;
@@ -208,10 +206,8 @@ static int start_stream(px_h2b *b)
 	k = px_h1_fields_h2(&m, PX_H2F_REQUEST, f, k, sizeof(f) / sizeof(f[0]), names);
 	b->head_req = m.method_id == PL_H1_HEAD;
 	b->minor = m.minor;
-	b->body = m.body;
-	b->left = m.content_length;
-	pl_h1_chunked_init(&b->ck);
-	b->req_end = m.body == PL_H1_BODY_NONE || (m.body == PL_H1_BODY_LENGTH && !m.content_length);
+	pl_h1_body_start(&b->body, &m);
+	b->req_end = b->body.done;
 	int err = 0;
 	b->s = px_h2_bridge_open(b->px, b->dir, &b->t, b->endpoint, b->mesh, f, k, !b->req_end, b, &err);
 	if (!b->s) {
@@ -241,28 +237,18 @@ static int body_bytes(px_h2b *b, const char *p, size_t n)
 	size_t i = 0;
 	pl_buf *body = px_h2_bridge_body(b->s);
 
+	pl_h1_limits lim;
+	pl_h1_limits_default(&lim);
+	/* The session never writes past a message it framed: bytes left over are an error. */
 	while (i < n && !b->req_end) {
-		if (b->body == PL_H1_BODY_LENGTH) {
-			size_t take = n - i < b->left ? n - i : (size_t)b->left;
-			pl_buf_append(body, p + i, take);
-			i += take;
-			b->left -= take;
-			b->req_end = !b->left;
-		} else if (b->body == PL_H1_BODY_CHUNKED) {
-			pl_h1_limits lim;
-			pl_h1_error e;
-			size_t off, dl;
-			bool done;
-			pl_h1_limits_default(&lim);
-			ssize_t r = pl_h1_chunked_data(&b->ck, p + i, n - i, &lim, 400, &off, &dl, &done, &e);
-			if (r < 0)
-				return -EPROTO;
-			pl_buf_append(body, p + i + off, dl);
-			i += (size_t)r;
-			b->req_end = done;
-		} else {
-			return -EPROTO; /* the session never writes past a message it framed */
-		}
+		pl_h1_error e;
+		size_t off, dl;
+		ssize_t r = pl_h1_body_data(&b->body, p + i, n - i, &lim, 400, &off, &dl, &e);
+		if (r <= 0)
+			return -EPROTO;
+		pl_buf_append(body, p + i + off, dl);
+		i += (size_t)r;
+		b->req_end = b->body.done;
 	}
 	if (i < n)
 		return -EPROTO;

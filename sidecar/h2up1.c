@@ -34,9 +34,7 @@ struct px_h1x {
 	bool abandoned;             /* the stream left mid-exchange: closed at the next flush */
 	bool parked;                /* not watched: the app hung up while the client read slowly */
 	enum pl_h1_method method;
-	enum pl_h1_body body;
-	uint64_t resp_left;
-	pl_h1_chunked ck;
+	pl_h1_body_rd body;         /* where the answer ends */
 	char *in;                   /* answer bytes read and not yet passed on: [0, in_len) */
 	uint32_t in_len, in_cap;
 };
@@ -226,16 +224,14 @@ static bool parse(px_h2c *c)
 			if (m.status < 200)
 				continue; /* 100 Continue and other interim answers: the final one follows */
 			x->head_done = true;
-			x->body = m.body;
-			x->resp_left = m.content_length;
+			pl_h1_body_start(&x->body, &m);
 			x->keep_alive = m.keep_alive;
-			pl_h1_chunked_init(&x->ck);
 			pl_h2_field f[MAX_FIELDS + 1];
 			static char names[PL_H1_DEFAULT_MAX_HEAD];
 			char st[4];
 			size_t k = px_h1h2_response(&m, m.body == PL_H1_BODY_CHUNKED || m.body == PL_H1_BODY_CLOSE, f,
 						    MAX_FIELDS + 1, names, st);
-			bool end = m.body == PL_H1_BODY_NONE || (m.body == PL_H1_BODY_LENGTH && !m.content_length);
+			bool end = x->body.done;
 			px_h2s *s = x->s;
 			x->resp_done = end;
 			px_h2_answer_head(s, m.status, f, k, end);
@@ -243,34 +239,19 @@ static bool parse(px_h2c *c)
 				return false; /* retried elsewhere: c was abandoned */
 			continue;
 		}
-		if (x->body == PL_H1_BODY_LENGTH) {
-			uint32_t take = avail < x->resp_left ? avail : (uint32_t)x->resp_left;
-			px_h2_answer_data(x->s, (const uint8_t *)p, take);
-			pos += take;
-			x->resp_left -= take;
-			if (!x->resp_left) {
-				x->resp_done = true;
-				px_h2_answer_end(x->s);
-			}
-		} else if (x->body == PL_H1_BODY_CHUNKED) {
-			size_t off, dl;
-			bool done;
-			pl_h1_error e;
-			ssize_t r = pl_h1_chunked_data(&x->ck, p, avail, &l, 502, &off, &dl, &done, &e);
-			if (r < 0) {
-				broken(c, e.what);
-				return false;
-			}
-			if (dl)
-				px_h2_answer_data(x->s, (const uint8_t *)p + off, dl);
-			pos += (uint32_t)r;
-			if (done) {
-				x->resp_done = true;
-				px_h2_answer_end(x->s);
-			}
-		} else {
-			px_h2_answer_data(x->s, (const uint8_t *)p, avail);
-			pos += avail;
+		size_t off, dl;
+		pl_h1_error e;
+		ssize_t r = pl_h1_body_data(&x->body, p, avail, &l, 502, &off, &dl, &e);
+		if (r < 0) {
+			broken(c, e.what);
+			return false;
+		}
+		if (dl)
+			px_h2_answer_data(x->s, (const uint8_t *)p + off, dl);
+		pos += (uint32_t)r;
+		if (x->body.done) {
+			x->resp_done = true;
+			px_h2_answer_end(x->s);
 		}
 	}
 	if (pos) {
@@ -291,7 +272,7 @@ static void eof(px_h2c *c)
 
 	if (!x->s) {
 		cut(c, "closed by the app");
-	} else if (x->head_done && x->body == PL_H1_BODY_CLOSE) {
+	} else if (x->head_done && pl_h1_body_eof(&x->body)) { /* an answer the close ends */
 		x->resp_done = true;
 		px_h2_answer_end(x->s);
 		cut(c, "answer delimited by the close");

@@ -266,31 +266,20 @@ static int scan_request(px_hs *hs)
 {
 	if (hs->req_read_done)
 		return 0;
-	uint32_t avail = hs->in_len - hs->rq_end;
-	if (hs->req_body == PL_H1_BODY_LENGTH) {
-		uint32_t k = hs->req_left < avail ? (uint32_t)hs->req_left : avail;
-		hs->rq_end += k;
-		hs->req_left -= k;
-		hs->req_read_done = hs->req_left == 0;
-		if (hs->rq.alog)
-			px_alog_count(&hs->rq, false, k);
-		return 0;
-	}
-	bool done = false;
 	pl_h1_error err;
-	ssize_t k = pl_h1_chunked_scan(&hs->req_ck, hs->in + hs->rq_end, avail, &limits, 400, &done, &err);
+	ssize_t k = pl_h1_body_scan(&hs->req_rd, hs->in + hs->rq_end, hs->in_len - hs->rq_end, &limits, 400, &err);
 	if (k < 0) {
 		if (hs->state == PX_HS_EXCHANGE && (hs->uhead_off || hs->resp_any)) {
 			if (log_allowed(hs->px))
 				log_info("%s request body refused at byte %llu: %s", dir_name(hs->dir),
-					 (unsigned long long)hs->req_ck.offset, err.what);
+					 (unsigned long long)hs->req_rd.ck.offset, err.what);
 			return -1;
 		}
 		refuse(hs, 400, "bad request", "request body refused at byte %u of the body: %s", err.offset, err.what);
 		return 1;
 	}
 	hs->rq_end += (uint32_t)k;
-	hs->req_read_done = done;
+	hs->req_read_done = hs->req_rd.done;
 	if (hs->rq.alog)
 		px_alog_count(&hs->rq, false, (size_t)k);
 	return 0;
@@ -341,15 +330,12 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 	hs->expect = m->expect_continue;
 	hs->upgrade = m->upgrade && m->method_id != PL_H1_CONNECT && upgrade_allowed(px, m);
 	hs->head_len = m->head_len;
-	hs->req_body = m->body;
-	hs->req_left = m->content_length;
+	pl_h1_body_start(&hs->req_rd, m);
 	hs->rq_pos = hs->rq_end = m->head_len;
 	hs->req_read_done = m->body == PL_H1_BODY_NONE;
 	hs->req_sent = false;
 	hs->discarded = false;
 	hs->close_after = false;
-	if (m->body == PL_H1_BODY_CHUNKED)
-		pl_h1_chunked_init(&hs->req_ck);
 
 	if (m->method_id == PL_H1_CONNECT) {
 		refuse(hs, 405, "method not allowed", "CONNECT is not proxied: the mesh already tunnels every connection");
@@ -399,7 +385,7 @@ static int begin_request(px_hs *hs, const pl_h1_msg *m)
 static void response_reset(px_hs *hs)
 {
 	hs->rin_len = hs->rs_pos = hs->rs_end = 0;
-	hs->resp_head = hs->resp_done = hs->resp_any = false;
+	hs->resp_head = hs->resp_rd.done = hs->resp_any = false;
 	hs->up_rd = false;
 }
 
@@ -534,46 +520,20 @@ static int tunnel(px_hs *hs)
 	return GONE;
 }
 
+/* Finds where the response ends among the bytes read so far; bytes past it make the upstream
+ * connection unusable (the server said less than it sent). */
 static int scan_response(px_hs *hs)
 {
-	uint32_t avail = hs->rin_len - hs->rs_end;
+	pl_h1_error err;
+	ssize_t k = pl_h1_body_scan(&hs->resp_rd, hs->rin + hs->rs_end, hs->rin_len - hs->rs_end, &limits, 502, &err);
 
-	if (hs->resp_done) {
-		if (avail) { /* more than the response said it had */
-			hs->up_reusable = false;
-			hs->rin_len = hs->rs_end;
-		}
-		return 0;
+	if (k < 0) {
+		if (log_allowed(hs->px))
+			log_info("%s response body from upstream refused: %s", dir_name(hs->dir), err.what);
+		return -1;
 	}
-	switch (hs->resp_body) {
-	case PL_H1_BODY_LENGTH: {
-		uint32_t k = hs->resp_left < avail ? (uint32_t)hs->resp_left : avail;
-		hs->rs_end += k;
-		hs->resp_left -= k;
-		hs->resp_done = hs->resp_left == 0;
-		break;
-	}
-	case PL_H1_BODY_CHUNKED: {
-		bool done = false;
-		pl_h1_error err;
-		ssize_t k = pl_h1_chunked_scan(&hs->resp_ck, hs->rin + hs->rs_end, avail, &limits, 502, &done, &err);
-		if (k < 0) {
-			if (log_allowed(hs->px))
-				log_info("%s response body from upstream refused: %s", dir_name(hs->dir), err.what);
-			return -1;
-		}
-		hs->rs_end += (uint32_t)k;
-		hs->resp_done = done;
-		break;
-	}
-	case PL_H1_BODY_CLOSE:
-		hs->rs_end = hs->rin_len;
-		break;
-	default:
-		hs->resp_done = true;
-		break;
-	}
-	if (hs->resp_done && hs->rin_len > hs->rs_end) {
+	hs->rs_end += (uint32_t)k;
+	if (hs->resp_rd.done && hs->rin_len > hs->rs_end) {
 		hs->up_reusable = false;
 		hs->rin_len = hs->rs_end;
 	}
@@ -615,11 +575,7 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	hs->rq.deadline = hs->rq.try_deadline = 0;
 	pl_ev_timer_stop(px->loop, &hs->timer);
 	hs->up_reusable = m->keep_alive && m->body != PL_H1_BODY_CLOSE;
-	hs->resp_body = m->body;
-	hs->resp_left = m->content_length;
-	hs->resp_done = m->body == PL_H1_BODY_NONE;
-	if (m->body == PL_H1_BODY_CHUNKED)
-		pl_h1_chunked_init(&hs->resp_ck);
+	pl_h1_body_start(&hs->resp_rd, m);
 	if (!hs->req_keep_alive || px->draining || m->body == PL_H1_BODY_CLOSE)
 		hs->close_after = true;
 	bool up101 = m->status == 101 && hs->upgrade;
@@ -833,7 +789,7 @@ static int read_up(px_hs *hs)
 {
 	px_up *u = hs->up;
 
-	if (!u || hs->resp_done)
+	if (!u || hs->resp_rd.done)
 		return BLOCKED;
 	if (!hs->up_rd && !px_side_pending(&u->s))
 		return BLOCKED;
@@ -845,8 +801,8 @@ static int read_up(px_hs *hs)
 	if (!hs->rin)
 		hs->rin = hbuf_get(hs->px);
 	size_t room = PX_HBUF - hs->rin_len;
-	if (hs->resp_head && hs->resp_body == PL_H1_BODY_LENGTH && hs->resp_left < room)
-		room = (size_t)hs->resp_left;
+	if (hs->resp_head && hs->resp_rd.kind == PL_H1_BODY_LENGTH && hs->resp_rd.left < room)
+		room = (size_t)hs->resp_rd.left;
 	if (room == 0)
 		return BLOCKED;
 	ssize_t n = px_side_recv(&u->s, hs->rin + hs->rin_len, room);
@@ -867,8 +823,7 @@ static int read_up(px_hs *hs)
 	}
 	/* The end of the upstream connection. */
 	if (hs->resp_head) {
-		if (hs->resp_body == PL_H1_BODY_CLOSE && n == 0) {
-			hs->resp_done = true;
+		if (n == 0 && pl_h1_body_eof(&hs->resp_rd)) { /* a body the close ends */
 			hs->up_reusable = false;
 			return PROGRESS;
 		}
@@ -993,7 +948,7 @@ static int exchange_step(px_hs *hs)
 			return PROGRESS;
 		any |= r;
 	}
-	if (hs->resp_done && hs->dhead_off == hs->dhead_len && hs->rs_pos == hs->rs_end)
+	if (hs->resp_rd.done && hs->dhead_off == hs->dhead_len && hs->rs_pos == hs->rs_end)
 		return request_done(hs);
 	return any;
 }
@@ -1044,7 +999,7 @@ static void update_interest(px_hs *hs)
 		px_side *s = &hs->up->s;
 		/* Readable stays on from request to request; off only under back-pressure or once the
 		 * answer is whole (then a readable socket could only spin). */
-		if (!hs->resp_done && !(hs->resp_head && hs->rs_pos < hs->rin_len))
+		if (!hs->resp_rd.done && !(hs->resp_head && hs->rs_pos < hs->rin_len))
 			um |= s->want_r == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 		if (hs->uhead_off < hs->uhead_len || hs->rq_pos < hs->rq_end)
 			um |= s->want_w == PL_IO_WANT_READ ? EPOLLIN : EPOLLOUT;

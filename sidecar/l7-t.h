@@ -175,9 +175,7 @@ struct px_hs {
 	uint32_t rq_pos, rq_end;    /* request body bytes in in: [rq_pos, rq_end) still to send */
 	bool discarded;             /* body bytes were dropped after sending: no replay */
 	bool req_read_done, req_sent;
-	uint64_t req_left;
-	pl_h1_chunked req_ck;
-	enum pl_h1_body req_body;
+	pl_h1_body_rd req_rd;       /* where the request body ends */
 	enum pl_h1_method method;
 	int minor;
 	bool req_keep_alive, expect, upgrade;
@@ -191,10 +189,8 @@ struct px_hs {
 	px_hs *wait_next;
 	char *rin;
 	uint32_t rin_len, rs_pos, rs_end;
-	bool resp_head, resp_done, resp_any;
-	enum pl_h1_body resp_body;
-	uint64_t resp_left;
-	pl_h1_chunked resp_ck;
+	bool resp_head, resp_any;
+	pl_h1_body_rd resp_rd;      /* where the response ends (resp_rd.done: it did) */
 	bool up_reusable;
 	bool close_after;           /* the downstream connection ends after this response */
 	char *dhead;                /* response head (or a whole local response) for downstream */

@@ -78,4 +78,12 @@ typedef struct pl_h1_chunked {
 	uint8_t digits;
 } pl_h1_chunked;
 
+/* Where one message's body ends on a stream of bytes, whatever its framing (pl_h1_body_start). */
+typedef struct pl_h1_body_rd {
+	enum pl_h1_body kind;
+	uint64_t left;             /* PL_H1_BODY_LENGTH: bytes still to come */
+	pl_h1_chunked ck;          /* PL_H1_BODY_CHUNKED */
+	bool done;                 /* the body is whole (never, for a body the close ends: see pl_h1_body_eof) */
+} pl_h1_body_rd;
+
 #endif

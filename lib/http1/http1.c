@@ -714,3 +714,66 @@ ssize_t pl_h1_chunked_data(pl_h1_chunked *c, const char *p, size_t len, const pl
 	}
 	return (ssize_t)i;
 }
+
+/* --- one message's body --- */
+
+void pl_h1_body_start(pl_h1_body_rd *r, const pl_h1_msg *m)
+{
+	r->kind = m->body;
+	r->left = m->body == PL_H1_BODY_LENGTH ? m->content_length : 0;
+	pl_h1_chunked_init(&r->ck);
+	r->done = m->body == PL_H1_BODY_NONE || (m->body == PL_H1_BODY_LENGTH && m->content_length == 0);
+}
+
+ssize_t pl_h1_body_scan(pl_h1_body_rd *r, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			pl_h1_error *err)
+{
+	if (r->done)
+		return 0;
+	switch (r->kind) {
+	case PL_H1_BODY_LENGTH: {
+		size_t k = r->left < len ? (size_t)r->left : len;
+		r->left -= k;
+		r->done = r->left == 0;
+		return (ssize_t)k;
+	}
+	case PL_H1_BODY_CHUNKED: {
+		bool done = false;
+		ssize_t k = pl_h1_chunked_scan(&r->ck, p, len, lim, err_status, &done, err);
+		if (k >= 0)
+			r->done = done;
+		return k;
+	}
+	case PL_H1_BODY_CLOSE:
+		return (ssize_t)len;
+	default:
+		r->done = true;
+		return 0;
+	}
+}
+
+ssize_t pl_h1_body_data(pl_h1_body_rd *r, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			size_t *data_off, size_t *data_len, pl_h1_error *err)
+{
+	*data_off = *data_len = 0;
+	if (r->done)
+		return 0;
+	if (r->kind == PL_H1_BODY_CHUNKED) {
+		bool done = false;
+		ssize_t k = pl_h1_chunked_data(&r->ck, p, len, lim, err_status, data_off, data_len, &done, err);
+		if (k >= 0)
+			r->done = done;
+		return k;
+	}
+	ssize_t k = pl_h1_body_scan(r, p, len, lim, err_status, err);
+	if (k > 0)
+		*data_len = (size_t)k;
+	return k;
+}
+
+bool pl_h1_body_eof(pl_h1_body_rd *r)
+{
+	if (r->kind == PL_H1_BODY_CLOSE)
+		r->done = true;
+	return r->done;
+}

@@ -47,6 +47,23 @@ ssize_t pl_h1_chunked_scan(pl_h1_chunked *c, const char *p, size_t len, const pl
 ssize_t pl_h1_chunked_data(pl_h1_chunked *c, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
 			   size_t *data_off, size_t *data_len, bool *done, pl_h1_error *err);
 
+/* One message's body, whatever its framing (length, chunked, the close, none): every forwarder reads
+ * bodies through these, so the place a message ends is decided by one piece of code. */
+/* Starts reading m's body (m->body, m->content_length); r->done at once when it has none. */
+void pl_h1_body_start(pl_h1_body_rd *r, const pl_h1_msg *m);
+/* Passes framing through: how many of p[0..len) belong to the body (all of them unless it ended
+ * inside; chunked framing is checked as it goes), or -1 with err (err_status: 400 for a request
+ * body, 502 for a response body). */
+ssize_t pl_h1_body_scan(pl_h1_body_rd *r, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			pl_h1_error *err);
+/* Takes framing off: the bytes of p[0..len) used, with the data among them at p[*data_off..) for
+ * *data_len bytes (one span a call: call again with the rest), or -1 with err. */
+ssize_t pl_h1_body_data(pl_h1_body_rd *r, const char *p, size_t len, const pl_h1_limits *lim, int err_status,
+			size_t *data_off, size_t *data_len, pl_h1_error *err);
+/* The connection ended: true when that ends the body whole (a body the close delimits, or one
+ * already done), false when the body was cut short. */
+bool pl_h1_body_eof(pl_h1_body_rd *r);
+
 /* RFC 9110 section 9.2.2. */
 bool pl_h1_idempotent(enum pl_h1_method m);
 /* Case-insensitive comparison of a span with a NUL-terminated string. */

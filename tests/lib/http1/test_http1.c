@@ -478,6 +478,98 @@ static void test_chunked_data(void **state)
 	assert_int_equal(e.status, 502);
 }
 
+/* Reads body (then "NEXT", the next message) as a message of the given framing, step bytes at a
+ * time, through pl_h1_body_scan and pl_h1_body_data: both must stop at the same byte, and the
+ * data must be the payload. */
+static void body_case(enum pl_h1_body kind, uint64_t length, const char *wire, size_t body_len, const char *payload)
+{
+	pl_h1_error e;
+	size_t wlen = strlen(wire);
+	for (size_t step = 1; step <= wlen; step++) {
+		pl_h1_msg m = {.body = kind, .content_length = length};
+		pl_h1_body_rd rs, rd;
+		size_t used_s = 0, used_d = 0, glen = 0;
+		char got[128];
+		pl_h1_body_start(&rs, &m);
+		pl_h1_body_start(&rd, &m);
+		while (!rs.done && used_s < wlen) {
+			size_t n = wlen - used_s < step ? wlen - used_s : step;
+			ssize_t r = pl_h1_body_scan(&rs, wire + used_s, n, &lim, 502, &e);
+			assert_true(r >= 0 && (size_t)r <= n);
+			used_s += (size_t)r;
+			if ((size_t)r < n)
+				assert_true(rs.done); /* stops short only where the body ends */
+		}
+		while (!rd.done && used_d < wlen) {
+			size_t n = wlen - used_d < step ? wlen - used_d : step;
+			size_t off, dl;
+			ssize_t r = pl_h1_body_data(&rd, wire + used_d, n, &lim, 502, &off, &dl, &e);
+			assert_true(r >= 0 && off + dl <= (size_t)r);
+			assert_true(glen + dl <= sizeof(got));
+			memcpy(got + glen, wire + used_d + off, dl);
+			glen += dl;
+			used_d += (size_t)r;
+		}
+		assert_int_equal(used_s, body_len);
+		assert_int_equal(used_d, body_len);
+		assert_int_equal(glen, strlen(payload));
+		assert_memory_equal(got, payload, glen);
+		if (kind == PL_H1_BODY_CLOSE) {
+			assert_false(rs.done); /* only the close ends it */
+			assert_true(pl_h1_body_eof(&rs));
+		} else {
+			assert_true(rs.done && rd.done);
+			assert_true(pl_h1_body_eof(&rs));
+			/* a finished body takes nothing more */
+			size_t off, dl;
+			assert_int_equal(pl_h1_body_scan(&rs, "X", 1, &lim, 502, &e), 0);
+			assert_int_equal(pl_h1_body_data(&rd, "X", 1, &lim, 502, &off, &dl, &e), 0);
+		}
+	}
+}
+
+static void test_body(void **state)
+{
+	(void)state;
+	body_case(PL_H1_BODY_LENGTH, 5, "helloNEXT", 5, "hello");
+	body_case(PL_H1_BODY_CHUNKED, 0, "5;x=y\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\nNEXT", 44,
+		  "hello0123456789");
+	body_case(PL_H1_BODY_CLOSE, 0, "all of it, NEXT too", 19, "all of it, NEXT too");
+
+	/* No body, or a zero length: whole before a byte. */
+	pl_h1_body_rd r;
+	pl_h1_error e;
+	pl_h1_msg none = {.body = PL_H1_BODY_NONE}, zero = {.body = PL_H1_BODY_LENGTH, .content_length = 0};
+	pl_h1_body_start(&r, &none);
+	assert_true(r.done);
+	assert_int_equal(pl_h1_body_scan(&r, "GET", 3, &lim, 400, &e), 0);
+	pl_h1_body_start(&r, &zero);
+	assert_true(r.done);
+
+	/* Cut short: the close does not end a body with a length or chunks. */
+	pl_h1_msg len = {.body = PL_H1_BODY_LENGTH, .content_length = 10}, ck = {.body = PL_H1_BODY_CHUNKED};
+	pl_h1_body_start(&r, &len);
+	assert_int_equal(pl_h1_body_scan(&r, "abc", 3, &lim, 502, &e), 3);
+	assert_false(pl_h1_body_eof(&r));
+	pl_h1_body_start(&r, &ck);
+	assert_int_equal(pl_h1_body_scan(&r, "5\r\nhel", 6, &lim, 502, &e), 6);
+	assert_false(pl_h1_body_eof(&r));
+
+	/* Bad framing is refused with the caller's status, both ways. */
+	size_t off, dl;
+	pl_h1_body_start(&r, &ck);
+	assert_int_equal(pl_h1_body_scan(&r, "5\r\nhelloX", 9, &lim, 400, &e), -1);
+	assert_int_equal(e.status, 400);
+	pl_h1_body_start(&r, &ck);
+	assert_int_equal(pl_h1_body_data(&r, "zz\r\n", 4, &lim, 502, &off, &dl, &e), -1);
+	assert_int_equal(e.status, 502);
+	/* A length near the top of the range is counted down, not wrapped. */
+	pl_h1_msg big = {.body = PL_H1_BODY_LENGTH, .content_length = UINT64_MAX};
+	pl_h1_body_start(&r, &big);
+	assert_int_equal(pl_h1_body_scan(&r, "abcd", 4, &lim, 502, &e), 4);
+	assert_true(r.left == UINT64_MAX - 4 && !r.done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -489,6 +581,7 @@ int main(void)
 		cmocka_unit_test_setup(test_response, setup),
 		cmocka_unit_test_setup(test_chunked, setup),
 		cmocka_unit_test_setup(test_chunked_data, setup),
+		cmocka_unit_test_setup(test_body, setup),
 		cmocka_unit_test_setup(test_detect, setup),
 		cmocka_unit_test_setup(test_idempotent, setup),
 	};

@@ -265,13 +265,14 @@ static void conn_close(px_h2c *c, const char *why)
 	c->dnext = a->dead;
 	a->dead = c;
 	if (c->conn) {
-		/* Downstream: the accepted connection ends with its HTTP/2 session. */
+		/* Downstream: the accepted connection ends with its HTTP/2 session, gently: the client
+		 * reads our last frames (a GOAWAY) before an RST could destroy them. */
 		px_conn *conn = c->conn;
 		c->conn = NULL;
 		c->s = &c->own;
 		conn->proto = &px_proto_bytes; /* nothing left to release */
 		conn->pctx = NULL;
-		px_conn_close(conn, false);
+		px_conn_linger(conn);
 		return;
 	}
 	px_side_close(px->loop, c->s, false);

@@ -20,7 +20,6 @@
 #include "l7.h"
 
 #define HBUF_POOL_MAX 64
-#define LINGER_NS (2 * PL_NS_PER_S)
 
 /* What a step did: the session may go on, is blocked on I/O, or is gone (freed). */
 enum { BLOCKED = 0, PROGRESS = 1, GONE = -1 };
@@ -873,24 +872,11 @@ static int send_down(px_hs *hs)
 
 /* Graceful end: FIN (close_notify first with TLS), then the rest of what the client sends is read and
  * dropped for a moment, so the kernel does not turn our close into a reset that eats the response. */
+/* The connection ends after this response: it lingers (relay.c), hs is freed. */
 static int end_session(px_hs *hs)
 {
-	proxy *px = hs->px;
-
-	/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be written now */
-	if (px_xprt_of(hs->down)->shutw(hs->down) != 0)
-		shutdown(hs->down->fd, SHUT_WR);
-	request_clear(hs);
-	hbuf_put(px, &hs->in);
-	hs->in_len = 0;
-	hs->state = PX_HS_LOCAL;
-	hs->close_after = true;
-	hs->req_keep_alive = false;
-	hs->dhead_len = hs->dhead_off = 0;
-	hs->resp_head = false;
-	hs->lingering = true;
-	pl_ev_timer_start(px->loop, &hs->timer, LINGER_NS);
-	return BLOCKED;
+	px_conn_linger(hs->c);
+	return GONE;
 }
 
 /* The response is out: the next request, or the end. */
@@ -955,23 +941,6 @@ static int exchange_step(px_hs *hs)
 
 static int local_step(px_hs *hs)
 {
-	if (hs->lingering) {
-		/* lingering after the end: drop what comes, until EOF or the timer */
-		char sink[4096];
-		for (int i = 0; i < 16; i++) {
-			ssize_t n = px_side_recv(hs->down, sink, sizeof(sink));
-			if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
-				hs->down_rd = false;
-				want(hs->down, n, false);
-				return BLOCKED;
-			}
-			if (n <= 0) {
-				hs_free(hs, false);
-				return GONE;
-			}
-		}
-		return BLOCKED;
-	}
 	if (send_down(hs) == -2)
 		return abort_exchange(hs);
 	if (hs->dhead_off < hs->dhead_len)
@@ -987,7 +956,7 @@ static void update_interest(px_hs *hs)
 
 	switch (hs->state) {
 	case PX_HS_HEAD: down_read = !hs->down_eof; break;
-	case PX_HS_LOCAL: down_read = hs->lingering; break;
+	case PX_HS_LOCAL: break;
 	default: down_read = !hs->down_eof && hs->in_len < PX_HBUF; break;
 	}
 	if (down_read)
@@ -1080,8 +1049,7 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 			return;
 		break;
 	case PX_HS_LOCAL:
-		hs_free(hs, false);
-		return;
+		return; /* nothing is timed while the proxy answers */
 	}
 	run(hs);
 }

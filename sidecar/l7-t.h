@@ -161,8 +161,7 @@ struct px_hs {
 	px_side *down;              /* its socket: &c->down */
 	px_req rq;                  /* the request in flight (its policy state) */
 	bool down_rd, up_rd;        /* the last poll said readable */
-	bool lingering;             /* our FIN is sent: reading and dropping until the client's */
-	pl_ev_timer timer;          /* deadlines, fault delay, lingering */
+	pl_ev_timer timer;          /* deadlines, fault delay */
 	pl_ev_timer idle_timer;     /* idle and slow-head timeouts, checked lazily: no timer work per request */
 	int64_t last_active, head_started;
 	bool down_eof;              /* the client half-closed after its request */

@@ -161,8 +161,11 @@ typedef struct px_flow {
 } px_flow;
 
 /* L7DETECT: the connection's first (decrypted) bytes decide between an HTTP session and the byte relay.
- * SESSION: an HTTP handler speaks on the downstream socket (px_conn.proto). */
-enum px_conn_state { PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY, PX_ST_L7DETECT, PX_ST_SESSION };
+ * SESSION: an HTTP handler speaks on the downstream socket (px_conn.proto). LINGER: our end is sent,
+ * what the client still sends is dropped until its end (px_conn_linger). */
+enum px_conn_state {
+	PX_ST_DETECT, PX_ST_CONNECT, PX_ST_HANDSHAKE, PX_ST_RELAY, PX_ST_L7DETECT, PX_ST_SESSION, PX_ST_LINGER
+};
 
 /*
  * What speaks on an accepted connection's socket: the byte relay (relay.c, also detection, the

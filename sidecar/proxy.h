@@ -74,6 +74,11 @@ px_conn *px_conn_new(proxy *px, int dir, int fd);
 /* Another handler speaks on c's socket from now on: the old one lets go of its state first. A
  * session handler (HTTP) ends the setup stages: c is counted as open, its timer stops. */
 void px_conn_swap(px_conn *c, const px_proto *p, void *ctx);
+/* Ends c gently: the handler lets go, our end of the stream goes (close_notify, FIN), and what the
+ * client still sends is read and dropped until its own end, an error or a bound of 2 s, then c
+ * closes. Closing with unread bytes would send RST, and an RST can destroy the last answer (or
+ * GOAWAY) before the client reads it. */
+void px_conn_linger(px_conn *c);
 /* Closes both sides; reset sends RST to both peers instead of FIN. */
 void px_conn_close(px_conn *c, bool reset);
 /* Starts a non-blocking connect of c->up to addr; on completion on_connected runs. */

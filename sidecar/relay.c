@@ -16,6 +16,7 @@
 #include "l7.h"
 
 #define POOL_MAX 256
+#define LINGER_NS (2 * PL_NS_PER_S)
 #define SPLICE_CHUNK (64 * 1024)
 
 const char *const px_refuse_names[PX_REFUSE__N] = {
@@ -253,6 +254,45 @@ void px_conn_swap(px_conn *c, const px_proto *p, void *ctx)
 	pl_ev_timer_stop(c->px->loop, &c->timer);
 	c->state = PX_ST_SESSION;
 	count(c);
+}
+
+static void linger_io(px_conn *c, uint32_t ev)
+{
+	char sink[4096];
+	uint32_t mask = EPOLLIN;
+	(void)ev;
+
+	/* A turn reads at most 64 KiB; a client that keeps sending is cut by the timer. */
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = px_side_recv(&c->down, sink, sizeof(sink));
+		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
+			mask = n == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+			break;
+		}
+		if (n <= 0) { /* the client's end, or an error */
+			px_conn_close(c, false);
+			return;
+		}
+	}
+	if (c->down.io.fd < 0) {
+		if (pl_ev_io_start(c->px->loop, &c->down.io, c->down.fd, mask) < 0)
+			abort();
+	} else {
+		pl_ev_io_set(c->px->loop, &c->down.io, mask);
+	}
+}
+
+static const px_proto linger_proto = {"linger", linger_io, NULL};
+
+void px_conn_linger(px_conn *c)
+{
+	px_conn_swap(c, &linger_proto, NULL);
+	c->state = PX_ST_LINGER;
+	/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be written now */
+	if (px_xprt_of(&c->down)->shutw(&c->down) != 0)
+		shutdown(c->down.fd, SHUT_WR);
+	px_conn_timeout(c, LINGER_NS);
+	linger_io(c, EPOLLIN);
 }
 
 bool px_conn_tunnel(px_conn *c, px_side *up, const char *to_up, size_t nup, const char *to_down, size_t ndown)
@@ -661,6 +701,9 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 		break;
 	case PX_ST_L7DETECT:
 		px_l7_detect(c, 0, true);
+		break;
+	case PX_ST_LINGER:
+		px_conn_close(c, false);
 		break;
 	case PX_ST_RELAY: {
 		int64_t idle = pl_ev_now(loop) - c->last_active;

@@ -2,7 +2,8 @@
 """HTTP/2 attacks with CVEs behind them, from raw frames: what the proxy answers each with.
 
 h2_attack.py HOST PORT ATTACK [HOLD]   prints one JSON object: goaway (its code, or null), resets (RST_STREAM
-frames received), heads (HEADERS frames received), closed (the proxy closed the connection), sent (frames sent), seconds.
+frames received), heads (HEADERS frames received), closed (the proxy closed the connection), reset (it ended with an
+RST), sent (frames sent), seconds.
 
 rapid-reset     HEADERS then RST_STREAM, thousands of times (CVE-2023-44487)
 made-you-reset  HEADERS, then more body than its content-length: the server must reset it itself
@@ -17,6 +18,8 @@ slow-reader     one call answered with 40 MiB, the window opened only for what a
 fragment        a :path with a fragment ("#")
 authority-mismatch  :authority and host that differ
 stalled-request a call's head without END_STREAM, its body never sent (held HOLD seconds)
+error-then-junk a connection error (DATA on stream 0), then 4 MiB more, more than the proxy reads before it
+                ends the connection: its GOAWAY must arrive and the connection end with a FIN, not an RST (lingering close)
 zero-window     16 server-streaming calls (5 MB each) with a window of 0, never opened (CVE-2019-9517 style):
                 holds them open for a while and reports, the proxy's memory is the test's to measure
 """
@@ -24,6 +27,7 @@ import json
 import socket
 import struct
 import sys
+import threading
 import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -55,6 +59,7 @@ class Conn:
         self.data = 0
         self.statuses = []
         self.closed = False
+        self.reset = False
         self.sent = 0
 
     def send(self, data, frames=1):
@@ -77,6 +82,9 @@ class Conn:
             try:
                 d = self.s.recv(65536)
             except socket.timeout:
+                break
+            except ConnectionResetError:
+                self.closed = self.reset = True
                 break
             except OSError:
                 self.closed = True
@@ -106,7 +114,7 @@ class Conn:
 
     def result(self, t0):
         return {"goaway": self.goaway, "resets": self.resets, "heads": self.heads, "data": self.data,
-                "statuses": self.statuses, "closed": self.closed, "sent": self.sent,
+                "statuses": self.statuses, "closed": self.closed, "reset": self.reset, "sent": self.sent,
                 "seconds": round(time.monotonic() - t0, 2)}
 
 
@@ -213,6 +221,20 @@ def main():
         # A call whose head came and whose body never does: the server waits, and so would the proxy.
         c.send(frame(1, 4, 1, request_block()))
         c.read(float(sys.argv[4]) if len(sys.argv) > 4 else 3)
+    elif attack == "error-then-junk":
+        c.read(0.5)
+
+        def junk():
+            # The error and, in the same write, more than the proxy reads in a turn: bytes still
+            # unread when it ends the connection.
+            try:
+                c.s.sendall(frame(4, 1, 0) + frame(0, 0, 0, b"x") + b"\0" * (4 << 20))
+            except OSError:
+                pass
+        t = threading.Thread(target=junk, daemon=True)
+        t.start()
+        c.read(10)
+        t.join(10)
     elif attack == "zero-window":
         # SETTINGS_INITIAL_WINDOW_SIZE 0: no DATA may come until a WINDOW_UPDATE, which never does.
         c.send(frame(4, 0, 0, struct.pack(">HI", 4, 0)))

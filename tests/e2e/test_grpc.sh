@@ -434,6 +434,9 @@ check "(10) 30 cancelled uploads of 192 KiB (more than the connection's window) 
 out=$(atk fragment)
 check "(10) a :path with a fragment (#) is refused 400, never forwarded ($out)" \
 	test "$(echo "$out" | js 'd["statuses"] == [400]')" = True
+out=$(atk error-then-junk)
+check "(10) a connection error with unread bytes behind it: the GOAWAY arrives, then a FIN, not an RST ($out)" \
+	test "$(echo "$out" | js 'd["goaway"] == 1 and d["closed"] and not d["reset"]')" = True
 out=$(atk authority-mismatch)
 check "(10) :authority and host that differ are refused 400 ($out)" test "$(echo "$out" | js 'd["statuses"] == [400]')" = True
 

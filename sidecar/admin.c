@@ -179,6 +179,9 @@ void px_metrics_render(const proxy *px, pl_buf *b)
 		pl_buf_printf(b, "pillion_proxy_reloads_total{file=\"%s\",result=\"error\"} %llu\n", files[f],
 			      (unsigned long long)m->reloads_err[f]);
 	}
+	metric_head(b, "pillion_proxy_mesh_versions_held", "gauge",
+		    "Mesh directory versions in memory: the one in use, and older ones still held by connections in their handshake or requests in flight.");
+	pl_buf_printf(b, "pillion_proxy_mesh_versions_held %zu\n", px_meshes_held());
 	metric_head(b, "pillion_proxy_file_info", "gauge",
 		    "The content hash of each file in use (1), and whether the last change was refused.");
 	for (int f = 0; f < 3; f++)

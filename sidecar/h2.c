@@ -272,7 +272,9 @@ static void conn_close(px_h2c *c, const char *why)
 		c->s = &c->own;
 		conn->proto = &px_proto_bytes; /* nothing left to release */
 		conn->pctx = NULL;
-		px_conn_linger(conn);
+		/* frames the socket did not take yet (the GOAWAY) go first */
+		px_conn_linger(conn, c->out.data + c->out_off, c->out.len - c->out_off);
+		c->out_off = c->out.len;
 		return;
 	}
 	px_side_close(px->loop, c->s, false);

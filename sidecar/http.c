@@ -875,7 +875,7 @@ static int send_down(px_hs *hs)
 /* The connection ends after this response: it lingers (relay.c), hs is freed. */
 static int end_session(px_hs *hs)
 {
-	px_conn_linger(hs->c);
+	px_conn_linger(hs->c, NULL, 0);
 	return GONE;
 }
 

@@ -202,6 +202,9 @@ struct px_conn {
 	px_mesh *mesh;              /* outbound TLS: the directory the peer's identity is checked against */
 	char *peer_id;              /* inbound TLS: the caller's SPIFFE ID */
 	struct px_pending *pending; /* inbound, until it relays or becomes a session: its source's count */
+	char *tail;                 /* lingering: the handler's last bytes, still to write */
+	uint32_t tail_len, tail_off;
+	bool tail_shut;             /* lingering: our end went */
 	px_conn *prev, *next;
 };
 

@@ -16,6 +16,9 @@ void px_state_reload(proxy *px);
 /* True with a valid config and a valid, unexpired certificate for the config's identity. */
 bool px_ready(const proxy *px, const char **why);
 void px_mesh_unref(px_mesh *m);
+/* How many mesh directories are in memory: the current one, and older ones that connections in
+ * their handshake or requests in flight still hold (pillion_proxy_mesh_versions_held). */
+size_t px_meshes_held(void);
 /* Drops one hold on a config; the last one frees it (an HTTP request keeps its config across a reload). */
 void px_config_unref(px_config *c);
 /* A valid config and, for its identity, a certificate valid now: what mTLS in either direction needs. */
@@ -74,11 +77,11 @@ px_conn *px_conn_new(proxy *px, int dir, int fd);
 /* Another handler speaks on c's socket from now on: the old one lets go of its state first. A
  * session handler (HTTP) ends the setup stages: c is counted as open, its timer stops. */
 void px_conn_swap(px_conn *c, const px_proto *p, void *ctx);
-/* Ends c gently: the handler lets go, our end of the stream goes (close_notify, FIN), and what the
- * client still sends is read and dropped until its own end, an error or a bound of 2 s, then c
- * closes. Closing with unread bytes would send RST, and an RST can destroy the last answer (or
- * GOAWAY) before the client reads it. */
-void px_conn_linger(px_conn *c);
+/* Ends c gently: the handler lets go, its last bytes (tail, n: copied) are written, our end of the
+ * stream goes (close_notify, FIN), and what the client still sends is read and dropped until its
+ * own end, an error or a bound of 2 s, then c closes. Closing with unread bytes would send RST,
+ * and an RST can destroy the last answer (or GOAWAY) before the client reads it. */
+void px_conn_linger(px_conn *c, const void *tail, size_t n);
 /* Closes both sides; reset sends RST to both peers instead of FIN. */
 void px_conn_close(px_conn *c, bool reset);
 /* Starts a non-blocking connect of c->up to addr; on completion on_connected runs. */

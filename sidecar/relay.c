@@ -209,6 +209,7 @@ void px_conn_close(px_conn *c, bool reset)
 	if (c->mesh)
 		px_mesh_unref(c->mesh);
 	free(c->peer_id);
+	free(c->tail);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -249,8 +250,14 @@ void px_conn_swap(px_conn *c, const px_proto *p, void *ctx)
 	c->pctx = ctx;
 	if (p == &px_proto_bytes)
 		return;
-	/* An HTTP session: past detection and every stage the relay's timer watched. */
+	/* An HTTP session: past detection and every stage the relay's timer watched. Each request
+	 * holds the directory it started with; the connection lets go of the one it was accepted
+	 * with, or a long-lived session would keep every old directory in memory. */
 	pending_release(c);
+	if (c->mesh) {
+		px_mesh_unref(c->mesh);
+		c->mesh = NULL;
+	}
 	pl_ev_timer_stop(c->px->loop, &c->timer);
 	c->state = PX_ST_SESSION;
 	count(c);
@@ -259,21 +266,48 @@ void px_conn_swap(px_conn *c, const px_proto *p, void *ctx)
 static void linger_io(px_conn *c, uint32_t ev)
 {
 	char sink[4096];
-	uint32_t mask = EPOLLIN;
+	uint32_t mask = 0;
 	(void)ev;
 
-	/* A turn reads at most 64 KiB; a client that keeps sending is cut by the timer. */
-	for (int i = 0; i < 16; i++) {
+	/* The handler's last bytes (a GOAWAY the socket did not take yet), then our end. */
+	while (c->tail_off < c->tail_len) {
+		ssize_t w = px_side_send(&c->down, c->tail + c->tail_off, c->tail_len - c->tail_off);
+		if (w == PL_IO_WANT_READ || w == PL_IO_WANT_WRITE) {
+			mask |= w == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+			break;
+		}
+		if (w < 0) {
+			px_conn_close(c, false);
+			return;
+		}
+		c->tail_off += (uint32_t)w;
+	}
+	if (c->tail_off == c->tail_len && !c->tail_shut) {
+		c->tail_shut = true;
+		/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be
+		 * written now */
+		if (px_xprt_of(&c->down)->shutw(&c->down) != 0)
+			shutdown(c->down.fd, SHUT_WR);
+	}
+	/* A turn reads at most 64 KiB (and what TLS already decrypted); a client that keeps sending
+	 * is cut by the timer. */
+	for (int i = 0; i < 16 || px_side_pending(&c->down); i++) {
 		ssize_t n = px_side_recv(&c->down, sink, sizeof(sink));
 		if (n == PL_IO_WANT_READ || n == PL_IO_WANT_WRITE) {
-			mask = n == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+			mask |= n == PL_IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 			break;
 		}
 		if (n <= 0) { /* the client's end, or an error */
 			px_conn_close(c, false);
 			return;
 		}
+		if (i >= 1024) { /* bytes without end already decrypted: enough */
+			px_conn_close(c, false);
+			return;
+		}
 	}
+	if (!mask)
+		mask = EPOLLIN;
 	if (c->down.io.fd < 0) {
 		if (pl_ev_io_start(c->px->loop, &c->down.io, c->down.fd, mask) < 0)
 			abort();
@@ -284,13 +318,17 @@ static void linger_io(px_conn *c, uint32_t ev)
 
 static const px_proto linger_proto = {"linger", linger_io, NULL};
 
-void px_conn_linger(px_conn *c)
+void px_conn_linger(px_conn *c, const void *tail, size_t n)
 {
 	px_conn_swap(c, &linger_proto, NULL);
 	c->state = PX_ST_LINGER;
-	/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be written now */
-	if (px_xprt_of(&c->down)->shutw(&c->down) != 0)
-		shutdown(c->down.fd, SHUT_WR);
+	if (n) {
+		c->tail = malloc(n);
+		if (!c->tail)
+			abort();
+		memcpy(c->tail, tail, n);
+		c->tail_len = (uint32_t)n;
+	}
 	px_conn_timeout(c, LINGER_NS);
 	linger_io(c, EPOLLIN);
 }

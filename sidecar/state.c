@@ -46,10 +46,16 @@ void px_config_unref(px_config *c)
 	free(c);
 }
 
+/* Mesh directories in memory: the current one and older ones still held (a gauge). */
+static size_t meshes_held;
+
+size_t px_meshes_held(void) { return meshes_held; }
+
 void px_mesh_unref(px_mesh *m)
 {
 	if (!m || --m->refs > 0)
 		return;
+	meshes_held--;
 	pl_mesh_dir_free(&m->dir);
 	pl_arena_free(&m->arena);
 	free(m);
@@ -130,6 +136,7 @@ static px_mesh *mesh_parse(const pl_buf *b, char *err, size_t errlen)
 	if (!m)
 		abort();
 	m->refs = 1;
+	meshes_held++;
 	pl_arena_init(&m->arena);
 	bool ok = pl_mesh_dir_decode(&m->arena, root, &m->dir, &errs);
 	json_decref(root);

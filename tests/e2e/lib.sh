@@ -137,11 +137,13 @@ metric() {
 
 # metric_ge NS NAME{labels} MIN: succeeds when the metric is at least MIN (for wait_for).
 metric_ge() { [ "$(metric "$1" "$2")" -ge "$3" ]; }
-# none_open NS DIRECTION: succeeds when the proxy in NS counts no connection of that direction
-# open, under any transport (for wait_for).
+# none_open NS DIRECTION: succeeds when the proxy in NS answers its metrics and counts no
+# connection of that direction open, under each transport (for wait_for).
 none_open() {
-	local n
-	n=$(ip netns exec "$1" curl -s --max-time 30 "http://127.0.0.1:15420/metrics" |
-		awk -v d="direction=\"$2\"" 'index($0, "pillion_proxy_connections_open{") == 1 && index($0, d) { s += $2 } END { print s + 0 }')
-	[ "$n" = 0 ]
+	local m
+	m=$(ip netns exec "$1" curl -sf --max-time 30 "http://127.0.0.1:15420/metrics") || return 1
+	echo "$m" | grep -q '^pillion_proxy_connections_open{' || return 1
+	echo "$m" | awk -v d="direction=\"$2\"" '
+		index($0, "pillion_proxy_connections_open{") == 1 && index($0, d) && $2 != 0 { bad = 1 }
+		END { exit bad }'
 }

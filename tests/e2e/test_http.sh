@@ -365,6 +365,13 @@ check "(6) ... without reaching the server" bash -c "! echo '$(stats 8080)' | gr
 # outbound.json (swapped with the directory, as the kubelet does) takes effect live.
 check "(6) a's config has no outbound policies; its /status says they come from the mesh" bash -c \
 	"! grep -q '\"outbound\"' '$T/a.json' && ip netns exec '$PA' curl -s --max-time 30 http://127.0.0.1:15420/status | grep -q '\"source\":\"mesh\"'"
+# A keep-alive session open across the two directory swaps below: requests hold the directory
+# they started with, the connection must not keep the one it was accepted with.
+rm -f "$T/run/hold-stop"
+in_ns "$PA" "$APP_UID" timeout 200 $PY "$HERE/http_client.py" hold "$B4" 8080 /hold 150 "$T/run/hold-stop" \
+	> "$T/hold.out" 2>&1 &
+HOLDPID=$!
+wait_for 60 grep -q '^first' "$T/hold.out" || fail "(6) the held session's first request did not complete"
 sed 's/httpStatus: 418/httpStatus: 419/' "$T/objs.yaml" > "$T/objs-419.yaml"
 "$BIN/pillionctl" render --outbound e2e -f "$T/objs-419.yaml" > "$T/outbound-419.json" || die "render --outbound 419"
 chmod a+r "$T"/outbound*.json
@@ -374,6 +381,12 @@ check "(6) a new outbound.json is enforced without a restart (abort 418 -> 419)"
 project "$T/a/mesh" mesh.json="$T/mesh.json" outbound.json="$T/outbound.json"
 check "(6) ... and the previous one again (419 -> 418)" \
 	wait_for 60 bash -c "ip netns exec '$PA' setpriv --reuid=$APP_UID --regid=$APP_UID --clear-groups curl -s -o /dev/null -w '%{http_code}' --max-time 30 http://$B4:8080/abort/a | grep -q 418"
+check "(6) after the swaps only the directory in use is in memory, a session older than both still open" \
+	wait_for 30 bash -c "[ \"\$(ip netns exec '$PA' curl -s --max-time 30 http://127.0.0.1:15420/metrics | awk '/^pillion_proxy_mesh_versions_held / {print \$2}')\" = 1 ]"
+touch "$T/run/hold-stop"
+wait "$HOLDPID"; rc=$?
+check "(6) ... and that session still serves its next request ($(tr '\n' ' ' < "$T/hold.out"))" \
+	bash -c "[ $rc = 0 ] && grep -q '^second 200' '$T/hold.out'"
 t0=$(date +%s%N)
 ca "http://$B4:8080/delay/a" > "$T/r6b"
 t1=$(date +%s%N)

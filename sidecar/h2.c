@@ -718,7 +718,16 @@ static uint32_t wait_count(const px_h2c *c)
  * all full. */
 static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *err);
 
-static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
+/* The connections a request's destination may have: its circuitBreaker's, or with none a default
+ * bound (--upstream-max-connections): streams sent on as HTTP/1.1 take an app connection each, and
+ * a caller must not make the proxy open sockets without end. */
+static int max_conns(const px_req *rq)
+{
+	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
+	return cb ? cb->max_connections : (int)rq->px->set.upstream_max_conns;
+}
+
+static px_h2c *pool_conn(h2pool *p, px_h2s *s, int limit, int *err)
 {
 	int live = 0;
 
@@ -735,7 +744,7 @@ static px_h2c *pool_conn(h2pool *p, px_h2s *s, int max_conns, int *err)
 		if (c->nstreams + wait_count(c) < cap)
 			return c;
 	}
-	if (max_conns > 0 && live >= max_conns)
+	if (limit > 0 && live >= limit)
 		return NULL;
 	return pool_dial(p, h1, s->rq.endpoint, s->rq.mesh, err);
 }
@@ -973,21 +982,22 @@ static void start_attempt(px_h2s *s)
 	arm_deadline(s);
 	h2pool *p = pool_get(px, rq->dir, &t);
 	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
-	px_h2c *c = pool_conn(p, s, cb ? cb->max_connections : 0, &err);
+	int max_pending = cb ? cb->max_pending : PX_DEFAULT_MAX_PENDING;
+	px_h2c *c = pool_conn(p, s, max_conns(rq), &err);
 	if (!c && err) {
 		attempt_failed(s, PX_CAUSE_CONNECT, strerror(err));
 		return;
 	}
 	if (!c) {
 		/* maxConnections connections, each with all the streams it takes: wait, up to maxPending. */
-		if (cb->max_pending > 0 && p->nwait >= (uint32_t)cb->max_pending) {
+		if (max_pending > 0 && p->nwait >= (uint32_t)max_pending) {
 			char lbl[600];
 			snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", rq->service);
 			px_stats_inc(px, PX_F_EJECTIONS, lbl);
 			r.cause = "overflow";
-			snprintf(r.msg, sizeof(r.msg),
-				 "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
-				 cb->max_pending, rq->backend ? rq->backend : rq->service);
+			snprintf(r.msg, sizeof(r.msg), "circuit breaker: %d requests already wait for a connection to %s (%s)",
+				 max_pending, rq->backend ? rq->backend : rq->service,
+				 cb ? "maxPending" : "--upstream-max-connections");
 			local_answer(s, 503, &r);
 			return;
 		}
@@ -1015,8 +1025,7 @@ static void pool_wake(h2pool *p)
 	while (p->wait_head) {
 		px_h2s *s = p->wait_head;
 		int err = 0;
-		const pl_circuit_breaker *cb = s->rq.op && s->rq.op->circuit_breaker.set ? &s->rq.op->circuit_breaker : NULL;
-		px_h2c *c = pool_conn(p, s, cb ? cb->max_connections : 0, &err);
+		px_h2c *c = pool_conn(p, s, max_conns(&s->rq), &err);
 		if (!c && !err)
 			return; /* still full */
 		pool_unwait(s);

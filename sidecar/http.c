@@ -20,6 +20,7 @@
 #include "l7.h"
 
 #define HBUF_POOL_MAX 64
+#define MAX_INTERIM 8 /* 1xx answers passed on before the final one */
 
 /* What a step did: the session may go on, is blocked on I/O, or is gone (freed). */
 enum { BLOCKED = 0, PROGRESS = 1, GONE = -1 };
@@ -28,6 +29,7 @@ static const pl_h1_limits limits = {PL_H1_DEFAULT_MAX_LINE, PL_H1_DEFAULT_MAX_HE
 
 static void timer_cb(pl_ev_loop *loop, void *data);
 static void idle_timer_cb(pl_ev_loop *loop, void *data);
+static int64_t tick(const proxy *px);
 static void run(px_hs *hs);
 static int start_attempt(px_hs *hs);
 
@@ -207,7 +209,7 @@ void px_http_start(px_conn *c)
 	hs->state = PX_HS_HEAD;
 	hs->down_rd = true; /* detection saw bytes waiting */
 	hs->last_active = hs->head_started = pl_ev_now(px->loop);
-	pl_ev_timer_start(px->loop, &hs->idle_timer, px->head_timeout_ns);
+	pl_ev_timer_start(px->loop, &hs->idle_timer, tick(px));
 	run(hs);
 }
 
@@ -385,6 +387,7 @@ static void response_reset(px_hs *hs)
 {
 	hs->rin_len = hs->rs_pos = hs->rs_end = 0;
 	hs->resp_head = hs->resp_rd.done = hs->resp_any = false;
+	hs->interims = 0;
 	hs->up_rd = false;
 }
 
@@ -418,8 +421,12 @@ static int start_attempt(px_hs *hs)
 	hs->pool = px_pool_get(px, hs->dir, &target);
 	hs->pool->users++;
 	hs->state = PX_HS_WAIT;
-	int a = px_pool_acquire(hs->pool, hs, cb && cb->set ? cb->max_connections : 0,
-				cb && cb->set ? cb->max_pending : 0, &err);
+	/* With no circuitBreaker, a default bound: a caller cannot make the proxy open sockets
+	 * without end (one per request on HTTP/1). */
+	bool own = cb && cb->set;
+	int max_conns = own ? cb->max_connections : (int)px->set.upstream_max_conns;
+	int max_pending = own ? cb->max_pending : PX_DEFAULT_MAX_PENDING;
+	int a = px_pool_acquire(hs->pool, hs, max_conns, max_pending, &err);
 	if (a == 1) {
 		hs->state = PX_HS_EXCHANGE;
 		return PROGRESS;
@@ -429,8 +436,9 @@ static int start_attempt(px_hs *hs)
 		snprintf(lbl, sizeof(lbl), "service=\"%s\",reason=\"max_pending\"", hs->rq.service);
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
 		pool_leave(hs);
-		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (maxPending)",
-		       cb->max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service);
+		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (%s)",
+		       max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service,
+		       own ? "maxPending" : "--upstream-max-connections");
 		return PROGRESS;
 	}
 	if (a == -2) {
@@ -621,6 +629,16 @@ static int parse_response(px_hs *hs)
 		}
 		if (m.status >= 200 || (m.status == 101 && hs->upgrade))
 			return response_head(hs, &m);
+		/* A server that answers interim after interim (to a client that does not read) would
+		 * grow the bytes held for the client without end. */
+		if (++hs->interims > MAX_INTERIM) {
+			hs->up_reusable = false;
+			if (hs->up)
+				px_up_release(hs->up, false);
+			px_req_outlier(&hs->rq, true);
+			refuse(hs, 502, "bad response", "the upstream sent more than %d interim (1xx) answers", MAX_INTERIM);
+			return PROGRESS;
+		}
 		/* 1xx: passed on at once (100 Continue releases the client's body). */
 		uint32_t cap = hs->dhead_len;
 		px_put(&hs->dhead, &hs->dhead_len, &cap, hs->rin, m.head_len);
@@ -675,8 +693,13 @@ static int head_step(px_hs *hs)
 	pl_h1_msg m;
 	pl_h1_error err;
 
-	if (hs->in_len) {
+	if (hs->head_seen > hs->in_len)
+		hs->head_seen = 0;
+	/* A head is parsed again only when a line ended since the last try (or the buffer is full):
+	 * a head sent a byte at a time costs a parse per line, not per byte. */
+	if (hs->in_len && (hs->in_len == PX_HBUF || memchr(hs->in + hs->head_seen, '\n', hs->in_len - hs->head_seen))) {
 		int r = pl_h1_parse_request(hs->in, hs->in_len, &limits, hdrs, PL_H1_DEFAULT_MAX_HEADERS, &m, &err);
+		hs->head_seen = r == 0 ? hs->in_len : 0;
 		if (r > 0) {
 			if (!px->config) { /* the proxy was never ready: no policy to apply */
 				px_refusal rf = {.cause = "not ready"};
@@ -899,6 +922,7 @@ static int request_done(px_hs *hs)
 	if (rest)
 		memmove(hs->in, hs->in + hs->rq_end, rest);
 	hs->in_len = rest;
+	hs->head_seen = 0;
 	hs->head_len = hs->rq_pos = hs->rq_end = hs->req_start = 0;
 	hs->state = PX_HS_HEAD;
 	hs->last_active = hs->head_started = pl_ev_now(px->loop);
@@ -1004,6 +1028,7 @@ static void h1_io(px_conn *c, uint32_t ev)
 {
 	px_hs *hs = c->pctx;
 
+	hs->last_io = pl_ev_now(hs->px->loop);
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		hs->down_rd = true;
 	if ((ev & EPOLLERR) && hs->state != PX_HS_EXCHANGE) {
@@ -1015,6 +1040,7 @@ static void h1_io(px_conn *c, uint32_t ev)
 
 void px_http_up_event(px_hs *hs, uint32_t ev)
 {
+	hs->last_io = pl_ev_now(hs->px->loop);
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		hs->up_rd = true;
 	run(hs);
@@ -1055,6 +1081,14 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 }
 
 /* Idle and slow-head timeouts, checked when the timer fires rather than re-armed per request. */
+/* How often a session's lazy timer looks: at least every head timeout, and every
+ * --stream-idle-timeout when that is shorter. */
+static int64_t tick(const proxy *px)
+{
+	int64_t t = px->head_timeout_ns, s = px->set.stream_idle_timeout_ns;
+	return s > 0 && s < t ? s : t;
+}
+
 static void idle_timer_cb(pl_ev_loop *loop, void *data)
 {
 	px_hs *hs = data;
@@ -1062,7 +1096,34 @@ static void idle_timer_cb(pl_ev_loop *loop, void *data)
 	int64_t now = pl_ev_now(loop);
 
 	if (hs->state != PX_HS_HEAD) {
-		pl_ev_timer_start(loop, &hs->idle_timer, px->head_timeout_ns);
+		/* A request in flight with no byte either way for --stream-idle-timeout (a client that
+		 * stopped sending its body or reading its answer, a server that went quiet): as for
+		 * HTTP/2 streams, answered 504 when nothing went down yet, else cut. A fault delay holds
+		 * it on purpose. */
+		int64_t limit = px->set.stream_idle_timeout_ns, next = tick(px);
+		if (limit > 0 && hs->state != PX_HS_DELAY) {
+			int64_t idle = now - hs->last_io;
+			if (idle >= limit) {
+				hs->last_io = now;
+				pl_ev_timer_start(loop, &hs->idle_timer, next);
+				if (hs->state == PX_HS_LOCAL || hs->resp_head) {
+					if (log_allowed(px))
+						log_info("%s HTTP/1 request idle for %lld s: cut", dir_name(hs->dir),
+							 (long long)(idle / PL_NS_PER_S));
+					abort_exchange(hs);
+					return;
+				}
+				if (hs->up)
+					px_up_release(hs->up, false);
+				refuse(hs, 504, "stream idle", "no byte either way for %lld s (--stream-idle-timeout)",
+				       (long long)(limit / PL_NS_PER_S));
+				run(hs);
+				return;
+			}
+			if (limit - idle < next)
+				next = limit - idle;
+		}
+		pl_ev_timer_start(loop, &hs->idle_timer, next);
 		return;
 	}
 	if (hs->in_len == 0) {
@@ -1071,19 +1132,19 @@ static void idle_timer_cb(pl_ev_loop *loop, void *data)
 			hs_free(hs, false);
 			return;
 		}
-		pl_ev_timer_start(loop, &hs->idle_timer, left < px->head_timeout_ns ? left : px->head_timeout_ns);
+		pl_ev_timer_start(loop, &hs->idle_timer, left < tick(px) ? left : tick(px));
 		return;
 	}
 	int64_t left = px->head_timeout_ns - (now - hs->head_started);
 	if (left > 0) {
-		pl_ev_timer_start(loop, &hs->idle_timer, left);
+		pl_ev_timer_start(loop, &hs->idle_timer, left < tick(px) ? left : tick(px));
 		return;
 	}
 	hs->rq.t_start = now;
 	hs->req_read_done = false;
 	refuse(hs, 408, "request timeout", "the request head was not complete within %lld s",
 	       (long long)(px->head_timeout_ns / PL_NS_PER_S));
-	pl_ev_timer_start(loop, &hs->idle_timer, px->head_timeout_ns);
+	pl_ev_timer_start(loop, &hs->idle_timer, tick(px));
 	run(hs);
 }
 

@@ -46,6 +46,10 @@ struct px_up {
 
 #define PX_POOL_KEY 80
 
+/* Requests that may wait for a connection to one destination whose policy sets no circuitBreaker
+ * (its connections are bounded by --upstream-max-connections): Envoy's default threshold. */
+#define PX_DEFAULT_MAX_PENDING 1024
+
 /* Every connection to one destination (address, port, mTLS or not). */
 struct px_pool {
 	char key[PX_POOL_KEY];
@@ -164,12 +168,14 @@ struct px_hs {
 	pl_ev_timer timer;          /* deadlines, fault delay */
 	pl_ev_timer idle_timer;     /* idle and slow-head timeouts, checked lazily: no timer work per request */
 	int64_t last_active, head_started;
+	int64_t last_io;            /* the loop's time of the last event on either socket */
 	bool down_eof;              /* the client half-closed after its request */
 
 	/* downstream bytes: [0, in_len) of in; the current request's head starts at 0 */
 	char *in;
 	uint32_t in_len;
 	uint32_t head_len;          /* raw request head */
+	uint32_t head_seen;         /* bytes of in already known not to hold a whole head */
 	uint32_t req_start;         /* where the head as sent upstream starts in in (rewritten in place) */
 	uint32_t rq_pos, rq_end;    /* request body bytes in in: [rq_pos, rq_end) still to send */
 	bool discarded;             /* body bytes were dropped after sending: no replay */
@@ -189,6 +195,7 @@ struct px_hs {
 	char *rin;
 	uint32_t rin_len, rs_pos, rs_end;
 	bool resp_head, resp_any;
+	uint8_t interims;           /* 1xx answers passed on for this attempt */
 	pl_h1_body_rd resp_rd;      /* where the response ends (resp_rd.done: it did) */
 	bool up_reusable;
 	bool close_after;           /* the downstream connection ends after this response */

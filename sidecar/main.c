@@ -23,7 +23,7 @@
 
 enum {
 	O_CONFIG = 256, O_MESH, O_OUTBOUND, O_TLS_DIR, O_OUT_PORT, O_IN_PORT, O_ADMIN_PORT, O_ADMIN_ADDR, O_BUF, O_MAX_CONNS,
-	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_H1_OVER_H2, O_UPGRADES, O_IDLE, O_STREAM_IDLE, O_PENDING, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
+	O_CONNECT_TO, O_EP_CONNECT_TO, O_DETECT_TO, O_HANDSHAKE_TO, O_DRAIN, O_DRAIN_DELAY, O_RESYNC, O_SPLICE, O_H1_OVER_H2, O_UPGRADES, O_IDLE, O_STREAM_IDLE, O_PENDING, O_UP_MAX, O_LOG_LEVEL, O_CHECK, O_HELP, O_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +50,7 @@ static const struct option long_opts[] = {
 	{"idle-timeout", required_argument, NULL, O_IDLE},
 	{"stream-idle-timeout", required_argument, NULL, O_STREAM_IDLE},
 	{"max-pending-per-source", required_argument, NULL, O_PENDING},
+	{"upstream-max-connections", required_argument, NULL, O_UP_MAX},
 	{"log-level", required_argument, NULL, O_LOG_LEVEL},
 	{"check", no_argument, NULL, O_CHECK},
 	{"help", no_argument, NULL, O_HELP},
@@ -101,6 +102,9 @@ static void usage(FILE *f)
 		"                           answer, else a reset); 0: never (5m)\n"
 		"  --max-pending-per-source N  inbound connections one address may hold in detection or the\n"
 		"                           handshake; more are refused; 0: no limit (256)\n"
+		"  --upstream-max-connections N  connections to one destination whose policy sets no\n"
+		"                           circuitBreaker; requests beyond wait (1024 at most, then\n"
+		"                           503 overflow) (1024)\n"
 		"  --upgrades LIST          HTTP Upgrade protocols let through as tunnels, comma-separated\n"
 		"                           (websocket); others (h2c, ...) go on as plain requests, the\n"
 		"                           Upgrade dropped; empty: none\n"
@@ -186,6 +190,7 @@ static int apply_opt(px_settings *s, int opt, const char *flag, const char *v)
 	case O_IDLE: return parse_dur(flag, v, &s->idle_timeout_ns);
 	case O_STREAM_IDLE: return parse_dur(flag, v, &s->stream_idle_timeout_ns);
 	case O_PENDING: return parse_size(flag, v, 0, 10000000, &s->max_pending_per_source);
+	case O_UP_MAX: return parse_size(flag, v, 1, 1000000, &s->upstream_max_conns);
 	case O_UPGRADES:
 		for (const char *p = v; *p; p++)
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ',' ||
@@ -497,6 +502,7 @@ int main(int argc, char **argv)
 	s->idle_timeout_ns = 3600 * PL_NS_PER_S;
 	s->stream_idle_timeout_ns = 300 * PL_NS_PER_S;
 	s->max_pending_per_source = 256;
+	s->upstream_max_conns = 1024;
 	s->handshake_timeout_ns = 10 * PL_NS_PER_S;
 	s->drain_ns = 5 * PL_NS_PER_S;
 	s->endpoint_connect_timeout_ns = PL_NS_PER_S;

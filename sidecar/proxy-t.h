@@ -45,6 +45,8 @@ typedef struct px_settings {
 	int64_t stream_idle_timeout_ns; /* an HTTP/2 stream with no byte either way this long ends; 0: never */
 	size_t max_pending_per_source; /* inbound connections one address may hold before detection and the
 					* handshake are done; 0: no limit */
+	size_t upstream_max_conns;     /* connections to one destination whose policy sets no circuitBreaker
+					* (Envoy's default threshold is 1024) */
 } px_settings;
 
 /* A file-backed piece of state and what became of its last reading. */

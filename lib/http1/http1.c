@@ -427,6 +427,12 @@ int pl_h1_parse_request(const char *buf, size_t len, const pl_h1_limits *lim, pl
 	if (i == t || i == end || buf[i] != ' ')
 		return fail(err, 400, i, "malformed request-target");
 	m->target = (pl_h1_str){buf + t, (uint32_t)(i - t)};
+	/* RFC 9112 3.2: a request-target has no fragment. Servers read one differently (a path
+	 * that goes on past "#", or a target cut there), so the path the policy checks would not be
+	 * the one the app reads. */
+	const char *frag = memchr(m->target.p, '#', m->target.len);
+	if (frag)
+		return fail(err, 400, (size_t)(frag - buf), "a fragment (#) in the request-target");
 	int v = version(buf + i + 1, end - i - 1, &m->minor);
 	if (v < 0)
 		return fail(err, 400, i + 1, "malformed HTTP version");

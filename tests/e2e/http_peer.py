@@ -297,8 +297,9 @@ class Peer:
             status = num(q, "failstatus", 503)
         if q.get("failpeer") == self.name:
             status = num(q, "failstatus", 500)
-        if 102 <= status < 200:  # an interim response, then a normal 200
-            sock.sendall(f"HTTP/1.1 {status} {phrase(status)}\r\nx-peer: {self.name}\r\n\r\n".encode())
+        if 102 <= status < 200:  # interim responses (?interims=N of them, 1 by default), then a normal 200
+            for _ in range(num(q, "interims", 1)):
+                sock.sendall(f"HTTP/1.1 {status} {phrase(status)}\r\nx-peer: {self.name}\r\n\r\n".encode())
             status = 200
         ctype, length = "text/plain", None
         if "chunked" in q:

@@ -279,6 +279,8 @@ for p in a b d; do
 	# relay an HTTP client that a busy machine holds back past it as opaque TCP, without its policy.
 	out=""
 	[ "$p" = a ] && out="--outbound $T/a/mesh/outbound.json"
+	# b ends requests in flight that stall (section 11); nothing else here is silent that long.
+	[ "$p" = b ] && out="--stream-idle-timeout 10s"
 	# shellcheck disable=SC2086
 	bg "$ns" "$PROXY_UID" "$BIN/pillion-proxy" --config "$T/$p/config/proxy.json" --mesh "$T/$p/mesh/mesh.json" $out \
 		--tls-dir "$T/$p/tls" --detect-timeout 3s --log-level info > "$T/access-$p.log" 2> "$T/proxy-$p.log"
@@ -452,6 +454,18 @@ check "(11) Expect: 100-continue gets 100 from the server, then the body goes" \
 	bash -c "grep -q '^HTTP/1.1 100' '$T/r11b' && grep -q '\"body_sha256\": \"$sum\"' '$T/r11b'"
 n=$(in_ns "$PA" "$APP_UID" curl -s --max-time 60 "http://$B4:8080/big?body=20000000" | wc -c)
 check "(11) a 20 MB response arrives whole ($n bytes)" test "$n" = 20000000
+# Interim answers: a few pass on, an endless run is refused (each would be held for the client).
+ca "http://$B4:8080/interim?status=103&interims=3" > "$T/r11i"
+ca "http://$B4:8080/interim?status=103&interims=50" > "$T/r11j"
+check "(11) three 103 answers pass on before the 200; fifty are refused 502 at the first proxy past eight" \
+	bash -c "[ \$(grep -c '^HTTP/1.1 103' '$T/r11i') = 3 ] && grep -q '^HTTP/1.1 200' '$T/r11i' && grep -q '^HTTP/1.1 502' '$T/r11j' && grep -q 'interim' '$T/r11j'"
+# An upload that stops halfway: b's proxy answers 504 after --stream-idle-timeout (10 s there)
+# rather than holding the session, its buffers and an app connection forever.
+t0=$(date +%s)
+out=$(client "$PA" raw "$B4" 8080 'POST /stall HTTP/1.1\r\nHost: b\r\nContent-Length: 100\r\n\r\n0123456789' --timeout 90)
+t1=$(date +%s)
+check "(11) an upload that stalls is answered 504 (stream idle) after b's --stream-idle-timeout ($((t1 - t0)) s)" \
+	bash -c 'echo "$1" | head -1 | grep -q "^HTTP/1.1 504" && echo "$1" | grep -q "stream-idle-timeout" && [ "$2" -ge 9 ]' _ "$out" "$((t1 - t0))"
 n=$(in_ns "$PA" "$APP_UID" curl -s --max-time 60 "http://$B4:8080/ch?chunked=500" | wc -l)
 check "(11) a chunked response of 500 chunks arrives whole" test "$n" = 500
 check "(11) an Upgrade becomes a tunnel after 101 (through both proxies)" client "$PA" upgrade "$B4" 8080
@@ -776,6 +790,11 @@ ca --path-as-is -X DELETE "http://$B4:8080/tmp/..;/admin" > "$T/r18h"
 check "(18) DELETE /tmp/..;/admin (a Tomcat-style dot segment): 400" bash -c "[ \"\$(status < '$T/r18h')\" = 400 ]"
 ca --path-as-is -X DELETE "http://$B4:8080/tmp/../admin" > "$T/r18i"
 check "(18) DELETE /tmp/../admin is /admin, which no rule allows: 403" bash -c "[ \"\$(status < '$T/r18i')\" = 403 ]"
+# A fragment: the rule would see /tmp/ while a server that keeps "#" in the path and resolves dot
+# segments reads /admin. Refused before any policy (curl drops fragments: raw bytes).
+out=$(client "$PA" raw "$B4" 8080 'DELETE /tmp/#/../admin HTTP/1.1\r\nHost: b\r\n\r\n' --timeout 10 | head -1)
+check "(18) DELETE /tmp/#/../admin (a fragment in the target): 400, never forwarded ($out)" \
+	bash -c "echo '$out' | grep -q '^HTTP/1.1 400' && ! echo '$(stats 8080)' | grep -q '#'"
 ca "http://198.18.2.102:8080/h" > "$T/r18g"; ca "http://198.18.2.103:8080/h" > "$T/r18h"
 check "(18) exportTo: a policy exported elsewhere is not applied by a, one exported to \".\" is (453)" \
 	bash -c "grep -q 'hello from b' '$T/r18g' && [ \"\$(status < '$T/r18h')\" = 453 ]"

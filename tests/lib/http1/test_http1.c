@@ -142,6 +142,10 @@ static void test_request_refusals(void **state)
 		  400, "Connection names Content-Length, Transfer-Encoding or Host"),
 		B("GET / HTTP/1.1\r\nHost: a\r\nConnection: HOST\r\n\r\n", 400,
 		  "Connection names Content-Length, Transfer-Encoding or Host"),
+		/* A fragment: the policy and the app would read different paths. */
+		B("GET /public/#/../../admin HTTP/1.1\r\nHost: a\r\n\r\n", 400, "a fragment (#) in the request-target"),
+		B("GET http://web#/admin/x HTTP/1.1\r\nHost: web\r\n\r\n", 400, "a fragment (#) in the request-target"),
+		B("GET /#x HTTP/1.0\r\n\r\n", 400, "a fragment (#) in the request-target"),
 		/* CL.TE and TE.CL: both framings at once. */
 		B("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
 		 "Content-Length and Transfer-Encoding together"),

@@ -45,8 +45,9 @@ static bool target_ok(const char *p, size_t n, bool options)
 		return options;
 	if (!n || p[0] != '/')
 		return false;
+	/* no fragment either: lib/http1 refuses one (servers read it differently) */
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f || p[i] == '#')
 			return false;
 	return true;
 }
@@ -127,7 +128,7 @@ const char *px_h2h1_request(const pl_h2_field *f, size_t n, bool body, const cha
 	if (method->valuelen == 7 && memcmp(method->value, "CONNECT", 7) == 0)
 		return "CONNECT";
 	if (!path || !target_ok(path->value, path->valuelen, options))
-		return ":path missing, not origin-form, or with a space or control byte";
+		return ":path missing, not origin-form, or with a space, control byte or fragment (#)";
 	if (auth && !authority_ok(auth->value, auth->valuelen))
 		return ":authority with a byte outside host and port characters";
 	if (host && !authority_ok(host->value, host->valuelen))

@@ -131,7 +131,8 @@ static void test_pseudo_fields_checked(void **state)
 {
 	(void)state;
 	static const pl_h2_field paths[] = {F(":path", "/a b"), F(":path", "/a\r\nx"), F(":path", "a"), F(":path", ""),
-					    F(":path", "*"), F(":path", "/\x80"), F(":path", "http://evil/")};
+					    F(":path", "*"), F(":path", "/\x80"), F(":path", "http://evil/"),
+					    F(":path", "/a?GE#T"), F(":path", "/public/#/../admin")};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		pl_h2_field f[] = {F(":method", "GET"), F(":authority", "a"), paths[i]};
 		if (!tr(f, 3, false))

@@ -467,6 +467,13 @@ static void conn_io(pl_ev_loop *loop, void *data, uint32_t ev)
 	settle(px);
 }
 
+/* c's one timer, at least a tenth of a second ahead (a due time already past fires soon, not in a
+ * busy loop). */
+static void arm(px_h2c *c, int64_t delay)
+{
+	pl_ev_timer_start(c->px->loop, &c->timer, delay > PL_NS_PER_S / 10 ? delay : PL_NS_PER_S / 10);
+}
+
 /* Streams with no byte or head either way for --stream-idle-timeout (a reader or a writer that
  * stalled): answered 504 when nothing went down yet, else reset both ways. The timer is re-armed
  * for the next stream due. */
@@ -503,7 +510,7 @@ static void streams_idle(px_h2c *c)
 		}
 	}
 	if (c->nstreams)
-		pl_ev_timer_start(px->loop, &c->timer, next > PL_NS_PER_S / 10 ? next : PL_NS_PER_S / 10);
+		arm(c, next);
 }
 
 /* Upstream liveness. A PING is outstanding while nothing was read since it went. */
@@ -516,11 +523,6 @@ static int64_t keepalive_due(const px_h2c *c, int64_t now)
 	if (ping_unanswered(c))
 		return c->ping_at + PING_TIMEOUT_NS - now;
 	return c->nstreams ? c->last_rx + PING_AFTER_NS - now : -1;
-}
-
-static void arm(px_h2c *c, int64_t delay)
-{
-	pl_ev_timer_start(c->px->loop, &c->timer, delay > PL_NS_PER_S / 10 ? delay : PL_NS_PER_S / 10);
 }
 
 /* An upstream connection: a PING after PING_AFTER_NS of silence with streams in flight; closed
@@ -717,15 +719,6 @@ static uint32_t wait_count(const px_h2c *c)
  * *err when the dial failed at once, or with *err 0 when max_conns connections (0: no limit) are
  * all full. */
 static px_h2c *pool_dial(h2pool *p, bool h1, bool endpoint, px_mesh *mesh, int *err);
-
-/* The connections a request's destination may have: its circuitBreaker's, or with none a default
- * bound (--upstream-max-connections): streams sent on as HTTP/1.1 take an app connection each, and
- * a caller must not make the proxy open sockets without end. */
-static int max_conns(const px_req *rq)
-{
-	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
-	return cb ? cb->max_connections : (int)rq->px->set.upstream_max_conns;
-}
 
 static px_h2c *pool_conn(h2pool *p, px_h2s *s, int limit, int *err)
 {
@@ -981,9 +974,9 @@ static void start_attempt(px_h2s *s)
 	rq->try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(s);
 	h2pool *p = pool_get(px, rq->dir, &t);
-	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
-	int max_pending = cb ? cb->max_pending : PX_DEFAULT_MAX_PENDING;
-	px_h2c *c = pool_conn(p, s, max_conns(rq), &err);
+	int max_conns, max_pending;
+	const char *bound = px_req_pool_limits(rq, &max_conns, &max_pending);
+	px_h2c *c = pool_conn(p, s, max_conns, &err);
 	if (!c && err) {
 		attempt_failed(s, PX_CAUSE_CONNECT, strerror(err));
 		return;
@@ -996,8 +989,7 @@ static void start_attempt(px_h2s *s)
 			px_stats_inc(px, PX_F_EJECTIONS, lbl);
 			r.cause = "overflow";
 			snprintf(r.msg, sizeof(r.msg), "circuit breaker: %d requests already wait for a connection to %s (%s)",
-				 max_pending, rq->backend ? rq->backend : rq->service,
-				 cb ? "maxPending" : "--upstream-max-connections");
+				 max_pending, rq->backend ? rq->backend : rq->service, bound);
 			local_answer(s, 503, &r);
 			return;
 		}
@@ -1024,8 +1016,9 @@ static void pool_wake(h2pool *p)
 {
 	while (p->wait_head) {
 		px_h2s *s = p->wait_head;
-		int err = 0;
-		px_h2c *c = pool_conn(p, s, max_conns(&s->rq), &err);
+		int err = 0, max_conns, max_pending;
+		px_req_pool_limits(&s->rq, &max_conns, &max_pending);
+		px_h2c *c = pool_conn(p, s, max_conns, &err);
 		if (!c && !err)
 			return; /* still full */
 		pool_unwait(s);

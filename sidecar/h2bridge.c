@@ -33,7 +33,7 @@ struct px_h2b {
 	/* the request: HTTP/1 bytes in */
 	char *head;
 	uint32_t head_len, head_cap;
-	bool head_done, req_end;
+	bool head_done;
 	pl_h1_body_rd body;         /* where the request body ends */
 	bool head_req;              /* HEAD: the answer has no body whatever it says */
 	/* the answer: HTTP/1 bytes out */
@@ -207,9 +207,8 @@ static int start_stream(px_h2b *b)
 	b->head_req = m.method_id == PL_H1_HEAD;
 	b->minor = m.minor;
 	pl_h1_body_start(&b->body, &m);
-	b->req_end = b->body.done;
 	int err = 0;
-	b->s = px_h2_bridge_open(b->px, b->dir, &b->t, b->endpoint, b->mesh, f, k, !b->req_end, b, &err);
+	b->s = px_h2_bridge_open(b->px, b->dir, &b->t, b->endpoint, b->mesh, f, k, !b->body.done, b, &err);
 	if (!b->s) {
 		/* The dial failed at once: a connect failure, as for a connection of the session's own. */
 		b->fail_cause = PX_CAUSE_CONNECT;
@@ -221,7 +220,7 @@ static int start_stream(px_h2b *b)
 	}
 	b->head_done = true;
 	/* The client waits for this before its body; the far proxy skips the app's own. */
-	if (m.expect_continue && !b->req_end) {
+	if (m.expect_continue && !b->body.done) {
 		out_put(b, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		px_h2b_kick(b);
 	}
@@ -240,7 +239,7 @@ static int body_bytes(px_h2b *b, const char *p, size_t n)
 	pl_h1_limits lim;
 	pl_h1_limits_default(&lim);
 	/* The session never writes past a message it framed: bytes left over are an error. */
-	while (i < n && !b->req_end) {
+	while (i < n && !b->body.done) {
 		pl_h1_error e;
 		size_t off, dl;
 		ssize_t r = pl_h1_body_data(&b->body, p + i, n - i, &lim, 400, &off, &dl, &e);
@@ -248,11 +247,10 @@ static int body_bytes(px_h2b *b, const char *p, size_t n)
 			return -EPROTO;
 		pl_buf_append(body, p + i + off, dl);
 		i += (size_t)r;
-		b->req_end = b->body.done;
 	}
 	if (i < n)
 		return -EPROTO;
-	px_h2_bridge_wake(b->s, b->req_end);
+	px_h2_bridge_wake(b->s, b->body.done);
 	return 0;
 }
 

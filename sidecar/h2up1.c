@@ -27,7 +27,7 @@ struct px_h1x {
 	size_t out_off;
 	int framing;                /* enum px_h1_framing */
 	uint64_t left;              /* PX_H1_LENGTH: body bytes still to send */
-	bool req_done, resp_done, head_done;
+	bool req_done, head_done;
 	bool used, reused;          /* served an exchange before / this exchange rides a kept-alive connection */
 	bool any;                   /* a byte of the answer came */
 	bool keep_alive;
@@ -38,6 +38,9 @@ struct px_h1x {
 	char *in;                   /* answer bytes read and not yet passed on: [0, in_len) */
 	uint32_t in_len, in_cap;
 };
+
+/* The app's answer is whole (its head came, and its body ended). */
+static bool resp_done(const struct px_h1x *x) { return x->head_done && x->body.done; }
 
 static pl_h1_limits lim(void)
 {
@@ -73,7 +76,7 @@ void px_h1x_submit(px_h2c *c, px_h2s *s)
 	x->framing = s->h1_framing;
 	x->left = s->h1_length;
 	x->req_done = x->framing == PX_H1_NO_BODY;
-	x->resp_done = x->head_done = x->any = x->keep_alive = false;
+	x->head_done = x->any = x->keep_alive = false;
 	x->reused = x->used;
 	x->used = true;
 	x->method = s->h1head_len > 5 && memcmp(s->h1head, "HEAD ", 5) == 0 ? PL_H1_HEAD : PL_H1_GET;
@@ -198,7 +201,7 @@ static bool parse(px_h2c *c)
 	pl_h1_limits l = lim();
 	uint32_t pos = 0;
 
-	while (x->s && !x->resp_done && pos < x->in_len && px_h2_answer_held(x->s) < HELD_MAX) {
+	while (x->s && !resp_done(x) && pos < x->in_len && px_h2_answer_held(x->s) < HELD_MAX) {
 		const char *p = x->in + pos;
 		uint32_t avail = x->in_len - pos;
 		if (!x->head_done) {
@@ -231,10 +234,8 @@ static bool parse(px_h2c *c)
 			char st[4];
 			size_t k = px_h1h2_response(&m, m.body == PL_H1_BODY_CHUNKED || m.body == PL_H1_BODY_CLOSE, f,
 						    MAX_FIELDS + 1, names, st);
-			bool end = x->body.done;
 			px_h2s *s = x->s;
-			x->resp_done = end;
-			px_h2_answer_head(s, m.status, f, k, end);
+			px_h2_answer_head(s, m.status, f, k, x->body.done);
 			if (x->s != s)
 				return false; /* retried elsewhere: c was abandoned */
 			continue;
@@ -249,16 +250,14 @@ static bool parse(px_h2c *c)
 		if (dl)
 			px_h2_answer_data(x->s, (const uint8_t *)p + off, dl);
 		pos += (uint32_t)r;
-		if (x->body.done) {
-			x->resp_done = true;
+		if (x->body.done)
 			px_h2_answer_end(x->s);
-		}
 	}
 	if (pos) {
 		memmove(x->in, x->in + pos, x->in_len - pos);
 		x->in_len -= pos;
 	}
-	if (x->s && x->resp_done) {
+	if (x->s && resp_done(x)) {
 		finish(c);
 		return false;
 	}
@@ -273,7 +272,6 @@ static void eof(px_h2c *c)
 	if (!x->s) {
 		cut(c, "closed by the app");
 	} else if (x->head_done && pl_h1_body_eof(&x->body)) { /* an answer the close ends */
-		x->resp_done = true;
 		px_h2_answer_end(x->s);
 		cut(c, "answer delimited by the close");
 	} else if (!x->any && x->reused) {
@@ -371,7 +369,7 @@ void px_h1x_flush(px_h2c *c)
 		c->s->want_w = 0;
 		x->out_off += (size_t)w;
 	}
-	if (x->s && x->resp_done && x->req_done) {
+	if (x->s && resp_done(x) && x->req_done) {
 		finish(c);
 		return;
 	}

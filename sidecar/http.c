@@ -416,16 +416,12 @@ static int start_attempt(px_hs *hs)
 	const pl_retries *rt = hs->rq.route ? &hs->rq.route->retries : NULL;
 	hs->rq.try_deadline = rt && rt->set && rt->per_try_timeout_ns ? pl_ev_now(px->loop) + rt->per_try_timeout_ns : 0;
 	arm_deadline(hs);
-	const pl_circuit_breaker *cb = hs->rq.op ? &hs->rq.op->circuit_breaker : NULL;
 	pool_leave(hs);
 	hs->pool = px_pool_get(px, hs->dir, &target);
 	hs->pool->users++;
 	hs->state = PX_HS_WAIT;
-	/* With no circuitBreaker, a default bound: a caller cannot make the proxy open sockets
-	 * without end (one per request on HTTP/1). */
-	bool own = cb && cb->set;
-	int max_conns = own ? cb->max_connections : (int)px->set.upstream_max_conns;
-	int max_pending = own ? cb->max_pending : PX_DEFAULT_MAX_PENDING;
+	int max_conns, max_pending;
+	const char *bound = px_req_pool_limits(&hs->rq, &max_conns, &max_pending);
 	int a = px_pool_acquire(hs->pool, hs, max_conns, max_pending, &err);
 	if (a == 1) {
 		hs->state = PX_HS_EXCHANGE;
@@ -437,8 +433,7 @@ static int start_attempt(px_hs *hs)
 		px_stats_inc(px, PX_F_EJECTIONS, lbl);
 		pool_leave(hs);
 		refuse(hs, 503, "overflow", "circuit breaker: %d requests already wait for a connection to %s (%s)",
-		       max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service,
-		       own ? "maxPending" : "--upstream-max-connections");
+		       max_pending, hs->rq.backend ? hs->rq.backend : hs->rq.service, bound);
 		return PROGRESS;
 	}
 	if (a == -2) {
@@ -604,6 +599,20 @@ static int response_head(px_hs *hs, const pl_h1_msg *m)
 	return PROGRESS;
 }
 
+/* The upstream's answer cannot be passed on: its connection is not reused, the attempt counts
+ * against the endpoint, and it is tried again when it may be (retry), else answered 502. */
+static int bad_response(px_hs *hs, bool retry, const char *why)
+{
+	hs->up_reusable = false;
+	if (hs->up)
+		px_up_release(hs->up, false);
+	px_req_outlier(&hs->rq, true);
+	if (retry && px_req_retry(&hs->rq, replayable(hs), PX_CAUSE_STATUS, 502))
+		return start_attempt(hs);
+	refuse(hs, 502, "bad response", "%s", why);
+	return PROGRESS;
+}
+
 /* Parses what rin holds: interim responses go down as they are, a final one is decided on. */
 static int parse_response(px_hs *hs)
 {
@@ -616,28 +625,20 @@ static int parse_response(px_hs *hs)
 					     &m, &err);
 		if (r == 0)
 			return BLOCKED;
+		char why[256];
 		if (r < 0) {
-			hs->up_reusable = false;
-			if (hs->up)
-				px_up_release(hs->up, false);
-			px_req_outlier(&hs->rq, true);
-			if (px_req_retry(&hs->rq, replayable(hs), PX_CAUSE_STATUS, 502))
-				return start_attempt(hs);
-			refuse(hs, 502, "bad response", "the response from upstream was refused at byte %u: %s", err.offset,
-			       err.what);
-			return PROGRESS;
+			snprintf(why, sizeof(why), "the response from upstream was refused at byte %u: %s", err.offset,
+				 err.what);
+			return bad_response(hs, true, why);
 		}
 		if (m.status >= 200 || (m.status == 101 && hs->upgrade))
 			return response_head(hs, &m);
 		/* A server that answers interim after interim (to a client that does not read) would
-		 * grow the bytes held for the client without end. */
+		 * grow the bytes held for the client without end. Those already passed on rule out a
+		 * retry. */
 		if (++hs->interims > MAX_INTERIM) {
-			hs->up_reusable = false;
-			if (hs->up)
-				px_up_release(hs->up, false);
-			px_req_outlier(&hs->rq, true);
-			refuse(hs, 502, "bad response", "the upstream sent more than %d interim (1xx) answers", MAX_INTERIM);
-			return PROGRESS;
+			snprintf(why, sizeof(why), "the upstream sent more than %d interim (1xx) answers", MAX_INTERIM);
+			return bad_response(hs, false, why);
 		}
 		/* 1xx: passed on at once (100 Continue releases the client's body). */
 		uint32_t cap = hs->dhead_len;
@@ -893,9 +894,9 @@ static int send_down(px_hs *hs)
 	}
 }
 
-/* Graceful end: FIN (close_notify first with TLS), then the rest of what the client sends is read and
- * dropped for a moment, so the kernel does not turn our close into a reset that eats the response. */
-/* The connection ends after this response: it lingers (relay.c), hs is freed. */
+/* The connection ends after this response: it lingers (px_conn_linger: FIN, then what the client
+ * still sends is dropped for a moment, so the kernel does not turn our close into a reset that eats
+ * the response); hs is freed. */
 static int end_session(px_hs *hs)
 {
 	px_conn_linger(hs->c, NULL, 0);
@@ -1080,7 +1081,6 @@ static void timer_cb(pl_ev_loop *loop, void *data)
 	run(hs);
 }
 
-/* Idle and slow-head timeouts, checked when the timer fires rather than re-armed per request. */
 /* How often a session's lazy timer looks: at least every head timeout, and every
  * --stream-idle-timeout when that is shorter. */
 static int64_t tick(const proxy *px)
@@ -1089,6 +1089,8 @@ static int64_t tick(const proxy *px)
 	return s > 0 && s < t ? s : t;
 }
 
+/* Idle, slow-head and stream-idle timeouts, checked when the timer fires rather than re-armed per
+ * request. */
 static void idle_timer_cb(pl_ev_loop *loop, void *data)
 {
 	px_hs *hs = data;

@@ -67,6 +67,10 @@ void px_req_outlier(px_req *rq, bool failure);
 /* A connect or mTLS failure to a pod address: true when the request goes on, free, to another
  * endpoint (or the Service address); the endpoint leaves the rotation. */
 bool px_req_unreachable(px_req *rq, bool replayable, int cause, const char *detail);
+/* The bounds of rq's destination pool: its circuitBreaker's maxConnections and maxPending, or with
+ * none --upstream-max-connections and PX_DEFAULT_MAX_PENDING (0: no bound). Returns the setting a
+ * refusal for too many waiting requests names. */
+const char *px_req_pool_limits(const px_req *rq, int *max_conns, int *max_pending);
 const char *px_req_route_name(const px_req *rq);
 const char *px_cause_word(int cause);
 

@@ -81,6 +81,9 @@ static void buf_put(proxy *px, char *b) { px_bufpool_put(&px->bufs, &b, POOL_MAX
 
 void px_pool_free(proxy *px) { px_bufpool_free(&px->bufs); }
 
+/* Passes the end of stream on: close_notify for TLS, then FIN. 0 done, PL_IO_WANT_* or -errno. */
+static int xshutw(px_side *s) { return px_xprt_of(s)->shutw(s); }
+
 static void down_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void up_cb(pl_ev_loop *loop, void *data, uint32_t ev);
 static void timer_cb(pl_ev_loop *loop, void *data);
@@ -286,7 +289,7 @@ static void linger_io(px_conn *c, uint32_t ev)
 		c->tail_shut = true;
 		/* close_notify with TLS, then FIN; the FIN goes even when close_notify could not be
 		 * written now */
-		if (px_xprt_of(&c->down)->shutw(&c->down) != 0)
+		if (xshutw(&c->down) != 0)
 			shutdown(c->down.fd, SHUT_WR);
 	}
 	/* A turn reads at most 64 KiB (and what TLS already decrypted); a client that keeps sending
@@ -442,9 +445,6 @@ void px_conn_handshake(px_conn *c)
 }
 
 /* --- the pumps --- */
-
-/* Passes the end of stream on: close_notify for TLS, then FIN. 0 done, PL_IO_WANT_* or -errno. */
-static int xshutw(px_side *s) { return px_xprt_of(s)->shutw(s); }
 
 static bool flow_has_data(const px_flow *f) { return f->len || f->piped; }
 static bool flow_done(const px_flow *f) { return f->eof && !flow_has_data(f) && f->shut == 2; }

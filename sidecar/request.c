@@ -206,3 +206,19 @@ bool px_req_unreachable(px_req *rq, bool replayable, int cause, const char *deta
 	rq->attempts--;
 	return true;
 }
+
+const char *px_req_pool_limits(const px_req *rq, int *max_conns, int *max_pending)
+{
+	const pl_circuit_breaker *cb = rq->op && rq->op->circuit_breaker.set ? &rq->op->circuit_breaker : NULL;
+
+	if (cb) {
+		*max_conns = cb->max_connections;
+		*max_pending = cb->max_pending;
+		return "maxPending";
+	}
+	/* No circuitBreaker: still bounded, or a caller could make the proxy open sockets without end
+	 * (one per request on HTTP/1, one per stream sent on as HTTP/1.1). */
+	*max_conns = (int)rq->px->set.upstream_max_conns;
+	*max_pending = PX_DEFAULT_MAX_PENDING;
+	return "--upstream-max-connections";
+}
